@@ -1,1 +1,2 @@
+//! Quickstart (placeholder).
 fn main() {}

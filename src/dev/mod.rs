@@ -1,0 +1,1 @@
+//! An in-process OpenID provider for local development and tests.
