@@ -1,0 +1,614 @@
+//! [`Config`] and its builder: issuer, client, redirect URL, scopes, cookie and session
+//! settings. Mistakes are reported by [`ConfigBuilder::build`], not at the first request.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use url::Url;
+
+use crate::error::ConfigError;
+use crate::session::cookie::SessionKey;
+
+/// How the client authenticates at the token endpoint.
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::{ClientAuth, Config, SessionKey};
+///
+/// let config = Config::builder("https://id.example.com", "my-client")
+///     .client_secret("s3cret")
+///     .client_auth(ClientAuth::ClientSecretPost)
+///     .redirect_url("https://app.example.com/auth/callback")
+///     .session_key(SessionKey::generate())
+///     .build()?;
+/// # Ok::<(), tower_oidc::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// HTTP Basic with the client id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// A public client: only `client_id`, with PKCE.
+    None,
+}
+
+impl ClientAuth {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// The validated configuration of an [`OidcLayer`](crate::OidcLayer).
+///
+/// Built with [`Config::builder`]; see there for every setting and its default.
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::{Config, SessionKey};
+///
+/// let config = Config::builder("https://id.example.com", "my-client")
+///     .client_secret("s3cret")
+///     .redirect_url("https://app.example.com/auth/callback")
+///     .scopes(["openid", "profile", "email"])
+///     .session_key(SessionKey::generate())
+///     .build()?;
+/// assert_eq!(config.client_id(), "my-client");
+/// # Ok::<(), tower_oidc::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) issuer: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<Secret>,
+    pub(crate) client_auth: Option<ClientAuth>,
+    pub(crate) redirect_url: Url,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) session_key: SessionKey,
+    pub(crate) prefix: String,
+    pub(crate) post_logout_redirect_url: Url,
+    pub(crate) require_login: bool,
+    pub(crate) public_paths: Vec<String>,
+    pub(crate) clock_skew: Duration,
+    pub(crate) session_lifetime: Duration,
+    pub(crate) userinfo: Option<bool>,
+    pub(crate) auth_params: Vec<(String, String)>,
+    pub(crate) max_transactions: usize,
+    pub(crate) transaction_ttl: Duration,
+    pub(crate) http_timeout: Duration,
+    pub(crate) jwks_refetch_interval: Duration,
+    pub(crate) cookie_name: String,
+    pub(crate) secure_cookies: bool,
+    pub(crate) clock: Clock,
+}
+
+impl Config {
+    /// Starts a configuration for `issuer` (the provider's issuer URL, exactly as its
+    /// discovery document states it; it may contain a path) and `client_id`.
+    pub fn builder(issuer: impl Into<String>, client_id: impl Into<String>) -> ConfigBuilder {
+        ConfigBuilder {
+            issuer: issuer.into(),
+            client_id: client_id.into(),
+            client_secret: None,
+            client_auth: None,
+            redirect_url: None,
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            session_key: None,
+            prefix: "/auth".into(),
+            post_logout_redirect_url: None,
+            require_login: false,
+            public_paths: Vec::new(),
+            clock_skew: Duration::from_secs(60),
+            session_lifetime: Duration::from_secs(8 * 3600),
+            userinfo: None,
+            auth_params: Vec::new(),
+            max_transactions: 5,
+            transaction_ttl: Duration::from_secs(600),
+            http_timeout: Duration::from_secs(10),
+            jwks_refetch_interval: Duration::from_secs(30),
+            cookie_name: None,
+            clock: None,
+        }
+    }
+
+    /// The issuer URL.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The redirect URL registered with the provider.
+    pub fn redirect_url(&self) -> &str {
+        self.redirect_url.as_str()
+    }
+
+    /// The path prefix of the layer's routes (default `/auth`).
+    pub fn route_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        (self.clock)()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("client_auth", &self.client_auth)
+            .field("redirect_url", &self.redirect_url.as_str())
+            .field("scopes", &self.scopes)
+            .field("session_key", &self.session_key)
+            .field("prefix", &self.prefix)
+            .field("require_login", &self.require_login)
+            .field("clock_skew", &self.clock_skew)
+            .field("session_lifetime", &self.session_lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder of [`Config`]; every setter takes and returns `self`.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_oidc::{Config, SessionKey};
+///
+/// let config = Config::builder("https://id.example.com/realms/main", "my-client")
+///     .redirect_url("https://app.example.com/auth/callback")
+///     .session_key(SessionKey::generate())
+///     .require_login(true)
+///     .public_path("/health")
+///     .clock_skew(Duration::from_secs(30))
+///     .build()?;
+/// # Ok::<(), tower_oidc::ConfigError>(())
+/// ```
+#[must_use]
+pub struct ConfigBuilder {
+    issuer: String,
+    client_id: String,
+    client_secret: Option<String>,
+    client_auth: Option<ClientAuth>,
+    redirect_url: Option<String>,
+    scopes: Vec<String>,
+    session_key: Option<SessionKey>,
+    prefix: String,
+    post_logout_redirect_url: Option<String>,
+    require_login: bool,
+    public_paths: Vec<String>,
+    clock_skew: Duration,
+    session_lifetime: Duration,
+    userinfo: Option<bool>,
+    auth_params: Vec<(String, String)>,
+    max_transactions: usize,
+    transaction_ttl: Duration,
+    http_timeout: Duration,
+    jwks_refetch_interval: Duration,
+    cookie_name: Option<String>,
+    clock: Option<Clock>,
+}
+
+impl fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigBuilder")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigBuilder {
+    /// The client secret of a confidential client. Without one the client is public and
+    /// relies on PKCE alone.
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// How to authenticate at the token endpoint. Default: `client_secret_basic` when a
+    /// secret is set (or `client_secret_post` when the provider supports only that), `none`
+    /// without a secret.
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.client_auth = Some(auth);
+        self
+    }
+
+    /// The absolute callback URL registered with the provider, e.g.
+    /// `https://app.example.com/auth/callback`. Its path must be the layer's callback route.
+    pub fn redirect_url(mut self, url: impl Into<String>) -> Self {
+        self.redirect_url = Some(url.into());
+        self
+    }
+
+    /// Scopes to request; must include `openid`. Default `openid profile email`.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The key session and login-transaction cookies are sealed with (required).
+    pub fn session_key(mut self, key: SessionKey) -> Self {
+        self.session_key = Some(key);
+        self
+    }
+
+    /// Path prefix of the layer's routes `login`, `callback` and `logout`. Default `/auth`.
+    pub fn route_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Where the provider sends the user after logout. Default: the redirect URL's origin
+    /// with path `/`.
+    pub fn post_logout_redirect_url(mut self, url: impl Into<String>) -> Self {
+        self.post_logout_redirect_url = Some(url.into());
+        self
+    }
+
+    /// Requires login for every request through the layer, except [`public_path`]s.
+    /// Default `false`: the [`Identity`](crate::Identity) extractor decides per route.
+    ///
+    /// [`public_path`]: ConfigBuilder::public_path
+    pub fn require_login(mut self, required: bool) -> Self {
+        self.require_login = required;
+        self
+    }
+
+    /// A path (exact, or a prefix when it ends with `/`) that stays public when
+    /// [`require_login`](ConfigBuilder::require_login) is on.
+    pub fn public_path(mut self, path: impl Into<String>) -> Self {
+        self.public_paths.push(path.into());
+        self
+    }
+
+    /// Tolerance for clock differences with the provider, applied to `exp`, `iat` and `nbf`.
+    /// Default 60 s.
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
+        self
+    }
+
+    /// Absolute maximum lifetime of a session. Default 8 hours.
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = lifetime;
+        self
+    }
+
+    /// Fetch userinfo at login and merge its claims. Default: on when the provider has a
+    /// userinfo endpoint.
+    pub fn userinfo(mut self, fetch: bool) -> Self {
+        self.userinfo = Some(fetch);
+        self
+    }
+
+    /// An extra authorization request parameter sent on every login (e.g. `prompt`,
+    /// `ui_locales`). Parameters the flow sets itself cannot be overridden.
+    pub fn auth_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.auth_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// How many logins may be in flight at once per browser (tabs); the oldest is dropped
+    /// beyond it. Default 5.
+    pub fn max_concurrent_logins(mut self, max: usize) -> Self {
+        self.max_transactions = max;
+        self
+    }
+
+    /// How long a started login stays valid. Default 10 minutes.
+    pub fn login_timeout(mut self, ttl: Duration) -> Self {
+        self.transaction_ttl = ttl;
+        self
+    }
+
+    /// Timeout for each request to the provider. Default 10 s.
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
+        self.http_timeout = timeout;
+        self
+    }
+
+    /// Least time between two JWKS refetches caused by an unknown key id. Default 30 s.
+    pub fn jwks_refetch_interval(mut self, interval: Duration) -> Self {
+        self.jwks_refetch_interval = interval;
+        self
+    }
+
+    /// Name of the session cookie. Default `oidc_session`, with the `__Host-` prefix when the
+    /// redirect URL is https.
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = Some(name.into());
+        self
+    }
+
+    /// Replaces the clock (for tests).
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Checks the settings and builds the [`Config`].
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first setting that is wrong.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let issuer_url = parse_http_url("issuer", &self.issuer)?;
+        if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
+            return Err(ConfigError::InvalidUrl {
+                field: "issuer",
+                reason: "an issuer has no query or fragment".into(),
+            });
+        }
+        if self.client_id.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "client_id",
+                reason: "empty".into(),
+            });
+        }
+        let redirect = self
+            .redirect_url
+            .as_deref()
+            .ok_or(ConfigError::MissingRedirectUrl)?;
+        let redirect_url = parse_http_url("redirect_url", redirect)?;
+        let session_key = self.session_key.ok_or(ConfigError::MissingSessionKey)?;
+        if !self.scopes.iter().any(|s| s == "openid") {
+            return Err(ConfigError::MissingOpenidScope);
+        }
+        let prefix = self.prefix.trim_end_matches('/').to_owned();
+        if !prefix.starts_with('/') {
+            return Err(ConfigError::Invalid {
+                field: "route_prefix",
+                reason: "must start with `/`".into(),
+            });
+        }
+        let callback = format!("{prefix}/callback");
+        if redirect_url.path() != callback {
+            return Err(ConfigError::InvalidUrl {
+                field: "redirect_url",
+                reason: format!("its path must be the callback route `{callback}`"),
+            });
+        }
+        let post_logout_redirect_url = match &self.post_logout_redirect_url {
+            Some(url) => parse_http_url("post_logout_redirect_url", url)?,
+            None => redirect_url
+                .join("/")
+                .map_err(|e| ConfigError::InvalidUrl {
+                    field: "redirect_url",
+                    reason: e.to_string(),
+                })?,
+        };
+        let secret = self.client_secret.filter(|s| !s.is_empty());
+        match (self.client_auth, &secret) {
+            (Some(ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost), None) => {
+                return Err(ConfigError::Invalid {
+                    field: "client_auth",
+                    reason: "client secret authentication needs a client secret".into(),
+                })
+            }
+            (Some(ClientAuth::None), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    field: "client_auth",
+                    reason: "a public client (`none`) must not have a client secret".into(),
+                })
+            }
+            _ => {}
+        }
+        if self.max_transactions == 0 {
+            return Err(ConfigError::Invalid {
+                field: "max_concurrent_logins",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let secure_cookies = redirect_url.scheme() == "https";
+        let cookie_name = self.cookie_name.unwrap_or_else(|| {
+            if secure_cookies {
+                "__Host-oidc_session".into()
+            } else {
+                "oidc_session".into()
+            }
+        });
+        if cookie_name.is_empty()
+            || !cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+        {
+            return Err(ConfigError::Invalid {
+                field: "cookie_name",
+                reason: "use letters, digits, `-` and `_` only".into(),
+            });
+        }
+        Ok(Config {
+            issuer: self.issuer,
+            client_id: self.client_id,
+            client_secret: secret.map(Secret),
+            client_auth: self.client_auth,
+            redirect_url,
+            scopes: self.scopes,
+            session_key,
+            prefix,
+            post_logout_redirect_url,
+            require_login: self.require_login,
+            public_paths: self.public_paths,
+            clock_skew: self.clock_skew,
+            session_lifetime: self.session_lifetime,
+            userinfo: self.userinfo,
+            auth_params: self.auth_params,
+            max_transactions: self.max_transactions,
+            transaction_ttl: self.transaction_ttl,
+            http_timeout: self.http_timeout,
+            jwks_refetch_interval: self.jwks_refetch_interval,
+            cookie_name,
+            secure_cookies,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
+        })
+    }
+}
+
+fn parse_http_url(field: &'static str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| ConfigError::InvalidUrl {
+        field,
+        reason: format!("{e} (an absolute http or https URL is required)"),
+    })?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(ConfigError::InvalidUrl {
+            field,
+            reason: format!("scheme `{}` is not http or https", url.scheme()),
+        });
+    }
+    if url.host().is_none() {
+        return Err(ConfigError::InvalidUrl {
+            field,
+            reason: "no host".into(),
+        });
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ConfigBuilder {
+        Config::builder("https://id.example.com", "c")
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(SessionKey::generate())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = base().build().unwrap();
+        assert_eq!(c.cookie_name, "__Host-oidc_session");
+        assert!(c.secure_cookies);
+        assert_eq!(
+            c.post_logout_redirect_url.as_str(),
+            "https://app.example.com/"
+        );
+        assert_eq!(c.clock_skew, Duration::from_secs(60));
+        let c = Config::builder("http://127.0.0.1:9", "c")
+            .redirect_url("http://127.0.0.1:3000/auth/callback")
+            .session_key(SessionKey::generate())
+            .build()
+            .unwrap();
+        assert_eq!(c.cookie_name, "oidc_session");
+        assert!(!c.secure_cookies);
+    }
+
+    #[test]
+    fn mistakes_are_reported() {
+        let err = |b: ConfigBuilder| b.build().unwrap_err();
+        assert!(matches!(
+            err(base().redirect_url("/auth/callback")),
+            ConfigError::InvalidUrl {
+                field: "redirect_url",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(base().redirect_url("https://app.example.com/elsewhere")),
+            ConfigError::InvalidUrl {
+                field: "redirect_url",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(Config::builder("not a url", "c")
+                .redirect_url("https://a.example/auth/callback")
+                .session_key(SessionKey::generate())),
+            ConfigError::InvalidUrl {
+                field: "issuer",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(Config::builder("ftp://id.example.com", "c")
+                .redirect_url("https://a.example/auth/callback")
+                .session_key(SessionKey::generate())),
+            ConfigError::InvalidUrl {
+                field: "issuer",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(base().scopes(["profile"])),
+            ConfigError::MissingOpenidScope
+        ));
+        assert!(matches!(
+            err(Config::builder("https://id.example.com", "c")
+                .redirect_url("https://a.example/auth/callback")),
+            ConfigError::MissingSessionKey
+        ));
+        assert!(matches!(
+            err(base().client_auth(ClientAuth::ClientSecretBasic)),
+            ConfigError::Invalid {
+                field: "client_auth",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(base().client_secret("s").client_auth(ClientAuth::None)),
+            ConfigError::Invalid {
+                field: "client_auth",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(base().cookie_name("a b")),
+            ConfigError::Invalid {
+                field: "cookie_name",
+                ..
+            }
+        ));
+        let prefixed = base()
+            .route_prefix("/oidc/")
+            .redirect_url("https://app.example.com/oidc/callback")
+            .build()
+            .unwrap();
+        assert_eq!(prefixed.prefix, "/oidc");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = base().client_secret("hunter2").build().unwrap();
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,197 @@
+//! The authorization request: `state`, `nonce` and PKCE, the sealed transaction cookie, and
+//! the `return_to` rules.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::HeaderMap;
+
+use crate::layer::Inner;
+use crate::response::{self, Page};
+use crate::session::cookie::{add_set_cookie, random_token, request_cookies};
+use crate::session::Transaction;
+
+/// Longest `return_to` we keep; longer ones fall back to `/`.
+const MAX_RETURN_TO: usize = 2048;
+
+/// Parameters the flow sets itself; configured extras cannot override them.
+const RESERVED_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// Accepts only same-origin relative paths: `/` followed by anything but `/` or `\`, no
+/// backslashes, whitespace or control characters anywhere, and the same again after one
+/// round of percent-decoding (so `/%2F%2Fevil.example` cannot become `//evil.example`).
+pub(crate) fn sanitize_return_to(raw: &str) -> Option<&str> {
+    fn plain_relative(path: &str) -> bool {
+        let bytes = path.as_bytes();
+        bytes.first() == Some(&b'/')
+            && !matches!(bytes.get(1), Some(b'/' | b'\\'))
+            && !path
+                .chars()
+                .any(|c| c == '\\' || c.is_whitespace() || c.is_control())
+    }
+    if raw.len() > MAX_RETURN_TO || !plain_relative(raw) {
+        return None;
+    }
+    let decoded = percent_decode(raw)?;
+    plain_relative(&decoded).then_some(raw)
+}
+
+/// Percent-decodes once; `None` for invalid escapes or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `GET {prefix}/login?return_to=/path`: start a login.
+pub(crate) fn handle(inner: &Inner, headers: &HeaderMap, query: Option<&str>) -> Page {
+    let return_to = query
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+        .find(|(k, _)| k == "return_to")
+        .and_then(|(_, v)| sanitize_return_to(&v).map(str::to_owned))
+        .unwrap_or_else(|| "/".to_owned());
+    start(inner, headers, return_to)
+}
+
+/// Starts a login: a fresh transaction cookie and a redirect to the provider.
+pub(crate) fn start(inner: &Inner, headers: &HeaderMap, return_to: String) -> Page {
+    let tx = Transaction {
+        created_at: inner.config.now(),
+        state: random_token(32),
+        nonce: random_token(32),
+        pkce_verifier: random_token(32),
+        return_to,
+    };
+    let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        tx.pkce_verifier.as_bytes(),
+    ));
+    let meta = &inner.provider.metadata;
+    let config = &inner.config;
+    let mut url = meta.authorization_endpoint.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &config.client_id)
+            .append_pair("redirect_uri", config.redirect_url.as_str())
+            .append_pair("scope", &config.scopes.join(" "))
+            .append_pair("state", &tx.state)
+            .append_pair("nonce", &tx.nonce)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        for (name, value) in &config.auth_params {
+            if !RESERVED_PARAMS.contains(&name.as_str()) {
+                q.append_pair(name, value);
+            }
+        }
+    }
+    let mut res = response::redirect(url.as_str());
+    let cookies = &inner.cookies;
+    for name in evictions(inner, headers) {
+        add_set_cookie(res.headers_mut(), cookies.tx_removal(&name));
+    }
+    let name = cookies.tx_name(&tx.state);
+    let sealed = inner.tx_sealer.seal(&name, &tx.encode());
+    add_set_cookie(
+        res.headers_mut(),
+        cookies.tx_cookie(&name, &sealed, config.transaction_ttl),
+    );
+    tracing::debug!("login started");
+    res
+}
+
+/// Transaction cookies to drop so that, with the new one, at most `max_concurrent_logins`
+/// remain: unreadable or expired ones first, then the oldest.
+fn evictions(inner: &Inner, headers: &HeaderMap) -> Vec<String> {
+    let prefix = &inner.cookies.tx_prefix;
+    let now = inner.config.now();
+    let ttl = inner.config.transaction_ttl.as_secs();
+    let mut existing: Vec<(u64, String)> = request_cookies(headers)
+        .filter(|(name, _)| name.starts_with(prefix.as_str()))
+        .map(|(name, value)| {
+            let created = inner
+                .tx_sealer
+                .open(name, value)
+                .and_then(|b| Transaction::decode(&b))
+                .map(|tx| tx.created_at)
+                .filter(|created| created.saturating_add(ttl) >= now)
+                .unwrap_or(0);
+            (created, name.to_owned())
+        })
+        .collect();
+    existing.sort();
+    existing.dedup_by(|a, b| a.1 == b.1);
+    let keep = inner.config.max_transactions.saturating_sub(1);
+    let stale = existing.iter().filter(|(created, _)| *created == 0).count();
+    let excess = existing.len().saturating_sub(keep).max(stale);
+    existing.into_iter().take(excess).map(|(_, n)| n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_to_accepts_relative_paths() {
+        for ok in [
+            "/",
+            "/me",
+            "/a/b?c=d&e=%2F",
+            "/x#frag",
+            "/caf%C3%A9",
+            "/a//b",
+        ] {
+            assert_eq!(sanitize_return_to(ok), Some(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn return_to_refuses_other_origins_and_tricks() {
+        let long = format!("/{}", "a".repeat(MAX_RETURN_TO));
+        for bad in [
+            "",
+            "me",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "https://evil.example",
+            "javascript:alert(1)",
+            "%2F%2Fevil.example",
+            "/%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "/\tevil",
+            "/\nevil",
+            "/\r\n/evil",
+            "/ /evil",
+            "/%09/evil",
+            "/%0a",
+            "/%zz",
+            "/a\u{0}b",
+            "/a\u{2028}b",
+            long.as_str(),
+        ] {
+            assert_eq!(sanitize_return_to(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Calls to the token and userinfo endpoints, with client authentication and the checks a
+//! careful client makes on the answers.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::config::ClientAuth;
+use crate::error::{AuthError, AuthErrorKind};
+use crate::layer::Inner;
+use crate::provider::read_limited;
+
+/// A successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
+#[derive(Debug)]
+pub(crate) struct Tokens {
+    pub(crate) access_token: String,
+    pub(crate) expires_in: Option<u64>,
+    pub(crate) refresh_token: Option<String>,
+    pub(crate) id_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawTokens {
+    access_token: String,
+    token_type: String,
+    #[serde(default)]
+    expires_in: Option<Value>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    id_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    error: String,
+}
+
+fn unavailable(message: String) -> AuthError {
+    AuthError::new(AuthErrorKind::ProviderUnavailable, message)
+}
+
+/// Exchanges an authorization code (with its PKCE verifier) for tokens.
+pub(crate) async fn exchange_code(
+    inner: &Inner,
+    code: &str,
+    pkce_verifier: &str,
+) -> Result<Tokens, AuthError> {
+    let tokens = token_request(
+        inner,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", inner.config.redirect_url.as_str()),
+            ("code_verifier", pkce_verifier),
+        ],
+    )
+    .await?;
+    if tokens.id_token.is_none() {
+        return Err(AuthError::new(
+            AuthErrorKind::InvalidCallback,
+            "the token response has no ID token",
+        ));
+    }
+    Ok(tokens)
+}
+
+/// A token endpoint request with client authentication.
+async fn token_request(inner: &Inner, params: &[(&str, &str)]) -> Result<Tokens, AuthError> {
+    let config = &inner.config;
+    let meta = &inner.provider.metadata;
+    let mut form: Vec<(&str, &str)> = params.to_vec();
+    let mut req = inner
+        .provider
+        .http
+        .post(meta.token_endpoint.clone())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json");
+    let secret = config.client_secret.as_ref().map(|s| s.0.as_str());
+    match (meta.client_auth, secret) {
+        (ClientAuth::ClientSecretBasic, Some(secret)) => {
+            // RFC 6749 §2.3.1: both parts form-urlencoded before base64.
+            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let credentials =
+                STANDARD.encode(format!("{}:{}", enc(&config.client_id), enc(secret)));
+            req = req.header("authorization", format!("Basic {credentials}"));
+        }
+        (ClientAuth::ClientSecretPost, Some(secret)) => {
+            form.push(("client_id", &config.client_id));
+            form.push(("client_secret", secret));
+        }
+        _ => form.push(("client_id", &config.client_id)),
+    }
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let res = req
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| unavailable(format!("token endpoint unreachable: {e}")))?;
+    let status = res.status();
+    let body = read_limited(res)
+        .await
+        .map_err(|e| unavailable(format!("token endpoint answer unreadable: {e}")))?;
+    if status.is_server_error() {
+        return Err(unavailable(format!(
+            "token endpoint answered HTTP {status}"
+        )));
+    }
+    if !status.is_success() {
+        let code = serde_json::from_slice::<RawError>(&body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| format!("HTTP {status}"));
+        return Err(AuthError::new(
+            AuthErrorKind::InvalidCallback,
+            format!(
+                "the token endpoint refused the request: {}",
+                printable(&code)
+            ),
+        ));
+    }
+    let raw: RawTokens = serde_json::from_slice(&body).map_err(|e| {
+        AuthError::new(
+            AuthErrorKind::InvalidCallback,
+            format!("the token response is not valid: {e}"),
+        )
+    })?;
+    if !raw.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::new(
+            AuthErrorKind::InvalidCallback,
+            format!(
+                "the token response has token_type `{}`, not `Bearer`",
+                printable(&raw.token_type)
+            ),
+        ));
+    }
+    let expires_in = match raw.expires_in {
+        Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    };
+    Ok(Tokens {
+        access_token: raw.access_token,
+        expires_in,
+        refresh_token: raw.refresh_token,
+        id_token: raw.id_token,
+    })
+}
+
+/// Fetches userinfo; its `sub` must be `subject` (OpenID Connect Core §5.3.2).
+pub(crate) async fn userinfo(
+    inner: &Inner,
+    access_token: &str,
+    subject: &str,
+) -> Result<Map<String, Value>, AuthError> {
+    let Some(url) = &inner.provider.metadata.userinfo_endpoint else {
+        return Ok(Map::new());
+    };
+    let res = inner
+        .provider
+        .http
+        .get(url.clone())
+        .bearer_auth(access_token)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| unavailable(format!("userinfo endpoint unreachable: {e}")))?;
+    let status = res.status();
+    let is_jwt = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/jwt"));
+    let body = read_limited(res)
+        .await
+        .map_err(|e| unavailable(format!("userinfo answer unreadable: {e}")))?;
+    if status.is_server_error() {
+        return Err(unavailable(format!(
+            "userinfo endpoint answered HTTP {status}"
+        )));
+    }
+    if !status.is_success() {
+        return Err(AuthError::new(
+            AuthErrorKind::InvalidCallback,
+            format!("the userinfo endpoint refused the access token (HTTP {status})"),
+        ));
+    }
+    let claims: Map<String, Value> = if is_jwt {
+        signed_userinfo(inner, &body).await?
+    } else {
+        serde_json::from_slice(&body).map_err(|_| {
+            AuthError::new(
+                AuthErrorKind::InvalidCallback,
+                "the userinfo answer is not a JSON object",
+            )
+        })?
+    };
+    if claims.get("sub").and_then(Value::as_str) != Some(subject) {
+        return Err(AuthError::new(
+            AuthErrorKind::InvalidCallback,
+            "userinfo `sub` differs from the ID token's",
+        ));
+    }
+    Ok(claims)
+}
+
+/// A signed userinfo answer: verified like an ID token's signature; `iss` and `aud` must
+/// match when present (OpenID Connect Core §5.3.2).
+async fn signed_userinfo(inner: &Inner, body: &[u8]) -> Result<Map<String, Value>, AuthError> {
+    let invalid = |m: String| AuthError::new(AuthErrorKind::InvalidCallback, m);
+    let text = std::str::from_utf8(body)
+        .map_err(|_| invalid("signed userinfo is not text".into()))?
+        .trim();
+    let (_, payload) = inner
+        .provider
+        .verify_jwt(text, &inner.provider.metadata.id_token_algs)
+        .await
+        .map_err(|e| invalid(format!("signed userinfo rejected: {e:?}")))?;
+    let claims: Map<String, Value> = serde_json::from_slice(&payload)
+        .map_err(|_| invalid("signed userinfo claims are not a JSON object".into()))?;
+    if let Some(iss) = claims.get("iss") {
+        if iss.as_str() != Some(inner.provider.metadata.issuer.as_str()) {
+            return Err(invalid("signed userinfo `iss` is not the provider".into()));
+        }
+    }
+    if let Some(aud) = claims.get("aud") {
+        let ours = match aud {
+            Value::String(a) => *a == inner.config.client_id,
+            Value::Array(list) => list
+                .iter()
+                .any(|a| a.as_str() == Some(&inner.config.client_id)),
+            _ => false,
+        };
+        if !ours {
+            return Err(invalid("signed userinfo `aud` is another client".into()));
+        }
+    }
+    Ok(claims)
+}
+
+/// Keeps provider-supplied text short and printable before it reaches logs or pages.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(100).collect()
+}

@@ -1,0 +1,287 @@
+//! [`Identity`]: who is calling, as validated by the layer, and its axum extractors.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// The validated identity of the caller, put into the request extensions by
+/// [`OidcLayer`](crate::OidcLayer).
+///
+/// Cheap to clone. Claims are parsed lazily, on the first call of [`Identity::claims`], so
+/// requests that only need the subject pay nothing for them.
+///
+/// # Example
+///
+/// With axum, extract it (a missing login is answered by caller kind: a redirect to login for
+/// a browser, `401` for scripts, `grpc-status: 16` for gRPC), or take `Option<Identity>` on
+/// public pages:
+///
+/// ```
+/// use axum::{routing::get, Json, Router};
+/// use tower_oidc::Identity;
+///
+/// async fn me(id: Identity) -> Json<serde_json::Value> {
+///     Json(serde_json::Value::Object(id.claims().clone()))
+/// }
+///
+/// async fn home(id: Option<Identity>) -> String {
+///     match id {
+///         Some(id) => format!("Hello, {}", id.name().unwrap_or(id.subject())),
+///         None => "Hello, stranger".into(),
+///     }
+/// }
+///
+/// let app: Router = Router::new().route("/me", get(me)).route("/", get(home));
+/// ```
+///
+/// Any other framework reads it from the extensions:
+///
+/// ```
+/// use tower_oidc::Identity;
+///
+/// fn user_of<B>(req: &http::Request<B>) -> Option<&str> {
+///     req.extensions().get::<Identity>().map(Identity::subject)
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Identity {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    subject: String,
+    issuer: String,
+    claims_json: Vec<u8>,
+    claims: OnceLock<Map<String, Value>>,
+}
+
+impl Identity {
+    /// An identity with these claims, e.g. to test handlers without a provider.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::Identity;
+    ///
+    /// let mut claims = serde_json::Map::new();
+    /// claims.insert("email".into(), "alice@example.com".into());
+    /// let id = Identity::new("alice", "https://id.example.com", claims);
+    /// assert_eq!(id.email(), Some("alice@example.com"));
+    /// ```
+    pub fn new(
+        subject: impl Into<String>,
+        issuer: impl Into<String>,
+        mut claims: Map<String, Value>,
+    ) -> Self {
+        let subject = subject.into();
+        let issuer = issuer.into();
+        claims.insert("sub".into(), Value::String(subject.clone()));
+        claims.insert("iss".into(), Value::String(issuer.clone()));
+        let claims_json = serde_json::to_vec(&claims).unwrap_or_default();
+        let lock = OnceLock::new();
+        let _ = lock.set(claims);
+        Self {
+            inner: Arc::new(Inner {
+                subject,
+                issuer,
+                claims_json,
+                claims: lock,
+            }),
+        }
+    }
+
+    /// From a session: claims stay serialized until asked for.
+    pub(crate) fn from_parts(subject: String, issuer: String, claims_json: Vec<u8>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                subject,
+                issuer,
+                claims_json,
+                claims: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The subject (`sub`): the provider's stable identifier of the user.
+    pub fn subject(&self) -> &str {
+        &self.inner.subject
+    }
+
+    /// The issuer (`iss`) that vouches for the subject.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// Every claim: the ID token's, merged with userinfo's when it was fetched.
+    pub fn claims(&self) -> &Map<String, Value> {
+        self.inner.claims.get_or_init(|| {
+            serde_json::from_slice(&self.inner.claims_json).unwrap_or_else(|_| {
+                // We wrote these bytes ourselves; a failure here is a bug, not a caller's doing.
+                tracing::error!("stored identity claims are not a JSON object");
+                Map::new()
+            })
+        })
+    }
+
+    /// One claim by name.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.claims().get(name)
+    }
+
+    /// The `email` claim, when present and a string.
+    pub fn email(&self) -> Option<&str> {
+        self.claim("email").and_then(Value::as_str)
+    }
+
+    /// The `name` claim, when present and a string.
+    pub fn name(&self) -> Option<&str> {
+        self.claim("name").and_then(Value::as_str)
+    }
+
+    /// The claims deserialized into your own type, e.g. for provider-specific claims.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use tower_oidc::Identity;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Claims {
+    ///     sub: String,
+    ///     #[serde(default)]
+    ///     groups: Vec<String>,
+    /// }
+    ///
+    /// let id = Identity::new("alice", "https://id.example.com", Default::default());
+    /// let claims: Claims = id.claims_as()?;
+    /// assert_eq!(claims.sub, "alice");
+    /// assert!(claims.groups.is_empty());
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When the claims do not fit `C`.
+    pub fn claims_as<C: DeserializeOwned>(&self) -> Result<C, serde_json::Error> {
+        serde_json::from_slice(&self.inner.claims_json)
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("subject", &self.inner.subject)
+            .field("issuer", &self.inner.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "axum")]
+mod extract {
+    use std::convert::Infallible;
+
+    use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+    use axum_core::response::{IntoResponse, Response};
+    use http::request::Parts;
+
+    use super::Identity;
+    use crate::error::{AuthError, AuthErrorKind};
+    use crate::layer::Handle;
+    use crate::response::{self, caller_kind};
+
+    /// The rejection of the [`Identity`] extractor when nobody is logged in: a redirect to
+    /// login for a browser navigation, `401` for scripts and programs, `grpc-status: 16` for
+    /// gRPC.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use axum::response::IntoResponse;
+    /// use tower_oidc::{Identity, LoginRequired};
+    ///
+    /// // Customise: answer 404 instead of revealing that the page exists.
+    /// async fn secret(id: Result<Identity, LoginRequired>) -> axum::response::Response {
+    ///     match id {
+    ///         Ok(id) => format!("hi {}", id.subject()).into_response(),
+    ///         Err(_) => http::StatusCode::NOT_FOUND.into_response(),
+    ///     }
+    /// }
+    /// ```
+    #[derive(Debug)]
+    pub struct LoginRequired {
+        answer: http::Response<bytes::Bytes>,
+    }
+
+    impl IntoResponse for LoginRequired {
+        fn into_response(self) -> Response {
+            self.answer.map(axum_core::body::Body::from)
+        }
+    }
+
+    impl<S: Send + Sync> FromRequestParts<S> for Identity {
+        type Rejection = LoginRequired;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            if let Some(id) = parts.extensions.get::<Identity>() {
+                return Ok(id.clone());
+            }
+            let answer = match parts.extensions.get::<Handle>() {
+                Some(handle) => handle.login_required(parts),
+                None => {
+                    tracing::error!(
+                        "the Identity extractor is used on a route without OidcLayer in front"
+                    );
+                    response::reject(
+                        caller_kind(&parts.headers),
+                        AuthError::new(AuthErrorKind::Internal, "OidcLayer missing"),
+                        &parts.headers,
+                    )
+                }
+            };
+            Err(LoginRequired { answer })
+        }
+    }
+
+    impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
+        type Rejection = Infallible;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _: &S,
+        ) -> Result<Option<Self>, Self::Rejection> {
+            Ok(parts.extensions.get::<Identity>().cloned())
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use extract::LoginRequired;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_claims_and_typed_access() {
+        let id = Identity::from_parts(
+            "alice".into(),
+            "https://id.example.com".into(),
+            br#"{"sub":"alice","name":"Alice","email":"a@example.com","n":3}"#.to_vec(),
+        );
+        assert_eq!(id.subject(), "alice");
+        assert_eq!(id.name(), Some("Alice"));
+        assert_eq!(id.email(), Some("a@example.com"));
+        assert_eq!(id.claim("n"), Some(&Value::from(3)));
+        #[derive(serde::Deserialize)]
+        struct C {
+            n: u32,
+        }
+        assert_eq!(id.claims_as::<C>().unwrap().n, 3);
+        assert!(id.claims_as::<Vec<u8>>().is_err());
+        let debug = format!("{id:?}");
+        assert!(debug.contains("alice") && !debug.contains("a@example.com"));
+    }
+}

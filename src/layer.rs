@@ -1,0 +1,278 @@
+//! [`OidcLayer`]: cheap to clone (an `Arc` inside), built once by discovery.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::HeaderMap;
+use tower_layer::Layer;
+
+use crate::config::Config;
+use crate::error::{AuthError, AuthErrorKind, ConfigError};
+use crate::flow::login;
+use crate::identity::Identity;
+use crate::provider::Provider;
+use crate::response::{self, caller_kind, CallerKind, Page};
+use crate::service::OidcService;
+use crate::session::cookie::{chunk, find_chunked, Cookies, Sealer};
+use crate::session::Session;
+
+/// The OpenID Connect layer: serves the login, callback and logout routes, opens the
+/// session cookie on every other request and puts an [`Identity`] into its extensions.
+///
+/// # Example
+///
+/// ```no_run
+/// use axum::{routing::get, Json, Router};
+/// use tower_oidc::{Config, Identity, OidcLayer, SessionKey};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let oidc = OidcLayer::discover(
+///     Config::builder("https://id.example.com", "my-client")
+///         .client_secret(std::env::var("OIDC_CLIENT_SECRET")?)
+///         .redirect_url("https://app.example.com/auth/callback")
+///         .session_key(SessionKey::from_base64(&std::env::var("SESSION_KEY")?)?)
+///         .build()?,
+/// )
+/// .await?;
+///
+/// let app: Router = Router::new()
+///     .route("/me", get(|id: Identity| async move { Json(id.claims().clone()) }))
+///     .layer(oidc);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct OidcLayer {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for OidcLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcLayer")
+            .field("issuer", &self.inner.provider.metadata.issuer)
+            .field("client_id", &self.inner.config.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OidcLayer {
+    /// Discovers the provider (`<issuer>/.well-known/openid-configuration`, whose `issuer`
+    /// must equal the configured one) and fetches its keys.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Discovery`] when the provider cannot be reached or answers nonsense,
+    /// [`ConfigError::IssuerMismatch`], and [`ConfigError::UnsupportedProvider`] when it lacks
+    /// something this client needs (PKCE S256, an asymmetric signing algorithm, a common
+    /// client authentication method).
+    pub async fn discover(config: Config) -> Result<Self, ConfigError> {
+        let provider = Provider::discover(&config).await?;
+        Ok(Self::with_provider(config, provider))
+    }
+
+    /// Builds the layer from an already-known discovery document (the JSON of
+    /// `.well-known/openid-configuration`) and, optionally, the provider's JWKS; without
+    /// it the keys are fetched when first needed. For tests and offline setups.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, OidcLayer, SessionKey};
+    ///
+    /// let discovery = serde_json::json!({
+    ///     "issuer": "https://id.example.com",
+    ///     "authorization_endpoint": "https://id.example.com/authorize",
+    ///     "token_endpoint": "https://id.example.com/token",
+    ///     "jwks_uri": "https://id.example.com/jwks",
+    ///     "response_types_supported": ["code"],
+    ///     "subject_types_supported": ["public"],
+    ///     "id_token_signing_alg_values_supported": ["RS256"],
+    /// });
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .client_secret("s3cret")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .build()?;
+    /// let layer = OidcLayer::from_provider_metadata(config, discovery.to_string().as_bytes(), None)?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`OidcLayer::discover`], without the network ones.
+    pub fn from_provider_metadata(
+        config: Config,
+        discovery_json: &[u8],
+        jwks_json: Option<&[u8]>,
+    ) -> Result<Self, ConfigError> {
+        let provider = Provider::from_documents(&config, discovery_json, jwks_json)?;
+        Ok(Self::with_provider(config, provider))
+    }
+
+    fn with_provider(config: Config, provider: Provider) -> Self {
+        let prefix = &config.prefix;
+        let paths = Paths {
+            login: format!("{prefix}/login"),
+            callback: format!("{prefix}/callback"),
+            logout: format!("{prefix}/logout"),
+        };
+        let cookies = Cookies::new(&config.cookie_name, prefix, config.secure_cookies);
+        let fetch_userinfo =
+            config.userinfo.unwrap_or(true) && provider.metadata.userinfo_endpoint.is_some();
+        if config.userinfo == Some(true) && provider.metadata.userinfo_endpoint.is_none() {
+            tracing::warn!("userinfo is on, but the provider has no userinfo endpoint");
+        }
+        let inner = Inner {
+            session_sealer: config.session_key.sealer("session"),
+            tx_sealer: config.session_key.sealer("transaction"),
+            cookies,
+            paths,
+            fetch_userinfo,
+            provider,
+            config,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+}
+
+impl<S> Layer<S> for OidcLayer {
+    type Service = OidcService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OidcService::new(inner, self.inner.clone())
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Paths {
+    pub(crate) login: String,
+    pub(crate) callback: String,
+    pub(crate) logout: String,
+}
+
+/// Everything the service needs, shared by all clones.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) provider: Provider,
+    pub(crate) session_sealer: Sealer,
+    pub(crate) tx_sealer: Sealer,
+    pub(crate) cookies: Cookies,
+    pub(crate) paths: Paths,
+    pub(crate) fetch_userinfo: bool,
+}
+
+/// The session cookie as read from a request.
+#[derive(Debug, Default)]
+pub(crate) struct SessionRead {
+    /// The session, when the cookie opened and has not expired.
+    pub(crate) session: Option<Session>,
+    /// Names of every session cookie (or chunk) in the request.
+    pub(crate) names: Vec<String>,
+}
+
+impl SessionRead {
+    pub(crate) fn identity(self) -> Option<Identity> {
+        self.session
+            .map(|s| Identity::from_parts(s.subject, s.issuer, s.claims))
+    }
+}
+
+impl Inner {
+    /// Opens the session cookie; a missing, tampered, foreign-key, oversized or expired
+    /// cookie gives no session.
+    pub(crate) fn read_session(&self, headers: &HeaderMap) -> SessionRead {
+        let found = find_chunked(headers, &self.cookies.session);
+        let session = found
+            .value
+            .as_deref()
+            .and_then(|v| self.session_sealer.open(&self.cookies.session, v))
+            .and_then(|bytes| Session::decode(&bytes))
+            .filter(|s| s.expires_at > self.config.now());
+        SessionRead {
+            session,
+            names: found.names,
+        }
+    }
+
+    /// `Set-Cookie` values for a new session, clearing chunks of an older, larger one.
+    pub(crate) fn session_cookies(
+        &self,
+        headers: &HeaderMap,
+        session: &Session,
+    ) -> Result<Vec<String>, AuthError> {
+        let base = &self.cookies.session;
+        let sealed = self.session_sealer.seal(base, &session.encode());
+        let chunks = chunk(base, &sealed).ok_or_else(|| {
+            AuthError::new(
+                AuthErrorKind::Internal,
+                format!(
+                    "the session is too large for cookies ({} bytes sealed)",
+                    sealed.len()
+                ),
+            )
+        })?;
+        if chunks.len() > 1 {
+            tracing::warn!(
+                bytes = sealed.len(),
+                cookies = chunks.len(),
+                "the session cookie is split into several cookies"
+            );
+        }
+        let max_age = session.expires_at.saturating_sub(self.config.now());
+        let mut out: Vec<String> = find_chunked(headers, base)
+            .names
+            .into_iter()
+            .filter(|old| !chunks.iter().any(|(name, _)| name == old))
+            .map(|old| self.cookies.session_removal(&old))
+            .collect();
+        out.extend(
+            chunks
+                .iter()
+                .map(|(name, value)| self.cookies.session_cookie(name, value, max_age)),
+        );
+        Ok(out)
+    }
+
+    /// The answer when login is required and missing: a fresh login for a navigation, 401
+    /// or gRPC status 16 for everyone else.
+    pub(crate) fn login_required(&self, uri: &http::Uri, headers: &HeaderMap) -> Page {
+        let caller = caller_kind(headers);
+        if caller == CallerKind::Navigation {
+            let return_to = uri
+                .path_and_query()
+                .map(|pq| pq.as_str())
+                .and_then(login::sanitize_return_to)
+                .unwrap_or("/");
+            return login::start(self, headers, return_to.to_owned());
+        }
+        response::reject(
+            caller,
+            AuthError::new(AuthErrorKind::LoginRequired, "login required"),
+            headers,
+        )
+    }
+}
+
+/// A handle to the layer in the request extensions, for extractors.
+#[derive(Clone)]
+pub(crate) struct Handle(pub(crate) Arc<Inner>);
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Handle")
+    }
+}
+
+impl Handle {
+    #[cfg(feature = "axum")]
+    pub(crate) fn login_required(&self, parts: &http::request::Parts) -> Page {
+        self.0.login_required(&parts.uri, &parts.headers)
+    }
+}

@@ -1,0 +1,456 @@
+//! The provider: discovery (with openidconnect), its metadata, the JWKS cache (refetched on
+//! an unknown `kid`, rate-limited, single-flight) and the HTTP client for provider calls.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{AdditionalProviderMetadata, DiscoveryError, IssuerUrl};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::{ClientAuth, Config};
+use crate::error::{BoxError, ConfigError};
+use crate::jwt::{Alg, JwkSet, JwtError, Unverified};
+
+/// Response bodies from the provider larger than this are refused.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ExtraMetadata {
+    #[serde(default)]
+    end_session_endpoint: Option<Url>,
+    #[serde(default)]
+    introspection_endpoint: Option<Url>,
+    #[serde(default)]
+    code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: Option<bool>,
+}
+
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+type DiscoveredMetadata = openidconnect::ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// What this crate uses of the provider's metadata.
+#[derive(Debug, Clone)]
+pub(crate) struct Metadata {
+    pub(crate) issuer: String,
+    pub(crate) authorization_endpoint: Url,
+    pub(crate) token_endpoint: Url,
+    pub(crate) userinfo_endpoint: Option<Url>,
+    pub(crate) jwks_uri: Url,
+    pub(crate) end_session_endpoint: Option<Url>,
+    pub(crate) id_token_algs: Vec<Alg>,
+    pub(crate) client_auth: ClientAuth,
+    pub(crate) iss_parameter_supported: bool,
+}
+
+fn names<T: Serialize>(values: &[T]) -> Vec<String> {
+    values
+        .iter()
+        .filter_map(|v| match serde_json::to_value(v) {
+            Ok(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Metadata {
+    fn from_discovered(config: &Config, m: &DiscoveredMetadata) -> Result<Self, ConfigError> {
+        let unsupported = |what: &str| ConfigError::UnsupportedProvider(what.to_owned());
+        let token_endpoint = m
+            .token_endpoint()
+            .ok_or_else(|| unsupported("the provider has no token endpoint"))?
+            .url()
+            .clone();
+        // OpenID Connect Discovery: RS256 must be supported; the list is required anyway.
+        let advertised = names(m.id_token_signing_alg_values_supported());
+        let id_token_algs: Vec<Alg> = advertised
+            .iter()
+            .filter_map(|a| Alg::from_name(a))
+            .collect();
+        if id_token_algs.is_empty() {
+            return Err(ConfigError::UnsupportedProvider(format!(
+                "none of the provider's ID token algorithms {advertised:?} is supported \
+                 (asymmetric signatures only)"
+            )));
+        }
+        let methods = m
+            .token_endpoint_auth_methods_supported()
+            .map(|v| names(v))
+            // Discovery: the default when omitted is client_secret_basic.
+            .unwrap_or_else(|| vec!["client_secret_basic".into()]);
+        let client_auth = choose_client_auth(config, &methods)?;
+        let extra = m.additional_metadata();
+        if let Some(methods) = &extra.code_challenge_methods_supported {
+            if !methods.iter().any(|m| m == "S256") {
+                return Err(unsupported(
+                    "the provider does not support PKCE with S256 (code_challenge_methods_supported)",
+                ));
+            }
+        }
+        Ok(Self {
+            issuer: m.issuer().as_str().to_owned(),
+            authorization_endpoint: m.authorization_endpoint().url().clone(),
+            token_endpoint,
+            userinfo_endpoint: m.userinfo_endpoint().map(|u| u.url().clone()),
+            jwks_uri: m.jwks_uri().url().clone(),
+            end_session_endpoint: extra.end_session_endpoint.clone(),
+            id_token_algs,
+            client_auth,
+            iss_parameter_supported: extra
+                .authorization_response_iss_parameter_supported
+                .unwrap_or(false),
+        })
+    }
+}
+
+fn choose_client_auth(config: &Config, methods: &[String]) -> Result<ClientAuth, ConfigError> {
+    let supports = |a: ClientAuth| methods.iter().any(|m| m == a.name());
+    let chosen = match (config.client_auth, &config.client_secret) {
+        (Some(auth), _) => auth,
+        (None, None) => ClientAuth::None,
+        (None, Some(_)) if supports(ClientAuth::ClientSecretBasic) => ClientAuth::ClientSecretBasic,
+        (None, Some(_)) if supports(ClientAuth::ClientSecretPost) => ClientAuth::ClientSecretPost,
+        (None, Some(_)) => ClientAuth::ClientSecretBasic,
+    };
+    if !supports(chosen) {
+        return Err(ConfigError::UnsupportedProvider(format!(
+            "client authentication `{}` is not among the provider's {methods:?}",
+            chosen.name()
+        )));
+    }
+    Ok(chosen)
+}
+
+/// The provider: metadata, keys and the HTTP client.
+#[derive(Debug)]
+pub(crate) struct Provider {
+    pub(crate) metadata: Metadata,
+    pub(crate) http: reqwest::Client,
+    jwks: RwLock<Arc<JwkSet>>,
+    /// When the JWKS was last refetched because of an unknown key (single-flight lock).
+    refetch: tokio::sync::Mutex<Option<Instant>>,
+    refetch_interval: Duration,
+}
+
+pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.http_timeout)
+        .connect_timeout(config.http_timeout)
+        .user_agent(concat!("tower-oidc/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ConfigError::Discovery {
+            what: "HTTP client",
+            source: Box::new(e),
+        })
+}
+
+impl Provider {
+    /// Discovery at `<issuer>/.well-known/openid-configuration`, then the JWKS.
+    pub(crate) async fn discover(config: &Config) -> Result<Self, ConfigError> {
+        let http = http_client(config)?;
+        let issuer =
+            IssuerUrl::new(config.issuer.clone()).map_err(|e| ConfigError::InvalidUrl {
+                field: "issuer",
+                reason: e.to_string(),
+            })?;
+        let discovered = DiscoveredMetadata::discover_async(issuer, &http)
+            .await
+            .map_err(|e| match e {
+                // openidconnect's message: "unexpected issuer URI `<found>` (expected `<ours>`)"
+                DiscoveryError::Validation(msg) => ConfigError::IssuerMismatch {
+                    expected: config.issuer.clone(),
+                    found: msg.split('`').nth(1).unwrap_or(&msg).to_owned(),
+                },
+                other => ConfigError::Discovery {
+                    what: "discovery document",
+                    source: describe_discovery_error(other),
+                },
+            })?;
+        let metadata = Metadata::from_discovered(config, &discovered)?;
+        let jwks_json =
+            serde_json::to_vec(discovered.jwks()).map_err(|e| ConfigError::Discovery {
+                what: "JWKS",
+                source: Box::new(e),
+            })?;
+        let jwks = JwkSet::parse(&jwks_json).map_err(|e| ConfigError::Discovery {
+            what: "JWKS",
+            source: Box::new(e),
+        })?;
+        Ok(Self::new(config, metadata, jwks, http))
+    }
+
+    /// From an already-known discovery document (and optionally JWKS; fetched on first use
+    /// otherwise).
+    pub(crate) fn from_documents(
+        config: &Config,
+        discovery: &[u8],
+        jwks: Option<&[u8]>,
+    ) -> Result<Self, ConfigError> {
+        let discovered: DiscoveredMetadata =
+            serde_json::from_slice(discovery).map_err(|e| ConfigError::Discovery {
+                what: "discovery document",
+                source: Box::new(e),
+            })?;
+        if discovered.issuer().as_str() != config.issuer {
+            return Err(ConfigError::IssuerMismatch {
+                expected: config.issuer.clone(),
+                found: discovered.issuer().as_str().to_owned(),
+            });
+        }
+        let metadata = Metadata::from_discovered(config, &discovered)?;
+        let jwks = match jwks {
+            Some(json) => JwkSet::parse(json).map_err(|e| ConfigError::Discovery {
+                what: "JWKS",
+                source: Box::new(e),
+            })?,
+            None => JwkSet::default(),
+        };
+        Ok(Self::new(config, metadata, jwks, http_client(config)?))
+    }
+
+    fn new(config: &Config, metadata: Metadata, jwks: JwkSet, http: reqwest::Client) -> Self {
+        Self {
+            metadata,
+            http,
+            jwks: RwLock::new(Arc::new(jwks)),
+            refetch: tokio::sync::Mutex::new(None),
+            refetch_interval: config.jwks_refetch_interval,
+        }
+    }
+
+    fn keys(&self) -> Arc<JwkSet> {
+        match self.jwks.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Verifies a JWT's signature against the provider's keys, refetching the JWKS once (rate
+    /// limited) when no key matches, so key rotation at the provider needs no restart.
+    pub(crate) async fn verify_jwt(
+        &self,
+        token: &str,
+        allowed: &[Alg],
+    ) -> Result<(Alg, Vec<u8>), VerifyError> {
+        let jwt = Unverified::parse(token).map_err(VerifyError::Jwt)?;
+        jwt.alg(allowed).map_err(VerifyError::Jwt)?;
+        let keys = self.keys();
+        match jwt.verify(&keys, allowed) {
+            Ok(alg) => return Ok((alg, jwt.into_payload())),
+            Err(JwtError::UnknownKey) => {}
+            Err(e) => return Err(VerifyError::Jwt(e)),
+        }
+        if !self.refetch_jwks(&keys).await? {
+            return Err(VerifyError::Jwt(JwtError::UnknownKey));
+        }
+        let alg = jwt
+            .verify(&self.keys(), allowed)
+            .map_err(VerifyError::Jwt)?;
+        Ok((alg, jwt.into_payload()))
+    }
+
+    /// Refetches the JWKS unless another task just did or the rate limit forbids it. Returns
+    /// whether the key set in use now differs from `seen`.
+    async fn refetch_jwks(&self, seen: &Arc<JwkSet>) -> Result<bool, VerifyError> {
+        let mut last = self.refetch.lock().await;
+        if !Arc::ptr_eq(seen, &self.keys()) {
+            // Someone refetched while we waited.
+            return Ok(true);
+        }
+        if last.is_some_and(|t| t.elapsed() < self.refetch_interval) {
+            tracing::debug!("unknown signing key, but the JWKS was refetched recently");
+            return Ok(false);
+        }
+        *last = Some(Instant::now());
+        let body = self
+            .get(&self.metadata.jwks_uri, None)
+            .await
+            .map_err(VerifyError::Unavailable)?;
+        let jwks = JwkSet::parse(&body).map_err(|e| VerifyError::Unavailable(Box::new(e)))?;
+        tracing::info!(keys = jwks.len(), "refetched the provider's JWKS");
+        match self.jwks.write() {
+            Ok(mut guard) => *guard = Arc::new(jwks),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(jwks),
+        }
+        Ok(true)
+    }
+
+    /// GET a provider URL, optionally with a bearer token; the body of a 2xx answer.
+    pub(crate) async fn get(&self, url: &Url, bearer: Option<&str>) -> Result<Vec<u8>, BoxError> {
+        let mut req = self
+            .http
+            .get(url.clone())
+            .header("accept", "application/json");
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await?;
+        let status = res.status();
+        let body = read_limited(res).await?;
+        if !status.is_success() {
+            return Err(format!("{url} answered HTTP {status}").into());
+        }
+        Ok(body)
+    }
+}
+
+/// Reads a response body, refusing bodies over [`MAX_RESPONSE_BYTES`].
+pub(crate) async fn read_limited(mut res: reqwest::Response) -> Result<Vec<u8>, BoxError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err("provider response too large".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn describe_discovery_error<E: std::error::Error + Send + Sync + 'static>(
+    e: DiscoveryError<E>,
+) -> BoxError {
+    match e {
+        DiscoveryError::Request(inner) => Box::new(inner),
+        DiscoveryError::Response(status, _, msg) => format!("HTTP {status}: {msg}").into(),
+        DiscoveryError::Parse(inner) => format!("invalid metadata: {inner}").into(),
+        other => other.to_string().into(),
+    }
+}
+
+/// Failure to verify a JWT against the provider's keys.
+#[derive(Debug)]
+pub(crate) enum VerifyError {
+    Jwt(JwtError),
+    Unavailable(BoxError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SessionKey;
+
+    fn config(secret: Option<&str>, auth: Option<ClientAuth>) -> Config {
+        let mut b = Config::builder("https://id.example.com", "c")
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(SessionKey::generate());
+        if let Some(s) = secret {
+            b = b.client_secret(s);
+        }
+        if let Some(a) = auth {
+            b = b.client_auth(a);
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn client_auth_choice() {
+        let both = vec![
+            "client_secret_basic".to_owned(),
+            "client_secret_post".to_owned(),
+        ];
+        let post_only = vec!["client_secret_post".to_owned()];
+        let with_none = vec!["none".to_owned(), "client_secret_basic".to_owned()];
+        assert_eq!(
+            choose_client_auth(&config(Some("s"), None), &both).unwrap(),
+            ClientAuth::ClientSecretBasic
+        );
+        assert_eq!(
+            choose_client_auth(&config(Some("s"), None), &post_only).unwrap(),
+            ClientAuth::ClientSecretPost
+        );
+        assert_eq!(
+            choose_client_auth(
+                &config(Some("s"), Some(ClientAuth::ClientSecretPost)),
+                &both
+            )
+            .unwrap(),
+            ClientAuth::ClientSecretPost
+        );
+        assert_eq!(
+            choose_client_auth(&config(None, None), &with_none).unwrap(),
+            ClientAuth::None
+        );
+        assert!(choose_client_auth(&config(None, None), &both).is_err());
+    }
+
+    fn discovery(extra: serde_json::Value) -> Vec<u8> {
+        let mut doc = serde_json::json!({
+            "issuer": "https://id.example.com",
+            "authorization_endpoint": "https://id.example.com/authorize",
+            "token_endpoint": "https://id.example.com/token",
+            "jwks_uri": "https://id.example.com/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "HS256"],
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            doc[k] = v.clone();
+        }
+        doc.to_string().into_bytes()
+    }
+
+    #[test]
+    fn metadata_from_document() {
+        let c = config(Some("s"), None);
+        let p = Provider::from_documents(
+            &c,
+            &discovery(serde_json::json!({
+                "end_session_endpoint": "https://id.example.com/logout",
+                "authorization_response_iss_parameter_supported": true,
+            })),
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.metadata.id_token_algs, vec![Alg::Rs256]);
+        assert!(p.metadata.iss_parameter_supported);
+        assert_eq!(p.metadata.client_auth, ClientAuth::ClientSecretBasic);
+        assert!(p.metadata.end_session_endpoint.is_some());
+    }
+
+    #[test]
+    fn metadata_mistakes() {
+        let c = config(Some("s"), None);
+        let wrong_issuer = discovery(serde_json::json!({"issuer": "https://evil.example.com"}));
+        assert!(matches!(
+            Provider::from_documents(&c, &wrong_issuer, None),
+            Err(ConfigError::IssuerMismatch { .. })
+        ));
+        let hmac_only = discovery(
+            serde_json::json!({"id_token_signing_alg_values_supported": ["HS256", "none"]}),
+        );
+        assert!(matches!(
+            Provider::from_documents(&c, &hmac_only, None),
+            Err(ConfigError::UnsupportedProvider(_))
+        ));
+        let no_s256 = discovery(serde_json::json!({"code_challenge_methods_supported": ["plain"]}));
+        assert!(matches!(
+            Provider::from_documents(&c, &no_s256, None),
+            Err(ConfigError::UnsupportedProvider(_))
+        ));
+        assert!(matches!(
+            Provider::from_documents(&c, b"{}", None),
+            Err(ConfigError::Discovery { .. })
+        ));
+    }
+}

@@ -1,0 +1,198 @@
+//! [`OidcService`]: routes the layer's own paths, opens the session, applies the login
+//! policy and calls the inner service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Method, Request, Response, StatusCode};
+use tower_service::Service;
+
+use crate::body::ResponseBody;
+use crate::flow::{callback, login, logout};
+use crate::future::ResponseFuture;
+use crate::layer::{Handle, Inner};
+use crate::response::{self, Page};
+use crate::session::cookie::strip_cookies;
+
+/// The service produced by [`OidcLayer`](crate::OidcLayer); see there.
+///
+/// Its error type is the inner service's: every rejection is a response.
+///
+/// # Example
+///
+/// ```
+/// use std::convert::Infallible;
+/// use tower::ServiceBuilder;
+/// use tower_oidc::{Config, OidcLayer, SessionKey};
+///
+/// # fn layer() -> OidcLayer { unimplemented!() }
+/// # fn f() {
+/// // Any `Service<http::Request<B>>` works, not only axum routers.
+/// let svc = ServiceBuilder::new().layer(layer()).service_fn(|_req: http::Request<String>| async {
+///     Ok::<_, Infallible>(http::Response::new(String::from("hello")))
+/// });
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct OidcService<S> {
+    inner: S,
+    shared: Arc<Inner>,
+}
+
+impl<S> OidcService<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Inner>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+enum Route {
+    Login,
+    Callback,
+    Logout,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OidcService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let shared = &self.shared;
+        let path = req.uri().path();
+        let route = if path == shared.paths.login {
+            Some(Route::Login)
+        } else if path == shared.paths.callback {
+            Some(Route::Callback)
+        } else if path == shared.paths.logout {
+            Some(Route::Logout)
+        } else {
+            None
+        };
+        if let Some(route) = route {
+            return self.own_route(route, req);
+        }
+
+        let read = shared.read_session(req.headers());
+        let stale: Vec<String> = if read.session.is_none() {
+            read.names.clone()
+        } else {
+            Vec::new()
+        };
+        let has_ours = !read.names.is_empty()
+            || crate::session::cookie::request_cookies(req.headers())
+                .any(|(name, _)| shared.cookies.is_ours(name));
+        if has_ours {
+            strip_cookies(req.headers_mut(), |name| shared.cookies.is_ours(name));
+        }
+        let identity = read.identity();
+        let logged_in = identity.is_some();
+        if let Some(identity) = identity {
+            req.extensions_mut().insert(identity);
+        }
+        if !logged_in
+            && shared.config.require_login
+            && !is_public(&shared.config.public_paths, req.uri().path())
+        {
+            let mut page = shared.login_required(req.uri(), req.headers());
+            for name in &stale {
+                crate::session::cookie::add_set_cookie(
+                    page.headers_mut(),
+                    shared.cookies.session_removal(name),
+                );
+            }
+            return ResponseFuture::ready(page);
+        }
+        req.extensions_mut().insert(Handle(shared.clone()));
+        let clear = stale
+            .iter()
+            .map(|name| shared.cookies.session_removal(name))
+            .collect();
+        ResponseFuture::inner(self.inner.call(req), clear)
+    }
+}
+
+impl<S> OidcService<S> {
+    fn own_route<ReqBody, ResBody, F>(
+        &mut self,
+        route: Route,
+        req: Request<ReqBody>,
+    ) -> ResponseFuture<F, ResBody> {
+        let shared = self.shared.clone();
+        let method = req.method();
+        let allowed: &[Method] = match route {
+            Route::Login | Route::Callback => &[Method::GET, Method::HEAD],
+            Route::Logout => &[Method::GET, Method::HEAD, Method::POST],
+        };
+        if !allowed.contains(method) {
+            return ResponseFuture::ready(method_not_allowed(allowed));
+        }
+        match route {
+            Route::Login => {
+                ResponseFuture::ready(login::handle(&shared, req.headers(), req.uri().query()))
+            }
+            Route::Logout => ResponseFuture::ready(logout::handle(&shared, req.headers())),
+            Route::Callback => {
+                let query = req.uri().query().map(str::to_owned);
+                let (parts, _body) = req.into_parts();
+                ResponseFuture::auth(Box::pin(callback::handle(shared, parts.headers, query)))
+            }
+        }
+    }
+}
+
+fn method_not_allowed(allowed: &[Method]) -> Page {
+    let mut res = response::html_page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "This address does not accept that method.",
+        None,
+    );
+    let list = allowed
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(v) = http::HeaderValue::from_str(&list) {
+        res.headers_mut().insert(http::header::ALLOW, v);
+    }
+    res
+}
+
+/// Exact match, or prefix match for entries ending in `/`.
+fn is_public(paths: &[String], path: &str) -> bool {
+    paths.iter().any(|p| {
+        if p.ends_with('/') {
+            path.starts_with(p.as_str()) || path == p.trim_end_matches('/')
+        } else {
+            path == p
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_paths() {
+        let paths = vec!["/health".to_owned(), "/static/".to_owned()];
+        assert!(is_public(&paths, "/health"));
+        assert!(!is_public(&paths, "/healthz"));
+        assert!(is_public(&paths, "/static/app.js"));
+        assert!(is_public(&paths, "/static"));
+        assert!(!is_public(&paths, "/staticx"));
+        assert!(!is_public(&paths, "/"));
+    }
+}

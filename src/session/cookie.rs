@@ -1,0 +1,631 @@
+//! Sealed cookies: HKDF-derived AES-256-GCM keys with a key id for rotation, chunking of
+//! large values, and reading/stripping our cookies from a request's `Cookie` headers.
+//!
+//! Wire format of a sealed value (before base64url without padding):
+//! `key id (1 byte) ‖ nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes)`, with the cookie's base
+//! name as associated data, so a value cannot be moved to another cookie.
+
+use std::fmt;
+use std::sync::Arc;
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
+use ring::hkdf;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::error::ConfigError;
+
+const MIN_SECRET_LEN: usize = 32;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+const HEADER_LEN: usize = 1 + NONCE_LEN;
+const HKDF_SALT: &[u8] = b"tower-oidc/v1";
+
+/// Largest value we put into one cookie; with name and attributes it stays under the 4096
+/// bytes browsers guarantee.
+pub(crate) const CHUNK_SIZE: usize = 3800;
+/// Most chunks a session may use; more is refused when sealing and ignored when reading.
+pub(crate) const MAX_CHUNKS: usize = 8;
+
+/// The master secret(s) that session and login-transaction cookies are sealed with.
+///
+/// Keys for each purpose are derived with HKDF-SHA256; the first secret seals, every secret
+/// opens, so a secret can be rotated without logging everybody out: put the new one first and
+/// keep the old one with [`SessionKey::with_previous`] for one session lifetime.
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::SessionKey;
+///
+/// // 32 random bytes, base64url, e.g. from `openssl rand -base64 32 | tr '+/' '-_'`
+/// let key = SessionKey::from_base64("oDXk1yV1c6m0M7B8VfT8oQ2Pq9Hk3xX7nR0cS4Yw6gE")?
+///     .with_previous(&[7u8; 32])?;
+/// # Ok::<(), tower_oidc::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct SessionKey {
+    secrets: Arc<Vec<Vec<u8>>>,
+}
+
+impl SessionKey {
+    /// A key from a secret of at least 32 bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::SessionKeyTooShort`] when the secret is shorter than 32 bytes.
+    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let secret = check_len(secret.as_ref())?;
+        Ok(Self {
+            secrets: Arc::new(vec![secret]),
+        })
+    }
+
+    /// A key from base64 text (url-safe or standard alphabet, padding optional) that decodes
+    /// to at least 32 bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSessionKey`] for text that is not base64,
+    /// [`ConfigError::SessionKeyTooShort`] for fewer than 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, ConfigError> {
+        Self::new(decode_any_base64(text)?)
+    }
+
+    /// A random key. Sessions sealed with it end when the process does, and other instances
+    /// cannot open them: for development and tests.
+    pub fn generate() -> Self {
+        let mut secret = vec![0u8; MIN_SECRET_LEN];
+        fill_random(&mut secret);
+        Self {
+            secrets: Arc::new(vec![secret]),
+        }
+    }
+
+    /// Adds an older secret that still opens cookies but no longer seals them.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::SessionKeyTooShort`] when the secret is shorter than 32 bytes.
+    pub fn with_previous(mut self, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let secret = check_len(secret.as_ref())?;
+        Arc::make_mut(&mut self.secrets).push(secret);
+        Ok(self)
+    }
+
+    /// [`SessionKey::with_previous`] for a base64 secret.
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionKey::from_base64`].
+    pub fn with_previous_base64(self, text: &str) -> Result<Self, ConfigError> {
+        let secret = decode_any_base64(text)?;
+        self.with_previous(secret)
+    }
+
+    pub(crate) fn sealer(&self, purpose: &'static str) -> Sealer {
+        let keys = self
+            .secrets
+            .iter()
+            .map(|secret| {
+                let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(secret);
+                let mut key = [0u8; 32];
+                expand(&prk, purpose.as_bytes(), &mut key);
+                let mut id = [0u8; 1];
+                expand(&prk, b"key-id", &mut id);
+                let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key");
+                (id[0], cipher)
+            })
+            .collect();
+        Sealer {
+            keys: Arc::new(keys),
+        }
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionKey")
+            .field(
+                "secrets",
+                &format_args!("[redacted; {}]", self.secrets.len()),
+            )
+            .finish()
+    }
+}
+
+fn check_len(secret: &[u8]) -> Result<Vec<u8>, ConfigError> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(ConfigError::SessionKeyTooShort { len: secret.len() });
+    }
+    Ok(secret.to_vec())
+}
+
+fn decode_any_base64(text: &str) -> Result<Vec<u8>, ConfigError> {
+    let text = text.trim();
+    let unpadded = text.trim_end_matches('=');
+    URL_SAFE_NO_PAD
+        .decode(unpadded)
+        .or_else(|_| STANDARD.decode(text))
+        .or_else(|_| URL_SAFE.decode(text))
+        .map_err(|_| ConfigError::InvalidSessionKey)
+}
+
+fn expand(prk: &hkdf::Prk, info: &[u8], out: &mut [u8]) {
+    struct Len(usize);
+    impl hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+    let infos = [info];
+    prk.expand(&infos, Len(out.len()))
+        .and_then(|okm| okm.fill(out))
+        .expect("HKDF output length is small");
+}
+
+pub(crate) fn fill_random(buf: &mut [u8]) {
+    SystemRandom::new()
+        .fill(buf)
+        .expect("the operating system's random number generator failed");
+}
+
+/// `n` random bytes as base64url text.
+pub(crate) fn random_token(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    fill_random(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Seals and opens values for one purpose (session, login transaction).
+#[derive(Clone)]
+pub(crate) struct Sealer {
+    keys: Arc<Vec<(u8, Aes256Gcm)>>,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealer([redacted])")
+    }
+}
+
+impl Sealer {
+    /// Encrypts `plaintext` for the cookie named `name`; returns base64url text.
+    pub(crate) fn seal(&self, name: &str, plaintext: &[u8]) -> String {
+        let (id, cipher) = &self.keys[0];
+        let mut buf = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
+        buf.push(*id);
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce);
+        buf.extend_from_slice(&nonce);
+        buf.extend_from_slice(plaintext);
+        let tag = cipher
+            .encrypt_inout_detached(
+                &Nonce::from(nonce),
+                name.as_bytes(),
+                (&mut buf[HEADER_LEN..]).into(),
+            )
+            .expect("plaintext within AES-GCM limits");
+        buf.extend_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(buf)
+    }
+
+    /// Decrypts a value sealed for the cookie named `name`. Anything malformed, tampered
+    /// with, sealed for another cookie or with an unknown key gives `None`.
+    pub(crate) fn open(&self, name: &str, value: &str) -> Option<Vec<u8>> {
+        if value.len() > CHUNK_SIZE * MAX_CHUNKS {
+            return None;
+        }
+        let mut buf = URL_SAFE_NO_PAD.decode(value).ok()?;
+        self.open_in_place(name, &mut buf)?;
+        buf.truncate(buf.len() - TAG_LEN);
+        buf.drain(..HEADER_LEN);
+        Some(buf)
+    }
+
+    fn open_in_place(&self, name: &str, buf: &mut [u8]) -> Option<()> {
+        if buf.len() < HEADER_LEN + TAG_LEN {
+            return None;
+        }
+        let (header, rest) = buf.split_at_mut(HEADER_LEN);
+        let (body, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        let nonce = Nonce::try_from(&header[1..]).ok()?;
+        let tag = Tag::try_from(&*tag).ok()?;
+        for (id, cipher) in self.keys.iter() {
+            if *id != header[0] {
+                continue;
+            }
+            // A failed open leaves `body` untouched (the tag is checked before decrypting),
+            // so the next key with the same id sees the original ciphertext.
+            if cipher
+                .decrypt_inout_detached(&nonce, name.as_bytes(), (&mut *body).into(), &tag)
+                .is_ok()
+            {
+                return Some(());
+            }
+        }
+        None
+    }
+}
+
+/// Iterates over the `name=value` pairs of every `Cookie` header.
+pub(crate) fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            Some((name.trim(), value))
+        })
+}
+
+/// A session cookie as found in a request: a single value, or chunks joined in order.
+#[derive(Debug, Default)]
+pub(crate) struct FoundCookie {
+    /// The joined value, when complete.
+    pub(crate) value: Option<String>,
+    /// Names of every cookie that belongs to it (to clear them).
+    pub(crate) names: Vec<String>,
+}
+
+/// Collects the session cookie named `base` (or its chunks `base.0`, `base.1`, ...).
+pub(crate) fn find_chunked(headers: &HeaderMap, base: &str) -> FoundCookie {
+    let mut single = None;
+    let mut chunks: Vec<(usize, &str)> = Vec::new();
+    let mut found = FoundCookie::default();
+    for (name, value) in request_cookies(headers) {
+        if name == base {
+            single = Some(value);
+            found.names.push(name.to_owned());
+        } else if let Some(idx) = name
+            .strip_prefix(base)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|idx| idx.parse::<usize>().ok())
+        {
+            found.names.push(name.to_owned());
+            if idx < MAX_CHUNKS {
+                chunks.push((idx, value));
+            }
+        }
+    }
+    if let Some(value) = single {
+        found.value = Some(value.to_owned());
+    } else if !chunks.is_empty() {
+        chunks.sort_unstable_by_key(|(idx, _)| *idx);
+        let contiguous = chunks.iter().enumerate().all(|(i, (idx, _))| i == *idx);
+        if contiguous {
+            found.value = Some(chunks.iter().map(|(_, v)| *v).collect());
+        }
+    }
+    found
+}
+
+/// Splits a sealed value into cookie-sized chunks with their names. One chunk keeps the base
+/// name; several are named `base.0`, `base.1`, ... Returns `None` beyond [`MAX_CHUNKS`].
+pub(crate) fn chunk(base: &str, value: &str) -> Option<Vec<(String, String)>> {
+    if value.len() <= CHUNK_SIZE {
+        return Some(vec![(base.to_owned(), value.to_owned())]);
+    }
+    let count = value.len().div_ceil(CHUNK_SIZE);
+    if count > MAX_CHUNKS {
+        return None;
+    }
+    // base64url text is ASCII, so byte offsets are char boundaries.
+    Some(
+        (0..count)
+            .map(|i| {
+                let end = ((i + 1) * CHUNK_SIZE).min(value.len());
+                (format!("{base}.{i}"), value[i * CHUNK_SIZE..end].to_owned())
+            })
+            .collect(),
+    )
+}
+
+/// Removes the cookies for which `ours` returns true from the request's `Cookie` headers,
+/// leaving every other cookie as it was.
+pub(crate) fn strip_cookies(headers: &mut HeaderMap, ours: impl Fn(&str) -> bool) {
+    let mut kept = String::new();
+    let mut changed = false;
+    for value in headers.get_all(COOKIE).iter() {
+        let Ok(text) = value.to_str() else {
+            // Not text: we cannot have parsed anything from it; keep it as it is.
+            continue;
+        };
+        for pair in text.split(';') {
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+            if ours(name) {
+                changed = true;
+                continue;
+            }
+            let pair = pair.trim();
+            if pair.is_empty() {
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(pair);
+        }
+    }
+    if !changed {
+        return;
+    }
+    let non_text: Vec<HeaderValue> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter(|v| v.to_str().is_err())
+        .cloned()
+        .collect();
+    headers.remove(COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept) {
+            headers.append(COOKIE, v);
+        }
+    }
+    for v in non_text {
+        headers.append(COOKIE, v);
+    }
+}
+
+/// Names and attributes of the layer's cookies.
+#[derive(Debug, Clone)]
+pub(crate) struct Cookies {
+    /// Base name of the session cookie (chunks add `.0`, `.1`, ...).
+    pub(crate) session: String,
+    /// Prefix of login-transaction cookie names; the `state` follows.
+    pub(crate) tx_prefix: String,
+    /// Path of transaction cookies: the route prefix, so they only travel to our routes.
+    tx_path: String,
+    secure: bool,
+}
+
+impl Cookies {
+    pub(crate) fn new(session: &str, route_prefix: &str, secure: bool) -> Self {
+        Self {
+            session: session.to_owned(),
+            tx_prefix: if secure {
+                "__Secure-oidc_tx_"
+            } else {
+                "oidc_tx_"
+            }
+            .to_owned(),
+            tx_path: route_prefix.to_owned(),
+            secure,
+        }
+    }
+
+    fn attributes(&self, path: &str, max_age: Option<u64>) -> String {
+        let mut attrs = format!("; Path={path}; HttpOnly; SameSite=Lax");
+        if self.secure {
+            attrs.push_str("; Secure");
+        }
+        if let Some(age) = max_age {
+            attrs.push_str(&format!("; Max-Age={age}"));
+        }
+        attrs
+    }
+
+    pub(crate) fn tx_name(&self, state: &str) -> String {
+        format!("{}{state}", self.tx_prefix)
+    }
+
+    pub(crate) fn tx_cookie(&self, name: &str, value: &str, ttl: std::time::Duration) -> String {
+        format!(
+            "{name}={value}{}",
+            self.attributes(&self.tx_path, Some(ttl.as_secs()))
+        )
+    }
+
+    pub(crate) fn tx_removal(&self, name: &str) -> String {
+        format!("{name}={}", self.attributes(&self.tx_path, Some(0)))
+    }
+
+    pub(crate) fn session_cookie(&self, name: &str, value: &str, max_age: u64) -> String {
+        format!("{name}={value}{}", self.attributes("/", Some(max_age)))
+    }
+
+    pub(crate) fn session_removal(&self, name: &str) -> String {
+        format!("{name}={}", self.attributes("/", Some(0)))
+    }
+
+    /// Whether a request cookie is one of ours (stripped before the inner service).
+    pub(crate) fn is_ours(&self, name: &str) -> bool {
+        if let Some(rest) = name.strip_prefix(self.session.as_str()) {
+            return rest.is_empty()
+                || rest
+                    .strip_prefix('.')
+                    .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
+        }
+        name.starts_with(self.tx_prefix.as_str())
+    }
+}
+
+/// Appends a `Set-Cookie` header; a value that is not a valid header is logged and skipped.
+pub(crate) fn add_set_cookie(headers: &mut HeaderMap, cookie: String) {
+    match HeaderValue::try_from(cookie) {
+        Ok(v) => {
+            headers.append(http::header::SET_COOKIE, v);
+        }
+        Err(_) => tracing::error!("skipping a Set-Cookie value that is not a valid header"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealer(secret: u8) -> Sealer {
+        SessionKey::new([secret; 32]).unwrap().sealer("session")
+    }
+
+    #[test]
+    fn round_trip() {
+        let s = sealer(1);
+        let sealed = s.seal("sid", b"hello");
+        assert_eq!(s.open("sid", &sealed).as_deref(), Some(&b"hello"[..]));
+        // a fresh nonce every time
+        assert_ne!(sealed, s.seal("sid", b"hello"));
+    }
+
+    #[test]
+    fn tampered_value_is_refused() {
+        let s = sealer(1);
+        let sealed = s.seal("sid", b"hello world");
+        let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        for i in 0..bytes.len() {
+            bytes[i] ^= 0x01;
+            assert!(
+                s.open("sid", &URL_SAFE_NO_PAD.encode(&bytes)).is_none(),
+                "flip at {i}"
+            );
+            bytes[i] ^= 0x01;
+        }
+        assert!(s.open("sid", &sealed[..sealed.len() - 2]).is_none());
+        assert!(s.open("sid", "").is_none());
+        assert!(s.open("sid", "!!not base64!!").is_none());
+        assert!(s
+            .open("sid", &"A".repeat(CHUNK_SIZE * MAX_CHUNKS + 4))
+            .is_none());
+    }
+
+    #[test]
+    fn value_is_bound_to_cookie_name_and_purpose() {
+        let key = SessionKey::new([1; 32]).unwrap();
+        let sealed = key.sealer("session").seal("sid", b"x");
+        assert!(key.sealer("session").open("other", &sealed).is_none());
+        assert!(key.sealer("transaction").open("sid", &sealed).is_none());
+    }
+
+    #[test]
+    fn wrong_key_is_refused() {
+        let sealed = sealer(1).seal("sid", b"x");
+        assert!(sealer(2).open("sid", &sealed).is_none());
+    }
+
+    #[test]
+    fn rotation_first_seals_all_open() {
+        let old = SessionKey::new([1; 32]).unwrap();
+        let old_sealed = old.sealer("session").seal("sid", b"old");
+        let rotated = SessionKey::new([2; 32])
+            .unwrap()
+            .with_previous([1; 32])
+            .unwrap();
+        let s = rotated.sealer("session");
+        assert_eq!(s.open("sid", &old_sealed).as_deref(), Some(&b"old"[..]));
+        let new_sealed = s.seal("sid", b"new");
+        // sealed with the new key: the old key alone cannot open it
+        assert!(old.sealer("session").open("sid", &new_sealed).is_none());
+        assert_eq!(
+            SessionKey::new([2; 32])
+                .unwrap()
+                .sealer("session")
+                .open("sid", &new_sealed)
+                .as_deref(),
+            Some(&b"new"[..])
+        );
+    }
+
+    #[test]
+    fn short_or_bad_keys_are_refused() {
+        assert!(matches!(
+            SessionKey::new([0; 31]),
+            Err(ConfigError::SessionKeyTooShort { len: 31 })
+        ));
+        assert!(matches!(
+            SessionKey::from_base64("c2hvcnQ"),
+            Err(ConfigError::SessionKeyTooShort { len: 5 })
+        ));
+        assert!(matches!(
+            SessionKey::from_base64("not base64 at all!"),
+            Err(ConfigError::InvalidSessionKey)
+        ));
+        let std_padded = STANDARD.encode([0xfb; 32]);
+        assert!(SessionKey::from_base64(&std_padded).is_ok());
+        assert!(format!("{:?}", SessionKey::generate()).contains("redacted"));
+    }
+
+    fn headers(cookies: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for c in cookies {
+            h.append(COOKIE, HeaderValue::from_str(c).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn chunking_round_trip() {
+        let value = "v".repeat(CHUNK_SIZE * 2 + 10);
+        let chunks = chunk("s", &value).unwrap();
+        assert_eq!(chunks.len(), 3);
+        assert!(chunks.iter().all(|(_, v)| v.len() <= CHUNK_SIZE));
+        // out of order, across two headers, mixed with other cookies
+        let h = headers(&[
+            &format!("a=1; s.2={}; s.0={}", chunks[2].1, chunks[0].1),
+            &format!("s.1={}; b=2", chunks[1].1),
+        ]);
+        let found = find_chunked(&h, "s");
+        assert_eq!(found.value.as_deref(), Some(value.as_str()));
+        assert_eq!(found.names.len(), 3);
+        assert!(chunk("s", &"v".repeat(CHUNK_SIZE * MAX_CHUNKS + 1)).is_none());
+        assert_eq!(
+            chunk("s", "small").unwrap(),
+            vec![("s".into(), "small".into())]
+        );
+    }
+
+    #[test]
+    fn missing_chunk_gives_no_value() {
+        let h = headers(&["s.0=aa; s.2=cc"]);
+        let found = find_chunked(&h, "s");
+        assert!(found.value.is_none());
+        assert_eq!(found.names, vec!["s.0", "s.2"]);
+    }
+
+    #[test]
+    fn cookie_attributes_and_ownership() {
+        let c = Cookies::new("__Host-oidc_session", "/auth", true);
+        let set = c.session_cookie("__Host-oidc_session", "v", 10);
+        assert_eq!(
+            set,
+            "__Host-oidc_session=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=10"
+        );
+        let tx = c.tx_cookie(&c.tx_name("st"), "v", std::time::Duration::from_secs(600));
+        assert!(tx.starts_with("__Secure-oidc_tx_st=v; Path=/auth;"), "{tx}");
+        assert!(c.tx_removal("__Secure-oidc_tx_st").contains("Max-Age=0"));
+        assert!(c.is_ours("__Host-oidc_session"));
+        assert!(c.is_ours("__Host-oidc_session.3"));
+        assert!(c.is_ours("__Secure-oidc_tx_abc"));
+        assert!(!c.is_ours("__Host-oidc_session.x"));
+        assert!(!c.is_ours("__Host-oidc_sessionx"));
+        assert!(!c.is_ours("other"));
+        let plain = Cookies::new("oidc_session", "/auth", false);
+        assert!(!plain
+            .session_cookie("oidc_session", "v", 1)
+            .contains("Secure"));
+    }
+
+    #[test]
+    fn strip_keeps_foreign_cookies() {
+        let mut h = headers(&["a=1; s=xyz; s.0=q", "b=2"]);
+        strip_cookies(&mut h, |n| n == "s" || n.starts_with("s."));
+        let all: Vec<_> = h.get_all(COOKIE).iter().collect();
+        assert_eq!(all, vec!["a=1; b=2"]);
+        let mut h = headers(&["s=xyz"]);
+        strip_cookies(&mut h, |n| n == "s");
+        assert!(h.get(COOKIE).is_none());
+        let mut h = headers(&["a=1"]);
+        strip_cookies(&mut h, |n| n == "s");
+        assert_eq!(h.get(COOKIE).unwrap(), "a=1");
+    }
+}

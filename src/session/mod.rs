@@ -1,0 +1,217 @@
+//! What a session and a login transaction store, and their compact binary encoding.
+//!
+//! The encoding is a version byte, fixed-width integers and length-prefixed byte strings. It
+//! is only ever read after the AES-GCM tag has been verified, but decoding still checks every
+//! length, so a bug elsewhere cannot turn into a panic here.
+
+pub(crate) mod cookie;
+
+const SESSION_VERSION: u8 = 1;
+const TRANSACTION_VERSION: u8 = 1;
+
+/// A logged-in session, as sealed into the session cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Session {
+    /// Unix seconds when the user logged in.
+    pub(crate) created_at: u64,
+    /// Unix seconds after which the session is over.
+    pub(crate) expires_at: u64,
+    /// Unix seconds when the access token expires (0: unknown).
+    pub(crate) access_expires_at: u64,
+    pub(crate) subject: String,
+    pub(crate) issuer: String,
+    /// The identity's claims as a JSON object.
+    pub(crate) claims: Vec<u8>,
+    pub(crate) id_token: Option<String>,
+    pub(crate) access_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
+}
+
+impl Session {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(
+            64 + self.subject.len()
+                + self.issuer.len()
+                + self.claims.len()
+                + self.id_token.as_ref().map_or(0, String::len)
+                + self.access_token.as_ref().map_or(0, String::len)
+                + self.refresh_token.as_ref().map_or(0, String::len),
+        ));
+        w.0.push(SESSION_VERSION);
+        w.u64(self.created_at);
+        w.u64(self.expires_at);
+        w.u64(self.access_expires_at);
+        w.bytes(self.subject.as_bytes());
+        w.bytes(self.issuer.as_bytes());
+        w.bytes(&self.claims);
+        w.opt(self.id_token.as_deref());
+        w.opt(self.access_token.as_deref());
+        w.opt(self.refresh_token.as_deref());
+        w.0
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader(bytes);
+        if r.u8()? != SESSION_VERSION {
+            return None;
+        }
+        let session = Session {
+            created_at: r.u64()?,
+            expires_at: r.u64()?,
+            access_expires_at: r.u64()?,
+            subject: r.string()?,
+            issuer: r.string()?,
+            claims: r.bytes()?.to_vec(),
+            id_token: r.opt()?,
+            access_token: r.opt()?,
+            refresh_token: r.opt()?,
+        };
+        r.0.is_empty().then_some(session)
+    }
+}
+
+/// One login attempt in flight, sealed into a cookie named after its `state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Transaction {
+    pub(crate) created_at: u64,
+    pub(crate) state: String,
+    pub(crate) nonce: String,
+    pub(crate) pkce_verifier: String,
+    pub(crate) return_to: String,
+}
+
+impl Transaction {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(200 + self.return_to.len()));
+        w.0.push(TRANSACTION_VERSION);
+        w.u64(self.created_at);
+        w.bytes(self.state.as_bytes());
+        w.bytes(self.nonce.as_bytes());
+        w.bytes(self.pkce_verifier.as_bytes());
+        w.bytes(self.return_to.as_bytes());
+        w.0
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader(bytes);
+        if r.u8()? != TRANSACTION_VERSION {
+            return None;
+        }
+        let tx = Transaction {
+            created_at: r.u64()?,
+            state: r.string()?,
+            nonce: r.string()?,
+            pkce_verifier: r.string()?,
+            return_to: r.string()?,
+        };
+        r.0.is_empty().then_some(tx)
+    }
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        // Lengths are bounded by the cookie size, far below u32::MAX.
+        self.0
+            .extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+        self.0.extend_from_slice(b);
+    }
+    fn opt(&mut self, v: Option<&str>) {
+        match v {
+            Some(v) => {
+                self.0.push(1);
+                self.bytes(v.as_bytes());
+            }
+            None => self.0.push(0),
+        }
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = u32::from_be_bytes(self.take(4)?.try_into().ok()?);
+        self.take(usize::try_from(len).ok()?)
+    }
+    fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+    fn opt(&mut self) -> Option<Option<String>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => Some(Some(self.string()?)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session {
+            created_at: 1,
+            expires_at: 2,
+            access_expires_at: 3,
+            subject: "alice".into(),
+            issuer: "https://id.example.com".into(),
+            claims: br#"{"sub":"alice"}"#.to_vec(),
+            id_token: Some("a.b.c".into()),
+            access_token: None,
+            refresh_token: Some("r".into()),
+        }
+    }
+
+    #[test]
+    fn session_round_trip() {
+        let s = session();
+        assert_eq!(Session::decode(&s.encode()), Some(s));
+    }
+
+    #[test]
+    fn truncated_or_padded_session_is_refused() {
+        let bytes = session().encode();
+        for n in 0..bytes.len() {
+            assert!(Session::decode(&bytes[..n]).is_none(), "prefix {n}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Session::decode(&longer).is_none());
+        let mut other_version = bytes;
+        other_version[0] = 9;
+        assert!(Session::decode(&other_version).is_none());
+    }
+
+    #[test]
+    fn transaction_round_trip() {
+        let tx = Transaction {
+            created_at: 5,
+            state: "s".into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            return_to: "/x?y=1".into(),
+        };
+        assert_eq!(Transaction::decode(&tx.encode()), Some(tx));
+        assert!(Transaction::decode(&[1, 0, 0]).is_none());
+    }
+}
