@@ -1,1 +1,643 @@
 //! An in-process OpenID provider for local development and tests.
+//!
+//! [`DevProvider`] runs a small OpenID Connect provider on a loopback port inside the current
+//! Tokio runtime. The quickstart example starts one when no issuer is configured, and the
+//! crate's integration tests drive it, including deliberately broken answers ([`Fault`]).
+//!
+//! It implements the authorization code flow (OpenID Connect Core 1.0, RFC 6749) with PKCE
+//! (RFC 7636), the `iss` authorization response parameter (RFC 9207), discovery (OpenID
+//! Connect Discovery 1.0), JWT access tokens (RFC 9068), refresh token rotation, userinfo and
+//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tower_oidc::dev::DevProvider;
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let provider = DevProvider::builder()
+//!     .auto_login(Some("alice".to_owned()))
+//!     .start()
+//!     .await?;
+//! let client = provider.confidential_client();
+//! println!(
+//!     "issuer {} client {} secret {:?}",
+//!     provider.issuer(),
+//!     client.id,
+//!     client.secret
+//! );
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Caveats
+//!
+//! This is not a production identity provider: users log in by clicking a button, all state
+//! is in memory and every listed user's e-mail address counts as verified.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod keys;
+mod server;
+
+use server::Shared;
+
+/// Identifier of the confidential client every provider registers.
+const CONFIDENTIAL_ID: &str = "dev-client";
+/// Secret of the confidential client every provider registers.
+const CONFIDENTIAL_SECRET: &str = "dev-secret";
+/// Identifier of the public client every provider registers.
+const PUBLIC_ID: &str = "dev-public";
+
+/// A running development provider.
+///
+/// Dropping the handle stops the server. All methods take `&self`; the handle can be shared
+/// between tasks (for instance in an `Arc`).
+///
+/// Every provider registers two clients: a confidential client `dev-client` with the secret
+/// `dev-secret` ([`confidential_client`](Self::confidential_client)) and a public client
+/// `dev-public` that must use PKCE ([`public_client`](Self::public_client)). Both accept any
+/// redirect URI on a loopback host (see [`DevClient`]).
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_oidc::dev::{DevProvider, Fault, IdTokenFault};
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let provider = DevProvider::start().await?;
+/// println!("discovery at {}/.well-known/openid-configuration", provider.issuer());
+///
+/// // Log in without a form, as the first configured user.
+/// provider.set_auto_login(Some("alice"));
+///
+/// // Make the next ID tokens fail validation.
+/// provider.set_fault(Fault::IdToken(IdTokenFault::Expired));
+/// provider.clear_faults();
+/// # Ok(())
+/// # }
+/// ```
+pub struct DevProvider {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl fmt::Debug for DevProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevProvider")
+            .field("issuer", &self.shared.issuer)
+            .field("addr", &self.addr)
+            .field("clients", &self.shared.clients)
+            .field("users", &self.shared.users)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for DevProvider {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DevProvider {
+    /// A builder for a provider with non-default settings.
+    pub fn builder() -> DevProviderBuilder {
+        DevProviderBuilder::default()
+    }
+
+    /// Starts a provider with the default settings on a free loopback port.
+    ///
+    /// Must be called within a Tokio runtime.
+    pub async fn start() -> io::Result<DevProvider> {
+        Self::builder().start().await
+    }
+
+    /// The issuer identifier, e.g. `http://127.0.0.1:41234` or
+    /// `http://127.0.0.1:41234/tenant-a`, without a trailing slash.
+    ///
+    /// The endpoints live below it: `{issuer}/.well-known/openid-configuration`,
+    /// `{issuer}/authorize`, `{issuer}/token`, `{issuer}/userinfo`, `{issuer}/jwks` and
+    /// `{issuer}/end_session`.
+    pub fn issuer(&self) -> &str {
+        &self.shared.issuer
+    }
+
+    /// The socket address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The confidential client: id `dev-client`, secret `dev-secret` (unless replaced
+    /// through [`DevProviderBuilder::client`]).
+    pub fn confidential_client(&self) -> &DevClient {
+        self.shared
+            .client(CONFIDENTIAL_ID)
+            .unwrap_or(&self.shared.clients[0])
+    }
+
+    /// The public client: id `dev-public`, no secret, PKCE required (unless replaced through
+    /// [`DevProviderBuilder::client`]).
+    pub fn public_client(&self) -> &DevClient {
+        self.shared
+            .client(PUBLIC_ID)
+            .unwrap_or(&self.shared.clients[0])
+    }
+
+    /// The test users who can log in.
+    pub fn users(&self) -> &[DevUser] {
+        &self.shared.users
+    }
+
+    /// Turns automatic login on (`Some(sub)`) or off (`None`).
+    ///
+    /// With automatic login, `GET /authorize` answers a valid request at once with a
+    /// redirect carrying an authorization code for this user, without showing the login
+    /// page. If `sub` names no configured user, authorization requests are answered with
+    /// `error=server_error`.
+    pub fn set_auto_login(&self, sub: Option<&str>) {
+        self.shared.state().auto_login = sub.map(str::to_owned);
+    }
+
+    /// Activates a fault. It stays active until [`clear_faults`](Self::clear_faults);
+    /// several faults may be active at once. Setting a fault that carries a value
+    /// (such as [`Fault::TokenError`]) replaces an active fault of the same kind.
+    pub fn set_fault(&self, fault: Fault) {
+        let mut state = self.shared.state();
+        state.faults.retain(|f| {
+            std::mem::discriminant(f) != std::mem::discriminant(&fault) || {
+                // Several different ID token faults may be combined.
+                matches!((f, &fault), (Fault::IdToken(a), Fault::IdToken(b)) if a != b)
+            }
+        });
+        state.faults.push(fault);
+    }
+
+    /// Deactivates every fault.
+    pub fn clear_faults(&self) {
+        self.shared.state().faults.clear();
+    }
+
+    /// Replaces the signing key with a new one that has a new `kid`.
+    ///
+    /// From then on tokens are signed with the new key and the JWKS document lists only the
+    /// new key. Generating an RSA key takes a moment (this call blocks while it runs).
+    pub fn rotate_keys(&self) {
+        self.shared.rotate_keys();
+    }
+
+    /// Counters of requests received so far.
+    pub fn stats(&self) -> DevStats {
+        let s = &self.shared.stats;
+        DevStats {
+            token_requests: s.token.load(Ordering::Relaxed),
+            jwks_requests: s.jwks.load(Ordering::Relaxed),
+            userinfo_requests: s.userinfo.load(Ordering::Relaxed),
+            discovery_requests: s.discovery.load(Ordering::Relaxed),
+            authorization_requests: s.authorization.load(Ordering::Relaxed),
+            end_session_requests: s.end_session.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Settings for a [`DevProvider`]; created by [`DevProvider::builder`].
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_oidc::dev::{DevClient, DevProvider, DevSigningAlg};
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let provider = DevProvider::builder()
+///     .issuer_path("/tenant-a")
+///     .signing_alg(DevSigningAlg::Es256)
+///     .id_token_ttl(Duration::from_secs(60))
+///     .client(DevClient::confidential("my-app", "my-secret")
+///         .redirect_uri("http://127.0.0.1:3000/auth/callback"))
+///     .start()
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct DevProviderBuilder {
+    bind: SocketAddr,
+    issuer_path: String,
+    clients: Vec<DevClient>,
+    users: Vec<DevUser>,
+    auto_login: Option<String>,
+    signing_alg: DevSigningAlg,
+    id_token_ttl: Duration,
+    access_token_ttl: Duration,
+    refresh_tokens: bool,
+    access_token_audience: Option<String>,
+}
+
+impl Default for DevProviderBuilder {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            issuer_path: String::new(),
+            clients: Vec::new(),
+            users: Vec::new(),
+            auto_login: None,
+            signing_alg: DevSigningAlg::Rs256,
+            id_token_ttl: Duration::from_secs(5 * 60),
+            access_token_ttl: Duration::from_secs(10 * 60),
+            refresh_tokens: true,
+            access_token_audience: None,
+        }
+    }
+}
+
+impl fmt::Debug for DevProviderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevProviderBuilder")
+            .field("bind", &self.bind)
+            .field("issuer_path", &self.issuer_path)
+            .field("clients", &self.clients)
+            .field("users", &self.users)
+            .field("auto_login", &self.auto_login)
+            .field("signing_alg", &self.signing_alg)
+            .field("id_token_ttl", &self.id_token_ttl)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_tokens", &self.refresh_tokens)
+            .field("access_token_audience", &self.access_token_audience)
+            .finish()
+    }
+}
+
+impl DevProviderBuilder {
+    /// The address to listen on; default `127.0.0.1:0` (a free loopback port).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// A path below the origin for the issuer, e.g. `/tenant-a` gives the issuer
+    /// `http://127.0.0.1:PORT/tenant-a`. Default: none.
+    ///
+    /// The path may contain ASCII letters, digits, `-`, `.`, `_`, `~` and `/`; anything else
+    /// makes [`start`](Self::start) fail with [`io::ErrorKind::InvalidInput`].
+    pub fn issuer_path(mut self, path: impl Into<String>) -> Self {
+        self.issuer_path = path.into();
+        self
+    }
+
+    /// Registers a client in addition to `dev-client` and `dev-public`. A client with the
+    /// id of an already registered client replaces it.
+    pub fn client(mut self, client: DevClient) -> Self {
+        self.clients.push(client);
+        self
+    }
+
+    /// Adds a test user. When no user is added, the provider has two: `alice` (Alice
+    /// Example, `alice@example.com`) and `bob` (Bob Example, `bob@example.com`); adding users
+    /// replaces these defaults. A user with the `sub` of an added user replaces it.
+    pub fn user(mut self, user: DevUser) -> Self {
+        self.users.push(user);
+        self
+    }
+
+    /// Starts with automatic login for this user (see [`DevProvider::set_auto_login`]).
+    /// Default: off.
+    pub fn auto_login(mut self, sub: Option<String>) -> Self {
+        self.auto_login = sub;
+        self
+    }
+
+    /// The algorithm of the signing key; default [`DevSigningAlg::Rs256`].
+    pub fn signing_alg(mut self, alg: DevSigningAlg) -> Self {
+        self.signing_alg = alg;
+        self
+    }
+
+    /// Lifetime of ID tokens; default 5 minutes.
+    pub fn id_token_ttl(mut self, ttl: Duration) -> Self {
+        self.id_token_ttl = ttl;
+        self
+    }
+
+    /// Lifetime of access tokens; default 10 minutes.
+    pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.access_token_ttl = ttl;
+        self
+    }
+
+    /// Whether refresh tokens are issued (to requests whose scope contains
+    /// `offline_access`); default `true`.
+    pub fn refresh_tokens(mut self, enabled: bool) -> Self {
+        self.refresh_tokens = enabled;
+        self
+    }
+
+    /// An audience added to the `aud` claim of access tokens, next to the client id
+    /// (for APIs that check the audience of bearer tokens). Default: none.
+    pub fn access_token_audience(mut self, audience: impl Into<String>) -> Self {
+        self.access_token_audience = Some(audience.into());
+        self
+    }
+
+    /// Generates the signing key, binds the listener and starts serving on the current
+    /// Tokio runtime.
+    ///
+    /// Fails if the address cannot be bound or the issuer path is invalid.
+    pub async fn start(self) -> io::Result<DevProvider> {
+        let prefix = normalize_path(&self.issuer_path)?;
+
+        let mut clients = vec![
+            DevClient::confidential(CONFIDENTIAL_ID, CONFIDENTIAL_SECRET),
+            DevClient::public(PUBLIC_ID),
+        ];
+        for client in self.clients {
+            match clients.iter_mut().find(|c| c.id == client.id) {
+                Some(existing) => *existing = client,
+                None => clients.push(client),
+            }
+        }
+        let mut users: Vec<DevUser> = Vec::new();
+        let configured = if self.users.is_empty() {
+            vec![
+                DevUser::new("alice", "Alice Example", "alice@example.com"),
+                DevUser::new("bob", "Bob Example", "bob@example.com"),
+            ]
+        } else {
+            self.users
+        };
+        for user in configured {
+            match users.iter_mut().find(|u| u.sub == user.sub) {
+                Some(existing) => *existing = user,
+                None => users.push(user),
+            }
+        }
+
+        let alg = self.signing_alg;
+        let rng = ring::rand::SystemRandom::new();
+        let key = tokio::task::spawn_blocking(move || keys::SigningKey::generate(alg, &rng))
+            .await
+            .map_err(io::Error::other)??;
+
+        let listener = tokio::net::TcpListener::bind(self.bind).await?;
+        let addr = listener.local_addr()?;
+        let host = match addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        let issuer = format!("http://{host}:{}{prefix}", addr.port());
+
+        let shared = Arc::new(Shared::new(server::Settings {
+            issuer,
+            prefix,
+            clients,
+            users,
+            alg,
+            id_token_ttl: self.id_token_ttl,
+            access_token_ttl: self.access_token_ttl,
+            refresh_tokens: self.refresh_tokens,
+            access_token_audience: self.access_token_audience,
+            auto_login: self.auto_login,
+            key,
+        }));
+        let router = server::router(shared.clone());
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "development provider stopped");
+            }
+        });
+        tracing::debug!(issuer = %shared.issuer, "development provider started");
+        Ok(DevProvider { shared, addr, task })
+    }
+}
+
+fn normalize_path(path: &str) -> io::Result<String> {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let with_slash = if trimmed.starts_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("/{trimmed}")
+    };
+    let valid = with_slash
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
+        && !with_slash.contains("//")
+        && with_slash
+            .split('/')
+            .all(|segment| segment != "." && segment != "..");
+    if valid {
+        Ok(with_slash)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "issuer path may contain only ASCII letters, digits, '-', '.', '_', '~' and '/'",
+        ))
+    }
+}
+
+/// A client registered at the development provider.
+///
+/// An empty `redirect_uris` list accepts any `http` or `https` redirect URI whose host is a
+/// loopback address (`127.0.0.0/8`, `::1` or `localhost`), on any port and path; likewise an
+/// empty `post_logout_redirect_uris` list for logout. This is a convenience for development;
+/// listed URIs are compared as exact strings.
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::dev::DevClient;
+///
+/// let client = DevClient::public("spa")
+///     .redirect_uri("http://localhost:5173/callback")
+///     .post_logout_redirect_uri("http://localhost:5173/");
+/// assert!(client.secret.is_none());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct DevClient {
+    /// The `client_id`.
+    pub id: String,
+    /// The client secret; `None` makes a public client, which must use PKCE.
+    pub secret: Option<String>,
+    /// Registered redirect URIs; empty accepts any loopback URI.
+    pub redirect_uris: Vec<String>,
+    /// Registered post-logout redirect URIs; empty accepts any loopback URI.
+    pub post_logout_redirect_uris: Vec<String>,
+}
+
+impl DevClient {
+    /// A confidential client authenticating with `secret`, accepting loopback redirect URIs.
+    pub fn confidential(id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            secret: Some(secret.into()),
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+        }
+    }
+
+    /// A public client (no secret, PKCE required), accepting loopback redirect URIs.
+    pub fn public(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            secret: None,
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+        }
+    }
+
+    /// Adds a registered redirect URI.
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uris.push(uri.into());
+        self
+    }
+
+    /// Adds a registered post-logout redirect URI.
+    pub fn post_logout_redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.post_logout_redirect_uris.push(uri.into());
+        self
+    }
+}
+
+impl fmt::Debug for DevClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevClient")
+            .field("id", &self.id)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("redirect_uris", &self.redirect_uris)
+            .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
+            .finish()
+    }
+}
+
+/// A test user of the development provider.
+///
+/// Its claims are `sub`, `name` (scope `profile`), `email` and `email_verified: true`
+/// (scope `email`).
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::dev::DevUser;
+///
+/// let carol = DevUser::new("carol", "Carol Example", "carol@example.com");
+/// assert_eq!(carol.sub, "carol");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevUser {
+    /// Subject identifier (`sub`).
+    pub sub: String,
+    /// Display name (`name`).
+    pub name: String,
+    /// E-mail address (`email`), reported as verified.
+    pub email: String,
+}
+
+impl DevUser {
+    /// A user with these claims.
+    pub fn new(sub: impl Into<String>, name: impl Into<String>, email: impl Into<String>) -> Self {
+        Self {
+            sub: sub.into(),
+            name: name.into(),
+            email: email.into(),
+        }
+    }
+}
+
+/// Algorithm of the provider's signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DevSigningAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key.
+    Rs256,
+    /// ECDSA with P-256 and SHA-256.
+    Es256,
+}
+
+impl DevSigningAlg {
+    /// The JWS `alg` name: `RS256` or `ES256`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DevSigningAlg::Rs256 => "RS256",
+            DevSigningAlg::Es256 => "ES256",
+        }
+    }
+}
+
+/// A deliberate misbehaviour of the provider, for testing relying parties.
+///
+/// Activate with [`DevProvider::set_fault`]; it lasts until [`DevProvider::clear_faults`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Every endpoint answers `503 Service Unavailable`.
+    Down,
+    /// Every endpoint waits this long before answering.
+    Delay(Duration),
+    /// ID tokens issued by the token endpoint are broken this way.
+    IdToken(IdTokenFault),
+    /// The userinfo endpoint returns a `sub` different from the token's subject.
+    UserinfoSubMismatch,
+    /// The token endpoint answers `400` with `{"error": <code>}`.
+    TokenError(String),
+    /// The authorization endpoint redirects back with `error=<code>` (plus `state` and
+    /// `iss`) to every request with a valid client and redirect URI.
+    AuthorizeError(String),
+    /// Token responses carry this `token_type` instead of `Bearer`.
+    TokenType(String),
+    /// Token responses carry no `id_token`.
+    MissingIdToken,
+    /// The `iss` parameter of authorization responses names a different issuer.
+    WrongAuthorizationIss,
+}
+
+/// How [`Fault::IdToken`] breaks ID tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IdTokenFault {
+    /// The signature does not verify (bits flipped).
+    BadSignature,
+    /// `iss` names a different issuer.
+    WrongIssuer,
+    /// `aud` names a different client.
+    WrongAudience,
+    /// `exp` lies ten minutes in the past.
+    Expired,
+    /// `iat` lies one hour in the future.
+    IssuedInFuture,
+    /// `nonce` differs from the authorization request's (and is present even when the
+    /// request had none).
+    WrongNonce,
+    /// Unsigned: header `alg: none` and an empty signature.
+    AlgNone,
+    /// Signed with the current key but the header names a `kid` missing from the JWKS.
+    UnknownKid,
+    /// `at_hash` does not match the access token.
+    WrongAtHash,
+    /// Header `alg: HS256`, MACed with the PEM text of the provider's public key
+    /// (the algorithm confusion attack).
+    HmacWithPublicKey,
+    /// `aud` lists the client and another audience, and `azp` is missing.
+    MultipleAudiencesWithoutAzp,
+}
+
+/// Request counters of a [`DevProvider`], from [`DevProvider::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DevStats {
+    /// Requests to the token endpoint.
+    pub token_requests: u64,
+    /// Requests to the JWKS endpoint.
+    pub jwks_requests: u64,
+    /// Requests to the userinfo endpoint.
+    pub userinfo_requests: u64,
+    /// Requests for the discovery document.
+    pub discovery_requests: u64,
+    /// `GET` requests to the authorization endpoint.
+    pub authorization_requests: u64,
+    /// Requests to the end-session (logout) endpoint.
+    pub end_session_requests: u64,
+}

@@ -1,0 +1,1579 @@
+//! HTTP endpoints and in-memory state of the development provider.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{RawQuery, State as AxState};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use ring::rand::SystemRandom;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq as _;
+use url::Url;
+
+use super::keys::{self, PublicKey, SigningKey};
+use super::{DevClient, DevSigningAlg, DevUser, Fault, IdTokenFault};
+
+/// Lifetime of authorization codes.
+const CODE_TTL: u64 = 60;
+/// Issuer used by the "wrong issuer" faults.
+const WRONG_ISSUER: &str = "https://wrong-issuer.invalid";
+/// Audience used by the audience faults.
+const OTHER_AUDIENCE: &str = "some-other-client";
+/// Scopes the provider knows; others are dropped from the granted scope.
+const KNOWN_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+pub(crate) struct Settings {
+    pub(crate) issuer: String,
+    pub(crate) prefix: String,
+    pub(crate) clients: Vec<DevClient>,
+    pub(crate) users: Vec<DevUser>,
+    pub(crate) alg: DevSigningAlg,
+    pub(crate) id_token_ttl: Duration,
+    pub(crate) access_token_ttl: Duration,
+    pub(crate) refresh_tokens: bool,
+    pub(crate) access_token_audience: Option<String>,
+    pub(crate) auto_login: Option<String>,
+    pub(crate) key: SigningKey,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) token: AtomicU64,
+    pub(crate) jwks: AtomicU64,
+    pub(crate) userinfo: AtomicU64,
+    pub(crate) discovery: AtomicU64,
+    pub(crate) authorization: AtomicU64,
+    pub(crate) end_session: AtomicU64,
+}
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    pub(crate) issuer: String,
+    prefix: String,
+    pub(crate) clients: Vec<DevClient>,
+    pub(crate) users: Vec<DevUser>,
+    alg: DevSigningAlg,
+    id_token_ttl: u64,
+    access_token_ttl: u64,
+    refresh_tokens: bool,
+    access_token_audience: Option<String>,
+    rng: SystemRandom,
+    pub(crate) stats: Counters,
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("issuer", &self.issuer)
+            .field("clients", &self.clients)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Mutable state, behind one lock that is never held across an `.await`.
+pub(crate) struct State {
+    pub(crate) auto_login: Option<String>,
+    pub(crate) faults: Vec<Fault>,
+    key: Arc<SigningKey>,
+    retired: Vec<PublicKey>,
+    codes: HashMap<String, Code>,
+    /// Access tokens by the hash of their text.
+    access: HashMap<String, AccessRecord>,
+    /// Refresh tokens by the hash of their text.
+    refresh: HashMap<String, RefreshRecord>,
+    revoked_grants: HashSet<u64>,
+    next_grant: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ChallengeMethod {
+    S256,
+    Plain,
+}
+
+struct Code {
+    client_id: String,
+    redirect_uri: String,
+    scope: Vec<String>,
+    nonce: Option<String>,
+    challenge: Option<(String, ChallengeMethod)>,
+    sub: String,
+    auth_time: u64,
+    sid: String,
+    created: u64,
+    /// The grant created when the code was redeemed.
+    redeemed: Option<u64>,
+}
+
+struct AccessRecord {
+    sub: String,
+    scope: Vec<String>,
+    exp: u64,
+    grant: u64,
+}
+
+struct RefreshRecord {
+    client_id: String,
+    sub: String,
+    scope: Vec<String>,
+    auth_time: u64,
+    sid: String,
+    grant: u64,
+    used: bool,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn token_key(token: &str) -> String {
+    keys::encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+}
+
+impl Shared {
+    pub(crate) fn new(s: Settings) -> Self {
+        Self {
+            issuer: s.issuer,
+            prefix: s.prefix,
+            clients: s.clients,
+            users: s.users,
+            alg: s.alg,
+            id_token_ttl: s.id_token_ttl.as_secs(),
+            access_token_ttl: s.access_token_ttl.as_secs(),
+            refresh_tokens: s.refresh_tokens,
+            access_token_audience: s.access_token_audience,
+            rng: SystemRandom::new(),
+            stats: Counters::default(),
+            state: Mutex::new(State {
+                auto_login: s.auto_login,
+                faults: Vec::new(),
+                key: Arc::new(s.key),
+                retired: Vec::new(),
+                codes: HashMap::new(),
+                access: HashMap::new(),
+                refresh: HashMap::new(),
+                revoked_grants: HashSet::new(),
+                next_grant: 1,
+            }),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn client(&self, id: &str) -> Option<&DevClient> {
+        self.clients.iter().find(|c| c.id == id)
+    }
+
+    fn user(&self, sub: &str) -> Option<&DevUser> {
+        self.users.iter().find(|u| u.sub == sub)
+    }
+
+    fn fault(&self, pred: impl Fn(&Fault) -> bool) -> Option<Fault> {
+        self.state().faults.iter().find(|f| pred(f)).cloned()
+    }
+
+    fn has_fault(&self, fault: &Fault) -> bool {
+        self.state().faults.contains(fault)
+    }
+
+    pub(crate) fn rotate_keys(&self) {
+        match SigningKey::generate(self.alg, &self.rng) {
+            Ok(key) => {
+                let mut state = self.state();
+                let old = std::mem::replace(&mut state.key, Arc::new(key));
+                state.retired.push(old.public.clone());
+                tracing::debug!(kid = %state.key.public.kid, "development provider rotated its key");
+            }
+            Err(error) => tracing::error!(%error, "development provider could not generate a key"),
+        }
+    }
+
+    /// Applies the `Delay` and `Down` faults; `Some` is the answer to send instead.
+    async fn gate(&self) -> Option<Response> {
+        let (delay, down) = {
+            let state = self.state();
+            let delay = state.faults.iter().find_map(|f| match f {
+                Fault::Delay(d) => Some(*d),
+                _ => None,
+            });
+            (delay, state.faults.contains(&Fault::Down))
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        down.then(|| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [
+                    (header::RETRY_AFTER, "1"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                "the development provider is down (fault injection)\n",
+            )
+                .into_response()
+        })
+    }
+
+    fn endpoint(&self, name: &str) -> String {
+        format!("{}/{name}", self.issuer)
+    }
+
+    fn authorization_iss(&self) -> &str {
+        if self.has_fault(&Fault::WrongAuthorizationIss) {
+            WRONG_ISSUER
+        } else {
+            &self.issuer
+        }
+    }
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let p = shared.prefix.clone();
+    Router::new()
+        .route(
+            &format!("{p}/.well-known/openid-configuration"),
+            get(discovery),
+        )
+        .route(&format!("{p}/jwks"), get(jwks))
+        .route(&format!("{p}/authorize"), get(authorize))
+        .route(
+            &format!("{p}/authorize/login"),
+            axum::routing::post(authorize_login),
+        )
+        .route(&format!("{p}/token"), axum::routing::post(token))
+        .route(&format!("{p}/userinfo"), get(userinfo).post(userinfo))
+        .route(
+            &format!("{p}/end_session"),
+            get(end_session).post(end_session),
+        )
+        .with_state(shared)
+}
+
+type St = AxState<Arc<Shared>>;
+
+// ---------------------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------------------
+
+/// Request parameters. Parameters sent without a value count as omitted (RFC 6749 §3.1);
+/// repeated parameters are remembered so they can be refused.
+#[derive(Default)]
+struct Params {
+    values: Vec<(String, String)>,
+    repeated: Vec<String>,
+}
+
+impl Params {
+    fn parse(input: &[u8]) -> Self {
+        let mut params = Params::default();
+        for (k, v) in form_urlencoded::parse(input) {
+            if v.is_empty() {
+                continue;
+            }
+            if params.values.iter().any(|(name, _)| *name == k) {
+                if !params.repeated.iter().any(|r| *r == k) {
+                    params.repeated.push(k.into_owned());
+                }
+                continue;
+            }
+            params.values.push((k.into_owned(), v.into_owned()));
+        }
+        params
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn is_repeated(&self, name: &str) -> bool {
+        self.repeated.iter().any(|r| r == name)
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn html_page(status: StatusCode, title: &str, body: &str) -> Response {
+    let page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n\
+         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}\
+         form{{margin:.5rem 0}}button{{font-size:1rem;padding:.5rem 1rem;min-width:16rem}}</style>\n\
+         </head>\n<body>\n<main>\n<h1>{title}</h1>\n{body}</main>\n</body>\n</html>\n",
+        title = html_escape(title),
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+fn error_page(message: &str) -> Response {
+    html_page(
+        StatusCode::BAD_REQUEST,
+        "Invalid request",
+        &format!("<p role=\"alert\">{}</p>\n", html_escape(message)),
+    )
+}
+
+/// Whether a URI is an `http`/`https` URI on a loopback host, without a fragment.
+fn is_loopback_uri(uri: &str) -> bool {
+    let Ok(url) = Url::parse(uri) else {
+        return false;
+    };
+    if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn uri_allowed(registered: &[String], uri: &str) -> bool {
+    if registered.is_empty() {
+        is_loopback_uri(uri)
+    } else {
+        registered.iter().any(|r| r == uri)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Discovery and JWKS
+// ---------------------------------------------------------------------------------------
+
+async fn discovery(AxState(s): St) -> Response {
+    s.stats.discovery.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = s.gate().await {
+        return r;
+    }
+    let mut scopes = vec!["openid", "profile", "email"];
+    let mut grants = vec!["authorization_code"];
+    if s.refresh_tokens {
+        scopes.push("offline_access");
+        grants.push("refresh_token");
+    }
+    let doc = json!({
+        "issuer": s.issuer,
+        "authorization_endpoint": s.endpoint("authorize"),
+        "token_endpoint": s.endpoint("token"),
+        "userinfo_endpoint": s.endpoint("userinfo"),
+        "jwks_uri": s.endpoint("jwks"),
+        "end_session_endpoint": s.endpoint("end_session"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": grants,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [s.alg.name()],
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256", "plain"],
+        "scopes_supported": scopes,
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp",
+            "name", "email", "email_verified"
+        ],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response()
+}
+
+async fn jwks(AxState(s): St) -> Response {
+    s.stats.jwks.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = s.gate().await {
+        return r;
+    }
+    let jwk = s.state().key.public.jwk();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({ "keys": [jwk] }).to_string(),
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------
+// Authorization endpoint
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+/// Where authorization responses go once client and redirect URI are known to be good.
+struct Target {
+    redirect_uri: String,
+    state: Option<String>,
+    mode: ResponseMode,
+}
+
+enum AuthzFailure {
+    /// The client or redirect URI cannot be trusted: show a page, never redirect.
+    Page(String),
+    /// An error response sent to the redirect URI.
+    Redirect(Target, String, String),
+}
+
+struct AuthzRequest {
+    target: Target,
+    client_id: String,
+    scope: Vec<String>,
+    nonce: Option<String>,
+    challenge: Option<(String, ChallengeMethod)>,
+    prompt_none: bool,
+}
+
+fn is_pkce_value(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+impl Shared {
+    fn validate_authorization(&self, p: &Params) -> Result<AuthzRequest, AuthzFailure> {
+        if p.is_repeated("client_id") {
+            return Err(AuthzFailure::Page("client_id is repeated.".into()));
+        }
+        let Some(client_id) = p.get("client_id") else {
+            return Err(AuthzFailure::Page("client_id is missing.".into()));
+        };
+        let Some(client) = self.client(client_id) else {
+            return Err(AuthzFailure::Page(format!(
+                "The client \"{client_id}\" is not registered."
+            )));
+        };
+        if p.is_repeated("redirect_uri") {
+            return Err(AuthzFailure::Page("redirect_uri is repeated.".into()));
+        }
+        let Some(redirect_uri) = p.get("redirect_uri") else {
+            return Err(AuthzFailure::Page("redirect_uri is missing.".into()));
+        };
+        if !uri_allowed(&client.redirect_uris, redirect_uri) {
+            return Err(AuthzFailure::Page(format!(
+                "The redirect_uri \"{redirect_uri}\" is not registered for the client \"{client_id}\"."
+            )));
+        }
+        let mode = match p.get("response_mode") {
+            None | Some("query") => Ok(ResponseMode::Query),
+            Some("form_post") => Ok(ResponseMode::FormPost),
+            Some(_) => Err(()),
+        };
+        let target = Target {
+            redirect_uri: redirect_uri.to_owned(),
+            state: if p.is_repeated("state") {
+                None
+            } else {
+                p.get("state").map(str::to_owned)
+            },
+            mode: mode.unwrap_or(ResponseMode::Query),
+        };
+        let fail = |target, code: &str, text: &str| {
+            Err(AuthzFailure::Redirect(target, code.into(), text.into()))
+        };
+        if mode.is_err() {
+            return fail(target, "invalid_request", "unsupported response_mode");
+        }
+        if let Some(name) = p.repeated.first() {
+            let text = format!("parameter {name} is repeated");
+            return fail(target, "invalid_request", &text);
+        }
+        if let Some(Fault::AuthorizeError(code)) =
+            self.fault(|f| matches!(f, Fault::AuthorizeError(_)))
+        {
+            return fail(target, &code, "injected by the development provider");
+        }
+        if p.get("request").is_some() {
+            return fail(
+                target,
+                "request_not_supported",
+                "request objects are not supported",
+            );
+        }
+        if p.get("request_uri").is_some() {
+            return fail(
+                target,
+                "request_uri_not_supported",
+                "request_uri is not supported",
+            );
+        }
+        match p.get("response_type") {
+            None => return fail(target, "invalid_request", "response_type is missing"),
+            Some("code") => {}
+            Some(_) => {
+                return fail(
+                    target,
+                    "unsupported_response_type",
+                    "only response_type=code is supported",
+                )
+            }
+        }
+        let requested: Vec<&str> = p.get("scope").unwrap_or("").split(' ').collect();
+        if !requested.contains(&"openid") {
+            return fail(target, "invalid_scope", "the scope must contain openid");
+        }
+        let scope: Vec<String> = KNOWN_SCOPES
+            .iter()
+            .filter(|s| requested.contains(s))
+            .map(|s| (*s).to_owned())
+            .collect();
+        let challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
+            (None, Some(_)) => {
+                return fail(
+                    target,
+                    "invalid_request",
+                    "code_challenge_method without code_challenge",
+                )
+            }
+            (None, None) => None,
+            (Some(c), m) => {
+                let method = match m {
+                    None | Some("plain") => ChallengeMethod::Plain,
+                    Some("S256") => ChallengeMethod::S256,
+                    Some(_) => {
+                        return fail(
+                            target,
+                            "invalid_request",
+                            "code_challenge_method must be S256 or plain",
+                        )
+                    }
+                };
+                if !is_pkce_value(c) {
+                    return fail(target, "invalid_request", "malformed code_challenge");
+                }
+                Some((c.to_owned(), method))
+            }
+        };
+        if client.secret.is_none() && challenge.is_none() {
+            return fail(
+                target,
+                "invalid_request",
+                "PKCE (code_challenge) is required for public clients",
+            );
+        }
+        let prompt: Vec<&str> = p.get("prompt").unwrap_or("").split(' ').collect();
+        let prompt_none = prompt.contains(&"none");
+        if prompt_none && prompt.iter().any(|v| !v.is_empty() && *v != "none") {
+            return fail(
+                target,
+                "invalid_request",
+                "prompt=none cannot be combined with other values",
+            );
+        }
+        if let Some(max_age) = p.get("max_age") {
+            if max_age.parse::<u64>().is_err() {
+                return fail(
+                    target,
+                    "invalid_request",
+                    "max_age must be a number of seconds",
+                );
+            }
+        }
+        Ok(AuthzRequest {
+            target,
+            client_id: client.id.clone(),
+            scope,
+            nonce: p.get("nonce").map(str::to_owned),
+            challenge,
+            prompt_none,
+        })
+    }
+
+    /// Sends an authorization response (success or error) to the client.
+    fn authorization_response(&self, target: &Target, params: Vec<(&str, String)>) -> Response {
+        let mut all = params;
+        if let Some(state) = &target.state {
+            all.push(("state", state.clone()));
+        }
+        all.push(("iss", self.authorization_iss().to_owned()));
+        match target.mode {
+            ResponseMode::Query => {
+                let Ok(mut url) = Url::parse(&target.redirect_uri) else {
+                    return error_page("The redirect_uri is not a valid URI.");
+                };
+                {
+                    let mut pairs = url.query_pairs_mut();
+                    for (k, v) in &all {
+                        pairs.append_pair(k, v);
+                    }
+                }
+                let Ok(location) = HeaderValue::from_str(url.as_str()) else {
+                    return error_page("The redirect_uri cannot be used in a Location header.");
+                };
+                (
+                    StatusCode::FOUND,
+                    [
+                        (header::LOCATION, location),
+                        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                    ],
+                )
+                    .into_response()
+            }
+            ResponseMode::FormPost => {
+                let mut inputs = String::new();
+                for (k, v) in &all {
+                    inputs.push_str(&format!(
+                        "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
+                        html_escape(k),
+                        html_escape(v)
+                    ));
+                }
+                let page = format!(
+                    "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
+                     <title>Continue</title></head>\n\
+                     <body onload=\"document.forms[0].submit()\">\n\
+                     <form method=\"post\" action=\"{}\">\n{inputs}\
+                     <noscript><button type=\"submit\">Continue</button></noscript>\n\
+                     </form>\n</body>\n</html>\n",
+                    html_escape(&target.redirect_uri)
+                );
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                        (header::CACHE_CONTROL, "no-store"),
+                    ],
+                    page,
+                )
+                    .into_response()
+            }
+        }
+    }
+
+    fn authorization_error(&self, target: &Target, code: &str, description: &str) -> Response {
+        self.authorization_response(
+            target,
+            vec![
+                ("error", code.to_owned()),
+                ("error_description", description.to_owned()),
+            ],
+        )
+    }
+
+    fn failure_response(&self, failure: AuthzFailure) -> Response {
+        match failure {
+            AuthzFailure::Page(message) => {
+                tracing::debug!(%message, "development provider refused an authorization request");
+                error_page(&message)
+            }
+            AuthzFailure::Redirect(target, code, description) => {
+                self.authorization_error(&target, &code, &description)
+            }
+        }
+    }
+
+    /// Issues an authorization code for `sub` and redirects with it.
+    fn issue_code(&self, req: AuthzRequest, sub: &str) -> Response {
+        let code = keys::random_token(&self.rng, 32);
+        let now = now();
+        {
+            let mut state = self.state();
+            state
+                .codes
+                .retain(|_, c| c.created + 10 * CODE_TTL > now || c.redeemed.is_some());
+            state.codes.insert(
+                code.clone(),
+                Code {
+                    client_id: req.client_id,
+                    redirect_uri: req.target.redirect_uri.clone(),
+                    scope: req.scope,
+                    nonce: req.nonce,
+                    challenge: req.challenge,
+                    sub: sub.to_owned(),
+                    auth_time: now,
+                    sid: keys::random_token(&self.rng, 16),
+                    created: now,
+                    redeemed: None,
+                },
+            );
+        }
+        self.authorization_response(&req.target, vec![("code", code)])
+    }
+
+    fn login_page(&self, p: &Params) -> Response {
+        let hidden: String = p
+            .values
+            .iter()
+            .filter(|(k, _)| k != "sub" && k != "action")
+            .map(|(k, v)| {
+                format!(
+                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
+                    html_escape(k),
+                    html_escape(v)
+                )
+            })
+            .collect();
+        let action = html_escape(&self.endpoint("authorize/login"));
+        let mut body = String::from(
+            "<p>This is the development provider. Choose a test user to sign in as.</p>\n\
+             <ul class=\"users\">\n",
+        );
+        for user in &self.users {
+            body.push_str(&format!(
+                "<li><form method=\"post\" action=\"{action}\" data-sub=\"{sub}\">\n{hidden}\
+                 <input type=\"hidden\" name=\"sub\" value=\"{sub}\">\n\
+                 <button type=\"submit\" name=\"action\" value=\"login\">Sign in as {name} \
+                 ({email})</button>\n</form></li>\n",
+                sub = html_escape(&user.sub),
+                name = html_escape(&user.name),
+                email = html_escape(&user.email),
+            ));
+        }
+        body.push_str(&format!(
+            "</ul>\n<form method=\"post\" action=\"{action}\" data-action=\"cancel\">\n{hidden}\
+             <button type=\"submit\" name=\"action\" value=\"cancel\">Cancel</button>\n</form>\n"
+        ));
+        html_page(StatusCode::OK, "Sign in", &body)
+    }
+}
+
+async fn authorize(AxState(s): St, RawQuery(query): RawQuery) -> Response {
+    s.stats.authorization.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = s.gate().await {
+        return r;
+    }
+    let p = Params::parse(query.unwrap_or_default().as_bytes());
+    let req = match s.validate_authorization(&p) {
+        Ok(req) => req,
+        Err(failure) => return s.failure_response(failure),
+    };
+    let auto = s.state().auto_login.clone();
+    match auto {
+        Some(sub) if s.user(&sub).is_some() => s.issue_code(req, &sub),
+        Some(sub) => s.authorization_error(
+            &req.target,
+            "server_error",
+            &format!("the automatic login user {sub} is not configured"),
+        ),
+        None if req.prompt_none => {
+            s.authorization_error(&req.target, "login_required", "the user is not signed in")
+        }
+        None => s.login_page(&p),
+    }
+}
+
+async fn authorize_login(AxState(s): St, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = s.gate().await {
+        return r;
+    }
+    if !is_form(&headers) {
+        return error_page("The login form must be sent as application/x-www-form-urlencoded.");
+    }
+    let p = Params::parse(&body);
+    let req = match s.validate_authorization(&p) {
+        Ok(req) => req,
+        Err(failure) => return s.failure_response(failure),
+    };
+    if p.get("action") == Some("cancel") {
+        return s.authorization_error(&req.target, "access_denied", "the user cancelled");
+    }
+    match p.get("sub").and_then(|sub| s.user(sub)) {
+        Some(user) => {
+            let sub = user.sub.clone();
+            s.issue_code(req, &sub)
+        }
+        None => s.authorization_error(&req.target, "invalid_request", "unknown user"),
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+// ---------------------------------------------------------------------------------------
+// Token endpoint
+// ---------------------------------------------------------------------------------------
+
+struct TokenError {
+    status: StatusCode,
+    error: String,
+    description: String,
+    basic: bool,
+}
+
+impl TokenError {
+    fn new(error: &str, description: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: error.to_owned(),
+            description: description.into(),
+            basic: false,
+        }
+    }
+
+    fn invalid_client(description: &str, basic: bool) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_client".to_owned(),
+            description: description.to_owned(),
+            basic,
+        }
+    }
+
+    fn into_response(self) -> Response {
+        tracing::debug!(error = %self.error, description = %self.description,
+            "development provider token error");
+        let mut body = json!({ "error": self.error });
+        if !self.description.is_empty() {
+            body["error_description"] = Value::String(self.description);
+        }
+        let mut response = json_response(self.status, &body);
+        if self.basic {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tower-oidc dev provider\""),
+            );
+        }
+        response
+    }
+}
+
+/// Decodes one half of HTTP Basic credentials (RFC 6749 §2.3.1: form-urlencoded).
+fn form_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let text = value.to_str().ok()?;
+    let (scheme, rest) = text.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((form_decode(id)?, form_decode(secret)?))
+}
+
+impl Shared {
+    fn authenticate_client(
+        &self,
+        headers: &HeaderMap,
+        p: &Params,
+    ) -> Result<&DevClient, TokenError> {
+        let mut auth = headers.get_all(header::AUTHORIZATION).iter();
+        let header_value = auth.next();
+        if auth.next().is_some() {
+            return Err(TokenError::new(
+                "invalid_request",
+                "repeated Authorization header",
+            ));
+        }
+        let (id, secret, basic) = match header_value {
+            Some(value) => {
+                let Some((id, secret)) = basic_credentials(value) else {
+                    return Err(TokenError::invalid_client(
+                        "malformed HTTP Basic credentials",
+                        true,
+                    ));
+                };
+                if p.get("client_secret").is_some() {
+                    return Err(TokenError::new(
+                        "invalid_request",
+                        "use only one client authentication method",
+                    ));
+                }
+                if p.get("client_id").is_some_and(|body_id| body_id != id) {
+                    return Err(TokenError::new(
+                        "invalid_request",
+                        "client_id differs from the authenticated client",
+                    ));
+                }
+                (id, Some(secret).filter(|s| !s.is_empty()), true)
+            }
+            None => {
+                let Some(id) = p.get("client_id") else {
+                    return Err(TokenError::invalid_client(
+                        "client authentication is missing",
+                        false,
+                    ));
+                };
+                (
+                    id.to_owned(),
+                    p.get("client_secret").map(str::to_owned),
+                    false,
+                )
+            }
+        };
+        let Some(client) = self.client(&id) else {
+            return Err(TokenError::invalid_client("unknown client", basic));
+        };
+        match (&client.secret, secret) {
+            (Some(expected), Some(given)) => {
+                if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
+                    Ok(client)
+                } else {
+                    Err(TokenError::invalid_client("wrong client secret", basic))
+                }
+            }
+            (Some(_), None) => Err(TokenError::invalid_client(
+                "this client must authenticate with its secret",
+                basic,
+            )),
+            (None, None) => Ok(client),
+            (None, Some(_)) => Err(TokenError::invalid_client(
+                "this public client has no secret",
+                basic,
+            )),
+        }
+    }
+}
+
+async fn token(AxState(s): St, headers: HeaderMap, body: Bytes) -> Response {
+    s.stats.token.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = s.gate().await {
+        return r;
+    }
+    match token_inner(&s, &headers, &body) {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn token_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value, TokenError> {
+    if let Some(Fault::TokenError(code)) = s.fault(|f| matches!(f, Fault::TokenError(_))) {
+        return Err(TokenError::new(&code, ""));
+    }
+    if !is_form(headers) {
+        return Err(TokenError::new(
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let p = Params::parse(body);
+    if let Some(name) = p.repeated.first() {
+        return Err(TokenError::new(
+            "invalid_request",
+            format!("parameter {name} is repeated"),
+        ));
+    }
+    let client = s.authenticate_client(headers, &p)?;
+    match p.get("grant_type") {
+        None => Err(TokenError::new("invalid_request", "grant_type is missing")),
+        Some("authorization_code") => s.code_grant(client, &p),
+        Some("refresh_token") if s.refresh_tokens => s.refresh_grant(client, &p),
+        Some(_) => Err(TokenError::new(
+            "unsupported_grant_type",
+            "supported grant types: authorization_code, refresh_token",
+        )),
+    }
+}
+
+/// What a token response is issued for.
+struct Issue<'a> {
+    client_id: &'a str,
+    sub: &'a str,
+    scope: &'a [String],
+    auth_time: u64,
+    sid: &'a str,
+    nonce: Option<&'a str>,
+    grant: u64,
+}
+
+impl Shared {
+    fn code_grant(&self, client: &DevClient, p: &Params) -> Result<Value, TokenError> {
+        let Some(code_text) = p.get("code") else {
+            return Err(TokenError::new("invalid_request", "code is missing"));
+        };
+        let Some(redirect_uri) = p.get("redirect_uri") else {
+            return Err(TokenError::new(
+                "invalid_request",
+                "redirect_uri is missing",
+            ));
+        };
+        let verifier = p.get("code_verifier");
+        let now = now();
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let Some(code) = state.codes.get(code_text) else {
+            return Err(TokenError::new("invalid_grant", "unknown or expired code"));
+        };
+        if let Some(grant) = code.redeemed {
+            state.revoked_grants.insert(grant);
+            tracing::debug!("authorization code replayed; tokens issued from it are revoked");
+            return Err(TokenError::new(
+                "invalid_grant",
+                "the code was already used; tokens issued from it are revoked",
+            ));
+        }
+        if code.created + CODE_TTL < now {
+            return Err(TokenError::new("invalid_grant", "the code has expired"));
+        }
+        if code.client_id != client.id {
+            return Err(TokenError::new(
+                "invalid_grant",
+                "the code was issued to another client",
+            ));
+        }
+        if code.redirect_uri != redirect_uri {
+            return Err(TokenError::new(
+                "invalid_grant",
+                "redirect_uri differs from the authorization request",
+            ));
+        }
+        match (&code.challenge, verifier) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                return Err(TokenError::new(
+                    "invalid_grant",
+                    "code_verifier sent but the authorization request had no code_challenge",
+                ))
+            }
+            (Some(_), None) => {
+                return Err(TokenError::new("invalid_grant", "code_verifier is missing"))
+            }
+            (Some((challenge, method)), Some(verifier)) => {
+                let computed = match method {
+                    ChallengeMethod::S256 => keys::encode(
+                        ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref(),
+                    ),
+                    ChallengeMethod::Plain => verifier.to_owned(),
+                };
+                let ok = is_pkce_value(verifier)
+                    && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()));
+                if !ok {
+                    return Err(TokenError::new(
+                        "invalid_grant",
+                        "code_verifier does not match the code_challenge",
+                    ));
+                }
+            }
+        }
+        let grant = state.next_grant;
+        state.next_grant += 1;
+        let Some(code) = state.codes.get_mut(code_text) else {
+            return Err(TokenError::new("invalid_grant", "unknown or expired code"));
+        };
+        code.redeemed = Some(grant);
+        let (sub, scope, auth_time, sid, nonce) = (
+            code.sub.clone(),
+            code.scope.clone(),
+            code.auth_time,
+            code.sid.clone(),
+            code.nonce.clone(),
+        );
+        self.issue(
+            state,
+            Issue {
+                client_id: &client.id,
+                sub: &sub,
+                scope: &scope,
+                auth_time,
+                sid: &sid,
+                nonce: nonce.as_deref(),
+                grant,
+            },
+        )
+    }
+
+    fn refresh_grant(&self, client: &DevClient, p: &Params) -> Result<Value, TokenError> {
+        let Some(token) = p.get("refresh_token") else {
+            return Err(TokenError::new(
+                "invalid_request",
+                "refresh_token is missing",
+            ));
+        };
+        let key = token_key(token);
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let Some(record) = state.refresh.get(&key) else {
+            return Err(TokenError::new("invalid_grant", "unknown refresh token"));
+        };
+        if record.client_id != client.id {
+            return Err(TokenError::new(
+                "invalid_grant",
+                "the refresh token was issued to another client",
+            ));
+        }
+        let grant = record.grant;
+        if record.used {
+            state.revoked_grants.insert(grant);
+            tracing::debug!("rotated refresh token reused; its family is revoked");
+            return Err(TokenError::new(
+                "invalid_grant",
+                "the refresh token was already used; the token family is revoked",
+            ));
+        }
+        if state.revoked_grants.contains(&grant) {
+            return Err(TokenError::new(
+                "invalid_grant",
+                "the refresh token was revoked",
+            ));
+        }
+        let scope = match p.get("scope") {
+            None => record.scope.clone(),
+            Some(requested) => {
+                let requested: Vec<String> = requested.split(' ').map(str::to_owned).collect();
+                if requested
+                    .iter()
+                    .any(|s| !s.is_empty() && !record.scope.contains(s))
+                {
+                    return Err(TokenError::new(
+                        "invalid_scope",
+                        "the scope exceeds the originally granted scope",
+                    ));
+                }
+                record
+                    .scope
+                    .iter()
+                    .filter(|s| requested.contains(s))
+                    .cloned()
+                    .collect()
+            }
+        };
+        if self.user(&record.sub).is_none() {
+            return Err(TokenError::new(
+                "invalid_grant",
+                "the user no longer exists",
+            ));
+        }
+        let (sub, auth_time, sid) = (record.sub.clone(), record.auth_time, record.sid.clone());
+        if let Some(record) = state.refresh.get_mut(&key) {
+            record.used = true;
+        }
+        self.issue(
+            state,
+            Issue {
+                client_id: &client.id,
+                sub: &sub,
+                scope: &scope,
+                auth_time,
+                sid: &sid,
+                nonce: None,
+                grant,
+            },
+        )
+    }
+
+    fn user_claims(&self, claims: &mut Value, sub: &str, scope: &[String]) {
+        let Some(user) = self.user(sub) else {
+            return;
+        };
+        if scope.iter().any(|s| s == "profile") {
+            claims["name"] = json!(user.name);
+        }
+        if scope.iter().any(|s| s == "email") {
+            claims["email"] = json!(user.email);
+            claims["email_verified"] = json!(true);
+        }
+    }
+
+    fn issue(&self, state: &mut State, i: Issue<'_>) -> Result<Value, TokenError> {
+        let now = now();
+        let key = state.key.clone();
+        let server_error = || TokenError::new("server_error", "signing failed");
+
+        // Access token (RFC 9068).
+        let mut aud = vec![json!(i.client_id)];
+        if let Some(extra) = &self.access_token_audience {
+            aud.push(json!(extra));
+        }
+        let access_exp = now + self.access_token_ttl;
+        let at_claims = json!({
+            "iss": self.issuer,
+            "sub": i.sub,
+            "aud": if aud.len() == 1 { aud[0].clone() } else { Value::Array(aud) },
+            "client_id": i.client_id,
+            "scope": i.scope.join(" "),
+            "exp": access_exp,
+            "iat": now,
+            "auth_time": i.auth_time,
+            "jti": keys::random_token(&self.rng, 16),
+        });
+        let access_token = key
+            .jws("at+jwt", None, &at_claims, &self.rng)
+            .ok_or_else(server_error)?;
+        state.access.retain(|_, r| r.exp >= now);
+        state.access.insert(
+            token_key(&access_token),
+            AccessRecord {
+                sub: i.sub.to_owned(),
+                scope: i.scope.to_vec(),
+                exp: access_exp,
+                grant: i.grant,
+            },
+        );
+
+        let mut response = json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.access_token_ttl,
+            "scope": i.scope.join(" "),
+        });
+        let faults = state.faults.clone();
+        if let Some(Fault::TokenType(t)) = faults.iter().find(|f| matches!(f, Fault::TokenType(_)))
+        {
+            response["token_type"] = json!(t);
+        }
+
+        if i.scope.iter().any(|s| s == "openid") && !faults.contains(&Fault::MissingIdToken) {
+            let id_faults: Vec<IdTokenFault> = faults
+                .iter()
+                .filter_map(|f| match f {
+                    Fault::IdToken(x) => Some(*x),
+                    _ => None,
+                })
+                .collect();
+            let id_token = self
+                .id_token(&key, &i, &access_token, now, &id_faults)
+                .ok_or_else(server_error)?;
+            response["id_token"] = json!(id_token);
+        }
+
+        if self.refresh_tokens && i.scope.iter().any(|s| s == "offline_access") {
+            let refresh = keys::random_token(&self.rng, 32);
+            state.refresh.insert(
+                token_key(&refresh),
+                RefreshRecord {
+                    client_id: i.client_id.to_owned(),
+                    sub: i.sub.to_owned(),
+                    scope: i.scope.to_vec(),
+                    auth_time: i.auth_time,
+                    sid: i.sid.to_owned(),
+                    grant: i.grant,
+                    used: false,
+                },
+            );
+            response["refresh_token"] = json!(refresh);
+        }
+        Ok(response)
+    }
+
+    fn id_token(
+        &self,
+        key: &SigningKey,
+        i: &Issue<'_>,
+        access_token: &str,
+        now: u64,
+        faults: &[IdTokenFault],
+    ) -> Option<String> {
+        let has = |f: IdTokenFault| faults.contains(&f);
+        let (mut iat, mut exp) = (now, now + self.id_token_ttl);
+        if has(IdTokenFault::Expired) {
+            exp = now.saturating_sub(600);
+            iat = exp.saturating_sub(self.id_token_ttl);
+        }
+        if has(IdTokenFault::IssuedInFuture) {
+            iat = now + 3600;
+            exp = iat + self.id_token_ttl;
+        }
+        let mut claims = json!({
+            "iss": if has(IdTokenFault::WrongIssuer) { WRONG_ISSUER } else { self.issuer.as_str() },
+            "sub": i.sub,
+            "aud": if has(IdTokenFault::WrongAudience) { OTHER_AUDIENCE } else { i.client_id },
+            "exp": exp,
+            "iat": iat,
+            "auth_time": i.auth_time.min(iat),
+            "sid": i.sid,
+            "azp": i.client_id,
+            "at_hash": if has(IdTokenFault::WrongAtHash) {
+                keys::left_half_hash("not the access token")
+            } else {
+                keys::left_half_hash(access_token)
+            },
+        });
+        if has(IdTokenFault::MultipleAudiencesWithoutAzp) {
+            claims["aud"] = json!([claims["aud"].clone(), "another-audience"]);
+            if let Some(obj) = claims.as_object_mut() {
+                obj.remove("azp");
+            }
+        }
+        if has(IdTokenFault::WrongNonce) {
+            claims["nonce"] = json!(keys::random_token(&self.rng, 16));
+        } else if let Some(nonce) = i.nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        self.user_claims(&mut claims, i.sub, i.scope);
+
+        if has(IdTokenFault::AlgNone) {
+            let header = json!({ "alg": "none", "typ": "JWT" });
+            return Some(format!("{}.", keys::signing_input(&header, &claims)));
+        }
+        if has(IdTokenFault::HmacWithPublicKey) {
+            let header = json!({ "alg": "HS256", "kid": key.public.kid, "typ": "JWT" });
+            let input = keys::signing_input(&header, &claims);
+            let mac = keys::hs256(key.public.pem().as_bytes(), input.as_bytes());
+            return Some(format!("{input}.{mac}"));
+        }
+        let kid = has(IdTokenFault::UnknownKid).then(|| format!("unknown-{}", key.public.kid));
+        let token = key.jws("JWT", kid.as_deref(), &claims, &self.rng)?;
+        if has(IdTokenFault::BadSignature) {
+            return Some(corrupt_signature(&token));
+        }
+        Some(token)
+    }
+}
+
+/// Flips bits in the first signature byte of a compact JWS.
+fn corrupt_signature(token: &str) -> String {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let Some((input, sig)) = token.rsplit_once('.') else {
+        return token.to_owned();
+    };
+    let mut sig = engine.decode(sig).unwrap_or_default();
+    if let Some(first) = sig.first_mut() {
+        *first ^= 0x55;
+    }
+    format!("{input}.{}", engine.encode(sig))
+}
+
+// ---------------------------------------------------------------------------------------
+// Userinfo
+// ---------------------------------------------------------------------------------------
+
+fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> Response {
+    let challenge = match error {
+        Some(e) => format!(
+            "Bearer realm=\"tower-oidc dev provider\", error=\"{e}\", error_description=\"{description}\""
+        ),
+        None => "Bearer realm=\"tower-oidc dev provider\"".to_owned(),
+    };
+    let mut response = status.into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
+    s.stats.userinfo.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = s.gate().await {
+        return r;
+    }
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return bearer_error(StatusCode::UNAUTHORIZED, None, "");
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let Some(token) = token else {
+        return bearer_error(
+            StatusCode::BAD_REQUEST,
+            Some("invalid_request"),
+            "expected a Bearer token",
+        );
+    };
+    let now = now();
+    let (sub, scope, mismatch) = {
+        let state = s.state();
+        let Some(record) = state.access.get(&token_key(token)) else {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "unknown access token",
+            );
+        };
+        if record.exp < now {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the access token has expired",
+            );
+        }
+        if state.revoked_grants.contains(&record.grant) {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the access token was revoked",
+            );
+        }
+        (
+            record.sub.clone(),
+            record.scope.clone(),
+            state.faults.contains(&Fault::UserinfoSubMismatch),
+        )
+    };
+    if !scope.iter().any(|s| s == "openid") {
+        return bearer_error(
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+            "the openid scope is required",
+        );
+    }
+    let mut claims = json!({ "sub": if mismatch { format!("not-{sub}") } else { sub.clone() } });
+    s.user_claims(&mut claims, &sub, &scope);
+    json_response(StatusCode::OK, &claims)
+}
+
+// ---------------------------------------------------------------------------------------
+// RP-initiated logout
+// ---------------------------------------------------------------------------------------
+
+async fn end_session(
+    AxState(s): St,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    s.stats.end_session.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = s.gate().await {
+        return r;
+    }
+    let p = if method == Method::POST {
+        if !is_form(&headers) {
+            return error_page("The logout request must be application/x-www-form-urlencoded.");
+        }
+        Params::parse(&body)
+    } else {
+        Params::parse(query.unwrap_or_default().as_bytes())
+    };
+    if let Some(name) = p.repeated.first() {
+        return error_page(&format!("The parameter {name} is repeated."));
+    }
+    let mut hint_client: Vec<String> = Vec::new();
+    let mut hint_sub = None;
+    if let Some(hint) = p.get("id_token_hint") {
+        let claims = {
+            let state = s.state();
+            let mut keys: Vec<&PublicKey> = vec![&state.key.public];
+            keys.extend(state.retired.iter());
+            keys::verify_jws(hint, keys)
+        };
+        let Some(claims) = claims.filter(|c| c["iss"] == json!(s.issuer)) else {
+            return error_page("The id_token_hint was not issued by this provider.");
+        };
+        match &claims["aud"] {
+            Value::String(a) => hint_client.push(a.clone()),
+            Value::Array(list) => {
+                hint_client.extend(list.iter().filter_map(Value::as_str).map(str::to_owned))
+            }
+            _ => {}
+        }
+        hint_sub = claims["sub"].as_str().map(str::to_owned);
+    }
+    let client_id = match p.get("client_id") {
+        Some(id) if !hint_client.is_empty() && !hint_client.iter().any(|a| a == id) => {
+            return error_page("client_id does not match the id_token_hint's audience.");
+        }
+        Some(id) => Some(id.to_owned()),
+        None => hint_client.first().cloned(),
+    };
+    let client = client_id.as_deref().and_then(|id| s.client(id));
+    if client_id.is_some() && client.is_none() {
+        return error_page("The client is not registered.");
+    }
+    tracing::debug!(sub = ?hint_sub, client = ?client_id, "development provider signed a user out");
+
+    if let Some(uri) = p.get("post_logout_redirect_uri") {
+        let allowed = client.is_some_and(|c| uri_allowed(&c.post_logout_redirect_uris, uri));
+        if allowed {
+            if let Ok(mut url) = Url::parse(uri) {
+                if let Some(state) = p.get("state") {
+                    url.query_pairs_mut().append_pair("state", state);
+                }
+                if let Ok(location) = HeaderValue::from_str(url.as_str()) {
+                    return (
+                        StatusCode::FOUND,
+                        [
+                            (header::LOCATION, location),
+                            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                        ],
+                    )
+                        .into_response();
+                }
+            }
+        }
+        return html_page(
+            StatusCode::OK,
+            "You are signed out",
+            "<p>You are signed out of the development provider.</p>\n\
+             <p>The post_logout_redirect_uri is not registered for this client, so you were \
+             not sent back.</p>\n",
+        );
+    }
+    html_page(
+        StatusCode::OK,
+        "You are signed out",
+        "<p>You are signed out of the development provider.</p>\n",
+    )
+}
