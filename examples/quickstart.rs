@@ -1,2 +1,160 @@
-//! Quickstart (placeholder).
-fn main() {}
+//! Browser login for an axum app with one `.layer()`.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+//!
+//! Without `OIDC_ISSUER` it starts the embedded development provider and prints its test
+//! users; open <http://127.0.0.1:3000> and log in. Point it at any provider with:
+//!
+//! | variable             | meaning                                                          |
+//! |----------------------|------------------------------------------------------------------|
+//! | `OIDC_ISSUER`        | issuer URL (discovery at `<issuer>/.well-known/openid-configuration`) |
+//! | `OIDC_CLIENT_ID`     | client id                                                        |
+//! | `OIDC_CLIENT_SECRET` | client secret; unset means a public client (PKCE only)           |
+//! | `OIDC_SCOPES`        | space-separated scopes, default `openid profile email`           |
+//! | `APP_URL`            | public base URL, default `http://127.0.0.1:3000`; the redirect URI is `APP_URL/auth/callback` |
+//! | `SESSION_KEY`        | master secret, base64url, at least 32 bytes (random per start when unset) |
+//! | `OIDC_CLIENT_AUTH`   | `client_secret_basic`, `client_secret_post` or `none`            |
+//! | `OIDC_USERINFO`      | `1` fetches userinfo at login, `0` does not                      |
+//! | `OIDC_AUTH_PARAMS`   | extra authorization parameters, e.g. `prompt=login&ui_locales=nb-NO` |
+//!
+//! Routes: `/` (public), `/me` (login required; JSON with every claim), and the layer's
+//! `/auth/login`, `/auth/callback`, `/auth/logout`.
+
+use std::error::Error;
+
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_oidc::dev::DevProvider;
+use tower_oidc::{ClientAuth, Config, Identity, OidcLayer, SessionKey};
+use tracing_subscriber::EnvFilter;
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let app_url = var("APP_URL").unwrap_or_else(|| "http://127.0.0.1:3000".into());
+    let app_url = url::Url::parse(app_url.trim_end_matches('/'))
+        .map_err(|e| format!("APP_URL is not a URL: {e}"))?;
+    let bind = format!(
+        "{}:{}",
+        app_url.host_str().ok_or("APP_URL has no host")?,
+        app_url.port_or_known_default().ok_or("APP_URL has no port")?
+    );
+    // Keep the development provider alive as long as the app.
+    let mut _dev_provider = None;
+    let (issuer, client_id, client_secret) = match var("OIDC_ISSUER") {
+        Some(issuer) => (
+            issuer,
+            var("OIDC_CLIENT_ID").ok_or("OIDC_CLIENT_ID is required with OIDC_ISSUER")?,
+            var("OIDC_CLIENT_SECRET"),
+        ),
+        None => {
+            let dev = DevProvider::start().await?;
+            println!("No OIDC_ISSUER set: started the development provider at {}", dev.issuer());
+            println!("Test users (pick one on its login page):");
+            for user in dev.users() {
+                println!("  {} <{}>", user.name, user.email);
+            }
+            let client = dev.confidential_client().clone();
+            let issuer = dev.issuer().to_owned();
+            _dev_provider = Some(dev);
+            (issuer, client.id, client.secret)
+        }
+    };
+    let session_key = match var("SESSION_KEY") {
+        Some(key) => SessionKey::from_base64(&key)?,
+        None => {
+            tracing::warn!(
+                "SESSION_KEY is not set: using a random key, so sessions end when the app stops"
+            );
+            SessionKey::generate()
+        }
+    };
+    let scopes = var("OIDC_SCOPES").unwrap_or_else(|| "openid profile email".into());
+
+    let redirect_url = format!("{}auth/callback", ensure_slash(app_url.as_str()));
+    let mut config = Config::builder(issuer, client_id)
+        .redirect_url(redirect_url)
+        .scopes(scopes.split_whitespace())
+        .session_key(session_key);
+    if let Some(secret) = client_secret {
+        config = config.client_secret(secret);
+    }
+    if let Some(auth) = var("OIDC_CLIENT_AUTH") {
+        config = config.client_auth(match auth.as_str() {
+            "client_secret_basic" => ClientAuth::ClientSecretBasic,
+            "client_secret_post" => ClientAuth::ClientSecretPost,
+            "none" => ClientAuth::None,
+            other => return Err(format!("OIDC_CLIENT_AUTH `{other}` is not supported").into()),
+        });
+    }
+    if let Some(flag) = var("OIDC_USERINFO") {
+        config = config.userinfo(flag != "0");
+    }
+    if let Some(params) = var("OIDC_AUTH_PARAMS") {
+        for (name, value) in form_urlencoded::parse(params.as_bytes()) {
+            config = config.auth_param(name, value);
+        }
+    }
+    let oidc = OidcLayer::discover(config.build()?).await?;
+
+    let app = Router::new()
+        .route("/", get(home))
+        .route("/me", get(me))
+        .layer(oidc);
+    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    println!("Listening on {app_url}");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+fn ensure_slash(url: &str) -> String {
+    if url.ends_with('/') {
+        url.to_owned()
+    } else {
+        format!("{url}/")
+    }
+}
+
+/// Public page: a login link, or the user's name and a logout button.
+async fn home(id: Option<Identity>) -> Html<String> {
+    let body = match id {
+        Some(id) => format!(
+            "<p>Logged in as <strong>{}</strong>.</p>\
+             <p><a href=\"/me\">Your claims</a></p>\
+             <form method=\"post\" action=\"/auth/logout\"><button>Log out</button></form>",
+            escape(id.name().unwrap_or(id.subject()))
+        ),
+        None => "<p>You are not logged in.</p>\
+                 <p><a href=\"/auth/login?return_to=/me\">Log in</a></p>"
+            .to_owned(),
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>tower-oidc quickstart</title></head><body><h1>tower-oidc quickstart</h1>\
+         {body}</body></html>"
+    ))
+}
+
+/// Login required: every claim of the identity as JSON.
+async fn me(id: Identity) -> Json<serde_json::Value> {
+    Json(serde_json::Value::Object(id.claims().clone()))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
