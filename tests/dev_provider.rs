@@ -1210,3 +1210,73 @@ async fn malformed_requests_get_errors_not_panics() {
     let q = redirect_of(resp).await;
     assert_eq!(q["error"], "invalid_request");
 }
+
+#[tokio::test]
+async fn form_post_response_mode_and_post_authorization_requests() {
+    let p = auto_provider().await;
+    let c = http();
+    let resp = c
+        .get(authorize_url(
+            &p,
+            "dev-client",
+            &[("response_mode", "form_post")],
+        ))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = resp.text().await.expect("page");
+    let (action, fields) = form_with(&page, "name=\"code\"");
+    assert_eq!(action, REDIRECT);
+    let fields: HashMap<_, _> = fields.into_iter().collect();
+    assert_eq!(fields["state"], "st-1");
+    assert_eq!(fields["iss"], p.issuer());
+    assert!(exchange_basic(&p, &c, &fields["code"]).await.status == StatusCode::OK);
+
+    // Authorization request sent by POST; prompt=none succeeds with automatic login.
+    let url = Url::parse(&authorize_url(&p, "dev-client", &[("prompt", "none")])).expect("url");
+    let form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let resp = c
+        .post(format!("{}/authorize", p.issuer()))
+        .form(&form)
+        .send()
+        .await
+        .expect("authorize");
+    let q = redirect_of(resp).await;
+    assert!(q.contains_key("code"), "{q:?}");
+}
+
+#[tokio::test]
+async fn issuer_host_and_drop_stops_the_server() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<DevProvider>();
+
+    let p = DevProvider::builder()
+        .issuer_host("localhost")
+        .start()
+        .await
+        .expect("start");
+    assert_eq!(p.issuer(), format!("http://localhost:{}", p.addr().port()));
+    let (status, doc) = get_json(
+        &http(),
+        &format!("{}/.well-known/openid-configuration", p.issuer()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["issuer"], p.issuer());
+    assert!(DevProvider::builder()
+        .issuer_host("a/b")
+        .start()
+        .await
+        .is_err());
+
+    let addr = p.addr();
+    drop(p);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let result = http()
+        .get(format!("http://{addr}/jwks"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(result.is_err(), "the server stopped: {result:?}");
+}
