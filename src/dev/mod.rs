@@ -586,6 +586,14 @@ impl DevUser {
 }
 
 /// Algorithm of the provider's signing key.
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::dev::DevSigningAlg;
+///
+/// assert_eq!(DevSigningAlg::Es256.name(), "ES256");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DevSigningAlg {
     /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key.
@@ -607,6 +615,22 @@ impl DevSigningAlg {
 /// A deliberate misbehaviour of the provider, for testing relying parties.
 ///
 /// Activate with [`DevProvider::set_fault`]; it lasts until [`DevProvider::clear_faults`].
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_oidc::dev::{DevProvider, Fault};
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let provider = DevProvider::start().await?;
+/// provider.set_fault(Fault::Down);
+/// provider.set_fault(Fault::TokenError("invalid_grant".to_owned()));
+/// // Every endpoint now answers 503; once `Down` is cleared, the token endpoint still
+/// // refuses every request until `clear_faults`.
+/// provider.clear_faults();
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -632,6 +656,22 @@ pub enum Fault {
 }
 
 /// How [`Fault::IdToken`] breaks ID tokens.
+///
+/// Several ID token faults can be active at once; each is applied to every ID token the
+/// token endpoint issues (after a code exchange or a refresh).
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_oidc::dev::{DevProvider, Fault, IdTokenFault};
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let provider = DevProvider::start().await?;
+/// provider.set_fault(Fault::IdToken(IdTokenFault::WrongNonce));
+/// provider.set_fault(Fault::IdToken(IdTokenFault::Expired));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum IdTokenFault {
@@ -662,6 +702,20 @@ pub enum IdTokenFault {
 }
 
 /// Request counters of a [`DevProvider`], from [`DevProvider::stats`].
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_oidc::dev::DevProvider;
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let provider = DevProvider::start().await?;
+/// // ... let the relying party log in twice ...
+/// let stats = provider.stats();
+/// assert!(stats.jwks_requests <= 1, "the JWKS should be cached");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DevStats {
     /// Requests to the token endpoint.

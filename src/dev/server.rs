@@ -725,9 +725,8 @@ impl Shared {
         let now = now();
         {
             let mut state = self.state();
-            state
-                .codes
-                .retain(|_, c| c.created + 10 * CODE_TTL > now || c.redeemed.is_some());
+            // Redeemed codes are kept for an hour so that a replay can be detected.
+            state.codes.retain(|_, c| c.created + 3600 > now);
             state.codes.insert(
                 code.clone(),
                 Code {
