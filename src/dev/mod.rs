@@ -119,7 +119,8 @@ impl DevProvider {
     }
 
     /// The issuer identifier, e.g. `http://127.0.0.1:41234` or
-    /// `http://127.0.0.1:41234/tenant-a`, without a trailing slash.
+    /// `http://127.0.0.1:41234/tenant-a`, without a trailing slash (see
+    /// [`DevProviderBuilder::issuer_host`] and [`DevProviderBuilder::issuer_path`]).
     ///
     /// The endpoints live below it: `{issuer}/.well-known/openid-configuration`,
     /// `{issuer}/authorize`, `{issuer}/token`, `{issuer}/userinfo`, `{issuer}/jwks` and
@@ -227,6 +228,7 @@ impl DevProvider {
 /// ```
 pub struct DevProviderBuilder {
     bind: SocketAddr,
+    issuer_host: Option<String>,
     issuer_path: String,
     clients: Vec<DevClient>,
     users: Vec<DevUser>,
@@ -242,6 +244,7 @@ impl Default for DevProviderBuilder {
     fn default() -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            issuer_host: None,
             issuer_path: String::new(),
             clients: Vec::new(),
             users: Vec::new(),
@@ -259,6 +262,7 @@ impl fmt::Debug for DevProviderBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DevProviderBuilder")
             .field("bind", &self.bind)
+            .field("issuer_host", &self.issuer_host)
             .field("issuer_path", &self.issuer_path)
             .field("clients", &self.clients)
             .field("users", &self.users)
@@ -276,6 +280,18 @@ impl DevProviderBuilder {
     /// The address to listen on; default `127.0.0.1:0` (a free loopback port).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = addr;
+        self
+    }
+
+    /// The host name used in the issuer instead of the bound IP address, e.g. `localhost`
+    /// (to put the provider on a different site than an app on `127.0.0.1`). The port is
+    /// always the bound port. Default: the bound IP address, or the loopback address of the
+    /// same family when bound to an unspecified address such as `0.0.0.0`.
+    ///
+    /// A value that is not a valid host makes [`start`](Self::start) fail with
+    /// [`io::ErrorKind::InvalidInput`].
+    pub fn issuer_host(mut self, host: impl Into<String>) -> Self {
+        self.issuer_host = Some(host.into());
         self
     }
 
@@ -384,11 +400,31 @@ impl DevProviderBuilder {
 
         let listener = tokio::net::TcpListener::bind(self.bind).await?;
         let addr = listener.local_addr()?;
-        let host = match addr {
-            SocketAddr::V4(a) => a.ip().to_string(),
-            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        let host = match (&self.issuer_host, addr) {
+            (Some(host), _) => host.clone(),
+            (None, SocketAddr::V4(a)) if a.ip().is_unspecified() => "127.0.0.1".to_owned(),
+            (None, SocketAddr::V4(a)) => a.ip().to_string(),
+            (None, SocketAddr::V6(a)) if a.ip().is_unspecified() => "[::1]".to_owned(),
+            (None, SocketAddr::V6(a)) => format!("[{}]", a.ip()),
         };
         let issuer = format!("http://{host}:{}{prefix}", addr.port());
+        let valid_host = url::Url::parse(&issuer).is_ok_and(|url| {
+            url.host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&host))
+                && url.port_or_known_default() == Some(addr.port())
+                && url.path()
+                    == if prefix.is_empty() {
+                        "/"
+                    } else {
+                        prefix.as_str()
+                    }
+        });
+        if !valid_host {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "issuer host is not a valid host name or address",
+            ));
+        }
 
         let shared = Arc::new(Shared::new(server::Settings {
             issuer,
@@ -550,6 +586,14 @@ impl DevUser {
 }
 
 /// Algorithm of the provider's signing key.
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::dev::DevSigningAlg;
+///
+/// assert_eq!(DevSigningAlg::Es256.name(), "ES256");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DevSigningAlg {
     /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key.
@@ -571,6 +615,22 @@ impl DevSigningAlg {
 /// A deliberate misbehaviour of the provider, for testing relying parties.
 ///
 /// Activate with [`DevProvider::set_fault`]; it lasts until [`DevProvider::clear_faults`].
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_oidc::dev::{DevProvider, Fault};
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let provider = DevProvider::start().await?;
+/// provider.set_fault(Fault::Down);
+/// provider.set_fault(Fault::TokenError("invalid_grant".to_owned()));
+/// // Every endpoint now answers 503; once `Down` is cleared, the token endpoint still
+/// // refuses every request until `clear_faults`.
+/// provider.clear_faults();
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -596,6 +656,22 @@ pub enum Fault {
 }
 
 /// How [`Fault::IdToken`] breaks ID tokens.
+///
+/// Several ID token faults can be active at once; each is applied to every ID token the
+/// token endpoint issues (after a code exchange or a refresh).
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_oidc::dev::{DevProvider, Fault, IdTokenFault};
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let provider = DevProvider::start().await?;
+/// provider.set_fault(Fault::IdToken(IdTokenFault::WrongNonce));
+/// provider.set_fault(Fault::IdToken(IdTokenFault::Expired));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum IdTokenFault {
@@ -626,6 +702,20 @@ pub enum IdTokenFault {
 }
 
 /// Request counters of a [`DevProvider`], from [`DevProvider::stats`].
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_oidc::dev::DevProvider;
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let provider = DevProvider::start().await?;
+/// // ... let the relying party log in twice ...
+/// let stats = provider.stats();
+/// assert!(stats.jwks_requests <= 1, "the JWKS should be cached");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DevStats {
     /// Requests to the token endpoint.
@@ -636,7 +726,7 @@ pub struct DevStats {
     pub userinfo_requests: u64,
     /// Requests for the discovery document.
     pub discovery_requests: u64,
-    /// `GET` requests to the authorization endpoint.
+    /// Requests to the authorization endpoint (not counting the login form's submissions).
     pub authorization_requests: u64,
     /// Requests to the end-session (logout) endpoint.
     pub end_session_requests: u64,

@@ -249,7 +249,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(discovery),
         )
         .route(&format!("{p}/jwks"), get(jwks))
-        .route(&format!("{p}/authorize"), get(authorize))
+        .route(&format!("{p}/authorize"), get(authorize).post(authorize))
         .route(
             &format!("{p}/authorize/login"),
             axum::routing::post(authorize_login),
@@ -725,9 +725,8 @@ impl Shared {
         let now = now();
         {
             let mut state = self.state();
-            state
-                .codes
-                .retain(|_, c| c.created + 10 * CODE_TTL > now || c.redeemed.is_some());
+            // Redeemed codes are kept for an hour so that a replay can be detected.
+            state.codes.retain(|_, c| c.created + 3600 > now);
             state.codes.insert(
                 code.clone(),
                 Code {
@@ -784,12 +783,28 @@ impl Shared {
     }
 }
 
-async fn authorize(AxState(s): St, RawQuery(query): RawQuery) -> Response {
+/// `GET` or `POST` (form-encoded) authorization requests (OpenID Connect Core §3.1.2.1).
+async fn authorize(
+    AxState(s): St,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     s.stats.authorization.fetch_add(1, Ordering::Relaxed);
     if let Some(r) = s.gate().await {
         return r;
     }
-    let p = Params::parse(query.unwrap_or_default().as_bytes());
+    let p = if method == Method::POST {
+        if !is_form(&headers) {
+            return error_page(
+                "An authorization request sent by POST must be application/x-www-form-urlencoded.",
+            );
+        }
+        Params::parse(&body)
+    } else {
+        Params::parse(query.unwrap_or_default().as_bytes())
+    };
     let req = match s.validate_authorization(&p) {
         Ok(req) => req,
         Err(failure) => return s.failure_response(failure),
