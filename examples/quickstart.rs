@@ -49,7 +49,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let bind = format!(
         "{}:{}",
         app_url.host_str().ok_or("APP_URL has no host")?,
-        app_url.port_or_known_default().ok_or("APP_URL has no port")?
+        app_url
+            .port_or_known_default()
+            .ok_or("APP_URL has no port")?
     );
     // Keep the development provider alive as long as the app.
     let mut _dev_provider = None;
@@ -61,7 +63,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ),
         None => {
             let dev = DevProvider::start().await?;
-            println!("No OIDC_ISSUER set: started the development provider at {}", dev.issuer());
+            println!(
+                "No OIDC_ISSUER set: started the development provider at {}",
+                dev.issuer()
+            );
             println!("Test users (pick one on its login page):");
             for user in dev.users() {
                 println!("  {} <{}>", user.name, user.email);

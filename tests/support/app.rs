@@ -1,0 +1,187 @@
+//! A quickstart-style axum app behind the layer, served on a free loopback port, and a
+//! cookie-keeping HTTP client that follows redirects by hand.
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION};
+use tokio::task::JoinHandle;
+use tower_oidc::{Config, ConfigBuilder, ConfigError, Identity, OidcLayer, SessionKey};
+use url::Url;
+
+/// The app: `/` public, `/me` login required (claims as JSON), `/echo-cookies` shows the
+/// `Cookie` header the inner service received.
+pub(crate) struct TestApp {
+    pub(crate) base: Url,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestApp {
+    pub(crate) fn url(&self, path: &str) -> Url {
+        self.base.join(path).expect("a valid path")
+    }
+}
+
+/// Starts the app for `issuer`/`client_id`; `configure` adjusts the builder (secret,
+/// policies, ...).
+pub(crate) async fn start_app(
+    issuer: &str,
+    client_id: &str,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> Result<TestApp, ConfigError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    let base = Url::parse(&format!("http://{addr}/")).expect("base URL");
+    let config = configure(
+        Config::builder(issuer, client_id)
+            .redirect_url(format!("http://{addr}/auth/callback"))
+            .session_key(SessionKey::generate()),
+    )
+    .build()?;
+    let oidc = OidcLayer::discover(config).await?;
+    let app = Router::new()
+        .route(
+            "/",
+            get(|id: Option<Identity>| async move {
+                match id {
+                    Some(id) => format!("hello {}", id.subject()),
+                    None => "hello stranger".to_owned(),
+                }
+            }),
+        )
+        .route(
+            "/me",
+            get(|id: Identity| async move { Json(serde_json::Value::Object(id.claims().clone())) }),
+        )
+        .route(
+            "/echo-cookies",
+            get(|headers: axum::http::HeaderMap| async move {
+                headers
+                    .get_all(COOKIE)
+                    .iter()
+                    .map(|v| v.to_str().unwrap_or("<binary>").to_owned())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            }),
+        )
+        .layer(oidc);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve the app");
+    });
+    Ok(TestApp { base, task })
+}
+
+/// A browser stand-in: a cookie jar and manual redirects, sending `Accept: text/html` like
+/// a navigation.
+pub(crate) struct Browser {
+    pub(crate) client: reqwest::Client,
+    pub(crate) jar: Arc<Jar>,
+}
+
+/// The end of a redirect chain.
+pub(crate) struct Landing {
+    pub(crate) url: Url,
+    pub(crate) status: reqwest::StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
+    pub(crate) visited: Vec<Url>,
+}
+
+impl Landing {
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}) at {}: {}", self.url, self.body))
+    }
+}
+
+impl Browser {
+    pub(crate) fn new() -> Self {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client");
+        Self { client, jar }
+    }
+
+    pub(crate) async fn get(&self, url: &Url) -> reqwest::Response {
+        self.client
+            .get(url.clone())
+            .header(ACCEPT, "text/html")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
+    /// Follows redirects from `url` until a non-redirect or until `stop` says so for the
+    /// next URL (which is then returned unvisited, with status 302).
+    pub(crate) async fn follow_until(&self, url: &Url, stop: impl Fn(&Url) -> bool) -> Landing {
+        let mut url = url.clone();
+        let mut visited = Vec::new();
+        for _ in 0..20 {
+            let res = self.get(&url).await;
+            visited.push(url.clone());
+            let status = res.status();
+            let headers = res.headers().clone();
+            if status.is_redirection() {
+                let location = headers
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .unwrap_or_else(|| panic!("redirect without Location from {url}"));
+                let next = url.join(location).expect("a valid Location");
+                if stop(&next) {
+                    return Landing {
+                        url: next,
+                        status,
+                        headers,
+                        body: String::new(),
+                        visited,
+                    };
+                }
+                url = next;
+                continue;
+            }
+            let body = res.text().await.expect("response body");
+            return Landing {
+                url,
+                status,
+                headers,
+                body,
+                visited,
+            };
+        }
+        panic!("too many redirects: {visited:?}");
+    }
+
+    pub(crate) async fn follow(&self, url: &Url) -> Landing {
+        self.follow_until(url, |_| false).await
+    }
+
+    /// The cookies the jar would send to `url`.
+    pub(crate) fn cookies(&self, url: &Url) -> String {
+        self.jar
+            .cookies(url)
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// `Set-Cookie` values of a response.
+pub(crate) fn set_cookies(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .collect()
+}
