@@ -152,9 +152,13 @@ impl Config {
     }
 
     pub(crate) fn now(&self) -> u64 {
+        self.now_millis() / 1000
+    }
+
+    pub(crate) fn now_millis(&self) -> u64 {
         (self.clock)()
             .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 }
 

@@ -113,11 +113,8 @@ pub(crate) async fn handle(inner: Arc<Inner>, headers: HeaderMap, query: Option<
         res
     };
     let now = inner.config.now();
-    if tx
-        .created_at
-        .saturating_add(inner.config.transaction_ttl.as_secs())
-        < now
-    {
+    let ttl_ms = u64::try_from(inner.config.transaction_ttl.as_millis()).unwrap_or(u64::MAX);
+    if tx.created_at_ms.saturating_add(ttl_ms) < inner.config.now_millis() {
         return fail(
             AuthError::new(AuthErrorKind::InvalidCallback, "the login took too long"),
             clear_tx,

@@ -77,7 +77,7 @@ pub(crate) fn handle(inner: &Inner, headers: &HeaderMap, query: Option<&str>) ->
 /// Starts a login: a fresh transaction cookie and a redirect to the provider.
 pub(crate) fn start(inner: &Inner, headers: &HeaderMap, return_to: String) -> Page {
     let tx = Transaction {
-        created_at: inner.config.now(),
+        created_at_ms: inner.config.now_millis(),
         state: random_token(32),
         nonce: random_token(32),
         pkce_verifier: random_token(32),
@@ -125,8 +125,8 @@ pub(crate) fn start(inner: &Inner, headers: &HeaderMap, return_to: String) -> Pa
 /// remain: unreadable or expired ones first, then the oldest.
 fn evictions(inner: &Inner, headers: &HeaderMap) -> Vec<String> {
     let prefix = &inner.cookies.tx_prefix;
-    let now = inner.config.now();
-    let ttl = inner.config.transaction_ttl.as_secs();
+    let now = inner.config.now_millis();
+    let ttl = u64::try_from(inner.config.transaction_ttl.as_millis()).unwrap_or(u64::MAX);
     let mut existing: Vec<(u64, String)> = request_cookies(headers)
         .filter(|(name, _)| name.starts_with(prefix.as_str()))
         .map(|(name, value)| {
@@ -134,7 +134,7 @@ fn evictions(inner: &Inner, headers: &HeaderMap) -> Vec<String> {
                 .tx_sealer
                 .open(name, value)
                 .and_then(|b| Transaction::decode(&b))
-                .map(|tx| tx.created_at)
+                .map(|tx| tx.created_at_ms)
                 .filter(|created| created.saturating_add(ttl) >= now)
                 .unwrap_or(0);
             (created, name.to_owned())

@@ -73,7 +73,8 @@ impl Session {
 /// One login attempt in flight, sealed into a cookie named after its `state`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Transaction {
-    pub(crate) created_at: u64,
+    /// Unix milliseconds (fine enough to order logins started in the same second).
+    pub(crate) created_at_ms: u64,
     pub(crate) state: String,
     pub(crate) nonce: String,
     pub(crate) pkce_verifier: String,
@@ -84,7 +85,7 @@ impl Transaction {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(200 + self.return_to.len()));
         w.0.push(TRANSACTION_VERSION);
-        w.u64(self.created_at);
+        w.u64(self.created_at_ms);
         w.bytes(self.state.as_bytes());
         w.bytes(self.nonce.as_bytes());
         w.bytes(self.pkce_verifier.as_bytes());
@@ -98,7 +99,7 @@ impl Transaction {
             return None;
         }
         let tx = Transaction {
-            created_at: r.u64()?,
+            created_at_ms: r.u64()?,
             state: r.string()?,
             nonce: r.string()?,
             pkce_verifier: r.string()?,
@@ -205,7 +206,7 @@ mod tests {
     #[test]
     fn transaction_round_trip() {
         let tx = Transaction {
-            created_at: 5,
+            created_at_ms: 5,
             state: "s".into(),
             nonce: "n".into(),
             pkce_verifier: "v".into(),
