@@ -1,0 +1,7 @@
+//! Support code shared by the integration tests (`mod support;` in a test file).
+//!
+//! Each test binary compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+pub(crate) mod html;
+pub(crate) mod oidc_provider;
