@@ -21,6 +21,10 @@
 //   resource_servers      extra [{ audience, scope, format: "jwt"|"opaque", alg }]
 //   use_granted_resource  token endpoint falls back to the resource of the authorization request
 //   refresh_tokens        "offline_access" (default) or "always" (for clients allowed refresh_token)
+//   offline_access_needs_prompt_consent  false (default): an authorization request with
+//                         offline_access gets prompt=consent added here, so relying parties need not
+//                         send it; true keeps oidc-provider's behaviour (offline_access dropped
+//                         unless the request has prompt=consent)
 //   rotate_refresh_tokens true/false forces rotation; absent keeps oidc-provider's default policy
 //   clock_tolerance       seconds, oidc-provider's default is 15
 //   conform_id_token_claims  oidc-provider's conformIdTokenClaims, true by default
@@ -32,6 +36,9 @@ import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+
+const startedAt = Date.now();
+console.error(`provider.mjs: node ${process.version} started (pid ${process.pid})`);
 
 // oidc-provider prints its notices with console.info (stdout); stdout is reserved for READY.
 console.log = (...args) => console.error(...args);
@@ -131,6 +138,23 @@ for (const rs of config.resource_servers ?? []) {
   resourceServers.set(rs.audience, rs);
 }
 
+// oidc-provider drops offline_access from an authorization request without prompt=consent
+// (OpenID Connect Core §11), before any hook could see it. Unless told otherwise, requests with
+// offline_access get prompt=consent added on the way in, marked with this parameter so that the
+// consent step passes without a page when everything requested was granted before.
+const INJECTED_CONSENT_PARAM = 'x_test_injected_consent';
+const injectConsentPrompt = !(config.offline_access_needs_prompt_consent ?? false);
+
+function withConsentPrompt(url) {
+  const scope = url.searchParams.get('scope');
+  if (!scope || !scope.split(' ').includes('offline_access')) return false;
+  const prompts = (url.searchParams.get('prompt') ?? '').split(' ').filter(Boolean);
+  if (prompts.includes('consent') || prompts.includes('none')) return false;
+  url.searchParams.set('prompt', [...prompts, 'consent'].join(' '));
+  url.searchParams.set(INJECTED_CONSENT_PARAM, '1');
+  return true;
+}
+
 const ttl = config.ttl ?? {};
 const accessTokenTtl = ttl.AccessToken ?? 3600;
 
@@ -179,6 +203,7 @@ const providerConfig = {
     profile: ['name', 'given_name', 'family_name', 'preferred_username'],
   },
   scopes: ['openid', 'offline_access', 'email', 'profile'],
+  extraParams: [INJECTED_CONSENT_PARAM],
   clockTolerance: config.clock_tolerance ?? 15,
   conformIdTokenClaims: config.conform_id_token_claims ?? true,
   pkce: { required: () => config.pkce_required ?? true },
@@ -263,7 +288,10 @@ if (config.allow_http_implicit ?? true) {
 for (const event of ['server_error', 'backchannel.error', 'grant.error', 'authorization.error', 'end_session.error', 'end_session_confirm.error', 'userinfo.error', 'introspection.error', 'revocation.error']) {
   provider.on(event, (...args) => {
     const err = args.find((a) => a instanceof Error);
-    console.error(`provider event ${event}: ${err ? `${err.name}: ${err.message}${err.error_description ? ` (${err.error_description})` : ''}` : ''}`);
+    const detail = err
+      ? `${err.name}: ${err.message}${err.error_description ? ` (${err.error_description})` : ''}${err.cause ? ` caused by ${err.cause.message ?? err.cause}` : ''}`
+      : '';
+    console.error(`provider event ${event}: ${detail}`);
   });
 }
 
@@ -334,6 +362,15 @@ async function handleInteraction(req, res, uid, action) {
   const promptName = details.prompt.name;
 
   if (req.method === 'GET' && action === '') {
+    const { reasons = [], details: missing = {} } = details.prompt;
+    const nothingMissing = !missing.missingOIDCScope && !missing.missingOIDCClaims
+      && !missing.missingResourceScopes;
+    if (promptName === 'consent' && details.params[INJECTED_CONSENT_PARAM] && nothingMissing
+      && reasons.every((reason) => reason === 'consent_prompt')) {
+      // Only the prompt=consent added by this script is pending: no page.
+      await provider.interactionFinished(req, res, { consent: {} }, { mergeWithLastSubmission: true });
+      return;
+    }
     if (promptName === 'login') {
       sendHtml(res, 200, loginPage(uid, details));
     } else if (promptName === 'consent') {
@@ -423,6 +460,12 @@ server.on('request', (req, res) => {
     return;
   }
 
+  if (injectConsentPrompt && req.method === 'GET' && pathname === '/auth') {
+    if (withConsentPrompt(url)) {
+      req.url = `${prefix}${pathname}${url.search}`;
+    }
+  }
+
   if (prefix) {
     // Mounted the way connect/express do: originalUrl keeps the prefix so that oidc-provider
     // builds its endpoint URLs under the issuer path.
@@ -445,4 +488,5 @@ process.stdin.on('close', () => shutdown(0));
 process.stdin.on('error', () => shutdown(0));
 process.stdin.resume();
 
+console.error(`provider.mjs: ${issuer} ready after ${Date.now() - startedAt} ms`);
 process.stdout.write(`READY ${issuer}\n`);

@@ -464,11 +464,12 @@ impl NodeProvider {
             Ok(Some(issuer)) => issuer,
             outcome => {
                 let status = child.try_wait().ok().flatten();
+                let process = child.id().map(process_state).unwrap_or_default();
                 // Give the stderr reader a moment to collect the last lines.
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let logs = logs.lock().map(|l| l.clone()).unwrap_or_default();
                 panic!(
-                    "oidc-provider did not print READY ({}; exit status {status:?})\nconfig: {config}\nstderr:\n{logs}",
+                    "oidc-provider did not print READY ({}; exit status {status:?}{process})\nconfig: {config}\nstderr:\n{logs}",
                     if outcome.is_err() { "timed out after 30 s" } else { "stdout closed" },
                 );
             }
@@ -517,6 +518,18 @@ impl NodeProvider {
     pub(crate) fn logs(&self) -> String {
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()
     }
+}
+
+/// `; state ...` of a process from /proc (Linux), to tell a hung provider from a busy one.
+fn process_state(pid: u32) -> String {
+    let read =
+        |file: &str| std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
+    let state = read("status")
+        .lines()
+        .find(|line| line.starts_with("State:"))
+        .map(|line| line.trim_start_matches("State:").trim().to_owned())
+        .unwrap_or_default();
+    format!("; pid {pid} state {state:?} wchan {:?}", read("wchan"))
 }
 
 /// The outcome of [`login`] / [`logout`]: the last response and every URL requested.
