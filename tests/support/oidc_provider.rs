@@ -38,9 +38,9 @@ pub(crate) const DEFAULT_API_SCOPE: &str = "api:read api:write";
 
 /// Oldest Node.js that oidc-provider 9 runs on.
 const MIN_NODE: (u64, u64) = (20, 18);
-const INSTALL_HINT: &str =
-    "install Node.js >= 20.18 and npm, e.g. `apt-get update && apt-get install -y nodejs npm` \
-     (Debian trixie or later ships a recent enough nodejs)";
+const INSTALL_HINT: &str = "install Node.js >= 20.18 with npm: on Debian 13 (trixie) \
+     `apt-get update && apt-get install -y nodejs npm`; Debian 12's own nodejs is 18, too old, so \
+     there use NodeSource's nodejs 20 or 22 package, then `apt-get install -y nodejs`";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn manifest_dir() -> &'static Path {
@@ -417,9 +417,11 @@ impl NodeProvider {
     /// Installs the package if needed, starts the provider and waits (up to 30 s) for its
     /// `READY <issuer>` line; panics with the provider's stderr when it does not come.
     pub(crate) async fn start(options: ProviderOptions) -> NodeProvider {
-        let install_dir = tokio::task::spawn_blocking(ensure_installed)
-            .await
-            .expect("install oidc-provider");
+        let install_dir = match tokio::task::spawn_blocking(ensure_installed).await {
+            Ok(dir) => dir,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(err) => panic!("install oidc-provider: {err}"),
+        };
         let config = options.to_json().to_string();
         let mut child = Command::new("node")
             .arg(provider_source_dir().join("provider.mjs"))
