@@ -4,3 +4,5 @@
 #![allow(dead_code)]
 
 pub(crate) mod app;
+pub(crate) mod html;
+pub(crate) mod oidc_provider;
