@@ -37,9 +37,23 @@ pub(crate) async fn start_app(
     client_id: &str,
     configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> Result<TestApp, ConfigError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    start_app_on(bind_loopback().await, issuer, client_id, configure).await
+}
+
+/// A listener on a free loopback port (to know the app's URL before it starts).
+pub(crate) async fn bind_loopback() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .expect("bind a loopback port");
+        .expect("bind a loopback port")
+}
+
+/// [`start_app`] on an already bound listener.
+pub(crate) async fn start_app_on(
+    listener: tokio::net::TcpListener,
+    issuer: &str,
+    client_id: &str,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> Result<TestApp, ConfigError> {
     let addr = listener.local_addr().expect("local address");
     let base = Url::parse(&format!("http://{addr}/")).expect("base URL");
     let config = configure(

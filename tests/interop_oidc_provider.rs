@@ -1,0 +1,140 @@
+//! The layer against a real, OpenID-certified provider: the `oidc-provider` npm package, run
+//! by the test support code. The app runs on `127.0.0.1`, the provider on `localhost`.
+
+mod support;
+
+use reqwest::StatusCode;
+use support::app::{bind_loopback, start_app_on, TestApp};
+use support::oidc_provider::{
+    browser_client, login, logout, ClientConfig, NodeProvider, ProviderOptions,
+};
+use tower_oidc::ConfigBuilder;
+
+const CONFIDENTIAL: (&str, &str) = ("rp-app", "rp-app-secret");
+const PUBLIC: &str = "rp-spa";
+
+/// One provider with a confidential and a public client registered for the app's port, and
+/// the app for `client_id`.
+async fn setup(
+    client_id: &str,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> (NodeProvider, TestApp) {
+    let listener = bind_loopback().await;
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let callback = format!("{base}/auth/callback");
+    let after_logout = format!("{base}/");
+    let provider = NodeProvider::start(
+        ProviderOptions::new()
+            .client(
+                ClientConfig::confidential(CONFIDENTIAL.0, CONFIDENTIAL.1)
+                    .redirect_uri(&callback)
+                    .post_logout_redirect_uri(&after_logout),
+            )
+            .client(
+                ClientConfig::public(PUBLIC)
+                    .redirect_uri(&callback)
+                    .post_logout_redirect_uri(&after_logout),
+            ),
+    )
+    .await;
+    let app = start_app_on(listener, provider.issuer(), client_id, configure)
+        .await
+        .unwrap_or_else(|e| panic!("app starts against oidc-provider: {e}"));
+    (provider, app)
+}
+
+async fn login_reaches_me(client_id: &str, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) {
+    let (provider, app) = setup(client_id, configure).await;
+    let browser = browser_client();
+    let start = app.url("/auth/login?return_to=/me");
+    let nav = login(
+        &browser,
+        provider.issuer(),
+        start.as_str(),
+        "alice",
+        "alice",
+    )
+    .await;
+    assert_eq!(
+        nav.status,
+        StatusCode::OK,
+        "{}\n{}",
+        nav.body,
+        provider.logs()
+    );
+    assert_eq!(nav.url.as_str(), app.url("/me").as_str());
+    let claims = nav.json();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["iss"], provider.issuer());
+    // with response_type=code, oidc-provider puts scope claims in userinfo only
+    assert_eq!(claims["email"], "alice@example.test", "{claims}");
+    assert!(claims["name"].is_string(), "{claims}");
+    // the provider's login and consent pages were used
+    assert!(nav
+        .visited
+        .iter()
+        .any(|u| u.path().contains("/interaction/")));
+}
+
+#[tokio::test]
+async fn confidential_client_logs_in_through_the_real_pages() {
+    login_reaches_me(CONFIDENTIAL.0, |b| b.client_secret(CONFIDENTIAL.1)).await;
+}
+
+#[tokio::test]
+async fn public_client_logs_in_with_pkce() {
+    login_reaches_me(PUBLIC, |b| b).await;
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_at_the_provider() {
+    let (provider, app) = setup(CONFIDENTIAL.0, |b| b.client_secret(CONFIDENTIAL.1)).await;
+    let browser = browser_client();
+    let start = app.url("/auth/login?return_to=/me");
+    let nav = login(
+        &browser,
+        provider.issuer(),
+        start.as_str(),
+        "alice",
+        "alice",
+    )
+    .await;
+    assert_eq!(nav.status, StatusCode::OK, "{}", nav.body);
+
+    let nav = logout(
+        &browser,
+        provider.issuer(),
+        app.url("/auth/logout").as_str(),
+    )
+    .await;
+    assert_eq!(nav.url.as_str(), app.url("/").as_str(), "{:?}", nav.visited);
+    assert_eq!(nav.body, "hello stranger");
+    assert!(nav
+        .visited
+        .iter()
+        .any(|u| u.path().ends_with("/session/end/confirm")));
+
+    // The provider session is over: a new login shows the login page again.
+    let again = browser
+        .get(app.url("/auth/login?return_to=/me"))
+        .send()
+        .await
+        .expect("login starts");
+    assert_eq!(again.status(), StatusCode::FOUND);
+    let mut url = reqwest::Url::parse(again.headers()["location"].to_str().unwrap()).unwrap();
+    let mut saw_login_form = false;
+    for _ in 0..10 {
+        let res = browser
+            .get(url.clone())
+            .send()
+            .await
+            .expect("provider answers");
+        if let Some(next) = res.headers().get("location") {
+            url = url.join(next.to_str().unwrap()).unwrap();
+            continue;
+        }
+        saw_login_form = res.text().await.unwrap().contains("name=\"password\"");
+        break;
+    }
+    assert!(saw_login_form, "the provider asks for the password again");
+}
