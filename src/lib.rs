@@ -1,4 +1,72 @@
-//! OpenID Connect relying party as one Tower layer.
+//! OpenID Connect login for any Tower-based server, in one layer.
+//!
+//! [`OidcLayer`] wraps any `Service<http::Request<B>>` (an axum `Router`, a tonic server, a
+//! bare hyper service). It serves the login, callback and logout routes itself, runs the
+//! authorization code flow with PKCE for confidential and public clients, validates ID tokens
+//! fully, keeps the session in encrypted cookies (no database), and puts a validated
+//! [`Identity`] into the request extensions.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use axum::{routing::get, Json, Router};
+//! use tower_oidc::{Config, Identity, OidcLayer, SessionKey};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let oidc = OidcLayer::discover(
+//!     Config::builder("https://id.example.com", "my-client")
+//!         .client_secret(std::env::var("OIDC_CLIENT_SECRET")?)
+//!         .redirect_url("https://app.example.com/auth/callback")
+//!         .scopes(["openid", "profile", "email"])
+//!         .session_key(SessionKey::from_base64(&std::env::var("SESSION_KEY")?)?)
+//!         .build()?,
+//! )
+//! .await?;
+//!
+//! let app: Router = Router::new()
+//!     // login required: a browser is sent to the provider, a script gets 401
+//!     .route("/me", get(|id: Identity| async move { Json(id.claims().clone()) }))
+//!     // public page that knows who is logged in
+//!     .route("/", get(|id: Option<Identity>| async move {
+//!         id.map_or("hello stranger".to_owned(), |id| format!("hello {}", id.subject()))
+//!     }))
+//!     .layer(oidc);
+//! # Ok(()) }
+//! ```
+//!
+//! # Routes
+//!
+//! With the default prefix `/auth`: `GET /auth/login?return_to=/path` starts a login (only
+//! same-origin relative paths are accepted as `return_to`), `GET /auth/callback` completes it,
+//! `GET|POST /auth/logout` clears the session and ends it at the provider when it supports
+//! RP-Initiated Logout. The redirect URL registered at the provider must be
+//! `<app>/auth/callback`.
+//!
+//! # Answers by caller kind
+//!
+//! When login is required (the [`Identity`] extractor, or
+//! [`ConfigBuilder::require_login`]) and nobody is logged in:
+//!
+//! | caller | detected by | answer |
+//! |---|---|---|
+//! | gRPC / gRPC-Web | `content-type: application/grpc*` | HTTP 200, `grpc-status: 16` |
+//! | script or program | `Sec-Fetch-Mode` not `navigate`, `X-Requested-With`, or `Accept` without `text/html` | `401`, `WWW-Authenticate: Bearer`, JSON body |
+//! | browser navigation | otherwise | `302` to the provider, back to the same path and query after login |
+//!
+//! Every rejection is a response (the service's error type is the inner service's), with an
+//! [`AuthError`] in its extensions.
+//!
+//! # Sessions
+//!
+//! The session is sealed with AES-256-GCM under keys derived (HKDF-SHA256) from the
+//! [`SessionKey`]; a key id byte allows rotation. Large sessions are split into cookies of under
+//! 4000 bytes. A tampered, truncated, foreign or expired cookie is no session. The layer's
+//! cookies are removed from the request before the inner service sees it.
+//!
+//! # Development provider
+//!
+//! The `dev-provider` feature adds [`dev::DevProvider`], an in-process OpenID provider for local
+//! development and tests (with fault injection).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
