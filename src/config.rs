@@ -100,6 +100,12 @@ pub struct Config {
     pub(crate) cookie_name: String,
     pub(crate) secure_cookies: bool,
     pub(crate) clock: Clock,
+    pub(crate) bearer: bool,
+    pub(crate) api_audiences: Vec<String>,
+    pub(crate) bearer_cache_capacity: usize,
+    pub(crate) introspection: Option<bool>,
+    pub(crate) introspection_cache_ttl: Duration,
+    pub(crate) require_access_token_type: bool,
 }
 
 impl Config {
@@ -128,6 +134,12 @@ impl Config {
             jwks_refetch_interval: Duration::from_secs(30),
             cookie_name: None,
             clock: None,
+            bearer: true,
+            api_audiences: Vec::new(),
+            bearer_cache_capacity: 10_000,
+            introspection: None,
+            introspection_cache_ttl: Duration::from_secs(300),
+            require_access_token_type: false,
         }
     }
 
@@ -220,6 +232,12 @@ pub struct ConfigBuilder {
     jwks_refetch_interval: Duration,
     cookie_name: Option<String>,
     clock: Option<Clock>,
+    bearer: bool,
+    api_audiences: Vec<String>,
+    bearer_cache_capacity: usize,
+    introspection: Option<bool>,
+    introspection_cache_ttl: Duration,
+    require_access_token_type: bool,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -362,6 +380,47 @@ impl ConfigBuilder {
         self
     }
 
+    /// Accept `Authorization: Bearer` access tokens besides the session cookie. Default on.
+    pub fn bearer(mut self, accept: bool) -> Self {
+        self.bearer = accept;
+        self
+    }
+
+    /// An audience that bearer JWT access tokens may carry (`aud`); repeat for several.
+    /// Default: the client id.
+    pub fn api_audience(mut self, audience: impl Into<String>) -> Self {
+        self.api_audiences.push(audience.into());
+        self
+    }
+
+    /// How many validated bearer tokens to remember (by hash). Default 10 000; 0 disables
+    /// the cache.
+    pub fn bearer_cache_capacity(mut self, entries: usize) -> Self {
+        self.bearer_cache_capacity = entries;
+        self
+    }
+
+    /// Validate opaque bearer tokens at the provider's introspection endpoint (RFC 7662),
+    /// authenticated as this client. Default: on when the provider has the endpoint.
+    pub fn introspection(mut self, on: bool) -> Self {
+        self.introspection = Some(on);
+        self
+    }
+
+    /// Longest time an introspection answer is reused (never past the token's `exp`).
+    /// Default 5 minutes.
+    pub fn introspection_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.introspection_cache_ttl = ttl;
+        self
+    }
+
+    /// Accept only JWT access tokens with header `typ: at+jwt` (RFC 9068). Default off, as
+    /// several providers issue `typ: JWT`; ID tokens are refused either way.
+    pub fn require_access_token_type(mut self, required: bool) -> Self {
+        self.require_access_token_type = required;
+        self
+    }
+
     /// Replaces the clock (for tests).
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -459,7 +518,18 @@ impl ConfigBuilder {
                 reason: "use letters, digits, `-` and `_` only".into(),
             });
         }
+        let api_audiences = if self.api_audiences.is_empty() {
+            vec![self.client_id.clone()]
+        } else {
+            self.api_audiences
+        };
         Ok(Config {
+            bearer: self.bearer,
+            api_audiences,
+            bearer_cache_capacity: self.bearer_cache_capacity,
+            introspection: self.introspection,
+            introspection_cache_ttl: self.introspection_cache_ttl,
+            require_access_token_type: self.require_access_token_type,
             issuer: self.issuer,
             client_id: self.client_id,
             client_secret: secret.map(Secret),

@@ -1,6 +1,7 @@
 //! The response future of [`OidcService`](crate::OidcService): the inner service's future
 //! (adding `Set-Cookie` headers on the way out), an answer being computed by the layer
-//! (callback), or an answer ready at once.
+//! (callback), a request waiting for its credentials to be validated (bearer token seen for
+//! the first time), or an answer ready at once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,20 +16,20 @@ use crate::response::Page;
 use crate::session::cookie::add_set_cookie;
 
 type BoxPage = Pin<Box<dyn Future<Output = Page> + Send>>;
+pub(crate) type BoxResponse<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
 
 pin_project! {
     /// Response future of [`OidcService`](crate::OidcService).
-    #[project = Proj]
-    pub struct ResponseFuture<F, B> {
+    pub struct ResponseFuture<F, B, E> {
         #[pin]
-        kind: Kind<F>,
-        _body: std::marker::PhantomData<fn() -> B>,
+        kind: Kind<F, B, E>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F> {
+    enum Kind<F, B, E> {
         Inner {
             #[pin]
             future: F,
@@ -37,13 +38,16 @@ pin_project! {
         Auth {
             future: BoxPage,
         },
+        Deferred {
+            future: BoxResponse<B, E>,
+        },
         Ready {
             page: Option<Page>,
         },
     }
 }
 
-impl<F, B> ResponseFuture<F, B> {
+impl<F, B, E> ResponseFuture<F, B, E> {
     pub(crate) fn inner(future: F, set_cookies: Vec<String>) -> Self {
         Self::new(Kind::Inner {
             future,
@@ -55,29 +59,30 @@ impl<F, B> ResponseFuture<F, B> {
         Self::new(Kind::Auth { future })
     }
 
+    pub(crate) fn deferred(future: BoxResponse<B, E>) -> Self {
+        Self::new(Kind::Deferred { future })
+    }
+
     pub(crate) fn ready(page: Page) -> Self {
         Self::new(Kind::Ready { page: Some(page) })
     }
 
-    fn new(kind: Kind<F>) -> Self {
-        Self {
-            kind,
-            _body: std::marker::PhantomData,
-        }
+    fn new(kind: Kind<F, B, E>) -> Self {
+        Self { kind }
     }
 }
 
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ResponseFuture")
     }
 }
 
-fn page_into<B>(page: Page) -> Response<ResponseBody<B>> {
+pub(crate) fn page_into<B>(page: Page) -> Response<ResponseBody<B>> {
     page.map(|bytes: Bytes| ResponseBody::full(bytes))
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B>
+impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
@@ -98,6 +103,7 @@ where
             KindProj::Auth { future } => {
                 Poll::Ready(Ok(page_into(ready!(future.as_mut().poll(cx)))))
             }
+            KindProj::Deferred { future } => future.as_mut().poll(cx),
             KindProj::Ready { page } => match page.take() {
                 Some(page) => Poll::Ready(Ok(page_into(page))),
                 None => panic!("ResponseFuture polled after completion"),

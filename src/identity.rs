@@ -55,6 +55,31 @@ struct Inner {
     issuer: String,
     claims_json: Vec<u8>,
     claims: OnceLock<Map<String, Value>>,
+    /// Granted scopes, space-separated.
+    scope: String,
+    source: Source,
+}
+
+/// How the caller proved who it is.
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::{Identity, Source};
+///
+/// // A CSRF defence only matters for cookies: bearer tokens are never sent by the browser
+/// // on its own.
+/// fn needs_csrf_check(id: &Identity) -> bool {
+///     id.source() == Source::Session
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// The browser session cookie.
+    Session,
+    /// An `Authorization: Bearer` access token.
+    Bearer,
 }
 
 impl Identity {
@@ -80,6 +105,7 @@ impl Identity {
         claims.insert("sub".into(), Value::String(subject.clone()));
         claims.insert("iss".into(), Value::String(issuer.clone()));
         let claims_json = serde_json::to_vec(&claims).unwrap_or_default();
+        let scope = crate::bearer::scope_of(&claims_json);
         let lock = OnceLock::new();
         let _ = lock.set(claims);
         Self {
@@ -88,20 +114,58 @@ impl Identity {
                 issuer,
                 claims_json,
                 claims: lock,
+                scope,
+                source: Source::Session,
             }),
         }
     }
 
-    /// From a session: claims stay serialized until asked for.
-    pub(crate) fn from_parts(subject: String, issuer: String, claims_json: Vec<u8>) -> Self {
+    /// From a session or a validated token: claims stay serialized until asked for.
+    pub(crate) fn from_parts(
+        subject: String,
+        issuer: String,
+        claims_json: Vec<u8>,
+        scope: String,
+        source: Source,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 subject,
                 issuer,
                 claims_json,
                 claims: OnceLock::new(),
+                scope,
+                source,
             }),
         }
+    }
+
+    /// How the caller authenticated: session cookie or bearer token.
+    pub fn source(&self) -> Source {
+        self.inner.source
+    }
+
+    /// The granted scopes: of the access token for a bearer caller, of the login for a
+    /// session.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.inner.scope.split_whitespace()
+    }
+
+    /// Whether `scope` was granted.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::Identity;
+    ///
+    /// let mut claims = serde_json::Map::new();
+    /// claims.insert("scope".into(), "openid api:read".into());
+    /// let id = Identity::new("svc", "https://id.example.com", claims);
+    /// assert!(id.has_scope("api:read"));
+    /// assert!(!id.has_scope("api:write"));
+    /// ```
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|s| s == scope)
     }
 
     /// The subject (`sub`): the provider's stable identifier of the user.
@@ -175,6 +239,7 @@ impl fmt::Debug for Identity {
         f.debug_struct("Identity")
             .field("subject", &self.inner.subject)
             .field("issuer", &self.inner.issuer)
+            .field("source", &self.inner.source)
             .finish_non_exhaustive()
     }
 }
@@ -270,7 +335,11 @@ mod tests {
             "alice".into(),
             "https://id.example.com".into(),
             br#"{"sub":"alice","name":"Alice","email":"a@example.com","n":3}"#.to_vec(),
+            "openid email".into(),
+            Source::Session,
         );
+        assert!(id.has_scope("email") && !id.has_scope("mail"));
+        assert_eq!(id.source(), Source::Session);
         assert_eq!(id.subject(), "alice");
         assert_eq!(id.name(), Some("Alice"));
         assert_eq!(id.email(), Some("a@example.com"));

@@ -120,6 +120,8 @@ pub(crate) struct Header {
     pub(crate) alg: String,
     #[serde(default)]
     pub(crate) kid: Option<String>,
+    #[serde(default)]
+    pub(crate) typ: Option<String>,
 }
 
 /// A token split into its parts, signature not yet verified.

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use http::HeaderMap;
 use tower_layer::Layer;
 
+use crate::bearer::TokenCache;
 use crate::config::Config;
 use crate::error::{AuthError, AuthErrorKind, ConfigError};
 use crate::flow::login;
-use crate::identity::Identity;
+use crate::identity::{Identity, Source};
 use crate::provider::Provider;
 use crate::response::{self, caller_kind, CallerKind, Page};
 use crate::service::OidcService;
@@ -127,6 +128,7 @@ impl OidcLayer {
             cookies,
             paths,
             fetch_userinfo,
+            bearer_cache: TokenCache::new(config.bearer_cache_capacity),
             provider,
             config,
         };
@@ -166,6 +168,7 @@ pub(crate) struct Inner {
     pub(crate) cookies: Cookies,
     pub(crate) paths: Paths,
     pub(crate) fetch_userinfo: bool,
+    pub(crate) bearer_cache: TokenCache,
 }
 
 /// The session cookie as read from a request.
@@ -180,7 +183,7 @@ pub(crate) struct SessionRead {
 impl SessionRead {
     pub(crate) fn identity(self) -> Option<Identity> {
         self.session
-            .map(|s| Identity::from_parts(s.subject, s.issuer, s.claims))
+            .map(|s| Identity::from_parts(s.subject, s.issuer, s.claims, s.scope, Source::Session))
     }
 }
 

@@ -69,6 +69,7 @@
 //! development and tests (with fault injection).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bearer;
 mod body;
 mod config;
 mod error;
@@ -78,6 +79,7 @@ mod identity;
 mod jwt;
 mod layer;
 mod provider;
+mod require;
 mod response;
 mod service;
 mod session;
@@ -90,9 +92,10 @@ pub use body::ResponseBody;
 pub use config::{ClientAuth, Config, ConfigBuilder};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
 pub use future::ResponseFuture;
-pub use identity::Identity;
 #[cfg(feature = "axum")]
 pub use identity::LoginRequired;
+pub use identity::{Identity, Source};
 pub use layer::OidcLayer;
+pub use require::{Require, RequireLayer};
 pub use service::OidcService;
 pub use session::cookie::SessionKey;

@@ -58,6 +58,7 @@ pub(crate) struct Metadata {
     pub(crate) userinfo_endpoint: Option<Url>,
     pub(crate) jwks_uri: Url,
     pub(crate) end_session_endpoint: Option<Url>,
+    pub(crate) introspection_endpoint: Option<Url>,
     pub(crate) id_token_algs: Vec<Alg>,
     pub(crate) client_auth: ClientAuth,
     pub(crate) iss_parameter_supported: bool,
@@ -114,6 +115,7 @@ impl Metadata {
             userinfo_endpoint: m.userinfo_endpoint().map(|u| u.url().clone()),
             jwks_uri: m.jwks_uri().url().clone(),
             end_session_endpoint: extra.end_session_endpoint.clone(),
+            introspection_endpoint: extra.introspection_endpoint.clone(),
             id_token_algs,
             client_auth,
             iss_parameter_supported: extra
@@ -147,8 +149,9 @@ pub(crate) struct Provider {
     pub(crate) metadata: Metadata,
     pub(crate) http: reqwest::Client,
     jwks: RwLock<Arc<JwkSet>>,
-    /// When the JWKS was last refetched because of an unknown key (single-flight lock).
-    refetch: tokio::sync::Mutex<Option<Instant>>,
+    /// When the JWKS was last refetched because of an unknown key, and whether that worked
+    /// (single-flight lock).
+    refetch: tokio::sync::Mutex<Option<(Instant, bool)>>,
     refetch_interval: Duration,
 }
 
@@ -278,16 +281,25 @@ impl Provider {
             // Someone refetched while we waited.
             return Ok(true);
         }
-        if last.is_some_and(|t| t.elapsed() < self.refetch_interval) {
-            tracing::debug!("unknown signing key, but the JWKS was refetched recently");
-            return Ok(false);
+        if let Some((at, ok)) = *last {
+            if at.elapsed() < self.refetch_interval {
+                tracing::debug!("unknown signing key, but the JWKS was refetched recently");
+                return if ok {
+                    Ok(false)
+                } else {
+                    Err(VerifyError::Unavailable(
+                        "the provider's JWKS could not be fetched recently".into(),
+                    ))
+                };
+            }
         }
-        *last = Some(Instant::now());
+        *last = Some((Instant::now(), false));
         let body = self
             .get(&self.metadata.jwks_uri, None)
             .await
             .map_err(VerifyError::Unavailable)?;
         let jwks = JwkSet::parse(&body).map_err(|e| VerifyError::Unavailable(Box::new(e)))?;
+        *last = Some((Instant::now(), true));
         tracing::info!(keys = jwks.len(), "refetched the provider's JWKS");
         match self.jwks.write() {
             Ok(mut guard) => *guard = Arc::new(jwks),

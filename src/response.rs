@@ -117,7 +117,7 @@ pub(crate) fn reject(caller: CallerKind, err: AuthError, headers: &HeaderMap) ->
             h.insert("grpc-message", HeaderValue::from_static(grpc_message(kind)));
             res
         }
-        CallerKind::Api => json_error(kind),
+        CallerKind::Api => json_error(&err),
         CallerKind::Navigation => html_page(
             status_of(kind),
             public_message(kind),
@@ -134,16 +134,28 @@ fn grpc_message(kind: AuthErrorKind) -> &'static str {
     public_message(kind)
 }
 
-fn json_error(kind: AuthErrorKind) -> Page {
+fn json_error(err: &AuthError) -> Page {
+    let kind = err.kind();
+    // Descriptions of token failures are fixed texts of this crate (no token content), useful
+    // to clients (e.g. "the token has expired" means: refresh it).
+    let description = match kind {
+        AuthErrorKind::InvalidToken | AuthErrorKind::InsufficientScope => err.message(),
+        _ => public_message(kind),
+    };
+    let quoted = description.replace(['"', '\\'], "'");
     let (code, challenge) = match kind {
-        AuthErrorKind::LoginRequired => ("unauthenticated", Some("Bearer")),
+        AuthErrorKind::LoginRequired => ("unauthenticated", Some("Bearer".to_owned())),
         AuthErrorKind::InvalidToken => (
             "invalid_token",
-            Some("Bearer error=\"invalid_token\", error_description=\"the credentials are invalid or expired\""),
+            Some(format!(
+                "Bearer error=\"invalid_token\", error_description=\"{quoted}\""
+            )),
         ),
         AuthErrorKind::InsufficientScope => (
             "insufficient_scope",
-            Some("Bearer error=\"insufficient_scope\""),
+            Some(format!(
+                "Bearer error=\"insufficient_scope\", error_description=\"{quoted}\""
+            )),
         ),
         AuthErrorKind::InvalidCallback => ("invalid_request", None),
         AuthErrorKind::ProviderError => ("access_denied", None),
@@ -152,15 +164,15 @@ fn json_error(kind: AuthErrorKind) -> Page {
     };
     let body = serde_json::json!({
         "error": code,
-        "error_description": public_message(kind),
+        "error_description": description,
     });
     let mut res = Response::new(Bytes::from(body.to_string()));
     *res.status_mut() = status_of(kind);
     let h = res.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(challenge) = challenge {
-        h.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    if let Some(challenge) = challenge.and_then(|c| HeaderValue::try_from(c).ok()) {
+        h.insert(WWW_AUTHENTICATE, challenge);
     }
     res
 }

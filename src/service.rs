@@ -7,12 +7,14 @@ use std::task::{Context, Poll};
 use http::{Method, Request, Response, StatusCode};
 use tower_service::Service;
 
+use crate::bearer::bearer_token;
 use crate::body::ResponseBody;
+use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::{callback, login, logout};
-use crate::future::ResponseFuture;
+use crate::future::{page_into, ResponseFuture};
 use crate::layer::{Handle, Inner};
-use crate::response::{self, Page};
-use crate::session::cookie::strip_cookies;
+use crate::response::{self, caller_kind, CallerKind, Page};
+use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
 
 /// The service produced by [`OidcLayer`](crate::OidcLayer); see there.
 ///
@@ -58,11 +60,15 @@ enum Route {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OidcService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -83,6 +89,11 @@ where
         if let Some(route) = route {
             return self.own_route(route, req);
         }
+        if shared.config.bearer {
+            if let Some(token) = bearer_token(req.headers()) {
+                return self.call_with_bearer(token.map(str::to_owned), req);
+            }
+        }
 
         let read = shared.read_session(req.headers());
         let stale: Vec<String> = if read.session.is_none() {
@@ -90,12 +101,7 @@ where
         } else {
             Vec::new()
         };
-        let has_ours = !read.names.is_empty()
-            || crate::session::cookie::request_cookies(req.headers())
-                .any(|(name, _)| shared.cookies.is_ours(name));
-        if has_ours {
-            strip_cookies(req.headers_mut(), |name| shared.cookies.is_ours(name));
-        }
+        strip_our_cookies(shared, &mut req, !read.names.is_empty());
         let identity = read.identity();
         let logged_in = identity.is_some();
         if let Some(identity) = identity {
@@ -107,10 +113,7 @@ where
         {
             let mut page = shared.login_required(req.uri(), req.headers());
             for name in &stale {
-                crate::session::cookie::add_set_cookie(
-                    page.headers_mut(),
-                    shared.cookies.session_removal(name),
-                );
+                add_set_cookie(page.headers_mut(), shared.cookies.session_removal(name));
             }
             return ResponseFuture::ready(page);
         }
@@ -124,11 +127,83 @@ where
 }
 
 impl<S> OidcService<S> {
-    fn own_route<ReqBody, ResBody, F>(
+    /// A request with `Authorization: Bearer`: never a login redirect, never the session.
+    fn call_with_bearer<ReqBody, ResBody>(
+        &mut self,
+        token: Result<String, ()>,
+        mut req: Request<ReqBody>,
+    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        ReqBody: Send + 'static,
+        ResBody: Send + 'static,
+    {
+        let shared = self.shared.clone();
+        let token = match token {
+            Ok(token) => token,
+            Err(()) => {
+                let err = AuthError::new(AuthErrorKind::InvalidToken, "the token is malformed");
+                return ResponseFuture::ready(bearer_rejection(err, req.headers()));
+            }
+        };
+        strip_our_cookies(&shared, &mut req, false);
+        match shared.bearer_cached(&token) {
+            Some(Ok(identity)) => {
+                req.extensions_mut().insert(identity);
+                req.extensions_mut().insert(Handle(shared));
+                ResponseFuture::inner(self.inner.call(req), Vec::new())
+            }
+            Some(Err(err)) => ResponseFuture::ready(bearer_rejection(err, req.headers())),
+            None => {
+                // Keep the service that was polled ready; leave a clone in its place.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::deferred(Box::pin(async move {
+                    match shared.validate_bearer(&token).await {
+                        Ok(identity) => {
+                            req.extensions_mut().insert(identity);
+                            req.extensions_mut().insert(Handle(shared));
+                            let res = inner.call(req).await?;
+                            Ok(res.map(ResponseBody::inner))
+                        }
+                        Err(err) => Ok(page_into(bearer_rejection(err, req.headers()))),
+                    }
+                }))
+            }
+        }
+    }
+}
+
+/// Bearer callers are programs: 401/403/503 or a gRPC status, never a redirect.
+fn bearer_rejection(err: AuthError, headers: &http::HeaderMap) -> Page {
+    let caller = match caller_kind(headers) {
+        CallerKind::Grpc => CallerKind::Grpc,
+        CallerKind::Api | CallerKind::Navigation => CallerKind::Api,
+    };
+    match err.kind() {
+        AuthErrorKind::InvalidToken => tracing::debug!(reason = %err, "bearer token refused"),
+        _ => tracing::error!(reason = %err, "bearer token could not be validated"),
+    }
+    response::reject(caller, err, headers)
+}
+
+/// Removes the layer's cookies from the request (the inner service never sees them).
+fn strip_our_cookies<B>(shared: &Inner, req: &mut Request<B>, known_present: bool) {
+    let present = known_present
+        || request_cookies(req.headers()).any(|(name, _)| shared.cookies.is_ours(name));
+    if present {
+        strip_cookies(req.headers_mut(), |name| shared.cookies.is_ours(name));
+    }
+}
+
+impl<S> OidcService<S> {
+    fn own_route<ReqBody, ResBody, F, E>(
         &mut self,
         route: Route,
         req: Request<ReqBody>,
-    ) -> ResponseFuture<F, ResBody> {
+    ) -> ResponseFuture<F, ResBody, E> {
         let shared = self.shared.clone();
         let method = req.method();
         let allowed: &[Method] = match route {

@@ -192,6 +192,28 @@ impl DevProvider {
         self.shared.rotate_keys();
     }
 
+    /// Signs arbitrary `claims` with the provider's current key, header `typ` as given: to
+    /// mint tokens the provider would never issue (expired, other audience, other issuer...)
+    /// for negative tests of token validation.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// use tower_oidc::dev::DevProvider;
+    ///
+    /// let dev = DevProvider::start().await?;
+    /// let expired = dev.sign_jwt("at+jwt", &serde_json::json!({
+    ///     "iss": dev.issuer(), "sub": "alice", "aud": "dev-client", "exp": 1, "iat": 0,
+    /// }));
+    /// # Ok(()) }
+    /// ```
+    pub fn sign_jwt(&self, typ: &str, claims: &serde_json::Value) -> String {
+        self.shared
+            .sign_jwt(typ, claims)
+            .unwrap_or_else(|| panic!("the development provider could not sign"))
+    }
+
     /// Counters of requests received so far.
     pub fn stats(&self) -> DevStats {
         let s = &self.shared.stats;

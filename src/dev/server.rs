@@ -202,6 +202,12 @@ impl Shared {
         }
     }
 
+    /// Signs `claims` with the current key.
+    pub(crate) fn sign_jwt(&self, typ: &str, claims: &Value) -> Option<String> {
+        let key = self.state().key.clone();
+        key.jws(typ, None, claims, &self.rng)
+    }
+
     /// Applies the `Delay` and `Down` faults; `Some` is the answer to send instead.
     async fn gate(&self) -> Option<Response> {
         let (delay, down) = {

@@ -226,6 +226,9 @@ async fn complete(
         id_token: tokens.id_token,
         access_token: Some(tokens.access_token),
         refresh_token: tokens.refresh_token,
+        scope: tokens
+            .scope
+            .unwrap_or_else(|| inner.config.scopes.join(" ")),
     })
 }
 

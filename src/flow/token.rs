@@ -15,6 +15,7 @@ use crate::provider::read_limited;
 #[derive(Debug)]
 pub(crate) struct Tokens {
     pub(crate) access_token: String,
+    pub(crate) scope: Option<String>,
     pub(crate) expires_in: Option<u64>,
     pub(crate) refresh_token: Option<String>,
     pub(crate) id_token: Option<String>,
@@ -30,6 +31,8 @@ struct RawTokens {
     refresh_token: Option<String>,
     #[serde(default)]
     id_token: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -66,19 +69,23 @@ pub(crate) async fn exchange_code(
     Ok(tokens)
 }
 
-/// A token endpoint request with client authentication.
-async fn token_request(inner: &Inner, params: &[(&str, &str)]) -> Result<Tokens, AuthError> {
+/// A form POST to a provider endpoint, authenticated as this client (token endpoint,
+/// introspection); returns the status and body.
+pub(crate) async fn authenticated_post(
+    inner: &Inner,
+    url: &url::Url,
+    params: &[(&str, &str)],
+) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
     let config = &inner.config;
-    let meta = &inner.provider.metadata;
     let mut form: Vec<(&str, &str)> = params.to_vec();
     let mut req = inner
         .provider
         .http
-        .post(meta.token_endpoint.clone())
+        .post(url.clone())
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "application/json");
     let secret = config.client_secret.as_ref().map(|s| s.0.as_str());
-    match (meta.client_auth, secret) {
+    match (inner.provider.metadata.client_auth, secret) {
         (ClientAuth::ClientSecretBasic, Some(secret)) => {
             // RFC 6749 §2.3.1: both parts form-urlencoded before base64.
             let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -99,11 +106,18 @@ async fn token_request(inner: &Inner, params: &[(&str, &str)]) -> Result<Tokens,
         .body(body)
         .send()
         .await
-        .map_err(|e| unavailable(format!("token endpoint unreachable: {e}")))?;
+        .map_err(|e| unavailable(format!("{url} unreachable: {e}")))?;
     let status = res.status();
     let body = read_limited(res)
         .await
-        .map_err(|e| unavailable(format!("token endpoint answer unreadable: {e}")))?;
+        .map_err(|e| unavailable(format!("{url} answer unreadable: {e}")))?;
+    Ok((status, body))
+}
+
+/// A token endpoint request with client authentication.
+async fn token_request(inner: &Inner, params: &[(&str, &str)]) -> Result<Tokens, AuthError> {
+    let (status, body) =
+        authenticated_post(inner, &inner.provider.metadata.token_endpoint, params).await?;
     if status.is_server_error() {
         return Err(unavailable(format!(
             "token endpoint answered HTTP {status}"
@@ -146,6 +160,7 @@ async fn token_request(inner: &Inner, params: &[(&str, &str)]) -> Result<Tokens,
         expires_in,
         refresh_token: raw.refresh_token,
         id_token: raw.id_token,
+        scope: raw.scope,
     })
 }
 

@@ -25,6 +25,8 @@ pub(crate) struct Session {
     pub(crate) id_token: Option<String>,
     pub(crate) access_token: Option<String>,
     pub(crate) refresh_token: Option<String>,
+    /// Granted scopes, space-separated.
+    pub(crate) scope: String,
 }
 
 impl Session {
@@ -47,6 +49,7 @@ impl Session {
         w.opt(self.id_token.as_deref());
         w.opt(self.access_token.as_deref());
         w.opt(self.refresh_token.as_deref());
+        w.bytes(self.scope.as_bytes());
         w.0
     }
 
@@ -65,6 +68,7 @@ impl Session {
             id_token: r.opt()?,
             access_token: r.opt()?,
             refresh_token: r.opt()?,
+            scope: r.string()?,
         };
         r.0.is_empty().then_some(session)
     }
@@ -180,6 +184,7 @@ mod tests {
             id_token: Some("a.b.c".into()),
             access_token: None,
             refresh_token: Some("r".into()),
+            scope: "openid email".into(),
         }
     }
 

@@ -8,7 +8,9 @@ use axum::{Json, Router};
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION};
 use tokio::task::JoinHandle;
-use tower_oidc::{Config, ConfigBuilder, ConfigError, Identity, OidcLayer, SessionKey};
+use tower_oidc::{
+    Config, ConfigBuilder, ConfigError, Identity, OidcLayer, RequireLayer, SessionKey,
+};
 use url::Url;
 
 /// The app: `/` public, `/me` login required (claims as JSON), `/echo-cookies` shows the
@@ -64,6 +66,19 @@ pub(crate) async fn start_app_on(
     .build()?;
     let oidc = OidcLayer::discover(config).await?;
     let app = Router::new()
+        .route("/admin", get(|| async { "admin area" }))
+        .route_layer(RequireLayer::scopes(["admin"]))
+        .route(
+            "/whoami",
+            get(|id: Identity| async move {
+                format!(
+                    "{:?} {} [{}]",
+                    id.source(),
+                    id.subject(),
+                    id.scopes().collect::<Vec<_>>().join(" ")
+                )
+            }),
+        )
         .route(
             "/",
             get(|id: Option<Identity>| async move {
@@ -93,6 +108,66 @@ pub(crate) async fn start_app_on(
         axum::serve(listener, app).await.expect("serve the app");
     });
     Ok(TestApp { base, task })
+}
+
+/// Tokens from the dev provider's token endpoint for `client` (which must have a secret),
+/// through a code flow by hand with PKCE; the provider must be in auto-login mode.
+pub(crate) async fn dev_tokens(
+    dev: &tower_oidc::dev::DevProvider,
+    client: &tower_oidc::dev::DevClient,
+    scope: &str,
+) -> serde_json::Value {
+    use base64::Engine;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client");
+    let redirect_uri = "http://127.0.0.1:9/cb";
+    let verifier = "a-long-enough-pkce-verifier-for-the-development-provider-0123";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    let mut authorize = Url::parse(&format!("{}/authorize", dev.issuer())).expect("URL");
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client.id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("scope", scope)
+        .append_pair("state", "s")
+        .append_pair("nonce", "n")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let res = http.get(authorize).send().await.expect("authorize");
+    let location = Url::parse(res.headers()[LOCATION].to_str().expect("Location")).expect("URL");
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {location}"));
+    let mut form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code),
+        ("redirect_uri", redirect_uri.to_owned()),
+        ("code_verifier", verifier.to_owned()),
+        ("client_id", client.id.clone()),
+    ];
+    if let Some(secret) = &client.secret {
+        form.push(("client_secret", secret.clone()));
+    }
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let res = http
+        .post(format!("{}/token", dev.issuer()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("token request");
+    let text = res.text().await.expect("token body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("token response ({e}): {text}"))
 }
 
 /// A browser stand-in: a cookie jar and manual redirects, sending `Accept: text/html` like

@@ -1,0 +1,475 @@
+//! `Authorization: Bearer` validation: JWT access tokens verified against the provider's JWKS
+//! (RFC 9068 claims), opaque tokens through the introspection endpoint (RFC 7662), and a
+//! bounded cache of results keyed by a SHA-256 hash of the token (the token itself is never
+//! stored), so a token seen before costs a lookup, not a signature check.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use http::header::AUTHORIZATION;
+use http::HeaderMap;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{AuthError, AuthErrorKind};
+use crate::flow::token::authenticated_post;
+use crate::identity::{Identity, Source};
+use crate::jwt::{Alg, JwtError, Unverified};
+use crate::layer::Inner;
+use crate::provider::VerifyError;
+
+/// Every asymmetric algorithm this crate verifies.
+const ACCESS_TOKEN_ALGS: &[Alg] = &[
+    Alg::Rs256,
+    Alg::Rs384,
+    Alg::Rs512,
+    Alg::Ps256,
+    Alg::Ps384,
+    Alg::Ps512,
+    Alg::Es256,
+    Alg::Es384,
+    Alg::EdDsa,
+];
+
+/// Tokens longer than this are refused without further work.
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// How long an "inactive" introspection answer is remembered, so a flood of bogus opaque
+/// tokens does not become a flood of introspection calls for the same token.
+const NEGATIVE_TTL: u64 = 30;
+const SHARDS: usize = 16;
+
+/// The bearer token of a request, if it has an `Authorization: Bearer` header.
+/// `Some(Err(()))` for a bearer header that is malformed.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+    let value = headers.get(AUTHORIZATION)?;
+    let text = value.to_str().ok()?;
+    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim();
+    // RFC 6750 b64token characters.
+    let valid = !token.is_empty()
+        && token.len() <= MAX_TOKEN_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+    Some(if valid { Ok(token) } else { Err(()) })
+}
+
+pub(crate) type TokenKey = [u8; 32];
+
+pub(crate) fn token_key(token: &str) -> TokenKey {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
+#[derive(Clone)]
+struct Entry {
+    /// Unix seconds after which the entry is dead.
+    expires_at: u64,
+    /// `None`: the token is known to be invalid (inactive at introspection).
+    identity: Option<Identity>,
+}
+
+/// A bounded cache of validated tokens, sharded to keep lock contention low.
+pub(crate) struct TokenCache {
+    shards: Vec<Mutex<HashMap<TokenKey, Entry>>>,
+    per_shard: usize,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("capacity", &(self.per_shard * SHARDS))
+            .finish()
+    }
+}
+
+impl TokenCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let per_shard = capacity.div_ceil(SHARDS);
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard,
+        }
+    }
+
+    fn shard(&self, key: &TokenKey) -> &Mutex<HashMap<TokenKey, Entry>> {
+        &self.shards[usize::from(key[0]) % SHARDS]
+    }
+
+    /// `Some(Some(id))` valid, `Some(None)` known invalid, `None` unknown.
+    pub(crate) fn get(&self, key: &TokenKey, now: u64) -> Option<Option<Identity>> {
+        if self.per_shard == 0 {
+            return None;
+        }
+        let shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        let entry = shard.get(key)?;
+        (entry.expires_at > now).then(|| entry.identity.clone())
+    }
+
+    fn insert(&self, key: TokenKey, entry: Entry, now: u64) {
+        if self.per_shard == 0 {
+            return;
+        }
+        let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
+        if shard.len() >= self.per_shard {
+            shard.retain(|_, e| e.expires_at > now);
+        }
+        if shard.len() >= self.per_shard {
+            // Still full of live entries: drop a quarter (hash order, so effectively random).
+            let drop: Vec<TokenKey> = shard.keys().take(self.per_shard / 4 + 1).copied().collect();
+            for k in drop {
+                shard.remove(&k);
+            }
+        }
+        shard.insert(key, entry);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|s| s.len()).unwrap_or(0))
+            .sum()
+    }
+}
+
+fn invalid(reason: &'static str) -> AuthError {
+    AuthError::new(AuthErrorKind::InvalidToken, reason)
+}
+
+/// `aud` as one string or a list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    #[serde(borrow)]
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl Audience<'_> {
+    fn contains_any(&self, wanted: &[String]) -> bool {
+        match self {
+            Audience::One(a) => wanted.iter().any(|w| w == a),
+            Audience::Many(list) => list.iter().any(|a| wanted.iter().any(|w| w == a)),
+        }
+    }
+}
+
+/// The claims of an access token that validation looks at.
+#[derive(Deserialize)]
+struct AccessClaims<'a> {
+    #[serde(borrow, default)]
+    iss: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sub: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    client_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    aud: Option<Audience<'a>>,
+    #[serde(default)]
+    exp: Option<f64>,
+    #[serde(default)]
+    nbf: Option<f64>,
+    #[serde(default)]
+    iat: Option<f64>,
+    #[serde(default)]
+    nonce: Option<serde::de::IgnoredAny>,
+    /// Introspection only.
+    #[serde(default)]
+    active: Option<bool>,
+}
+
+impl Inner {
+    /// The cached result for a token, if any.
+    pub(crate) fn bearer_cached(&self, token: &str) -> Option<Result<Identity, AuthError>> {
+        let hit = self
+            .bearer_cache
+            .get(&token_key(token), self.config.now())?;
+        Some(hit.ok_or_else(|| invalid("the token is not active")))
+    }
+
+    /// Validates a bearer token (JWT or, through introspection, opaque) and caches the result.
+    pub(crate) async fn validate_bearer(&self, token: &str) -> Result<Identity, AuthError> {
+        let key = token_key(token);
+        let now = self.config.now();
+        let looks_like_jwt = token.bytes().filter(|b| *b == b'.').count() == 2;
+        let result = if looks_like_jwt {
+            self.validate_jwt(token, now).await
+        } else {
+            self.introspect(token, now).await
+        };
+        match &result {
+            Ok((identity, exp)) => self.bearer_cache.insert(
+                key,
+                Entry {
+                    expires_at: *exp,
+                    identity: Some(identity.clone()),
+                },
+                now,
+            ),
+            Err(err) if !looks_like_jwt && err.kind() == AuthErrorKind::InvalidToken => {
+                self.bearer_cache.insert(
+                    key,
+                    Entry {
+                        expires_at: now + NEGATIVE_TTL,
+                        identity: None,
+                    },
+                    now,
+                )
+            }
+            Err(_) => {}
+        }
+        result.map(|(identity, _)| identity)
+    }
+
+    async fn validate_jwt(&self, token: &str, now: u64) -> Result<(Identity, u64), AuthError> {
+        let typ_ok = match Unverified::parse(token) {
+            Ok(jwt) => jwt.header.typ.as_deref().map(|t| t.to_ascii_lowercase()),
+            Err(_) => return Err(invalid("the token is malformed")),
+        };
+        let is_at_jwt = matches!(typ_ok.as_deref(), Some("at+jwt" | "application/at+jwt"));
+        if self.config.require_access_token_type && !is_at_jwt {
+            return Err(invalid("the token is not an access token (typ at+jwt)"));
+        }
+        let (_, payload) = self
+            .provider
+            .verify_jwt(token, ACCESS_TOKEN_ALGS)
+            .await
+            .map_err(|e| match e {
+                VerifyError::Jwt(JwtError::Malformed) => invalid("the token is malformed"),
+                VerifyError::Jwt(JwtError::DisallowedAlg(_)) => {
+                    invalid("the token's signature algorithm is not allowed")
+                }
+                VerifyError::Jwt(JwtError::UnknownKey | JwtError::BadSignature) => {
+                    invalid("the token's signature is invalid")
+                }
+                VerifyError::Unavailable(e) => AuthError::new(
+                    AuthErrorKind::ProviderUnavailable,
+                    format!("could not fetch the provider's keys: {e}"),
+                ),
+            })?;
+        let claims: AccessClaims<'_> =
+            serde_json::from_slice(&payload).map_err(|_| invalid("the token is malformed"))?;
+        if claims.nonce.is_some() {
+            // An ID token (it carries the login's nonce) is not an access token.
+            return Err(invalid("the token is not an access token"));
+        }
+        let exp = self.check_access_claims(&claims, now, true)?;
+        let identity = self.bearer_identity(&claims, payload.clone())?;
+        Ok((identity, exp))
+    }
+
+    /// Shared claim checks; returns the cache expiry (the token's `exp`).
+    fn check_access_claims(
+        &self,
+        claims: &AccessClaims<'_>,
+        now: u64,
+        jwt: bool,
+    ) -> Result<u64, AuthError> {
+        let skew = self.config.clock_skew.as_secs() as f64;
+        let now_f = now as f64;
+        match (&claims.iss, jwt) {
+            (Some(iss), _) if *iss == self.provider.metadata.issuer => {}
+            (None, false) => {}
+            _ => return Err(invalid("the token is from another issuer")),
+        }
+        let exp = match (claims.exp, jwt) {
+            (Some(exp), _) => exp,
+            (None, true) => return Err(invalid("the token has no expiry")),
+            (None, false) => now_f + 300.0,
+        };
+        if now_f > exp + skew {
+            return Err(invalid("the token has expired"));
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now_f + skew) {
+            return Err(invalid("the token is not yet valid"));
+        }
+        if claims.iat.is_some_and(|iat| iat > now_f + skew) {
+            return Err(invalid("the token is issued in the future"));
+        }
+        match &claims.aud {
+            Some(aud) if aud.contains_any(&self.config.api_audiences) => {}
+            None if !jwt => {}
+            _ => return Err(invalid("the token is for another audience")),
+        }
+        // Cache no longer than the token lives (and at most the introspection cache time).
+        let exp = exp.max(0.0) as u64;
+        Ok(if jwt {
+            exp
+        } else {
+            exp.min(now + self.config.introspection_cache_ttl.as_secs())
+        })
+    }
+
+    fn bearer_identity(
+        &self,
+        claims: &AccessClaims<'_>,
+        claims_json: Vec<u8>,
+    ) -> Result<Identity, AuthError> {
+        let subject = claims
+            .sub
+            .as_deref()
+            .or(claims.client_id.as_deref())
+            .ok_or_else(|| invalid("the token names no subject"))?;
+        let issuer = claims
+            .iss
+            .as_deref()
+            .unwrap_or(&self.provider.metadata.issuer);
+        let scope = scope_of(&claims_json);
+        Ok(Identity::from_parts(
+            subject.to_owned(),
+            issuer.to_owned(),
+            claims_json,
+            scope,
+            Source::Bearer,
+        ))
+    }
+
+    /// RFC 7662 introspection, authenticated as this client.
+    async fn introspect(&self, token: &str, now: u64) -> Result<(Identity, u64), AuthError> {
+        let Some(endpoint) = self.introspection_endpoint() else {
+            return Err(invalid("opaque tokens are not accepted (no introspection)"));
+        };
+        let (status, body) = authenticated_post(
+            self,
+            endpoint,
+            &[("token", token), ("token_type_hint", "access_token")],
+        )
+        .await?;
+        if status.is_server_error() {
+            return Err(AuthError::new(
+                AuthErrorKind::ProviderUnavailable,
+                format!("introspection answered HTTP {status}"),
+            ));
+        }
+        if !status.is_success() {
+            return Err(AuthError::new(
+                AuthErrorKind::Internal,
+                format!("introspection refused this client (HTTP {status})"),
+            ));
+        }
+        let claims: AccessClaims<'_> = serde_json::from_slice(&body).map_err(|_| {
+            AuthError::new(
+                AuthErrorKind::ProviderUnavailable,
+                "introspection answered something that is not JSON",
+            )
+        })?;
+        if claims.active != Some(true) {
+            return Err(invalid("the token is not active"));
+        }
+        let exp = self.check_access_claims(&claims, now, false)?;
+        let identity = self.bearer_identity(&claims, body.clone())?;
+        Ok((identity, exp))
+    }
+
+    fn introspection_endpoint(&self) -> Option<&url::Url> {
+        if !self.config.introspection.unwrap_or(true) {
+            return None;
+        }
+        self.provider.metadata.introspection_endpoint.as_ref()
+    }
+}
+
+/// `scope` (space-separated) or `scp` (list or string) of a claims object.
+pub(crate) fn scope_of(claims_json: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Scopes {
+        #[serde(default)]
+        scope: Option<Value>,
+        #[serde(default)]
+        scp: Option<Value>,
+    }
+    let Ok(s) = serde_json::from_slice::<Scopes>(claims_json) else {
+        return String::new();
+    };
+    match s.scope.or(s.scp) {
+        Some(Value::String(s)) => s,
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(v: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_static(v));
+        h
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        assert_eq!(
+            bearer_token(&headers("Bearer abc.def-_~+/=")),
+            Some(Ok("abc.def-_~+/="))
+        );
+        assert_eq!(bearer_token(&headers("bearer  abc ")), Some(Ok("abc")));
+        assert_eq!(bearer_token(&headers("Basic abc")), None);
+        assert_eq!(bearer_token(&headers("Bearer")), Some(Err(())));
+        assert_eq!(bearer_token(&headers("Bearer a b")), Some(Err(())));
+        assert_eq!(bearer_token(&headers("Bearer a\"b")), Some(Err(())));
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn cache_is_bounded_and_expires() {
+        let cache = TokenCache::new(64);
+        let id = Identity::new("s", "i", Default::default());
+        for i in 0..10_000u32 {
+            let key = token_key(&i.to_string());
+            cache.insert(
+                key,
+                Entry {
+                    expires_at: 100,
+                    identity: Some(id.clone()),
+                },
+                10,
+            );
+        }
+        assert!(cache.len() <= 64, "{}", cache.len());
+        let key = token_key("fresh");
+        cache.insert(
+            key,
+            Entry {
+                expires_at: 100,
+                identity: Some(id),
+            },
+            10,
+        );
+        assert!(matches!(cache.get(&key, 50), Some(Some(_))));
+        assert!(cache.get(&key, 100).is_none(), "dead at expiry");
+        assert!(cache.get(&token_key("other"), 50).is_none());
+        let off = TokenCache::new(0);
+        off.insert(
+            key,
+            Entry {
+                expires_at: 100,
+                identity: None,
+            },
+            10,
+        );
+        assert!(off.get(&key, 50).is_none());
+    }
+
+    #[test]
+    fn scopes_from_scope_or_scp() {
+        assert_eq!(scope_of(br#"{"scope":"a b"}"#), "a b");
+        assert_eq!(scope_of(br#"{"scp":["a","b"]}"#), "a b");
+        assert_eq!(scope_of(br#"{"scp":"a"}"#), "a");
+        assert_eq!(scope_of(br#"{}"#), "");
+        assert_eq!(scope_of(b"nonsense"), "");
+    }
+}

@@ -1,0 +1,174 @@
+//! [`RequireLayer`]: require scopes or a claim predicate, for a whole app or per route.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::WWW_AUTHENTICATE;
+use http::{HeaderValue, Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::body::ResponseBody;
+use crate::error::{AuthError, AuthErrorKind};
+use crate::future::ResponseFuture;
+use crate::identity::Identity;
+use crate::layer::Handle;
+use crate::response::{self, caller_kind, CallerKind};
+
+type Predicate = Arc<dyn Fn(&Identity) -> bool + Send + Sync>;
+
+/// Requires an [`Identity`] with the given scopes, or one that satisfies a predicate. Put it
+/// inside [`OidcLayer`](crate::OidcLayer) (which sets the identity).
+///
+/// Nobody logged in: answered like a missing login (redirect for a browser, `401` or gRPC 16
+/// otherwise). Logged in but not allowed: `403` with
+/// `WWW-Authenticate: Bearer error="insufficient_scope"` (gRPC status 7).
+///
+/// # Example
+///
+/// ```
+/// use axum::{routing::{get, post}, Router};
+/// use tower_oidc::RequireLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/reports", get(|| async { "reports" }))
+///     .route_layer(RequireLayer::scopes(["reports:read"]))
+///     .route("/admin", post(|| async { "done" }))
+///     .route_layer(RequireLayer::predicate("admin group", |id| {
+///         id.claim("groups")
+///             .and_then(|g| g.as_array())
+///             .is_some_and(|g| g.iter().any(|g| g == "admin"))
+///     }));
+/// // ... .layer(oidc_layer)
+/// ```
+#[derive(Clone)]
+pub struct RequireLayer {
+    scopes: Arc<[String]>,
+    predicate: Option<Predicate>,
+    what: Arc<str>,
+}
+
+impl fmt::Debug for RequireLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireLayer")
+            .field("scopes", &self.scopes)
+            .field("predicate", &self.predicate.as_ref().map(|_| &self.what))
+            .finish()
+    }
+}
+
+impl RequireLayer {
+    /// Requires every one of `scopes`.
+    pub fn scopes<I, S>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes: Arc<[String]> = scopes.into_iter().map(Into::into).collect();
+        let what = format!("requires scope {}", scopes.join(" "));
+        Self {
+            scopes,
+            predicate: None,
+            what: what.into(),
+        }
+    }
+
+    /// Requires `predicate` to hold; `what` describes it for logs.
+    pub fn predicate(
+        what: impl Into<String>,
+        predicate: impl Fn(&Identity) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            scopes: Arc::from(Vec::new()),
+            predicate: Some(Arc::new(predicate)),
+            what: what.into().into(),
+        }
+    }
+
+    fn allows(&self, id: &Identity) -> bool {
+        self.scopes.iter().all(|s| id.has_scope(s)) && self.predicate.as_ref().is_none_or(|p| p(id))
+    }
+}
+
+impl<S> Layer<S> for RequireLayer {
+    type Service = Require<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Require {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`RequireLayer`].
+///
+/// # Example
+///
+/// ```
+/// use tower::ServiceBuilder;
+/// use tower_oidc::RequireLayer;
+///
+/// let svc = ServiceBuilder::new()
+///     .layer(RequireLayer::scopes(["api:read"]))
+///     .service_fn(|_req: http::Request<String>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///     });
+/// ```
+#[derive(Debug, Clone)]
+pub struct Require<S> {
+    inner: S,
+    layer: RequireLayer,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let headers = req.headers();
+        let Some(id) = req.extensions().get::<Identity>() else {
+            let page = match req.extensions().get::<Handle>() {
+                Some(handle) => handle.0.login_required(req.uri(), headers),
+                None => response::reject(
+                    caller_kind(headers),
+                    AuthError::new(AuthErrorKind::LoginRequired, "login required"),
+                    headers,
+                ),
+            };
+            return ResponseFuture::ready(page);
+        };
+        if self.layer.allows(id) {
+            return ResponseFuture::inner(self.inner.call(req), Vec::new());
+        }
+        tracing::debug!(subject = %id.subject(), policy = %self.layer.what, "access refused");
+        let caller = match caller_kind(headers) {
+            CallerKind::Grpc => CallerKind::Grpc,
+            _ => CallerKind::Api,
+        };
+        let mut page = response::reject(
+            caller,
+            AuthError::new(AuthErrorKind::InsufficientScope, "insufficient scope"),
+            headers,
+        );
+        if caller == CallerKind::Api && !self.layer.scopes.is_empty() {
+            let challenge = format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+                self.layer.scopes.join(" ")
+            );
+            if let Ok(v) = HeaderValue::try_from(challenge) {
+                page.headers_mut().insert(WWW_AUTHENTICATE, v);
+            }
+        }
+        ResponseFuture::ready(page)
+    }
+}
