@@ -138,3 +138,104 @@ async fn logout_ends_the_session_at_the_provider() {
     }
     assert!(saw_login_form, "the provider asks for the password again");
 }
+
+/// `client_credentials` at the provider's token endpoint; returns the access token.
+async fn client_credentials(provider: &NodeProvider, extra: &[(&str, &str)]) -> String {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let res = reqwest::Client::new()
+        .post(provider.url("/token"))
+        .basic_auth(CONFIDENTIAL.0, Some(CONFIDENTIAL.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("token request");
+    let text = res.text().await.expect("token body");
+    let json: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    json["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access token: {text}\n{}", provider.logs()))
+        .to_owned()
+}
+
+async fn call(app: &TestApp, path: &str, token: &str) -> (StatusCode, String) {
+    let res = reqwest::Client::new()
+        .get(app.url(path))
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let body = res.text().await.expect("body");
+    (status, challenge.unwrap_or(body))
+}
+
+const API: &str = "https://api.example.test";
+
+#[tokio::test]
+async fn jwt_access_token_for_the_api_is_accepted() {
+    let (provider, app) = setup(CONFIDENTIAL.0, |b| {
+        b.client_secret(CONFIDENTIAL.1).api_audience(API)
+    })
+    .await;
+    let token = client_credentials(&provider, &[("resource", API), ("scope", "api:read")]).await;
+    assert_eq!(token.split('.').count(), 3, "a JWT");
+    let (status, body) = call(&app, "/whoami", &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, format!("Bearer {} [api:read]", CONFIDENTIAL.0));
+    // scope checks apply to bearer callers
+    let (status, challenge) = call(&app, "/admin", &token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+}
+
+#[tokio::test]
+async fn jwt_access_token_for_another_audience_is_refused() {
+    // The app expects tokens for its client id (the default), not for the API resource.
+    let (provider, app) = setup(CONFIDENTIAL.0, |b| b.client_secret(CONFIDENTIAL.1)).await;
+    let token = client_credentials(&provider, &[("resource", API), ("scope", "api:read")]).await;
+    let (status, challenge) = call(&app, "/me", &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.contains("another audience"), "{challenge}");
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_active_and_revoked() {
+    let (provider, app) = setup(CONFIDENTIAL.0, |b| b.client_secret(CONFIDENTIAL.1)).await;
+    let token = client_credentials(&provider, &[]).await;
+    assert_eq!(token.split('.').count(), 1, "opaque: {token}");
+    let (status, body) = call(&app, "/whoami", &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", provider.logs());
+    assert!(
+        body.starts_with(&format!("Bearer {}", CONFIDENTIAL.0)),
+        "{body}"
+    );
+
+    // A second opaque token, revoked at the provider before first use: inactive.
+    let revoked = client_credentials(&provider, &[]).await;
+    let res = reqwest::Client::new()
+        .post(provider.url("/token/revocation"))
+        .basic_auth(CONFIDENTIAL.0, Some(CONFIDENTIAL.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={revoked}"))
+        .send()
+        .await
+        .expect("revocation");
+    assert!(res.status().is_success(), "{}", res.status());
+    let (status, challenge) = call(&app, "/me", &revoked).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.contains("not active"), "{challenge}");
+    // A made-up opaque token is inactive too.
+    let (status, _) = call(&app, "/me", "made-up-token-value").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
