@@ -18,9 +18,12 @@
 //! | `OIDC_CLIENT_AUTH`   | `client_secret_basic`, `client_secret_post` or `none`            |
 //! | `OIDC_USERINFO`      | `1` fetches userinfo at login, `0` does not                      |
 //! | `OIDC_AUTH_PARAMS`   | extra authorization parameters, e.g. `prompt=login&ui_locales=nb-NO` |
+//! | `OIDC_API_AUDIENCE`  | audience that bearer JWT access tokens must carry (default: the client id) |
 //!
 //! Routes: `/` (public), `/me` (login required; JSON with every claim), and the layer's
-//! `/auth/login`, `/auth/callback`, `/auth/logout`.
+//! `/auth/login`, `/auth/callback`, `/auth/logout`. `/me` also accepts
+//! `Authorization: Bearer <access token>`: JWTs checked against `OIDC_API_AUDIENCE`, opaque
+//! tokens through the provider's introspection endpoint.
 
 use std::error::Error;
 
@@ -106,6 +109,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     if let Some(flag) = var("OIDC_USERINFO") {
         config = config.userinfo(flag != "0");
+    }
+    if let Some(audience) = var("OIDC_API_AUDIENCE") {
+        config = config.api_audience(audience);
     }
     if let Some(params) = var("OIDC_AUTH_PARAMS") {
         for (name, value) in form_urlencoded::parse(params.as_bytes()) {

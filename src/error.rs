@@ -115,6 +115,9 @@ pub enum AuthErrorKind {
     InvalidToken,
     /// The caller is authenticated but lacks a scope or claim.
     InsufficientScope,
+    /// A state-changing request authenticated by the session cookie lacks the configured
+    /// anti-CSRF header.
+    CsrfCheckFailed,
     /// The login callback is invalid: unknown or replayed state, bad parameters, a token that
     /// fails validation.
     InvalidCallback,

@@ -6,6 +6,7 @@
 //! | login required             | 302 to provider | 401 `Bearer`                      | 16   |
 //! | invalid or expired token   | 302 to provider | 401 `Bearer error="invalid_token"`| 16   |
 //! | insufficient scope         | 403 page        | 403 `insufficient_scope`          | 7    |
+//! | missing anti-CSRF header   | 403 page        | 403 `csrf_check_failed`           | 7    |
 //! | bad callback / provider error | 400 page     | 400                               | 16   |
 //! | provider unavailable       | 503 page        | 503                               | 14   |
 //! | internal                   | 500 page        | 500                               | 13   |
@@ -65,7 +66,7 @@ pub(crate) type Page = Response<Bytes>;
 fn status_of(kind: AuthErrorKind) -> StatusCode {
     match kind {
         AuthErrorKind::LoginRequired | AuthErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
-        AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+        AuthErrorKind::InsufficientScope | AuthErrorKind::CsrfCheckFailed => StatusCode::FORBIDDEN,
         AuthErrorKind::InvalidCallback | AuthErrorKind::ProviderError => StatusCode::BAD_REQUEST,
         AuthErrorKind::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         AuthErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -78,7 +79,7 @@ fn grpc_code_of(kind: AuthErrorKind) -> u8 {
         | AuthErrorKind::InvalidToken
         | AuthErrorKind::InvalidCallback
         | AuthErrorKind::ProviderError => 16,
-        AuthErrorKind::InsufficientScope => 7,
+        AuthErrorKind::InsufficientScope | AuthErrorKind::CsrfCheckFailed => 7,
         AuthErrorKind::ProviderUnavailable => 14,
         AuthErrorKind::Internal => 13,
     }
@@ -90,6 +91,7 @@ fn public_message(kind: AuthErrorKind) -> &'static str {
         AuthErrorKind::LoginRequired => "login required",
         AuthErrorKind::InvalidToken => "the credentials are invalid or expired",
         AuthErrorKind::InsufficientScope => "insufficient scope",
+        AuthErrorKind::CsrfCheckFailed => "missing anti-CSRF header",
         AuthErrorKind::InvalidCallback => "the login could not be completed",
         AuthErrorKind::ProviderError => "the identity provider refused the login",
         AuthErrorKind::ProviderUnavailable => "the identity provider is unavailable",
@@ -157,6 +159,7 @@ fn json_error(err: &AuthError) -> Page {
                 "Bearer error=\"insufficient_scope\", error_description=\"{quoted}\""
             )),
         ),
+        AuthErrorKind::CsrfCheckFailed => ("csrf_check_failed", None),
         AuthErrorKind::InvalidCallback => ("invalid_request", None),
         AuthErrorKind::ProviderError => ("access_denied", None),
         AuthErrorKind::ProviderUnavailable => ("temporarily_unavailable", None),

@@ -104,6 +104,18 @@ where
         strip_our_cookies(shared, &mut req, !read.names.is_empty());
         let identity = read.identity();
         let logged_in = identity.is_some();
+        if logged_in && !csrf_ok(shared, &req) {
+            let err = AuthError::new(
+                AuthErrorKind::CsrfCheckFailed,
+                "a state-changing request lacks the anti-CSRF header",
+            );
+            tracing::debug!("request refused: missing anti-CSRF header");
+            return ResponseFuture::ready(response::reject(
+                caller_kind(req.headers()),
+                err,
+                req.headers(),
+            ));
+        }
         if let Some(identity) = identity {
             req.extensions_mut().insert(identity);
         }
@@ -187,6 +199,18 @@ fn bearer_rejection(err: AuthError, headers: &http::HeaderMap) -> Page {
         _ => tracing::error!(reason = %err, "bearer token could not be validated"),
     }
     response::reject(caller, err, headers)
+}
+
+/// Whether a session-authenticated request passes the anti-CSRF header rule.
+fn csrf_ok<B>(shared: &Inner, req: &Request<B>) -> bool {
+    let Some(header) = &shared.config.csrf_header else {
+        return true;
+    };
+    let safe = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    );
+    safe || req.headers().contains_key(header)
 }
 
 /// Removes the layer's cookies from the request (the inner service never sees them).

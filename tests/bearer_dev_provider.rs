@@ -322,3 +322,17 @@ async fn bearer_can_be_turned_off() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
 }
+
+#[tokio::test]
+async fn bearer_writes_need_no_csrf_header() {
+    let s = setup(|b| b.csrf_header("x-csrf")).await;
+    let token = s.access_token().await;
+    let res = s
+        .http
+        .post(s.app.url("/action"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}

@@ -684,3 +684,36 @@ async fn slow_provider_times_out_with_503() {
     let landing = browser.follow(&callback).await;
     assert_eq!(landing.status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn csrf_header_is_required_for_session_writes() {
+    let dev = provider().await;
+    let app = confidential_app_with(&dev, |b| b.csrf_header("x-csrf")).await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let post = |with_header: bool| {
+        let mut req = browser
+            .client
+            .post(app.url("/action"))
+            .header("accept", "application/json");
+        if with_header {
+            req = req.header("x-csrf", "1");
+        }
+        req.send()
+    };
+    let refused = post(false).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.unwrap().contains("csrf_check_failed"));
+    let allowed = post(true).await.unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(allowed.text().await.unwrap(), "done for alice");
+    // reads need no header, and logout (the layer's own route) neither
+    assert_eq!(browser.get(&app.url("/me")).await.status(), StatusCode::OK);
+    let logout = browser
+        .client
+        .post(app.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::FOUND);
+}

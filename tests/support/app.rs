@@ -69,6 +69,10 @@ pub(crate) async fn start_app_on(
         .route("/admin", get(|| async { "admin area" }))
         .route_layer(RequireLayer::scopes(["admin"]))
         .route(
+            "/action",
+            axum::routing::post(|id: Identity| async move { format!("done for {}", id.subject()) }),
+        )
+        .route(
             "/whoami",
             get(|id: Identity| async move {
                 format!(
