@@ -46,6 +46,45 @@ impl ClientAuth {
     }
 }
 
+/// The authorization response type.
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::{Config, ResponseType, SessionKey};
+///
+/// let config = Config::builder("https://id.example.com", "my-client")
+///     .client_secret("s3cret")
+///     .response_type(ResponseType::CodeIdToken) // hybrid, answered with form_post
+///     .redirect_url("https://app.example.com/auth/callback")
+///     .session_key(SessionKey::generate())
+///     .build()?;
+/// # Ok::<(), tower_oidc::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseType {
+    /// `code`: the authorization code flow (default).
+    Code,
+    /// `code id_token`: the hybrid flow; an ID token arrives with the code and is validated
+    /// (with `c_hash`) before the code is exchanged. Always answered with `form_post`.
+    CodeIdToken,
+}
+
+/// How the provider returns the authorization response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseMode {
+    /// In the query string of a `GET` to the callback (default for `code`).
+    Query,
+    /// As an auto-submitted form `POST` to the callback (default, and required, for the
+    /// hybrid flow). The login-transaction cookie is then `SameSite=None; Secure`, because a
+    /// cross-site POST carries no `Lax` cookies; browsers accept `Secure` cookies over plain
+    /// http only on `localhost` / loopback addresses, so a plain-http deployment elsewhere
+    /// cannot use form_post.
+    FormPost,
+}
+
 /// A secret that never prints.
 #[derive(Clone)]
 pub(crate) struct Secret(pub(crate) String);
@@ -107,6 +146,9 @@ pub struct Config {
     pub(crate) introspection_cache_ttl: Duration,
     pub(crate) require_access_token_type: bool,
     pub(crate) csrf_header: Option<http::HeaderName>,
+    pub(crate) response_type: ResponseType,
+    pub(crate) response_mode: ResponseMode,
+    pub(crate) login_params: Vec<String>,
 }
 
 impl Config {
@@ -142,6 +184,17 @@ impl Config {
             introspection_cache_ttl: Duration::from_secs(300),
             require_access_token_type: false,
             csrf_header: None,
+            response_type: ResponseType::Code,
+            response_mode: None,
+            login_params: [
+                "prompt",
+                "login_hint",
+                "ui_locales",
+                "max_age",
+                "acr_values",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 
@@ -241,6 +294,9 @@ pub struct ConfigBuilder {
     introspection_cache_ttl: Duration,
     require_access_token_type: bool,
     csrf_header: Option<String>,
+    response_type: ResponseType,
+    response_mode: Option<ResponseMode>,
+    login_params: Vec<String>,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -344,8 +400,43 @@ impl ConfigBuilder {
         self
     }
 
-    /// An extra authorization request parameter sent on every login (e.g. `prompt`,
-    /// `ui_locales`). Parameters the flow sets itself cannot be overridden.
+    /// `code` (default) or `code id_token` (hybrid).
+    pub fn response_type(mut self, response_type: ResponseType) -> Self {
+        self.response_type = response_type;
+        self
+    }
+
+    /// `query` or `form_post`. Default: `form_post` for the hybrid flow, else `query`.
+    pub fn response_mode(mut self, mode: ResponseMode) -> Self {
+        self.response_mode = Some(mode);
+        self
+    }
+
+    /// Authorization parameters that `GET {prefix}/login?name=value` may set for one login
+    /// (they never override a parameter configured with [`auth_param`]). Default: `prompt`,
+    /// `login_hint`, `ui_locales`, `max_age`, `acr_values`. Adding a name (e.g.
+    /// `tenant_hint`) extends the list; [`clear_login_params`] empties it.
+    ///
+    /// `prompt=none` is a silent login: when the provider answers `login_required`,
+    /// `interaction_required`, `consent_required` or `account_selection_required`, the user
+    /// simply returns to `return_to` not logged in.
+    ///
+    /// [`auth_param`]: ConfigBuilder::auth_param
+    /// [`clear_login_params`]: ConfigBuilder::clear_login_params
+    pub fn login_param(mut self, name: impl Into<String>) -> Self {
+        self.login_params.push(name.into());
+        self
+    }
+
+    /// Allows no per-login authorization parameters.
+    pub fn clear_login_params(mut self) -> Self {
+        self.login_params.clear();
+        self
+    }
+
+    /// An extra authorization request parameter sent on every login (e.g. `prompt=login`,
+    /// `ui_locales`, `acr_values`, `max_age`, or provider-specific ones such as
+    /// `tenant_hint`). Parameters the flow sets itself cannot be overridden.
     pub fn auth_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.auth_params.push((name.into(), value.into()));
         self
@@ -549,6 +640,30 @@ impl ConfigBuilder {
         } else {
             self.api_audiences
         };
+        let response_mode = match (self.response_type, self.response_mode) {
+            (ResponseType::CodeIdToken, Some(ResponseMode::Query)) => {
+                return Err(ConfigError::Invalid {
+                    field: "response_mode",
+                    reason: "the hybrid flow cannot use `query` (its ID token must not travel in a URL); use `form_post`".into(),
+                })
+            }
+            (ResponseType::CodeIdToken, _) => ResponseMode::FormPost,
+            (ResponseType::Code, mode) => mode.unwrap_or(ResponseMode::Query),
+        };
+        for (name, value) in &self.auth_params {
+            if name == "prompt" && value.split_whitespace().any(|p| p == "none") {
+                return Err(ConfigError::Invalid {
+                    field: "auth_param",
+                    reason: "`prompt=none` on every login would never let anyone log in; pass it per login (`/auth/login?prompt=none`)".into(),
+                });
+            }
+            if name == "max_age" && value.parse::<u64>().is_err() {
+                return Err(ConfigError::Invalid {
+                    field: "auth_param",
+                    reason: "`max_age` must be a number of seconds".into(),
+                });
+            }
+        }
         let csrf_header = match self.csrf_header {
             Some(name) => {
                 Some(
@@ -561,6 +676,9 @@ impl ConfigBuilder {
             None => None,
         };
         Ok(Config {
+            response_type: self.response_type,
+            response_mode,
+            login_params: self.login_params,
             csrf_header,
             bearer: self.bearer,
             api_audiences,

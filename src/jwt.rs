@@ -370,14 +370,18 @@ pub(crate) mod tests {
             }
         }
 
-        pub(crate) fn jwks(&self) -> JwkSet {
+        pub(crate) fn jwks_json(&self) -> String {
             let point = self.pair.public_key().as_ref();
-            let json = serde_json::json!({"keys": [{
+            serde_json::json!({"keys": [{
                 "kty": "EC", "crv": "P-256", "kid": self.kid, "use": "sig",
                 "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
                 "y": URL_SAFE_NO_PAD.encode(&point[33..]),
-            }]});
-            JwkSet::parse(json.to_string().as_bytes()).unwrap()
+            }]})
+            .to_string()
+        }
+
+        pub(crate) fn jwks(&self) -> JwkSet {
+            JwkSet::parse(self.jwks_json().as_bytes()).unwrap()
         }
 
         pub(crate) fn sign(&self, header: serde_json::Value, claims: serde_json::Value) -> String {

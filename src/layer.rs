@@ -7,7 +7,7 @@ use http::HeaderMap;
 use tower_layer::Layer;
 
 use crate::bearer::TokenCache;
-use crate::config::Config;
+use crate::config::{Config, ResponseMode};
 use crate::error::{AuthError, AuthErrorKind, ConfigError};
 use crate::flow::login;
 use crate::identity::{Identity, Source};
@@ -116,7 +116,12 @@ impl OidcLayer {
             callback: format!("{prefix}/callback"),
             logout: format!("{prefix}/logout"),
         };
-        let cookies = Cookies::new(&config.cookie_name, prefix, config.secure_cookies);
+        let cookies = Cookies::new(
+            &config.cookie_name,
+            prefix,
+            config.secure_cookies,
+            config.response_mode == ResponseMode::FormPost,
+        );
         let fetch_userinfo =
             config.userinfo.unwrap_or(true) && provider.metadata.userinfo_endpoint.is_some();
         if config.userinfo == Some(true) && provider.metadata.userinfo_endpoint.is_none() {
@@ -253,7 +258,7 @@ impl Inner {
                 .map(|pq| pq.as_str())
                 .and_then(login::sanitize_return_to)
                 .unwrap_or("/");
-            return login::start(self, headers, return_to.to_owned());
+            return login::start(self, headers, return_to.to_owned(), Vec::new());
         }
         response::reject(
             caller,

@@ -89,7 +89,7 @@ mod session;
 pub mod dev;
 
 pub use body::ResponseBody;
-pub use config::{ClientAuth, Config, ConfigBuilder};
+pub use config::{ClientAuth, Config, ConfigBuilder, ResponseMode, ResponseType};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
 pub use future::ResponseFuture;
 #[cfg(feature = "axum")]

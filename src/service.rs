@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use tower_service::Service;
 
 use crate::bearer::bearer_token;
@@ -63,7 +64,9 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     ResBody: Send + 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
@@ -227,11 +230,17 @@ impl<S> OidcService<S> {
         &mut self,
         route: Route,
         req: Request<ReqBody>,
-    ) -> ResponseFuture<F, ResBody, E> {
+    ) -> ResponseFuture<F, ResBody, E>
+    where
+        ReqBody: http_body::Body + Send + 'static,
+        ReqBody::Data: Send,
+        ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let shared = self.shared.clone();
         let method = req.method();
         let allowed: &[Method] = match route {
-            Route::Login | Route::Callback => &[Method::GET, Method::HEAD],
+            Route::Login => &[Method::GET, Method::HEAD],
+            Route::Callback => &[Method::GET, Method::HEAD, Method::POST],
             Route::Logout => &[Method::GET, Method::HEAD, Method::POST],
         };
         if !allowed.contains(method) {
@@ -244,11 +253,57 @@ impl<S> OidcService<S> {
             Route::Logout => ResponseFuture::ready(logout::handle(&shared, req.headers())),
             Route::Callback => {
                 let query = req.uri().query().map(str::to_owned);
-                let (parts, _body) = req.into_parts();
-                ResponseFuture::auth(Box::pin(callback::handle(shared, parts.headers, query)))
+                let (parts, body) = req.into_parts();
+                if parts.method != Method::POST {
+                    return ResponseFuture::auth(Box::pin(callback::handle(
+                        shared,
+                        parts.headers,
+                        query,
+                        false,
+                    )));
+                }
+                ResponseFuture::auth(Box::pin(async move {
+                    match read_form(&parts.headers, body).await {
+                        Ok(form) => callback::handle(shared, parts.headers, Some(form), true).await,
+                        Err(why) => response::error_answer(
+                            caller_kind(&parts.headers),
+                            AuthError::new(AuthErrorKind::InvalidCallback, why),
+                            &parts.headers,
+                            Some((&shared.paths.login, "Start the login again")),
+                        ),
+                    }
+                }))
             }
         }
     }
+}
+
+/// Largest form_post body accepted on the callback.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// Reads an `application/x-www-form-urlencoded` body of at most [`MAX_FORM_BYTES`].
+async fn read_form<B>(headers: &http::HeaderMap, body: B) -> Result<String, &'static str>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let is_form = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if !is_form {
+        return Err("the callback POST is not a form");
+    }
+    let collected = http_body_util::Limited::new(body, MAX_FORM_BYTES)
+        .collect()
+        .await
+        .map_err(|_| "the callback form is too large or could not be read")?;
+    String::from_utf8(collected.to_bytes().to_vec()).map_err(|_| "the callback form is not UTF-8")
 }
 
 fn method_not_allowed(allowed: &[Method]) -> Page {

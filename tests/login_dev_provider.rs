@@ -717,3 +717,111 @@ async fn csrf_header_is_required_for_session_writes() {
         .unwrap();
     assert_eq!(logout.status(), StatusCode::FOUND);
 }
+
+#[tokio::test]
+async fn silent_login_failure_returns_not_logged_in() {
+    let dev = DevProvider::start().await.expect("dev provider");
+    // no auto login: the provider answers prompt=none with login_required
+    let app = confidential_app(&dev).await;
+    let browser = Browser::new();
+    let landing = browser
+        .follow(&app.url("/auth/login?prompt=none&return_to=/"))
+        .await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    assert_eq!(landing.url.as_str(), app.url("/").as_str());
+    assert_eq!(landing.body, "hello stranger");
+    assert!(landing.visited.iter().any(|u| u
+        .query()
+        .unwrap_or_default()
+        .contains("error=login_required")));
+}
+
+#[tokio::test]
+async fn per_login_parameters_are_allow_listed() {
+    let dev = provider().await;
+    let app = confidential_app_with(&dev, |b| {
+        b.auth_param("ui_locales", "nb-NO")
+            .login_param("tenant_hint")
+    })
+    .await;
+    let res = Browser::new()
+        .get(&app.url(
+            "/auth/login?login_hint=bob&tenant_hint=acme&evil=1&ui_locales=en&scope=admin&return_to=/me",
+        ))
+        .await;
+    let location = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    let params: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+    let get = |n: &str| {
+        params
+            .iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(get("login_hint"), ["bob"]);
+    assert_eq!(get("tenant_hint"), ["acme"]);
+    assert!(get("evil").is_empty());
+    assert_eq!(get("ui_locales"), ["nb-NO"], "configured values win");
+    assert_eq!(
+        get("scope"),
+        ["openid profile email"],
+        "reserved parameters stay ours"
+    );
+}
+
+#[tokio::test]
+async fn form_post_transaction_cookie_is_cross_site_and_mode_is_enforced() {
+    let dev = provider().await;
+    let app = confidential_app_with(&dev, |b| {
+        b.response_mode(tower_oidc::ResponseMode::FormPost)
+    })
+    .await;
+    let browser = Browser::new();
+    let res = browser.get(&app.url("/auth/login?return_to=/me")).await;
+    let tx = set_cookies(res.headers())
+        .into_iter()
+        .find(|c| c.starts_with("oidc_tx_"))
+        .expect("transaction cookie");
+    assert!(
+        tx.contains("SameSite=None") && tx.contains("Secure"),
+        "{tx}"
+    );
+    let location = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(location
+        .query()
+        .unwrap()
+        .contains("response_mode=form_post"));
+    // The dev provider answers with a form; an attacker replaying the answer as a GET query
+    // (another response mode) is refused.
+    let page = browser.get(&location).await.text().await.unwrap();
+    let fields = support::html::find_form(&page, |a| a.ends_with("/auth/callback"))
+        .expect("form_post page")
+        .hidden_fields();
+    let mut as_query = app.url("/auth/callback");
+    as_query.query_pairs_mut().extend_pairs(&fields);
+    let refused = browser.get(&as_query).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn max_age_exceeded_is_refused() {
+    let dev = DevProvider::builder()
+        .id_token_ttl(Duration::from_secs(3600))
+        .start()
+        .await
+        .expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    // The app's clock runs 10 minutes ahead: a login is "10 minutes old" when it arrives.
+    let app = confidential_app_with(&dev, |b| {
+        b.clock(|| std::time::SystemTime::now() + Duration::from_secs(600))
+    })
+    .await;
+    let landing = Browser::new()
+        .follow(&app.url("/auth/login?max_age=120&return_to=/me"))
+        .await;
+    assert_eq!(landing.status, StatusCode::BAD_REQUEST, "{}", landing.body);
+    assert!(landing.body.contains("max_age"), "{}", landing.body);
+    // without max_age the same login passes
+    let landing = Browser::new().follow(&app.url("/me")).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+}

@@ -22,6 +22,7 @@ struct Params {
     code: Option<String>,
     state: Option<String>,
     iss: Option<String>,
+    id_token: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -35,6 +36,7 @@ impl Params {
                 "code" => &mut p.code,
                 "state" => &mut p.state,
                 "iss" => &mut p.iss,
+                "id_token" => &mut p.id_token,
                 "error" => &mut p.error,
                 "error_description" => &mut p.error_description,
                 _ => continue,
@@ -47,8 +49,23 @@ impl Params {
     }
 }
 
-/// Handles the callback request.
-pub(crate) async fn handle(inner: Arc<Inner>, headers: HeaderMap, query: Option<String>) -> Page {
+/// Answers to `prompt=none` that mean "nobody is logged in (silently)".
+const SILENT_LOGIN_FAILURES: &[&str] = &[
+    "login_required",
+    "interaction_required",
+    "consent_required",
+    "account_selection_required",
+];
+
+/// Handles the callback request: `params` is the query (GET) or the form body (POST,
+/// `response_mode=form_post`).
+pub(crate) async fn handle(
+    inner: Arc<Inner>,
+    headers: HeaderMap,
+    params: Option<String>,
+    via_post: bool,
+) -> Page {
+    let query = params;
     let caller = caller_kind(&headers);
     let start_again = inner.paths.login.clone();
     let fail = |err: AuthError, mut extra: Vec<String>| {
@@ -113,6 +130,15 @@ pub(crate) async fn handle(inner: Arc<Inner>, headers: HeaderMap, query: Option<
         res
     };
     let now = inner.config.now();
+    if tx.form_post != via_post {
+        return fail(
+            AuthError::new(
+                AuthErrorKind::InvalidCallback,
+                "the authorization response came in another response mode than requested",
+            ),
+            clear_tx,
+        );
+    }
     let ttl_ms = u64::try_from(inner.config.transaction_ttl.as_millis()).unwrap_or(u64::MAX);
     if tx.created_at_ms.saturating_add(ttl_ms) < inner.config.now_millis() {
         return fail(
@@ -121,6 +147,14 @@ pub(crate) async fn handle(inner: Arc<Inner>, headers: HeaderMap, query: Option<
         );
     }
     if let Some(error) = &params.error {
+        if tx.prompt_none && SILENT_LOGIN_FAILURES.contains(&error.as_str()) {
+            tracing::debug!(error = %token::printable(error), "silent login: not logged in");
+            let mut res = response::redirect(&tx.return_to);
+            for cookie in clear_tx {
+                add_set_cookie(res.headers_mut(), cookie);
+            }
+            return res;
+        }
         let message = format!(
             "The identity provider answered `{}`{}",
             token::printable(error),
@@ -135,11 +169,12 @@ pub(crate) async fn handle(inner: Arc<Inner>, headers: HeaderMap, query: Option<
             clear_tx,
         );
     }
-    // RFC 9207: when present (and always when advertised), `iss` names our provider.
+    // RFC 9207: when present (and always when advertised), `iss` names our provider; a
+    // response with an ID token names it there instead (checked with the token).
     let issuer = &inner.provider.metadata.issuer;
     match &params.iss {
         Some(iss) if iss == issuer => {}
-        None if !inner.provider.metadata.iss_parameter_supported => {}
+        None if !inner.provider.metadata.iss_parameter_supported || params.id_token.is_some() => {}
         _ => {
             return fail(
                 AuthError::new(
@@ -156,7 +191,16 @@ pub(crate) async fn handle(inner: Arc<Inner>, headers: HeaderMap, query: Option<
             clear_tx,
         );
     };
-    match complete(&inner, &tx, code, now).await {
+    if tx.hybrid && params.id_token.is_none() {
+        return fail(
+            AuthError::new(
+                AuthErrorKind::InvalidCallback,
+                "the hybrid response has no ID token",
+            ),
+            clear_tx,
+        );
+    }
+    match complete(&inner, &tx, code, params.id_token.as_deref(), now).await {
         Ok(session) => finish(&inner, &headers, session, &tx, clear_tx),
         Err(err) => fail(err, clear_tx),
     }
@@ -183,8 +227,27 @@ async fn complete(
     inner: &Inner,
     tx: &Transaction,
     code: &str,
+    front_channel_id_token: Option<&str>,
     now: u64,
 ) -> Result<Session, AuthError> {
+    // Hybrid flow: the front-channel ID token is validated (with `c_hash` binding it to the
+    // code) before the code is used.
+    let front = match (tx.hybrid, front_channel_id_token) {
+        (true, Some(token)) => Some(
+            id_token::validate(
+                inner,
+                token,
+                id_token::Expect {
+                    nonce: Some(&tx.nonce),
+                    access_token: None,
+                    code: Some(code),
+                    max_age: tx.max_age,
+                },
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let tokens = token::exchange_code(inner, code, &tx.pkce_verifier).await?;
     let id_token = tokens.id_token.as_deref().unwrap_or_default();
     let mut claims = id_token::validate(
@@ -193,9 +256,20 @@ async fn complete(
         id_token::Expect {
             nonce: Some(&tx.nonce),
             access_token: Some(&tokens.access_token),
+            code: None,
+            max_age: tx.max_age,
         },
     )
     .await?;
+    if let Some(front) = front {
+        // OpenID Connect Core §3.3.3.6: both ID tokens are about the same user.
+        if front.get("sub") != claims.get("sub") || front.get("iss") != claims.get("iss") {
+            return Err(AuthError::new(
+                AuthErrorKind::InvalidCallback,
+                "the two ID tokens of the hybrid flow name different users",
+            ));
+        }
+    }
     let subject = claims
         .get("sub")
         .and_then(Value::as_str)
@@ -289,6 +363,196 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwt::tests::TestKey;
+    use crate::jwt::Alg;
+    use crate::{Config, OidcLayer, ResponseType, SessionKey};
+    use http::{Request, Response};
+    use http_body_util::BodyExt;
+    use tower::{service_fn, ServiceExt};
+    use tower_layer::Layer;
+
+    const ISSUER: &str = "https://id.example.com";
+
+    /// A hybrid-flow layer whose provider keys are `key` and whose token endpoint cannot be
+    /// reached (so a request that gets that far answers 503).
+    fn hybrid_layer(key: &TestKey) -> OidcLayer {
+        let discovery = serde_json::json!({
+            "issuer": ISSUER,
+            "authorization_endpoint": format!("{ISSUER}/authorize"),
+            "token_endpoint": "http://127.0.0.1:9/token",
+            "jwks_uri": format!("{ISSUER}/jwks"),
+            "response_types_supported": ["code", "code id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        });
+        let config = Config::builder(ISSUER, "app")
+            .client_secret("secret")
+            .response_type(ResponseType::CodeIdToken)
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(SessionKey::new([3; 32]).unwrap())
+            .http_timeout(std::time::Duration::from_millis(500))
+            .build()
+            .unwrap();
+        OidcLayer::from_provider_metadata(
+            config,
+            discovery.to_string().as_bytes(),
+            Some(key.jwks_json().as_bytes()),
+        )
+        .unwrap()
+    }
+
+    async fn send(
+        layer: &OidcLayer,
+        req: Request<String>,
+    ) -> (http::StatusCode, HeaderMap, String) {
+        let svc = layer.layer(service_fn(|_req: Request<String>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(String::from("inner")))
+        }));
+        let res = svc.oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Starts a login; returns (state, nonce, the transaction cookie as a request header).
+    async fn start(layer: &OidcLayer) -> (String, String, String) {
+        let req = Request::get("/auth/login").body(String::new()).unwrap();
+        let (status, headers, _) = send(layer, req).await;
+        assert_eq!(status, http::StatusCode::FOUND);
+        let location = url::Url::parse(headers["location"].to_str().unwrap()).unwrap();
+        let param = |n: &str| {
+            location
+                .query_pairs()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.into_owned())
+                .unwrap()
+        };
+        assert_eq!(param("response_type"), "code id_token");
+        assert_eq!(param("response_mode"), "form_post");
+        let cookie = headers["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        (param("state"), param("nonce"), cookie)
+    }
+
+    fn id_token(key: &TestKey, nonce: &str, c_hash: Option<String>) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut claims = serde_json::json!({
+            "iss": ISSUER, "sub": "alice", "aud": "app", "nonce": nonce,
+            "iat": now, "exp": now + 300,
+        });
+        if let Some(c_hash) = c_hash {
+            claims["c_hash"] = c_hash.into();
+        }
+        key.sign(serde_json::json!({"alg": "ES256", "kid": key.kid}), claims)
+    }
+
+    async fn post_callback(
+        layer: &OidcLayer,
+        cookie: &str,
+        form: &[(&str, &str)],
+    ) -> (http::StatusCode, String) {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let req = Request::post("/auth/callback")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html")
+            .header("cookie", cookie)
+            .body(body)
+            .unwrap();
+        let (status, _, body) = send(layer, req).await;
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn hybrid_front_channel_token_is_bound_to_the_code() {
+        let key = TestKey::new("k1");
+        let layer = hybrid_layer(&key);
+        let code = "the-code";
+
+        // c_hash of another code
+        let (state, nonce, cookie) = start(&layer).await;
+        let token = id_token(&key, &nonce, Some(Alg::Es256.half_hash(b"other-code")));
+        let (status, body) = post_callback(
+            &layer,
+            &cookie,
+            &[("code", code), ("state", &state), ("id_token", &token)],
+        )
+        .await;
+        assert_eq!(status, http::StatusCode::BAD_REQUEST);
+        assert!(body.contains("c_hash"), "{body}");
+
+        // no c_hash at all
+        let (state, nonce, cookie) = start(&layer).await;
+        let token = id_token(&key, &nonce, None);
+        let (status, body) = post_callback(
+            &layer,
+            &cookie,
+            &[("code", code), ("state", &state), ("id_token", &token)],
+        )
+        .await;
+        assert_eq!(status, http::StatusCode::BAD_REQUEST);
+        assert!(body.contains("c_hash"), "{body}");
+
+        // no ID token in a hybrid answer
+        let (state, _, cookie) = start(&layer).await;
+        let (status, body) =
+            post_callback(&layer, &cookie, &[("code", code), ("state", &state)]).await;
+        assert_eq!(status, http::StatusCode::BAD_REQUEST);
+        assert!(body.contains("no ID token"), "{body}");
+
+        // wrong nonce in the front-channel token
+        let (state, _, cookie) = start(&layer).await;
+        let token = id_token(&key, "another", Some(Alg::Es256.half_hash(code.as_bytes())));
+        let (status, body) = post_callback(
+            &layer,
+            &cookie,
+            &[("code", code), ("state", &state), ("id_token", &token)],
+        )
+        .await;
+        assert_eq!(status, http::StatusCode::BAD_REQUEST);
+        assert!(body.contains("nonce"), "{body}");
+
+        // the right c_hash: validation passes and the code exchange is attempted (the token
+        // endpoint is unreachable here: 503)
+        let (state, nonce, cookie) = start(&layer).await;
+        let token = id_token(&key, &nonce, Some(Alg::Es256.half_hash(code.as_bytes())));
+        let (status, body) = post_callback(
+            &layer,
+            &cookie,
+            &[("code", code), ("state", &state), ("id_token", &token)],
+        )
+        .await;
+        assert_eq!(status, http::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    }
+
+    #[tokio::test]
+    async fn callback_post_must_be_a_small_form() {
+        let key = TestKey::new("k1");
+        let layer = hybrid_layer(&key);
+        let (_, _, cookie) = start(&layer).await;
+        let req = Request::post("/auth/callback")
+            .header("content-type", "application/json")
+            .header("cookie", cookie.clone())
+            .body("{}".to_owned())
+            .unwrap();
+        assert_eq!(send(&layer, req).await.0, http::StatusCode::BAD_REQUEST);
+        let req = Request::post("/auth/callback")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie)
+            .body("a=".repeat(100_000))
+            .unwrap();
+        assert_eq!(send(&layer, req).await.0, http::StatusCode::BAD_REQUEST);
+        let req = Request::put("/auth/callback").body(String::new()).unwrap();
+        assert_eq!(
+            send(&layer, req).await.0,
+            http::StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
 
     #[test]
     fn repeated_parameters_are_refused() {

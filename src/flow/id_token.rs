@@ -17,6 +17,10 @@ pub(crate) struct Expect<'a> {
     pub(crate) nonce: Option<&'a str>,
     /// The access token issued with it, for `at_hash`.
     pub(crate) access_token: Option<&'a str>,
+    /// The authorization code it came with (hybrid flow): `c_hash` is then required.
+    pub(crate) code: Option<&'a str>,
+    /// The request's `max_age`: `auth_time` is then required and must be recent enough.
+    pub(crate) max_age: Option<u64>,
 }
 
 fn invalid(message: impl Into<std::borrow::Cow<'static, str>>) -> AuthError {
@@ -48,17 +52,28 @@ pub(crate) async fn validate(
         .map_err(|_| invalid("ID token claims are not a JSON object"))?;
     check_claims(inner, &claims, &expect)?;
     if let (Some(at_hash), Some(access_token)) = (claims.get("at_hash"), expect.access_token) {
-        let expected = alg.half_hash(access_token.as_bytes());
-        let matches = at_hash
-            .as_str()
-            .is_some_and(|h| bool::from(h.as_bytes().ct_eq(expected.as_bytes())));
-        if !matches {
+        if !hash_matches(at_hash, &alg.half_hash(access_token.as_bytes())) {
             return Err(invalid(
                 "ID token `at_hash` does not match the access token",
             ));
         }
     }
+    if let Some(code) = expect.code {
+        // OpenID Connect Core §3.3.2.11: required with `response_type=code id_token`.
+        let c_hash = claims
+            .get("c_hash")
+            .ok_or_else(|| invalid("front-channel ID token has no `c_hash`"))?;
+        if !hash_matches(c_hash, &alg.half_hash(code.as_bytes())) {
+            return Err(invalid("ID token `c_hash` does not match the code"));
+        }
+    }
     Ok(claims)
+}
+
+fn hash_matches(claim: &Value, expected: &str) -> bool {
+    claim
+        .as_str()
+        .is_some_and(|h| bool::from(h.as_bytes().ct_eq(expected.as_bytes())))
 }
 
 fn check_claims(
@@ -117,6 +132,15 @@ fn check_claims(
         match nbf.as_u64() {
             Some(nbf) if nbf <= now.saturating_add(skew) => {}
             _ => return Err(invalid("ID token is not yet valid (`nbf`)")),
+        }
+    }
+    if let Some(max_age) = expect.max_age {
+        let auth_time = claims
+            .get("auth_time")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| invalid("ID token has no `auth_time`, but `max_age` was requested"))?;
+        if now > auth_time.saturating_add(max_age).saturating_add(skew) {
+            return Err(invalid("the login is older than the requested `max_age`"));
         }
     }
     match (expect.nonce, claims.get("nonce")) {

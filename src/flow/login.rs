@@ -5,6 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::HeaderMap;
 
+use crate::config::{ResponseMode, ResponseType};
 use crate::layer::Inner;
 use crate::response::{self, Page};
 use crate::session::cookie::{add_set_cookie, random_token, request_cookies};
@@ -16,6 +17,7 @@ const MAX_RETURN_TO: usize = 2048;
 /// Parameters the flow sets itself; configured extras cannot override them.
 const RESERVED_PARAMS: &[&str] = &[
     "response_type",
+    "response_mode",
     "client_id",
     "redirect_uri",
     "scope",
@@ -63,47 +65,86 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// `GET {prefix}/login?return_to=/path`: start a login.
+/// `GET {prefix}/login?return_to=/path&prompt=...`: start a login, with the allow-listed
+/// per-login authorization parameters.
 pub(crate) fn handle(inner: &Inner, headers: &HeaderMap, query: Option<&str>) -> Page {
-    let return_to = query
+    let config = &inner.config;
+    let mut return_to = None;
+    let mut extra: Vec<(String, String)> = Vec::new();
+    for (name, value) in query
         .into_iter()
         .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
-        .find(|(k, _)| k == "return_to")
-        .and_then(|(_, v)| sanitize_return_to(&v).map(str::to_owned))
-        .unwrap_or_else(|| "/".to_owned());
-    start(inner, headers, return_to)
+    {
+        if name == "return_to" {
+            return_to = sanitize_return_to(&value).map(str::to_owned);
+        } else if config.login_params.iter().any(|p| *p == name)
+            && !RESERVED_PARAMS.contains(&&*name)
+            && !config.auth_params.iter().any(|(n, _)| *n == name)
+            && !extra.iter().any(|(n, _)| *n == name)
+            && value.len() <= 512
+            && !value.chars().any(char::is_control)
+            && (name != "max_age" || value.parse::<u64>().is_ok())
+        {
+            extra.push((name.into_owned(), value.into_owned()));
+        }
+    }
+    start(
+        inner,
+        headers,
+        return_to.unwrap_or_else(|| "/".to_owned()),
+        extra,
+    )
 }
 
 /// Starts a login: a fresh transaction cookie and a redirect to the provider.
-pub(crate) fn start(inner: &Inner, headers: &HeaderMap, return_to: String) -> Page {
+pub(crate) fn start(
+    inner: &Inner,
+    headers: &HeaderMap,
+    return_to: String,
+    extra: Vec<(String, String)>,
+) -> Page {
+    let config = &inner.config;
+    let params: Vec<(&str, &str)> = config
+        .auth_params
+        .iter()
+        .filter(|(name, _)| !RESERVED_PARAMS.contains(&name.as_str()))
+        .chain(extra.iter())
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     let tx = Transaction {
-        created_at_ms: inner.config.now_millis(),
+        created_at_ms: config.now_millis(),
         state: random_token(32),
         nonce: random_token(32),
         pkce_verifier: random_token(32),
         return_to,
+        hybrid: config.response_type == ResponseType::CodeIdToken,
+        form_post: config.response_mode == ResponseMode::FormPost,
+        prompt_none: param("prompt").is_some_and(|p| p.split_whitespace().any(|p| p == "none")),
+        max_age: param("max_age").and_then(|m| m.parse().ok()),
     };
     let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
         &ring::digest::SHA256,
         tx.pkce_verifier.as_bytes(),
     ));
     let meta = &inner.provider.metadata;
-    let config = &inner.config;
     let mut url = meta.authorization_endpoint.clone();
     {
         let mut q = url.query_pairs_mut();
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", &config.client_id)
+        let response_type = if tx.hybrid { "code id_token" } else { "code" };
+        q.append_pair("response_type", response_type);
+        if tx.form_post {
+            q.append_pair("response_mode", "form_post");
+        }
+        q.append_pair("client_id", &config.client_id)
             .append_pair("redirect_uri", config.redirect_url.as_str())
             .append_pair("scope", &config.scopes.join(" "))
             .append_pair("state", &tx.state)
             .append_pair("nonce", &tx.nonce)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
-        for (name, value) in &config.auth_params {
-            if !RESERVED_PARAMS.contains(&name.as_str()) {
-                q.append_pair(name, value);
-            }
+        for (name, value) in &params {
+            q.append_pair(name, value);
         }
     }
     let mut res = response::redirect(url.as_str());

@@ -388,10 +388,17 @@ pub(crate) struct Cookies {
     /// Path of transaction cookies: the route prefix, so they only travel to our routes.
     tx_path: String,
     secure: bool,
+    /// Transaction cookies must survive a cross-site form POST: `SameSite=None; Secure`.
+    tx_cross_site: bool,
 }
 
 impl Cookies {
-    pub(crate) fn new(session: &str, route_prefix: &str, secure: bool) -> Self {
+    pub(crate) fn new(
+        session: &str,
+        route_prefix: &str,
+        secure: bool,
+        tx_cross_site: bool,
+    ) -> Self {
         Self {
             session: session.to_owned(),
             tx_prefix: if secure {
@@ -402,12 +409,18 @@ impl Cookies {
             .to_owned(),
             tx_path: route_prefix.to_owned(),
             secure,
+            tx_cross_site,
         }
     }
 
     fn attributes(&self, path: &str, max_age: Option<u64>) -> String {
-        let mut attrs = format!("; Path={path}; HttpOnly; SameSite=Lax");
-        if self.secure {
+        self.attributes_with(path, max_age, false)
+    }
+
+    fn attributes_with(&self, path: &str, max_age: Option<u64>, cross_site: bool) -> String {
+        let same_site = if cross_site { "None" } else { "Lax" };
+        let mut attrs = format!("; Path={path}; HttpOnly; SameSite={same_site}");
+        if self.secure || cross_site {
             attrs.push_str("; Secure");
         }
         if let Some(age) = max_age {
@@ -421,14 +434,13 @@ impl Cookies {
     }
 
     pub(crate) fn tx_cookie(&self, name: &str, value: &str, ttl: std::time::Duration) -> String {
-        format!(
-            "{name}={value}{}",
-            self.attributes(&self.tx_path, Some(ttl.as_secs()))
-        )
+        let attrs = self.attributes_with(&self.tx_path, Some(ttl.as_secs()), self.tx_cross_site);
+        format!("{name}={value}{attrs}")
     }
 
     pub(crate) fn tx_removal(&self, name: &str) -> String {
-        format!("{name}={}", self.attributes(&self.tx_path, Some(0)))
+        let attrs = self.attributes_with(&self.tx_path, Some(0), self.tx_cross_site);
+        format!("{name}={attrs}")
     }
 
     pub(crate) fn session_cookie(&self, name: &str, value: &str, max_age: u64) -> String {
@@ -594,7 +606,7 @@ mod tests {
 
     #[test]
     fn cookie_attributes_and_ownership() {
-        let c = Cookies::new("__Host-oidc_session", "/auth", true);
+        let c = Cookies::new("__Host-oidc_session", "/auth", true, false);
         let set = c.session_cookie("__Host-oidc_session", "v", 10);
         assert_eq!(
             set,
@@ -609,10 +621,21 @@ mod tests {
         assert!(!c.is_ours("__Host-oidc_session.x"));
         assert!(!c.is_ours("__Host-oidc_sessionx"));
         assert!(!c.is_ours("other"));
-        let plain = Cookies::new("oidc_session", "/auth", false);
+        let plain = Cookies::new("oidc_session", "/auth", false, false);
         assert!(!plain
             .session_cookie("oidc_session", "v", 1)
             .contains("Secure"));
+        let form_post = Cookies::new("oidc_session", "/auth", false, true);
+        let tx = form_post.tx_cookie("oidc_tx_s", "v", std::time::Duration::from_secs(1));
+        assert!(
+            tx.contains("SameSite=None") && tx.contains("Secure"),
+            "{tx}"
+        );
+        assert!(form_post.tx_removal("oidc_tx_s").contains("SameSite=None"));
+        // the session itself stays Lax
+        assert!(form_post
+            .session_cookie("oidc_session", "v", 1)
+            .contains("SameSite=Lax"));
     }
 
     #[test]

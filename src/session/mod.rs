@@ -83,6 +83,14 @@ pub(crate) struct Transaction {
     pub(crate) nonce: String,
     pub(crate) pkce_verifier: String,
     pub(crate) return_to: String,
+    /// `response_type=code id_token` (hybrid) instead of `code`.
+    pub(crate) hybrid: bool,
+    /// The response comes as a form POST (`response_mode=form_post`).
+    pub(crate) form_post: bool,
+    /// The request had `prompt=none`: "login required" answers mean "not logged in".
+    pub(crate) prompt_none: bool,
+    /// The request's `max_age`, in seconds: `auth_time` must then be recent enough.
+    pub(crate) max_age: Option<u64>,
 }
 
 impl Transaction {
@@ -94,6 +102,10 @@ impl Transaction {
         w.bytes(self.nonce.as_bytes());
         w.bytes(self.pkce_verifier.as_bytes());
         w.bytes(self.return_to.as_bytes());
+        let flags =
+            u8::from(self.hybrid) | u8::from(self.form_post) << 1 | u8::from(self.prompt_none) << 2;
+        w.0.push(flags);
+        w.u64(self.max_age.map_or(u64::MAX, |m| m.min(u64::MAX - 1)));
         w.0
     }
 
@@ -108,6 +120,19 @@ impl Transaction {
             nonce: r.string()?,
             pkce_verifier: r.string()?,
             return_to: r.string()?,
+            hybrid: false,
+            form_post: false,
+            prompt_none: false,
+            max_age: None,
+        };
+        let flags = r.u8()?;
+        let max_age = r.u64()?;
+        let tx = Transaction {
+            hybrid: flags & 1 != 0,
+            form_post: flags & 2 != 0,
+            prompt_none: flags & 4 != 0,
+            max_age: (max_age != u64::MAX).then_some(max_age),
+            ..tx
         };
         r.0.is_empty().then_some(tx)
     }
@@ -216,6 +241,10 @@ mod tests {
             nonce: "n".into(),
             pkce_verifier: "v".into(),
             return_to: "/x?y=1".into(),
+            hybrid: true,
+            form_post: true,
+            prompt_none: false,
+            max_age: Some(300),
         };
         assert_eq!(Transaction::decode(&tx.encode()), Some(tx));
         assert!(Transaction::decode(&[1, 0, 0]).is_none());
