@@ -4,5 +4,6 @@
 #![allow(dead_code)]
 
 pub(crate) mod app;
+pub(crate) mod browser;
 pub(crate) mod html;
 pub(crate) mod oidc_provider;

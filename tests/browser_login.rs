@@ -1,0 +1,332 @@
+//! End-to-end tests in a real browser: headless Chromium signs in through the login and consent
+//! pages of the real `oidc-provider` and lands on the app's `/me`. The app runs on `127.0.0.1`
+//! and the provider on `localhost`, so they are different sites, as in production.
+//!
+//! Chromium and chromedriver come from Debian's packages, installed on first use when the tests
+//! run as root (see `support::browser`). Screenshots go to `<target>/test-artifacts/<test>/`.
+
+mod support;
+
+use support::app::{bind_loopback, start_app_on, TestApp};
+use support::browser::{Session, WAIT};
+use support::oidc_provider::{ClientConfig, NodeProvider, ProviderOptions};
+use url::Url;
+
+const CLIENT_ID: &str = "rp-browser";
+const CLIENT_SECRET: &str = "rp-browser-secret";
+const SESSION_COOKIE: &str = "oidc_session";
+
+/// The login form of `provider.mjs`.
+const LOGIN_FORM: &str = "form#login";
+/// The consent form of `provider.mjs`.
+const CONSENT_FORM: &str = "form#confirm";
+/// oidc-provider's RP-initiated logout confirmation ("Yes, sign me out").
+const LOGOUT_YES: &str = "button[name='logout'][value='yes']";
+
+/// A provider, the app registered at it as a confidential client, and a browser.
+struct Stack {
+    provider: NodeProvider,
+    app: TestApp,
+    browser: Session,
+}
+
+impl Stack {
+    async fn start(test: &str) -> Stack {
+        let listener = bind_loopback().await;
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let services = async {
+            let provider = NodeProvider::start(
+                ProviderOptions::new().host("localhost").client(
+                    ClientConfig::confidential(CLIENT_ID, CLIENT_SECRET)
+                        .redirect_uri(&format!("{base}/auth/callback"))
+                        .post_logout_redirect_uri(&format!("{base}/")),
+                ),
+            )
+            .await;
+            let app = start_app_on(listener, provider.issuer(), CLIENT_ID, |b| {
+                b.client_secret(CLIENT_SECRET)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("app starts against oidc-provider: {e}"));
+            (provider, app)
+        };
+        let ((provider, app), browser) = tokio::join!(services, Session::start(test));
+        Stack {
+            provider,
+            app,
+            browser,
+        }
+    }
+
+    fn is_app(&self, url: &Url) -> bool {
+        url.origin() == self.app.base.origin()
+    }
+
+    fn is_provider(&self, url: &Url) -> bool {
+        Url::parse(self.provider.issuer()).is_ok_and(|issuer| issuer.origin() == url.origin())
+    }
+
+    /// Waits for the provider's login form (after a navigation to a protected page).
+    async fn wait_for_login_page(&self) {
+        let b = &self.browser;
+        b.wait_for(LOGIN_FORM, WAIT).await;
+        let url = b.url().await;
+        if !self.is_provider(&url) || !url.path().starts_with("/interaction/") {
+            b.fail(format!("the login form is not the provider's: {url}"))
+                .await;
+        }
+    }
+
+    /// Completes sign-in as alice from wherever the current tab is (login form, consent page,
+    /// or already on its way back) until the tab shows an app page; returns its URL.
+    async fn sign_in(&self) -> Url {
+        let b = &self.browser;
+        for _ in 0..6 {
+            let page = b
+                .wait_until(
+                    "an app page, the login form or the consent form",
+                    WAIT,
+                    || async {
+                        let url = b.url().await;
+                        if self.is_app(&url) && url.path() != "/auth/callback" {
+                            return Some(Page::App(url));
+                        }
+                        if b.try_find(LOGIN_FORM).await.is_some() {
+                            return Some(Page::Login);
+                        }
+                        if b.try_find(CONSENT_FORM).await.is_some() {
+                            return Some(Page::Consent);
+                        }
+                        None
+                    },
+                )
+                .await;
+            match page {
+                Page::App(url) => return url,
+                Page::Login => {
+                    b.fill("form#login input[name='login']", "alice").await;
+                    b.fill("form#login input[name='password']", "alice").await;
+                    let submit = b.find("form#login button[type='submit']").await;
+                    b.click_and_wait_for_navigation(&submit).await;
+                }
+                Page::Consent => {
+                    let submit = b.find("form#confirm button[type='submit']").await;
+                    b.click_and_wait_for_navigation(&submit).await;
+                }
+            }
+        }
+        b.fail("sign-in did not reach an app page after six pages")
+            .await
+    }
+
+    /// Asserts the current page is `/me` (with `query`) showing alice's claims.
+    async fn assert_on_me(&self, query: Option<&str>) {
+        let b = &self.browser;
+        let url = b.url().await;
+        if !self.is_app(&url) || url.path() != "/me" || url.query() != query {
+            b.fail(format!("expected the app's /me?{query:?}, got {url}"))
+                .await;
+        }
+        let claims = b.json().await;
+        if claims["sub"] != "alice" || claims["iss"] != self.provider.issuer() {
+            b.fail(format!("unexpected claims on /me: {claims}")).await;
+        }
+    }
+}
+
+enum Page {
+    App(Url),
+    Login,
+    Consent,
+}
+
+#[tokio::test]
+async fn code_flow_logs_in_through_the_provider_pages() {
+    let s = Stack::start("code_flow_logs_in_through_the_provider_pages").await;
+    let b = &s.browser;
+
+    // A navigation to a protected page is sent to the provider's login page.
+    b.goto(s.app.url("/me")).await;
+    s.wait_for_login_page().await;
+    b.screenshot("provider-login").await;
+
+    let landed = s.sign_in().await;
+    assert_eq!(landed.as_str(), s.app.url("/me").as_str());
+    s.assert_on_me(None).await;
+    b.screenshot("me").await;
+
+    // The session cookie as Chromium stored it.
+    let cookies = b.cookies().await;
+    let session: Vec<_> = cookies
+        .iter()
+        .filter(|c| {
+            c.name == SESSION_COOKIE
+                || c.name
+                    .strip_prefix(SESSION_COOKIE)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .collect();
+    if session.is_empty() {
+        b.fail(format!("no session cookie stored: {cookies:?}"))
+            .await;
+    }
+    for cookie in session {
+        assert!(cookie.http_only, "not HttpOnly: {cookie:?}");
+        assert_eq!(cookie.same_site.as_deref(), Some("Lax"), "{cookie:?}");
+        assert_eq!(cookie.path.as_deref(), Some("/"), "{cookie:?}");
+        assert!(
+            !cookie.secure,
+            "an http app gets no Secure cookie: {cookie:?}"
+        );
+    }
+    // Login transaction cookies are scoped to /auth and gone after the callback.
+    assert!(
+        cookies.iter().all(|c| !c.name.starts_with("oidc_tx_")),
+        "{cookies:?}"
+    );
+    // The provider's own cookies stay on the provider's site.
+    assert!(
+        cookies
+            .iter()
+            .all(|c| c.domain.as_deref() != Some("localhost")),
+        "{cookies:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_tabs_log_in_at_the_same_time() {
+    let s = Stack::start("two_tabs_log_in_at_the_same_time").await;
+    let b = &s.browser;
+
+    let tab_a = b.window_handle().await;
+    b.goto(s.app.url("/me?tab=1")).await;
+    s.wait_for_login_page().await;
+
+    let tab_b = b.new_tab().await;
+    b.switch_to(&tab_b).await;
+    b.goto(s.app.url("/me?tab=2")).await;
+    s.wait_for_login_page().await;
+    assert_eq!(b.window_handles().await.len(), 2);
+
+    // B signs in first, then A finishes the login it started before.
+    s.sign_in().await;
+    s.assert_on_me(Some("tab=2")).await;
+
+    b.switch_to(&tab_a).await;
+    s.sign_in().await;
+    s.assert_on_me(Some("tab=1")).await;
+
+    b.switch_to(&tab_b).await;
+    b.goto(s.app.url("/me?tab=2")).await;
+    s.assert_on_me(Some("tab=2")).await;
+}
+
+#[tokio::test]
+async fn back_button_after_login_never_shows_a_server_error() {
+    let s = Stack::start("back_button_after_login_never_shows_a_server_error").await;
+    let b = &s.browser;
+
+    b.goto(s.app.url("/me")).await;
+    s.sign_in().await;
+    s.assert_on_me(None).await;
+
+    let hops = b.document_hops().await;
+    let listing = hops.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let callback = hops
+        .iter()
+        .find(|hop| s.is_app(&hop.url) && hop.url.path() == "/auth/callback")
+        .unwrap_or_else(|| panic!("no callback among the document loads: {listing:#?}"))
+        .url
+        .clone();
+    assert!(
+        hops.iter().all(|hop| hop.status.is_none_or(|st| st < 500)),
+        "{listing:#?}"
+    );
+
+    // Back through the history until it leaves the provider and the app.
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        b.back().await;
+        let url = b.url().await;
+        if !s.is_app(&url) && !s.is_provider(&url) {
+            break;
+        }
+        let status = b.response_status().await;
+        seen.push(format!("{url} -> {status:?}"));
+        if status.is_some_and(|st| st >= 500) {
+            b.fail(format!("a server error after going back: {seen:#?}"))
+                .await;
+        }
+    }
+    let hops = b.document_hops().await;
+    if let Some(hop) = hops
+        .iter()
+        .find(|hop| hop.status.is_some_and(|st| st >= 500))
+    {
+        b.fail(format!(
+            "a server error after going back: {hop}; history {seen:#?}"
+        ))
+        .await;
+    }
+
+    // The used callback itself (as a back button that reaches it would load it again): the app
+    // has a session, so it goes to `/`.
+    b.goto(callback.as_str()).await;
+    let hops = b.document_hops().await;
+    let listing = hops.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let used = hops
+        .iter()
+        .find(|hop| hop.url == callback)
+        .unwrap_or_else(|| panic!("the callback was not loaded: {listing:#?}"));
+    assert!(
+        used.status.is_some_and(|st| (300..400).contains(&st)),
+        "a used callback with a session redirects: {listing:#?}"
+    );
+    let url = b.url().await;
+    if url.as_str() != s.app.url("/").as_str() {
+        b.fail(format!("a used callback should end on /: {listing:#?}"))
+            .await;
+    }
+    let text = b.text().await;
+    assert_eq!(text.trim(), "hello alice");
+}
+
+#[tokio::test]
+async fn logout_confirms_at_the_provider_and_returns_to_the_app() {
+    let s = Stack::start("logout_confirms_at_the_provider_and_returns_to_the_app").await;
+    let b = &s.browser;
+
+    b.goto(s.app.url("/me")).await;
+    s.sign_in().await;
+    s.assert_on_me(None).await;
+
+    b.goto(s.app.url("/auth/logout")).await;
+    let yes = b.wait_for(LOGOUT_YES, WAIT).await;
+    let url = b.url().await;
+    if !s.is_provider(&url) {
+        b.fail("the logout confirmation is not the provider's page")
+            .await;
+    }
+    b.screenshot("provider-logout").await;
+    b.click_and_wait_for_navigation(&yes).await;
+
+    let home = s.app.url("/");
+    b.wait_for_url("the app's home page", |url| url.as_str() == home.as_str())
+        .await;
+    let text = b.text().await;
+    if text.trim() != "hello stranger" {
+        b.fail("logged out, the home page greets a stranger").await;
+    }
+    assert!(
+        b.cookies()
+            .await
+            .iter()
+            .all(|c| !c.name.starts_with(SESSION_COOKIE)),
+        "the session cookie is gone"
+    );
+
+    // The provider session is over too: /me asks for the password again.
+    b.goto(s.app.url("/me")).await;
+    s.wait_for_login_page().await;
+}
