@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use url::Url;
 
+use crate::backchannel::{MemoryRevocationStore, RevocationStore};
 use crate::error::ConfigError;
 use crate::session::cookie::SessionKey;
 
@@ -85,6 +86,25 @@ pub enum ResponseMode {
     FormPost,
 }
 
+/// Which claims a session keeps.
+#[derive(Debug, Clone)]
+pub(crate) enum ClaimsFilter {
+    All,
+    Only(Vec<String>),
+    Except(Vec<String>),
+}
+
+impl ClaimsFilter {
+    pub(crate) fn keeps(&self, name: &str) -> bool {
+        const ALWAYS: &[&str] = &["sub", "iss", "sid"];
+        match self {
+            Self::All => true,
+            Self::Only(names) => ALWAYS.contains(&name) || names.iter().any(|n| n == name),
+            Self::Except(names) => ALWAYS.contains(&name) || !names.iter().any(|n| n == name),
+        }
+    }
+}
+
 /// A secret that never prints.
 #[derive(Clone)]
 pub(crate) struct Secret(pub(crate) String);
@@ -149,6 +169,13 @@ pub struct Config {
     pub(crate) response_type: ResponseType,
     pub(crate) response_mode: ResponseMode,
     pub(crate) login_params: Vec<String>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) refresh_margin: Duration,
+    pub(crate) refresh_grace: Duration,
+    pub(crate) claims_filter: ClaimsFilter,
+    pub(crate) store_access_token: bool,
+    pub(crate) store_id_token: Option<bool>,
+    pub(crate) revocations: Arc<dyn RevocationStore>,
 }
 
 impl Config {
@@ -195,6 +222,13 @@ impl Config {
             ]
             .map(String::from)
             .to_vec(),
+            idle_timeout: None,
+            refresh_margin: Duration::from_secs(30),
+            refresh_grace: Duration::from_secs(30),
+            claims_filter: ClaimsFilter::All,
+            store_access_token: true,
+            store_id_token: None,
+            revocations: None,
         }
     }
 
@@ -297,6 +331,13 @@ pub struct ConfigBuilder {
     response_type: ResponseType,
     response_mode: Option<ResponseMode>,
     login_params: Vec<String>,
+    idle_timeout: Option<Duration>,
+    refresh_margin: Duration,
+    refresh_grace: Duration,
+    claims_filter: ClaimsFilter,
+    store_access_token: bool,
+    store_id_token: Option<bool>,
+    revocations: Option<Arc<dyn RevocationStore>>,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -538,6 +579,72 @@ impl ConfigBuilder {
         self
     }
 
+    /// Ends a session after this long without a request (a rolling deadline, on top of the
+    /// absolute [`session_lifetime`](ConfigBuilder::session_lifetime)). The cookie is re-issued
+    /// only when more than half of this time has passed since it was last re-issued, not on
+    /// every request. Default: off.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Refresh the tokens (with the refresh token, when the provider gave one) this long
+    /// before the access token expires. Default 30 s.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// How long the result of a refresh is kept for requests that still carry the previous
+    /// cookie (concurrent requests of one page, rotated refresh tokens). Default 30 s.
+    pub fn refresh_grace(mut self, grace: Duration) -> Self {
+        self.refresh_grace = grace;
+        self
+    }
+
+    /// Keep only these claims in the session (besides `sub`, `iss` and `sid`), to keep the
+    /// cookie small.
+    pub fn keep_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.claims_filter = ClaimsFilter::Only(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Drop these claims from the session, to keep the cookie small.
+    pub fn drop_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.claims_filter = ClaimsFilter::Except(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Keep the access token in the session, for calls to other APIs
+    /// ([`AccessToken`](crate::AccessToken)). Default on; turn off when the app never calls
+    /// other APIs, to keep the cookie small (refresh still works).
+    pub fn store_access_token(mut self, store: bool) -> Self {
+        self.store_access_token = store;
+        self
+    }
+
+    /// Keep the ID token in the session, for `id_token_hint` at logout. Default: on when the
+    /// provider has an `end_session_endpoint`.
+    pub fn store_id_token(mut self, store: bool) -> Self {
+        self.store_id_token = Some(store);
+        self
+    }
+
+    /// Where back-channel logouts are recorded (default: in memory, for one instance). Share
+    /// one store between instances (e.g. over Redis) so a logout reaches all of them.
+    pub fn revocation_store(mut self, store: impl RevocationStore) -> Self {
+        self.revocations = Some(Arc::new(store));
+        self
+    }
+
     /// Replaces the clock (for tests).
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -676,6 +783,15 @@ impl ConfigBuilder {
             None => None,
         };
         Ok(Config {
+            idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),
+            refresh_margin: self.refresh_margin,
+            refresh_grace: self.refresh_grace,
+            claims_filter: self.claims_filter,
+            store_access_token: self.store_access_token,
+            store_id_token: self.store_id_token,
+            revocations: self
+                .revocations
+                .unwrap_or_else(|| Arc::new(MemoryRevocationStore::default())),
             response_type: self.response_type,
             response_mode,
             login_params: self.login_params,

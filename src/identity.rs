@@ -244,6 +244,56 @@ impl fmt::Debug for Identity {
     }
 }
 
+/// The current access token of the caller, for calls to other APIs on the user's behalf:
+/// the session's (kept fresh by automatic refresh) or the bearer token the request carried.
+///
+/// In the request extensions next to the [`Identity`]; with axum, extract it.
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::AccessToken;
+///
+/// async fn call_api(token: AccessToken) -> String {
+///     // e.g. reqwest::Client::new().get(url).bearer_auth(token.secret())
+///     format!("token of {} bytes", token.secret().len())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct AccessToken {
+    token: Arc<str>,
+    expires_at: u64,
+}
+
+impl AccessToken {
+    pub(crate) fn new(token: impl Into<Arc<str>>, expires_at: u64) -> Self {
+        Self {
+            token: token.into(),
+            expires_at,
+        }
+    }
+
+    /// The token, to send as `Authorization: Bearer`. Never log it.
+    pub fn secret(&self) -> &str {
+        &self.token
+    }
+
+    /// When it expires, if known.
+    pub fn expires_at(&self) -> Option<std::time::SystemTime> {
+        (self.expires_at != 0)
+            .then(|| std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.expires_at))
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 #[cfg(feature = "axum")]
 mod extract {
     use std::convert::Infallible;
@@ -252,7 +302,7 @@ mod extract {
     use axum_core::response::{IntoResponse, Response};
     use http::request::Parts;
 
-    use super::Identity;
+    use super::{AccessToken, Identity};
     use crate::error::{AuthError, AuthErrorKind};
     use crate::layer::Handle;
     use crate::response::{self, caller_kind};
@@ -290,9 +340,28 @@ mod extract {
         type Rejection = LoginRequired;
 
         async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-            if let Some(id) = parts.extensions.get::<Identity>() {
-                return Ok(id.clone());
+            match parts.extensions.get::<Identity>() {
+                Some(id) => Ok(id.clone()),
+                None => Err(login_required(parts)),
             }
+        }
+    }
+
+    /// Without an access token (none stored, or nobody logged in) the answer is the same as
+    /// for a missing login.
+    impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
+        type Rejection = LoginRequired;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            match parts.extensions.get::<AccessToken>() {
+                Some(token) => Ok(token.clone()),
+                None => Err(login_required(parts)),
+            }
+        }
+    }
+
+    fn login_required(parts: &Parts) -> LoginRequired {
+        {
             let answer = match parts.extensions.get::<Handle>() {
                 Some(handle) => handle.login_required(parts),
                 None => {
@@ -306,7 +375,7 @@ mod extract {
                     )
                 }
             };
-            Err(LoginRequired { answer })
+            LoginRequired { answer }
         }
     }
 

@@ -1,6 +1,7 @@
 //! [`OidcLayer`]: cheap to clone (an `Arc` inside), built once by discovery.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use http::HeaderMap;
@@ -10,7 +11,8 @@ use crate::bearer::TokenCache;
 use crate::config::{Config, ResponseMode};
 use crate::error::{AuthError, AuthErrorKind, ConfigError};
 use crate::flow::login;
-use crate::identity::{Identity, Source};
+use crate::flow::refresh::Refresher;
+use crate::flow::token::Tokens;
 use crate::provider::Provider;
 use crate::response::{self, caller_kind, CallerKind, Page};
 use crate::service::OidcService;
@@ -127,7 +129,13 @@ impl OidcLayer {
         if config.userinfo == Some(true) && provider.metadata.userinfo_endpoint.is_none() {
             tracing::warn!("userinfo is on, but the provider has no userinfo endpoint");
         }
+        let store_id_token = config
+            .store_id_token
+            .unwrap_or(provider.metadata.end_session_endpoint.is_some());
         let inner = Inner {
+            store_id_token,
+            refresher: Refresher::default(),
+            size_warned: AtomicBool::new(false),
             session_sealer: config.session_key.sealer("session"),
             tx_sealer: config.session_key.sealer("transaction"),
             cookies,
@@ -174,6 +182,10 @@ pub(crate) struct Inner {
     pub(crate) paths: Paths,
     pub(crate) fetch_userinfo: bool,
     pub(crate) bearer_cache: TokenCache,
+    pub(crate) refresher: Refresher,
+    pub(crate) store_id_token: bool,
+    /// Whether the "session needs several cookies" warning was logged.
+    size_warned: AtomicBool,
 }
 
 /// The session cookie as read from a request.
@@ -185,28 +197,106 @@ pub(crate) struct SessionRead {
     pub(crate) names: Vec<String>,
 }
 
-impl SessionRead {
-    pub(crate) fn identity(self) -> Option<Identity> {
-        self.session
-            .map(|s| Identity::from_parts(s.subject, s.issuer, s.claims, s.scope, Source::Session))
-    }
-}
-
 impl Inner {
-    /// Opens the session cookie; a missing, tampered, foreign-key, oversized or expired
-    /// cookie gives no session.
+    /// Opens the session cookie; a missing, tampered, foreign-key, oversized, expired, idle
+    /// or revoked (back-channel logout) cookie gives no session.
     pub(crate) fn read_session(&self, headers: &HeaderMap) -> SessionRead {
         let found = find_chunked(headers, &self.cookies.session);
+        let now = self.config.now();
         let session = found
             .value
             .as_deref()
             .and_then(|v| self.session_sealer.open(&self.cookies.session, v))
             .and_then(|bytes| Session::decode(&bytes))
-            .filter(|s| s.expires_at > self.config.now());
+            .filter(|s| self.is_live(s, now));
         SessionRead {
             session,
             names: found.names,
         }
+    }
+
+    fn is_live(&self, s: &Session, now: u64) -> bool {
+        if s.expires_at <= now {
+            return false;
+        }
+        if let Some(idle) = self.config.idle_timeout {
+            if s.last_seen.saturating_add(idle.as_secs()) <= now {
+                return false;
+            }
+        }
+        !self.config.revocations.is_revoked(
+            &s.issuer,
+            s.sid.as_deref(),
+            &s.subject,
+            s.created_at,
+            now,
+        )
+    }
+
+    /// Whether the rolling deadline is near enough that the cookie should be re-issued.
+    pub(crate) fn needs_touch(&self, s: &Session, now: u64) -> bool {
+        self.config
+            .idle_timeout
+            .is_some_and(|idle| now.saturating_sub(s.last_seen) * 2 >= idle.as_secs())
+    }
+
+    /// A session from validated tokens and claims, with the size choices of the
+    /// configuration applied. `previous` is the session being refreshed, if any.
+    pub(crate) fn make_session(
+        &self,
+        created_at: u64,
+        now: u64,
+        mut claims: serde_json::Map<String, serde_json::Value>,
+        tokens: Tokens,
+        previous: Option<&Session>,
+    ) -> Result<Session, AuthError> {
+        use crate::flow::callback::TOKEN_ONLY_CLAIMS;
+        let config = &self.config;
+        claims.retain(|name, _| !TOKEN_ONLY_CLAIMS.contains(&name.as_str()));
+        claims.retain(|name, _| config.claims_filter.keeps(name));
+        let subject = claims
+            .get("sub")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let sid = claims
+            .get("sid")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| previous.and_then(|p| p.sid.clone()));
+        let refresh_token = tokens
+            .refresh_token
+            .or_else(|| previous.and_then(|p| p.refresh_token.clone()));
+        let id_token = tokens
+            .id_token
+            .or_else(|| previous.and_then(|p| p.id_token.clone()))
+            .filter(|_| self.store_id_token);
+        let access_expires_at = tokens.expires_in.map_or(0, |s| now.saturating_add(s));
+        let mut expires_at = created_at.saturating_add(config.session_lifetime.as_secs());
+        if refresh_token.is_none() && access_expires_at != 0 {
+            // Without a refresh token the session cannot outlive its access token.
+            expires_at = expires_at.min(access_expires_at);
+        }
+        let scope = tokens
+            .scope
+            .or_else(|| previous.map(|p| p.scope.clone()))
+            .unwrap_or_else(|| config.scopes.join(" "));
+        Ok(Session {
+            created_at,
+            expires_at,
+            access_expires_at,
+            subject,
+            issuer: self.provider.metadata.issuer.clone(),
+            claims: serde_json::to_vec(&claims).map_err(|_| {
+                AuthError::new(AuthErrorKind::Internal, "claims could not be serialized")
+            })?,
+            id_token,
+            access_token: Some(tokens.access_token).filter(|_| config.store_access_token),
+            refresh_token,
+            scope,
+            last_seen: now,
+            sid,
+        })
     }
 
     /// `Set-Cookie` values for a new session, clearing chunks of an older, larger one.
@@ -226,14 +316,19 @@ impl Inner {
                 ),
             )
         })?;
-        if chunks.len() > 1 {
+        if chunks.len() > 1 && !self.size_warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 bytes = sealed.len(),
                 cookies = chunks.len(),
-                "the session cookie is split into several cookies"
+                "the session needs several cookies; consider keep_claims, \
+                 store_access_token(false) or store_id_token(false)"
             );
         }
-        let max_age = session.expires_at.saturating_sub(self.config.now());
+        let mut deadline = session.expires_at;
+        if let Some(idle) = self.config.idle_timeout {
+            deadline = deadline.min(session.last_seen.saturating_add(idle.as_secs()));
+        }
+        let max_age = deadline.saturating_sub(self.config.now());
         let mut out: Vec<String> = find_chunked(headers, base)
             .names
             .into_iter()

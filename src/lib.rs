@@ -69,6 +69,7 @@
 //! development and tests (with fault injection).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod backchannel;
 mod bearer;
 mod body;
 mod config;
@@ -88,13 +89,14 @@ mod session;
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-provider")))]
 pub mod dev;
 
+pub use backchannel::{MemoryRevocationStore, Revocation, RevocationStore};
 pub use body::ResponseBody;
 pub use config::{ClientAuth, Config, ConfigBuilder, ResponseMode, ResponseType};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
 pub use future::ResponseFuture;
 #[cfg(feature = "axum")]
 pub use identity::LoginRequired;
-pub use identity::{Identity, Source};
+pub use identity::{AccessToken, Identity, Source};
 pub use layer::OidcLayer;
 pub use require::{Require, RequireLayer};
 pub use service::OidcService;

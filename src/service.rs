@@ -11,11 +11,12 @@ use tower_service::Service;
 use crate::bearer::bearer_token;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, AuthErrorKind};
-use crate::flow::{callback, login, logout};
+use crate::flow::{callback, login, logout, refresh};
 use crate::future::{page_into, ResponseFuture};
 use crate::layer::{Handle, Inner};
 use crate::response::{self, caller_kind, CallerKind, Page};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
+use crate::session::Session;
 
 /// The service produced by [`OidcLayer`](crate::OidcLayer); see there.
 ///
@@ -99,45 +100,139 @@ where
         }
 
         let read = shared.read_session(req.headers());
-        let stale: Vec<String> = if read.session.is_none() {
-            read.names.clone()
-        } else {
-            Vec::new()
-        };
         strip_our_cookies(shared, &mut req, !read.names.is_empty());
-        let identity = read.identity();
-        let logged_in = identity.is_some();
-        if logged_in && !csrf_ok(shared, &req) {
+        let now = shared.config.now();
+        let session = match read.session {
+            Some(session) if shared.needs_refresh(&session, now) => {
+                return self.call_refreshing(session, read.names, req);
+            }
+            other => other,
+        };
+        let set_cookies = match &session {
+            // A cookie that did not open (tampered, expired, revoked...) is cleared.
+            None => read
+                .names
+                .iter()
+                .map(|name| shared.cookies.session_removal(name))
+                .collect(),
+            Some(s) if shared.needs_touch(s, now) => {
+                let touched = Session {
+                    last_seen: now,
+                    ..s.clone()
+                };
+                shared
+                    .session_cookies(req.headers(), &touched)
+                    .unwrap_or_default()
+            }
+            Some(_) => Vec::new(),
+        };
+        match admit(shared, &mut req, session, &set_cookies) {
+            None => ResponseFuture::inner(self.inner.call(req), set_cookies),
+            Some(page) => ResponseFuture::ready(page),
+        }
+    }
+}
+
+/// Puts the session's identity (and access token) into the request, then applies the
+/// anti-CSRF rule and the login policy. `Some` is the answer to send instead (with
+/// `set_cookies` on it).
+fn admit<B>(
+    shared: &Arc<Inner>,
+    req: &mut Request<B>,
+    session: Option<Session>,
+    set_cookies: &[String],
+) -> Option<Page> {
+    let refuse = |mut page: Page| {
+        for cookie in set_cookies {
+            add_set_cookie(page.headers_mut(), cookie.clone());
+        }
+        Some(page)
+    };
+    if let Some(session) = session {
+        if !csrf_ok(shared, req) {
+            tracing::debug!("request refused: missing anti-CSRF header");
             let err = AuthError::new(
                 AuthErrorKind::CsrfCheckFailed,
                 "a state-changing request lacks the anti-CSRF header",
             );
-            tracing::debug!("request refused: missing anti-CSRF header");
-            return ResponseFuture::ready(response::reject(
+            return refuse(response::reject(
                 caller_kind(req.headers()),
                 err,
                 req.headers(),
             ));
         }
-        if let Some(identity) = identity {
-            req.extensions_mut().insert(identity);
+        let (identity, access_token) = session.into_identity();
+        req.extensions_mut().insert(identity);
+        if let Some(token) = access_token {
+            req.extensions_mut().insert(token);
         }
-        if !logged_in
-            && shared.config.require_login
-            && !is_public(&shared.config.public_paths, req.uri().path())
-        {
-            let mut page = shared.login_required(req.uri(), req.headers());
-            for name in &stale {
-                add_set_cookie(page.headers_mut(), shared.cookies.session_removal(name));
+    } else if shared.config.require_login
+        && !is_public(&shared.config.public_paths, req.uri().path())
+    {
+        return refuse(shared.login_required(req.uri(), req.headers()));
+    }
+    req.extensions_mut().insert(Handle(shared.clone()));
+    None
+}
+
+impl<S> OidcService<S> {
+    /// A session whose access token is (about to be) expired: refresh first (shared with
+    /// every concurrent request of the same session), then go on with the new session and
+    /// send its cookie on the response.
+    fn call_refreshing<ReqBody, ResBody>(
+        &mut self,
+        session: Session,
+        names: Vec<String>,
+        mut req: Request<ReqBody>,
+    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        ReqBody: Send + 'static,
+        ResBody: Send + 'static,
+    {
+        let shared = self.shared.clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::deferred(Box::pin(async move {
+            let (session, set_cookies) = match refresh::refresh(shared.clone(), session.clone())
+                .await
+            {
+                Ok(new) => {
+                    let cookies = shared
+                        .session_cookies(req.headers(), &new)
+                        .unwrap_or_else(|e| {
+                            tracing::error!(reason = %e, "refreshed session not stored");
+                            Vec::new()
+                        });
+                    (Some(Session::clone(&new)), cookies)
+                }
+                Err(e) if e.kind() == AuthErrorKind::ProviderUnavailable => {
+                    // Keep the user logged in on the session they have; try again later.
+                    tracing::warn!(reason = %e, "token refresh failed; keeping the session");
+                    (Some(session), Vec::new())
+                }
+                Err(e) => {
+                    tracing::info!(subject = %session.subject, reason = %e, "session ended: refresh refused");
+                    let clear = names
+                        .iter()
+                        .map(|name| shared.cookies.session_removal(name))
+                        .collect();
+                    (None, clear)
+                }
+            };
+            match admit(&shared, &mut req, session, &set_cookies) {
+                None => {
+                    let mut res = inner.call(req).await?;
+                    for cookie in set_cookies {
+                        add_set_cookie(res.headers_mut(), cookie);
+                    }
+                    Ok(res.map(ResponseBody::inner))
+                }
+                Some(page) => Ok(page_into(page)),
             }
-            return ResponseFuture::ready(page);
-        }
-        req.extensions_mut().insert(Handle(shared.clone()));
-        let clear = stale
-            .iter()
-            .map(|name| shared.cookies.session_removal(name))
-            .collect();
-        ResponseFuture::inner(self.inner.call(req), clear)
+        }))
     }
 }
 

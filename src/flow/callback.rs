@@ -15,7 +15,7 @@ use crate::session::cookie::{add_set_cookie, request_cookies};
 use crate::session::{Session, Transaction};
 
 /// Claims that describe the token rather than the user; not kept in the session.
-const TOKEN_ONLY_CLAIMS: &[&str] = &["nonce", "at_hash", "c_hash", "s_hash"];
+pub(crate) const TOKEN_ONLY_CLAIMS: &[&str] = &["nonce", "at_hash", "c_hash", "s_hash"];
 
 #[derive(Debug, Default)]
 struct Params {
@@ -279,36 +279,12 @@ async fn complete(
         let info = token::userinfo(inner, &tokens.access_token, &subject).await?;
         merge_userinfo(&mut claims, info);
     }
-    for name in TOKEN_ONLY_CLAIMS {
-        claims.remove(*name);
-    }
-    let mut expires_at = now.saturating_add(inner.config.session_lifetime.as_secs());
-    let access_expires_at = tokens.expires_in.map_or(0, |s| now.saturating_add(s));
-    if tokens.refresh_token.is_none() && access_expires_at != 0 {
-        // Without a refresh token the session cannot outlive its access token.
-        expires_at = expires_at.min(access_expires_at);
-    }
-    Ok(Session {
-        created_at: now,
-        expires_at,
-        access_expires_at,
-        subject,
-        issuer: inner.provider.metadata.issuer.clone(),
-        claims: serde_json::to_vec(&claims).map_err(|_| {
-            AuthError::new(AuthErrorKind::Internal, "claims could not be serialized")
-        })?,
-        id_token: tokens.id_token,
-        access_token: Some(tokens.access_token),
-        refresh_token: tokens.refresh_token,
-        scope: tokens
-            .scope
-            .unwrap_or_else(|| inner.config.scopes.join(" ")),
-    })
+    inner.make_session(now, now, claims, tokens, None)
 }
 
 /// Userinfo claims complete the ID token's; claims about the token itself stay the ID
 /// token's.
-fn merge_userinfo(claims: &mut Map<String, Value>, info: Map<String, Value>) {
+pub(crate) fn merge_userinfo(claims: &mut Map<String, Value>, info: Map<String, Value>) {
     const PROTECTED: &[&str] = &[
         "iss",
         "sub",

@@ -5,4 +5,5 @@ pub(crate) mod callback;
 pub(crate) mod id_token;
 pub(crate) mod login;
 pub(crate) mod logout;
+pub(crate) mod refresh;
 pub(crate) mod token;

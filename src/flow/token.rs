@@ -69,6 +69,19 @@ pub(crate) async fn exchange_code(
     Ok(tokens)
 }
 
+/// Uses a refresh token (RFC 6749 §6). The answer may omit the ID token and the refresh
+/// token (then the previous ones stay).
+pub(crate) async fn refresh(inner: &Inner, refresh_token: &str) -> Result<Tokens, AuthError> {
+    token_request(
+        inner,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
 /// A form POST to a provider endpoint, authenticated as this client (token endpoint,
 /// introspection); returns the status and body.
 pub(crate) async fn authenticated_post(

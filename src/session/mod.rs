@@ -6,6 +6,8 @@
 
 pub(crate) mod cookie;
 
+use crate::identity::{AccessToken, Identity, Source};
+
 const SESSION_VERSION: u8 = 1;
 const TRANSACTION_VERSION: u8 = 1;
 
@@ -27,9 +29,28 @@ pub(crate) struct Session {
     pub(crate) refresh_token: Option<String>,
     /// Granted scopes, space-separated.
     pub(crate) scope: String,
+    /// Unix seconds of the last request that refreshed the rolling deadline.
+    pub(crate) last_seen: u64,
+    /// The provider's session id (`sid`), for back-channel logout.
+    pub(crate) sid: Option<String>,
 }
 
 impl Session {
+    /// The identity and access token this session carries.
+    pub(crate) fn into_identity(self) -> (Identity, Option<AccessToken>) {
+        let token = self
+            .access_token
+            .map(|t| AccessToken::new(t, self.access_expires_at));
+        let identity = Identity::from_parts(
+            self.subject,
+            self.issuer,
+            self.claims,
+            self.scope,
+            Source::Session,
+        );
+        (identity, token)
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(
             64 + self.subject.len()
@@ -50,6 +71,8 @@ impl Session {
         w.opt(self.access_token.as_deref());
         w.opt(self.refresh_token.as_deref());
         w.bytes(self.scope.as_bytes());
+        w.u64(self.last_seen);
+        w.opt(self.sid.as_deref());
         w.0
     }
 
@@ -69,6 +92,8 @@ impl Session {
             access_token: r.opt()?,
             refresh_token: r.opt()?,
             scope: r.string()?,
+            last_seen: r.u64()?,
+            sid: r.opt()?,
         };
         r.0.is_empty().then_some(session)
     }
@@ -210,6 +235,8 @@ mod tests {
             access_token: None,
             refresh_token: Some("r".into()),
             scope: "openid email".into(),
+            last_seen: 4,
+            sid: Some("sid-1".into()),
         }
     }
 
