@@ -69,6 +69,7 @@
 //! development and tests (with fault injection).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod backchannel;
 mod bearer;
 mod body;
 mod config;
