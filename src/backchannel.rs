@@ -4,6 +4,14 @@
 //! The provider posts a logout token to the back-channel endpoint; its signature is checked
 //! with the provider's keys first (as for an ID token), then [`check_logout_claims`] and
 //! [`check_logout_header_typ`] decide whether it is a logout token for this client at all.
+//!
+//! Sessions live in cookies, so a logout cannot delete them; it is recorded in a
+//! [`RevocationStore`] instead, which every session request consults.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Map, Value};
 
@@ -137,6 +145,480 @@ fn optional_id(claims: &Map<String, Value>, name: &str) -> Option<Option<String>
         None => Some(None),
         Some(Value::String(id)) if !id.is_empty() => Some(Some(id.clone())),
         Some(_) => None,
+    }
+}
+
+/// What a back-channel logout revoked: sessions of this issuer with this `sid`, or all sessions
+/// of this `sub`, issued (created) at or before `at`.
+///
+/// A logout token with a `sid` ends that one session, even when it also names the `sub`
+/// (Back-Channel Logout §2.4); only a token without `sid` ends every session of the `sub`.
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::Revocation;
+///
+/// // The provider ended its session `08a5019c` of some user at 1_700_000_000.
+/// let one_session = Revocation {
+///     issuer: "https://id.example.com".to_owned(),
+///     sid: Some("08a5019c".to_owned()),
+///     sub: Some("248289761001".to_owned()),
+///     at: 1_700_000_000,
+/// };
+/// // Every session of user 248289761001 created until then.
+/// let every_session = Revocation { sid: None, ..one_session.clone() };
+/// assert_ne!(one_session, every_session);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The provider (`iss`) whose session ended.
+    pub issuer: String,
+    /// The provider's session id (`sid`): only the session with this id is revoked.
+    pub sid: Option<String>,
+    /// The user (`sub`): without `sid`, all of this user's sessions are revoked.
+    pub sub: Option<String>,
+    /// Sessions created at or before this time (unix seconds) are revoked; later ones (a new
+    /// login) are not.
+    pub at: u64,
+}
+
+/// Where revocations are kept; sessions live in cookies, so a server-side list of revocations
+/// is how a provider's logout reaches them. Implement it over Redis or a database to share
+/// revocations between instances.
+///
+/// [`is_revoked`](Self::is_revoked) is asked on every request that carries a session, so it
+/// must be cheap (no network round trip per request in a shared store: cache, or push
+/// revocations to every instance). The methods are synchronous; a store backed by a network
+/// service keeps a local copy and updates it in the background.
+///
+/// # Example
+///
+/// A store that counts revocations and keeps them in a [`MemoryRevocationStore`]:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use tower_oidc::{MemoryRevocationStore, Revocation, RevocationStore};
+///
+/// #[derive(Debug, Default)]
+/// struct Counted {
+///     revocations: AtomicU64,
+///     inner: MemoryRevocationStore,
+/// }
+///
+/// impl RevocationStore for Counted {
+///     fn revoke(&self, revocation: Revocation, keep_until: u64) {
+///         self.revocations.fetch_add(1, Ordering::Relaxed);
+///         self.inner.revoke(revocation, keep_until);
+///     }
+///
+///     fn is_revoked(&self, issuer: &str, sid: Option<&str>, sub: &str, created_at: u64, now: u64) -> bool {
+///         self.inner.is_revoked(issuer, sid, sub, created_at, now)
+///     }
+///
+///     fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool {
+///         self.inner.first_use_of_jti(issuer, jti, keep_until, now)
+///     }
+/// }
+///
+/// let store = Counted::default();
+/// let revocation = Revocation {
+///     issuer: "https://id.example.com".into(),
+///     sid: None,
+///     sub: Some("alice".into()),
+///     at: 1_000,
+/// };
+/// store.revoke(revocation, 1_000 + 86_400);
+/// assert!(store.is_revoked("https://id.example.com", Some("s1"), "alice", 900, 1_001));
+/// assert_eq!(store.revocations.load(Ordering::Relaxed), 1);
+/// ```
+pub trait RevocationStore: Send + Sync + 'static {
+    /// Records a revocation, kept until `keep_until` (unix seconds; the maximum session
+    /// lifetime after it).
+    ///
+    /// Revoking the same `sid` (or `sub`) again keeps the later `at` and the later
+    /// `keep_until`. A revocation with a `sid` affects only that session; with only a `sub`,
+    /// every session of that user.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{MemoryRevocationStore, Revocation, RevocationStore};
+    ///
+    /// let store = MemoryRevocationStore::default();
+    /// let at = 1_700_000_000;
+    /// let max_session_lifetime = 7 * 86_400;
+    /// store.revoke(
+    ///     Revocation { issuer: "https://id.example.com".into(), sid: Some("s1".into()), sub: None, at },
+    ///     at + max_session_lifetime,
+    /// );
+    /// ```
+    fn revoke(&self, revocation: Revocation, keep_until: u64);
+
+    /// Whether a session of `issuer` with `sid`/`sub` created at `created_at` is revoked.
+    ///
+    /// It is when a live revocation of this issuer names its `sid`, or (without `sid`) its
+    /// `sub`, with `created_at <= at`. A session that has no `sid` is reached only by
+    /// revocations of its `sub`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{MemoryRevocationStore, Revocation, RevocationStore};
+    ///
+    /// let store = MemoryRevocationStore::default();
+    /// let issuer = "https://id.example.com";
+    /// store.revoke(
+    ///     Revocation { issuer: issuer.into(), sid: Some("s1".into()), sub: None, at: 1_000 },
+    ///     100_000,
+    /// );
+    /// assert!(store.is_revoked(issuer, Some("s1"), "alice", 990, 1_010));
+    /// assert!(!store.is_revoked(issuer, Some("s1"), "alice", 1_005, 1_010), "a later login");
+    /// assert!(!store.is_revoked(issuer, Some("s2"), "alice", 990, 1_010), "another session");
+    /// ```
+    fn is_revoked(
+        &self,
+        issuer: &str,
+        sid: Option<&str>,
+        sub: &str,
+        created_at: u64,
+        now: u64,
+    ) -> bool;
+
+    /// Records a logout token's `jti`; false when it was seen before (replay).
+    ///
+    /// `keep_until` must not be earlier than the last moment the token would still be
+    /// accepted (its `exp`, or `iat` plus the accepted age, plus the clock skew).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{MemoryRevocationStore, RevocationStore};
+    ///
+    /// let store = MemoryRevocationStore::default();
+    /// let issuer = "https://id.example.com";
+    /// assert!(store.first_use_of_jti(issuer, "bWJq", 1_360, 1_000));
+    /// assert!(!store.first_use_of_jti(issuer, "bWJq", 1_360, 1_001), "replayed");
+    /// ```
+    fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool;
+}
+
+/// Entries of each kind (sid, sub, jti) a [`MemoryRevocationStore`] keeps by default.
+const DEFAULT_CAPACITY: usize = 100_000;
+
+/// A [`RevocationStore`] in this process's memory: right for a single instance (revocations
+/// are lost on restart and not shared between instances).
+///
+/// Lookups are hash lookups keyed by issuer and `sid` or `sub`; while nothing has been
+/// revoked (or every revocation has expired), [`is_revoked`](RevocationStore::is_revoked) is
+/// one atomic load, without a lock.
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::{MemoryRevocationStore, Revocation, RevocationStore};
+///
+/// let store = MemoryRevocationStore::default();
+/// let issuer = "https://id.example.com";
+/// store.revoke(
+///     Revocation { issuer: issuer.into(), sid: None, sub: Some("alice".into()), at: 1_000 },
+///     1_000 + 86_400,
+/// );
+/// assert!(store.is_revoked(issuer, Some("any-session"), "alice", 999, 1_001));
+/// assert!(!store.is_revoked(issuer, Some("any-session"), "bob", 999, 1_001));
+/// ```
+///
+/// # Memory
+///
+/// The store is bounded: at most `capacity` entries of each kind (revoked `sid`s, revoked
+/// `sub`s, seen `jti`s; 100 000 each by default, see [`with_capacity`](Self::with_capacity)).
+/// Expired entries are dropped when a new one is inserted (judged by the latest `now` given to
+/// [`is_revoked`](RevocationStore::is_revoked) or
+/// [`first_use_of_jti`](RevocationStore::first_use_of_jti), as `revoke` takes no time).
+///
+/// When a kind is full of live entries, the entry that expires soonest is evicted and a
+/// warning is logged: a new revocation is never refused, but the evicted one stops protecting
+/// the sessions it revoked (or, for a `jti`, a replay of that token is no longer detected).
+/// Size the capacity for the number of logouts expected within the maximum session lifetime.
+pub struct MemoryRevocationStore {
+    /// False while both revocation tables are empty: the lock-free fast path.
+    any: AtomicBool,
+    /// The latest `now` the store was given; [`RevocationStore::revoke`] has no clock of its
+    /// own, so it drops the entries expired by this time.
+    latest_now: AtomicU64,
+    revocations: Mutex<Revocations>,
+    jtis: Mutex<Table<()>>,
+}
+
+struct Revocations {
+    /// Keyed by issuer and `sid`; the value is `at`.
+    by_sid: Table<u64>,
+    /// Keyed by issuer and `sub`; the value is `at`.
+    by_sub: Table<u64>,
+}
+
+impl MemoryRevocationStore {
+    /// A store with the default capacity (100 000 entries of each kind).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{MemoryRevocationStore, RevocationStore};
+    ///
+    /// let store = MemoryRevocationStore::new();
+    /// assert!(!store.is_revoked("https://id.example.com", None, "alice", 0, 1));
+    /// ```
+    pub fn new() -> Self {
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
+
+    /// A store keeping at most `capacity` entries of each kind (revoked `sid`s, revoked
+    /// `sub`s, seen `jti`s); at least one. Nothing is allocated up front.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_oidc::{MemoryRevocationStore, RevocationStore};
+    ///
+    /// let store: Arc<dyn RevocationStore> = Arc::new(MemoryRevocationStore::with_capacity(10_000));
+    /// # let _ = store;
+    /// ```
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            any: AtomicBool::new(false),
+            latest_now: AtomicU64::new(0),
+            revocations: Mutex::new(Revocations {
+                by_sid: Table::new("sid", capacity),
+                by_sub: Table::new("sub", capacity),
+            }),
+            jtis: Mutex::new(Table::new("jti", capacity)),
+        }
+    }
+
+    /// Remembers `now` for [`RevocationStore::revoke`]; a write at most once a second.
+    fn saw(&self, now: u64) {
+        if now > self.latest_now.load(Ordering::Relaxed) {
+            self.latest_now.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    fn lock_revocations(&self) -> MutexGuard<'_, Revocations> {
+        self.revocations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_jtis(&self) -> MutexGuard<'_, Table<()>> {
+        self.jtis.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Default for MemoryRevocationStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryRevocationStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (capacity, sids, subs) = {
+            let revocations = self.lock_revocations();
+            (
+                revocations.by_sid.capacity,
+                revocations.by_sid.len,
+                revocations.by_sub.len,
+            )
+        };
+        let jtis = self.lock_jtis().len;
+        f.debug_struct("MemoryRevocationStore")
+            .field("capacity", &capacity)
+            .field("revoked_sids", &sids)
+            .field("revoked_subs", &subs)
+            .field("seen_jtis", &jtis)
+            .finish()
+    }
+}
+
+impl RevocationStore for MemoryRevocationStore {
+    fn revoke(&self, revocation: Revocation, keep_until: u64) {
+        let Revocation {
+            issuer,
+            sid,
+            sub,
+            at,
+        } = revocation;
+        let now = self.latest_now.load(Ordering::Relaxed);
+        let mut revocations = self.lock_revocations();
+        let Revocations { by_sid, by_sub } = &mut *revocations;
+        by_sid.drop_expired(now);
+        by_sub.drop_expired(now);
+        let target = match (sid, sub) {
+            (Some(sid), _) => Some((by_sid, sid)),
+            (None, Some(sub)) => Some((by_sub, sub)),
+            (None, None) => None,
+        };
+        if let Some((table, id)) = target {
+            table.upsert(&issuer, &id, keep_until, at, now, |old, new| {
+                *old = (*old).max(new);
+            });
+        }
+        let any = !revocations.by_sid.is_empty() || !revocations.by_sub.is_empty();
+        self.any.store(any, Ordering::Release);
+    }
+
+    fn is_revoked(
+        &self,
+        issuer: &str,
+        sid: Option<&str>,
+        sub: &str,
+        created_at: u64,
+        now: u64,
+    ) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        self.saw(now);
+        let revocations = self.lock_revocations();
+        let covers = |at: &u64| created_at <= *at;
+        sid.and_then(|sid| revocations.by_sid.get(issuer, sid, now))
+            .is_some_and(covers)
+            || revocations.by_sub.get(issuer, sub, now).is_some_and(covers)
+    }
+
+    fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool {
+        self.saw(now);
+        let mut jtis = self.lock_jtis();
+        if jtis.get(issuer, jti, now).is_some() {
+            return false;
+        }
+        jtis.upsert(issuer, jti, keep_until, (), now, |_, _| {});
+        true
+    }
+}
+
+/// Entries keyed by issuer and an id, bounded, with an index by expiry so that expired
+/// entries and (when full) the soonest-expiring one are found without a scan.
+struct Table<V> {
+    kind: &'static str,
+    capacity: usize,
+    len: usize,
+    /// issuer → id → entry; nested so that lookups take `&str` keys (no allocation).
+    map: HashMap<Arc<str>, HashMap<Arc<str>, Slot<V>>>,
+    /// `(keep_until, issuer, id)` of every entry in `map`.
+    expiry: BTreeSet<(u64, Arc<str>, Arc<str>)>,
+}
+
+struct Slot<V> {
+    keep_until: u64,
+    value: V,
+}
+
+impl<V> Table<V> {
+    fn new(kind: &'static str, capacity: usize) -> Self {
+        Self {
+            kind,
+            capacity,
+            len: 0,
+            map: HashMap::new(),
+            expiry: BTreeSet::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entry's value while it is live (`now < keep_until`).
+    fn get(&self, issuer: &str, id: &str, now: u64) -> Option<&V> {
+        let slot = self.map.get(issuer)?.get(id)?;
+        (slot.keep_until > now).then_some(&slot.value)
+    }
+
+    /// Inserts an entry, or merges it into the existing one (the later `keep_until` wins).
+    /// Drops the entries expired by `now` first; when still full, evicts the entry that
+    /// expires soonest. An entry already expired is not inserted.
+    fn upsert(
+        &mut self,
+        issuer: &str,
+        id: &str,
+        keep_until: u64,
+        value: V,
+        now: u64,
+        merge: impl FnOnce(&mut V, V),
+    ) {
+        self.drop_expired(now);
+        if keep_until <= now {
+            return;
+        }
+        let issuer_key = match self.map.get_key_value(issuer) {
+            Some((key, _)) => Arc::clone(key),
+            None => Arc::from(issuer),
+        };
+        if let Some(ids) = self.map.get_mut(issuer) {
+            if let Some((id_key, mut slot)) = ids.remove_entry(id) {
+                merge(&mut slot.value, value);
+                if keep_until > slot.keep_until {
+                    let old = (
+                        slot.keep_until,
+                        Arc::clone(&issuer_key),
+                        Arc::clone(&id_key),
+                    );
+                    self.expiry.remove(&old);
+                    self.expiry
+                        .insert((keep_until, issuer_key, Arc::clone(&id_key)));
+                    slot.keep_until = keep_until;
+                }
+                ids.insert(id_key, slot);
+                return;
+            }
+        }
+        if self.len >= self.capacity {
+            if let Some((soonest, evicted_issuer, evicted_id)) = self.expiry.pop_first() {
+                tracing::warn!(
+                    kind = self.kind,
+                    capacity = self.capacity,
+                    evicted_keep_until = soonest,
+                    "back-channel logout store is full of live entries; evicted the one that \
+                     expires soonest (raise its capacity)"
+                );
+                self.remove(&evicted_issuer, &evicted_id);
+            }
+        }
+        let id_key: Arc<str> = Arc::from(id);
+        self.expiry
+            .insert((keep_until, Arc::clone(&issuer_key), Arc::clone(&id_key)));
+        self.map
+            .entry(issuer_key)
+            .or_default()
+            .insert(id_key, Slot { keep_until, value });
+        self.len += 1;
+    }
+
+    /// Drops every entry with `keep_until <= now`, soonest first.
+    fn drop_expired(&mut self, now: u64) {
+        while self
+            .expiry
+            .first()
+            .is_some_and(|(keep_until, _, _)| *keep_until <= now)
+        {
+            if let Some((_, issuer, id)) = self.expiry.pop_first() {
+                self.remove(&issuer, &id);
+            }
+        }
+    }
+
+    /// Removes an entry from `map` (not from `expiry`).
+    fn remove(&mut self, issuer: &str, id: &str) {
+        if let Some(ids) = self.map.get_mut(issuer) {
+            if ids.remove(id).is_some() {
+                self.len -= 1;
+            }
+            if ids.is_empty() {
+                self.map.remove(issuer);
+            }
+        }
     }
 }
 
@@ -407,5 +889,283 @@ mod tests {
         ] {
             assert!(!check_logout_header_typ(Some(bad)), "{bad}");
         }
+    }
+
+    const OTHER_ISS: &str = "https://other.example.com";
+    /// When the logout happened, and how long the revocation is kept.
+    const AT: u64 = 1_000;
+    const KEEP: u64 = 10_000;
+
+    fn revocation(sid: Option<&str>, sub: Option<&str>) -> Revocation {
+        Revocation {
+            issuer: ISS.to_owned(),
+            sid: sid.map(str::to_owned),
+            sub: sub.map(str::to_owned),
+            at: AT,
+        }
+    }
+
+    fn lens(store: &MemoryRevocationStore) -> (usize, usize, usize) {
+        let revocations = store.lock_revocations();
+        for table in [&revocations.by_sid, &revocations.by_sub] {
+            table.assert_consistent();
+        }
+        let jtis = store.lock_jtis();
+        jtis.assert_consistent();
+        (revocations.by_sid.len, revocations.by_sub.len, jtis.len)
+    }
+
+    impl<V> Table<V> {
+        #[track_caller]
+        fn assert_consistent(&self) {
+            let in_map: usize = self.map.values().map(HashMap::len).sum();
+            assert_eq!(in_map, self.len);
+            assert_eq!(self.expiry.len(), self.len);
+            assert!(self.len <= self.capacity);
+            assert!(self.map.values().all(|ids| !ids.is_empty()));
+            for (keep_until, issuer, id) in &self.expiry {
+                assert_eq!(self.map[issuer][id].keep_until, *keep_until);
+            }
+        }
+    }
+
+    #[test]
+    fn sid_revocation_hits_only_that_session_of_that_issuer() {
+        let store = MemoryRevocationStore::default();
+        store.revoke(revocation(Some("s1"), None), KEEP);
+        let now = AT + 5;
+        assert!(store.is_revoked(ISS, Some("s1"), "alice", AT - 100, now));
+        assert!(
+            store.is_revoked(ISS, Some("s1"), "alice", AT, now),
+            "at `at`"
+        );
+        assert!(
+            !store.is_revoked(ISS, Some("s1"), "alice", AT + 1, now),
+            "later"
+        );
+        assert!(!store.is_revoked(ISS, Some("s2"), "alice", AT - 100, now));
+        assert!(!store.is_revoked(ISS, None, "alice", AT - 100, now));
+        assert!(!store.is_revoked(OTHER_ISS, Some("s1"), "alice", AT - 100, now));
+    }
+
+    #[test]
+    fn sid_with_sub_ends_only_that_session() {
+        let store = MemoryRevocationStore::default();
+        store.revoke(revocation(Some("s1"), Some("alice")), KEEP);
+        assert!(store.is_revoked(ISS, Some("s1"), "alice", AT, AT));
+        assert!(!store.is_revoked(ISS, Some("s2"), "alice", AT, AT));
+        assert!(!store.is_revoked(ISS, None, "alice", AT, AT));
+        assert_eq!(lens(&store), (1, 0, 0));
+    }
+
+    #[test]
+    fn sub_revocation_hits_every_earlier_session_of_that_user() {
+        let store = MemoryRevocationStore::default();
+        store.revoke(revocation(None, Some("alice")), KEEP);
+        let now = AT + 5;
+        assert!(store.is_revoked(ISS, Some("s1"), "alice", AT - 100, now));
+        assert!(store.is_revoked(ISS, Some("s2"), "alice", AT, now));
+        assert!(store.is_revoked(ISS, None, "alice", AT - 1, now));
+        assert!(
+            !store.is_revoked(ISS, Some("s3"), "alice", AT + 1, now),
+            "new login"
+        );
+        assert!(!store.is_revoked(ISS, None, "bob", AT - 100, now));
+        assert!(!store.is_revoked(OTHER_ISS, Some("s1"), "alice", AT - 100, now));
+    }
+
+    #[test]
+    fn revoking_again_keeps_the_later_time() {
+        let store = MemoryRevocationStore::default();
+        store.revoke(revocation(None, Some("alice")), KEEP);
+        store.revoke(
+            Revocation {
+                at: AT + 50,
+                ..revocation(None, Some("alice"))
+            },
+            KEEP + 50,
+        );
+        store.revoke(
+            Revocation {
+                at: AT - 50,
+                ..revocation(None, Some("alice"))
+            },
+            KEEP - 50,
+        );
+        assert!(store.is_revoked(ISS, None, "alice", AT + 50, AT + 60));
+        assert!(store.is_revoked(ISS, None, "alice", AT + 50, KEEP + 49));
+        assert!(!store.is_revoked(ISS, None, "alice", AT + 50, KEEP + 50));
+        assert_eq!(lens(&store), (0, 1, 0));
+        // Neither sid nor sub: nothing to record (and the expired entry is dropped).
+        store.revoke(revocation(None, None), KEEP * 2);
+        assert_eq!(lens(&store), (0, 0, 0));
+        assert!(!store.any.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn revocations_expire() {
+        let store = MemoryRevocationStore::default();
+        store.revoke(revocation(Some("s1"), None), KEEP);
+        store.revoke(revocation(None, Some("alice")), KEEP + 100);
+        assert!(store.is_revoked(ISS, Some("s1"), "bob", AT, KEEP - 1));
+        assert!(
+            !store.is_revoked(ISS, Some("s1"), "bob", AT, KEEP),
+            "expired"
+        );
+        assert!(store.is_revoked(ISS, None, "alice", AT, KEEP));
+        assert_eq!(lens(&store), (1, 1, 0));
+        // The next insertion drops what expired by the latest time the store was told.
+        store.revoke(revocation(Some("s2"), None), KEEP * 2);
+        assert_eq!(lens(&store), (1, 1, 0));
+        assert!(store.is_revoked(ISS, Some("s2"), "bob", AT, KEEP + 200));
+        store.revoke(revocation(Some("s3"), None), KEEP * 2);
+        assert_eq!(lens(&store), (2, 0, 0), "both kinds are cleaned");
+        // Dead on arrival: not stored.
+        store.revoke(revocation(Some("s4"), None), KEEP);
+        assert_eq!(lens(&store), (2, 0, 0));
+    }
+
+    #[test]
+    fn jti_replay_is_detected_until_expiry() {
+        let store = MemoryRevocationStore::default();
+        assert!(store.first_use_of_jti(ISS, "j1", 500, 100));
+        assert!(!store.first_use_of_jti(ISS, "j1", 500, 101), "replay");
+        assert!(!store.first_use_of_jti(ISS, "j1", 600, 499), "replay");
+        assert!(store.first_use_of_jti(ISS, "j2", 500, 101), "distinct jti");
+        assert!(
+            store.first_use_of_jti(OTHER_ISS, "j1", 500, 101),
+            "other issuer"
+        );
+        assert_eq!(lens(&store).2, 3);
+        assert!(
+            store.first_use_of_jti(ISS, "j1", 900, 500),
+            "forgotten at expiry"
+        );
+        assert_eq!(lens(&store).2, 1, "expired entries dropped");
+        assert!(!store.first_use_of_jti(ISS, "j1", 900, 501));
+        // Revocations are a separate kind.
+        assert!(!store.is_revoked(ISS, Some("j1"), "j1", 0, 501));
+    }
+
+    #[test]
+    fn full_store_drops_expired_first_then_the_soonest_to_expire() {
+        let store = MemoryRevocationStore::with_capacity(2);
+        store.revoke(revocation(Some("a"), None), 100);
+        store.revoke(revocation(Some("b"), None), 300);
+        store.revoke(revocation(Some("c"), None), 200);
+        let now = 50;
+        assert!(!store.is_revoked(ISS, Some("a"), "u", 0, now), "evicted");
+        assert!(store.is_revoked(ISS, Some("b"), "u", 0, now));
+        assert!(store.is_revoked(ISS, Some("c"), "u", 0, now));
+        // At 250 `c` has expired: it makes room, `b` stays.
+        assert!(!store.is_revoked(ISS, Some("c"), "u", 0, 250));
+        store.revoke(revocation(Some("d"), None), 400);
+        assert!(store.is_revoked(ISS, Some("b"), "u", 0, 250));
+        assert!(store.is_revoked(ISS, Some("d"), "u", 0, 250));
+        assert_eq!(lens(&store), (2, 0, 0));
+
+        let jtis = MemoryRevocationStore::with_capacity(0);
+        assert!(jtis.first_use_of_jti(ISS, "j1", 100, 0));
+        assert!(
+            !jtis.first_use_of_jti(ISS, "j1", 100, 0),
+            "capacity is at least one"
+        );
+        assert!(jtis.first_use_of_jti(ISS, "j2", 200, 0));
+        assert_eq!(lens(&jtis).2, 1);
+    }
+
+    #[test]
+    fn bounded_under_a_million_distinct_inserts() {
+        let capacity = 64;
+        let store = MemoryRevocationStore::with_capacity(capacity);
+        for i in 0..1_000_000u64 {
+            let id = i.to_string();
+            let keep_until = 1_000 + i;
+            let (sid, sub) = if i % 2 == 0 {
+                (Some(id.as_str()), None)
+            } else {
+                (None, Some(id.as_str()))
+            };
+            let issuer = if i % 3 == 0 { ISS } else { OTHER_ISS };
+            store.revoke(
+                Revocation {
+                    issuer: issuer.to_owned(),
+                    sid: sid.map(str::to_owned),
+                    sub: sub.map(str::to_owned),
+                    at: i,
+                },
+                keep_until,
+            );
+            assert!(store.first_use_of_jti(issuer, &id, keep_until, 0));
+        }
+        let (sids, subs, jtis) = lens(&store);
+        assert_eq!((sids, subs, jtis), (capacity, capacity, capacity));
+        // The newest entries survive (they expire last): 999_999 is a `sub` of ISS,
+        // 999_998 a `sid` of OTHER_ISS.
+        assert!(store.is_revoked(ISS, None, "999999", 0, 0));
+        assert!(store.is_revoked(OTHER_ISS, Some("999998"), "x", 0, 0));
+        assert!(!store.first_use_of_jti(ISS, "999999", u64::MAX, 0));
+        assert!(!store.is_revoked(ISS, Some("0"), "x", 0, 0), "evicted");
+        assert!(!store.is_revoked(OTHER_ISS, None, "1", 0, 0), "evicted");
+    }
+
+    #[test]
+    fn nothing_revoked_needs_no_lock() {
+        let store = Arc::new(MemoryRevocationStore::default());
+        assert!(!store.any.load(Ordering::Relaxed));
+        // Hold the lock: `is_revoked` must answer without it.
+        let guard = store.lock_revocations();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let _ = tx.send(reader.is_revoked(ISS, Some("s1"), "alice", 0, 10));
+        });
+        let answer = rx.recv_timeout(std::time::Duration::from_secs(10));
+        drop(guard);
+        assert_eq!(answer, Ok(false));
+
+        store.revoke(revocation(Some("s1"), None), KEEP);
+        assert!(store.any.load(Ordering::Relaxed));
+        assert!(store.is_revoked(ISS, Some("s1"), "alice", 0, KEEP - 1));
+        assert!(
+            !store.is_revoked(ISS, Some("s1"), "alice", 0, KEEP),
+            "expired"
+        );
+        // Once everything has expired (and was dropped), the fast path is back.
+        store.revoke(revocation(Some("s2"), None), KEEP);
+        assert!(!store.any.load(Ordering::Relaxed));
+        assert_eq!(lens(&store), (0, 0, 0));
+    }
+
+    #[test]
+    fn poisoned_lock_is_tolerated() {
+        let store = Arc::new(MemoryRevocationStore::default());
+        store.revoke(revocation(Some("s1"), None), KEEP);
+        let poisoner = Arc::clone(&store);
+        let _ = std::thread::spawn(move || {
+            let _guard = poisoner.lock_revocations();
+            let _jtis = poisoner.lock_jtis();
+            panic!("poison the locks");
+        })
+        .join();
+        assert!(store.revocations.is_poisoned() && store.jtis.is_poisoned());
+        assert!(store.is_revoked(ISS, Some("s1"), "alice", 0, 1));
+        store.revoke(revocation(None, Some("alice")), KEEP);
+        assert!(store.is_revoked(ISS, Some("s9"), "alice", 0, 1));
+        assert!(store.first_use_of_jti(ISS, "j1", KEEP, 1));
+        assert!(format!("{store:?}").contains("revoked_subs: 1"));
+    }
+
+    #[test]
+    fn usable_as_a_shared_trait_object() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<MemoryRevocationStore>();
+        let store: Arc<dyn RevocationStore> = Arc::new(MemoryRevocationStore::new());
+        store.revoke(revocation(None, Some("alice")), KEEP);
+        assert!(store.is_revoked(ISS, None, "alice", AT, AT));
+        assert_eq!(
+            format!("{:?}", MemoryRevocationStore::with_capacity(5)),
+            "MemoryRevocationStore { capacity: 5, revoked_sids: 0, revoked_subs: 0, seen_jtis: 0 }"
+        );
     }
 }

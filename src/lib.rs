@@ -89,6 +89,7 @@ mod session;
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-provider")))]
 pub mod dev;
 
+pub use backchannel::{MemoryRevocationStore, Revocation, RevocationStore};
 pub use body::ResponseBody;
 pub use config::{ClientAuth, Config, ConfigBuilder};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
