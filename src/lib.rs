@@ -71,6 +71,7 @@
 
 mod bearer;
 mod body;
+mod client_auth;
 mod config;
 mod error;
 mod flow;
@@ -89,6 +90,7 @@ mod session;
 pub mod dev;
 
 pub use body::ResponseBody;
+pub use client_auth::ClientKey;
 pub use config::{ClientAuth, Config, ConfigBuilder};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
 pub use future::ResponseFuture;
