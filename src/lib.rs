@@ -72,6 +72,7 @@
 mod backchannel;
 mod bearer;
 mod body;
+mod client_auth;
 mod config;
 mod error;
 mod flow;
@@ -91,6 +92,7 @@ pub mod dev;
 
 pub use backchannel::{MemoryRevocationStore, Revocation, RevocationStore};
 pub use body::ResponseBody;
+pub use client_auth::ClientKey;
 pub use config::{ClientAuth, Config, ConfigBuilder, ResponseMode, ResponseType};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
 pub use future::ResponseFuture;
