@@ -18,7 +18,7 @@
 //! | `OIDC_ISSUER`        | issuer URL (discovery at `<issuer>/.well-known/openid-configuration`) |
 //! | `OIDC_CLIENT_ID`     | client id (required with `OIDC_ISSUER`)                              |
 //! | `OIDC_CLIENT_SECRET` | client secret (required with `OIDC_ISSUER`: `client_credentials` needs it) |
-//! | `OIDC_API_AUDIENCE`  | audience the access tokens must carry; also sent as `audience` in the token request. Default: the client id |
+//! | `OIDC_API_AUDIENCE`  | audience the access tokens must carry; also sent in the token request as `audience` and, when it is an absolute URI, as `resource` (RFC 8707). Default: the client id |
 //! | `OIDC_SCOPES`        | scopes asked for in the token request; default none               |
 //!
 //! The layer needs a redirect URL even for a server that only takes bearer tokens; it is
@@ -299,7 +299,12 @@ async fn client_credentials_token(
         form.push(("scope", scopes));
     }
     if let Some(audience) = audience {
+        // Providers differ in how a client names the API it wants a token for: `audience`
+        // (e.g. Auth0), or an RFC 8707 resource indicator, which must be an absolute URI.
         form.push(("audience", audience));
+        if url::Url::parse(audience).is_ok() {
+            form.push(("resource", audience));
+        }
     }
     token_request(&http, token_endpoint, client_id, client_secret, &form).await
 }
