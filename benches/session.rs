@@ -337,9 +337,8 @@ fn main() {
 
     c.final_summary();
 
-    // `cargo test --benches` runs each benchmark once and saves nothing: no table then.
-    let measuring = !std::env::args().any(|a| a == "--test" || a == "--list");
-    if measuring {
+    // Only `cargo bench` measures; `cargo test` runs each benchmark once and saves nothing.
+    if ratio::measured() {
         println!();
         println!(
             "session cookie: sealed value {} bytes, Cookie header {cookie_len} bytes",

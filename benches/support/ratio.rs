@@ -41,6 +41,16 @@ struct Median {
     upper: f64,
 }
 
+/// Whether this run measures and saves results: `cargo bench` passes `--bench`; `cargo
+/// test` does not, and `--list`, `--test` and `--profile-time` save nothing.
+pub(crate) fn measured() -> bool {
+    let args: Vec<String> = env::args().collect();
+    args.iter().any(|a| a == "--bench")
+        && !args
+            .iter()
+            .any(|a| a == "--list" || a == "--test" || a == "--profile-time")
+}
+
 /// Where criterion keeps its results: the same search order criterion itself uses.
 pub(crate) fn criterion_dir() -> PathBuf {
     if let Some(home) = env::var_os("CRITERION_HOME") {
