@@ -21,13 +21,6 @@ use crate::error::ConfigError;
 
 /// The `client_assertion_type` form parameter that goes with a client assertion
 /// (RFC 7523 §2.2).
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "used once the token request sends client assertions"
-    )
-)]
 pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 // DER contents of the object identifiers this module tells apart.
@@ -455,13 +448,6 @@ impl ClientKey {
 /// # Panics
 ///
 /// Only if the operating system's random number generator fails.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "used once the token request sends client assertions"
-    )
-)]
 pub(crate) fn client_assertion(
     key: &ClientKey,
     client_id: &str,

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use url::Url;
 
 use crate::backchannel::{MemoryRevocationStore, RevocationStore};
+use crate::client_auth::ClientKey;
 use crate::error::ConfigError;
 use crate::session::cookie::SessionKey;
 
@@ -33,6 +34,9 @@ pub enum ClientAuth {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A signed JWT assertion with the client's private key (RFC 7523), set with
+    /// [`ConfigBuilder::client_key`].
+    PrivateKeyJwt,
     /// A public client: only `client_id`, with PKCE.
     None,
 }
@@ -42,6 +46,7 @@ impl ClientAuth {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
             Self::None => "none",
         }
     }
@@ -141,6 +146,7 @@ pub struct Config {
     pub(crate) client_id: String,
     pub(crate) client_secret: Option<Secret>,
     pub(crate) client_auth: Option<ClientAuth>,
+    pub(crate) client_key: Option<ClientKey>,
     pub(crate) redirect_url: Url,
     pub(crate) scopes: Vec<String>,
     pub(crate) session_key: SessionKey,
@@ -187,6 +193,7 @@ impl Config {
             client_id: client_id.into(),
             client_secret: None,
             client_auth: None,
+            client_key: None,
             redirect_url: None,
             scopes: vec!["openid".into(), "profile".into(), "email".into()],
             session_key: None,
@@ -304,6 +311,7 @@ pub struct ConfigBuilder {
     client_id: String,
     client_secret: Option<String>,
     client_auth: Option<ClientAuth>,
+    client_key: Option<ClientKey>,
     redirect_url: Option<String>,
     scopes: Vec<String>,
     session_key: Option<SessionKey>,
@@ -366,6 +374,27 @@ impl ConfigBuilder {
     /// without a secret.
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
         self.client_auth = Some(auth);
+        self
+    }
+
+    /// The client's private key for `private_key_jwt` authentication at the token endpoint;
+    /// chosen automatically when the provider supports it and no other method is set.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_oidc::{ClientAuth, ClientKey, Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .client_key(ClientKey::from_file("client-key.pem")?)
+    ///     .client_auth(ClientAuth::PrivateKeyJwt)
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn client_key(mut self, key: ClientKey) -> Self {
+        self.client_key = Some(key);
         self
     }
 
@@ -703,6 +732,12 @@ impl ConfigBuilder {
                 })?,
         };
         let secret = self.client_secret.filter(|s| !s.is_empty());
+        if self.client_auth == Some(ClientAuth::PrivateKeyJwt) && self.client_key.is_none() {
+            return Err(ConfigError::Invalid {
+                field: "client_auth",
+                reason: "private_key_jwt needs a client key (ConfigBuilder::client_key)".into(),
+            });
+        }
         match (self.client_auth, &secret) {
             (Some(ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost), None) => {
                 return Err(ConfigError::Invalid {
@@ -806,6 +841,7 @@ impl ConfigBuilder {
             client_id: self.client_id,
             client_secret: secret.map(Secret),
             client_auth: self.client_auth,
+            client_key: self.client_key,
             redirect_url,
             scopes: self.scopes,
             session_key,

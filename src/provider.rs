@@ -129,6 +129,9 @@ fn choose_client_auth(config: &Config, methods: &[String]) -> Result<ClientAuth,
     let supports = |a: ClientAuth| methods.iter().any(|m| m == a.name());
     let chosen = match (config.client_auth, &config.client_secret) {
         (Some(auth), _) => auth,
+        (None, _) if config.client_key.is_some() && supports(ClientAuth::PrivateKeyJwt) => {
+            ClientAuth::PrivateKeyJwt
+        }
         (None, None) => ClientAuth::None,
         (None, Some(_)) if supports(ClientAuth::ClientSecretBasic) => ClientAuth::ClientSecretBasic,
         (None, Some(_)) if supports(ClientAuth::ClientSecretPost) => ClientAuth::ClientSecretPost,

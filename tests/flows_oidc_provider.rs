@@ -208,3 +208,50 @@ async fn walk_to_end(http: &reqwest::Client, start: url::Url) -> String {
     }
     panic!("too many redirects");
 }
+
+#[tokio::test]
+async fn private_key_jwt_client_authentication() {
+    use base64::Engine;
+    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &ring::rand::SystemRandom::new(),
+    )
+    .expect("key");
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+    );
+    let key = tower_oidc::ClientKey::from_pem(&pem)
+        .expect("PEM key")
+        .with_kid("rp-key-1");
+
+    let listener = bind_loopback().await;
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let provider = NodeProvider::start(
+        ProviderOptions::new().client(
+            ClientConfig::public("rp-signed")
+                .auth_method("private_key_jwt")
+                .set("jwks", serde_json::json!({ "keys": [key.public_jwk()] }))
+                .set("token_endpoint_auth_signing_alg", "ES256")
+                .redirect_uri(&format!("{base}/auth/callback")),
+        ),
+    )
+    .await;
+    let app = start_app_on(listener, provider.issuer(), "rp-signed", |b| {
+        b.client_key(key).client_auth(tower_oidc::ClientAuth::PrivateKeyJwt)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("app starts: {e}"));
+    let http = browser_client();
+    let nav = login(
+        &http,
+        provider.issuer(),
+        app.url("/auth/login?return_to=/me").as_str(),
+        "alice",
+        "alice",
+    )
+    .await;
+    assert_eq!(nav.status, StatusCode::OK, "{}\n{}", nav.body, provider.logs());
+    assert_eq!(nav.json()["sub"], "alice");
+}

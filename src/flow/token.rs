@@ -6,6 +6,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::client_auth::{client_assertion, ASSERTION_TYPE};
 use crate::config::ClientAuth;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::layer::Inner;
@@ -90,6 +91,7 @@ pub(crate) async fn authenticated_post(
     params: &[(&str, &str)],
 ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
     let config = &inner.config;
+    let assertion;
     let mut form: Vec<(&str, &str)> = params.to_vec();
     let mut req = inner
         .provider
@@ -109,6 +111,18 @@ pub(crate) async fn authenticated_post(
         (ClientAuth::ClientSecretPost, Some(secret)) => {
             form.push(("client_id", &config.client_id));
             form.push(("client_secret", secret));
+        }
+        (ClientAuth::PrivateKeyJwt, _) => {
+            let Some(key) = &config.client_key else {
+                return Err(AuthError::new(AuthErrorKind::Internal, "no client key"));
+            };
+            // RFC 7523 §3: `aud` names the authorization server; its token endpoint URL is
+            // accepted by every provider (also for introspection).
+            let audience = inner.provider.metadata.token_endpoint.as_str();
+            assertion = client_assertion(key, &config.client_id, audience, config.now(), 60);
+            form.push(("client_id", &config.client_id));
+            form.push(("client_assertion_type", ASSERTION_TYPE));
+            form.push(("client_assertion", &assertion));
         }
         _ => form.push(("client_id", &config.client_id)),
     }
