@@ -37,10 +37,6 @@ pub(crate) struct LogoutClaims {
 /// Whether a logout token's `typ` header is acceptable: absent, `JWT` or `logout+jwt`
 /// (case-insensitive, with or without the `application/` prefix, RFC 7515 §4.1.9). Any other
 /// type (e.g. `at+jwt`, an access token) is another kind of token.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used by the back-channel endpoint")
-)]
 pub(crate) fn check_logout_header_typ(typ: Option<&str>) -> bool {
     let Some(typ) = typ else {
         return true;
@@ -57,10 +53,6 @@ pub(crate) fn check_logout_header_typ(typ: Option<&str>) -> bool {
 /// `skew` is the tolerated clock difference; `max_age` how old (by `iat`) a token may be, so
 /// a captured token cannot be replayed later even when it has no `exp`. The error is a short
 /// reason, fit for a log line and an `error_description` (ASCII, no quotes or backslashes).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used by the back-channel endpoint")
-)]
 pub(crate) fn check_logout_claims(
     claims: &Map<String, Value>,
     issuer: &str,

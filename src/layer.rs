@@ -117,6 +117,7 @@ impl OidcLayer {
             login: format!("{prefix}/login"),
             callback: format!("{prefix}/callback"),
             logout: format!("{prefix}/logout"),
+            backchannel_logout: format!("{prefix}/backchannel-logout"),
         };
         let cookies = Cookies::new(
             &config.cookie_name,
@@ -169,6 +170,7 @@ pub(crate) struct Paths {
     pub(crate) login: String,
     pub(crate) callback: String,
     pub(crate) logout: String,
+    pub(crate) backchannel_logout: String,
 }
 
 /// Everything the service needs, shared by all clones.

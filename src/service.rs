@@ -11,7 +11,7 @@ use tower_service::Service;
 use crate::bearer::bearer_token;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, AuthErrorKind};
-use crate::flow::{callback, login, logout, refresh};
+use crate::flow::{backchannel, callback, login, logout, refresh};
 use crate::future::{page_into, ResponseFuture};
 use crate::layer::{Handle, Inner};
 use crate::response::{self, caller_kind, CallerKind, Page};
@@ -58,6 +58,7 @@ enum Route {
     Login,
     Callback,
     Logout,
+    BackchannelLogout,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OidcService<S>
@@ -87,6 +88,8 @@ where
             Some(Route::Callback)
         } else if path == shared.paths.logout {
             Some(Route::Logout)
+        } else if path == shared.paths.backchannel_logout {
+            Some(Route::BackchannelLogout)
         } else {
             None
         };
@@ -337,6 +340,7 @@ impl<S> OidcService<S> {
             Route::Login => &[Method::GET, Method::HEAD],
             Route::Callback => &[Method::GET, Method::HEAD, Method::POST],
             Route::Logout => &[Method::GET, Method::HEAD, Method::POST],
+            Route::BackchannelLogout => &[Method::POST],
         };
         if !allowed.contains(method) {
             return ResponseFuture::ready(method_not_allowed(allowed));
@@ -346,6 +350,19 @@ impl<S> OidcService<S> {
                 ResponseFuture::ready(login::handle(&shared, req.headers(), req.uri().query()))
             }
             Route::Logout => ResponseFuture::ready(logout::handle(&shared, req.headers())),
+            Route::BackchannelLogout => {
+                let (parts, body) = req.into_parts();
+                ResponseFuture::auth(Box::pin(async move {
+                    match read_form(&parts.headers, body).await {
+                        Ok(form) => backchannel::handle(&shared, &form).await,
+                        Err(why) => response::reject(
+                            CallerKind::Api,
+                            AuthError::new(AuthErrorKind::InvalidCallback, why),
+                            &parts.headers,
+                        ),
+                    }
+                }))
+            }
             Route::Callback => {
                 let query = req.uri().query().map(str::to_owned);
                 let (parts, body) = req.into_parts();

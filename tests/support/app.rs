@@ -69,6 +69,10 @@ pub(crate) async fn start_app_on(
         .route("/admin", get(|| async { "admin area" }))
         .route_layer(RequireLayer::scopes(["admin"]))
         .route(
+            "/token",
+            get(|token: tower_oidc::AccessToken| async move { token.secret().to_owned() }),
+        )
+        .route(
             "/action",
             axum::routing::post(|id: Identity| async move { format!("done for {}", id.subject()) }),
         )

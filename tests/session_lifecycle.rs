@@ -1,0 +1,327 @@
+//! Session lifecycle against the dev provider: automatic refresh (single flight, rotation,
+//! grace window), refresh failures, rolling and absolute expiry with an injectable clock,
+//! the access token for downstream calls, and leftover cookie chunks.
+
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use support::app::{set_cookies, start_app, Browser, TestApp};
+use tower_oidc::dev::{DevProvider, Fault};
+use tower_oidc::ConfigBuilder;
+use url::Url;
+
+const SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// A provider whose access tokens live `ttl`, with refresh tokens, and an app asking for
+/// `offline_access` that refreshes only once a token has expired.
+async fn setup(
+    ttl: Duration,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> (DevProvider, TestApp) {
+    let dev = DevProvider::builder()
+        .access_token_ttl(ttl)
+        .id_token_ttl(Duration::from_secs(3600))
+        .refresh_tokens(true)
+        .start()
+        .await
+        .expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    let client = dev.confidential_client().clone();
+    let secret = client.secret.clone().expect("secret");
+    let app = start_app(dev.issuer(), &client.id, |b| {
+        configure(
+            b.client_secret(secret)
+                .scopes(SCOPES)
+                .refresh_margin(Duration::ZERO),
+        )
+    })
+    .await
+    .expect("app");
+    (dev, app)
+}
+
+/// The session cookie(s) the browser holds for the app, as a `Cookie` header.
+fn session_header(browser: &Browser, app: &TestApp) -> String {
+    browser
+        .cookies(&app.url("/"))
+        .split("; ")
+        .filter(|c| c.starts_with("oidc_session"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn get_with(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(app.url(path))
+        .header("accept", "application/json")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn login(browser: &Browser, app: &TestApp) {
+    let landing = browser.follow(&app.url("/me")).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+}
+
+fn new_session_cookie(res: &reqwest::Response) -> Option<String> {
+    let cookies: Vec<String> = set_cookies(res.headers())
+        .into_iter()
+        .filter(|c| c.starts_with("oidc_session") && !c.contains("Max-Age=0"))
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+        .collect();
+    (!cookies.is_empty()).then(|| cookies.join("; "))
+}
+
+#[tokio::test]
+async fn expired_access_token_is_refreshed_and_the_cookie_updated() {
+    let (dev, app) = setup(Duration::from_secs(2), |b| b).await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let old = session_header(&browser, &app);
+    let old_token = get_with(&app, "/token", &old).await.text().await.unwrap();
+    assert_eq!(dev.stats().token_requests, 1);
+
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let res = get_with(&app, "/token", &old).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let new = new_session_cookie(&res).expect("a refreshed session cookie");
+    let new_token = res.text().await.unwrap();
+    assert_ne!(new_token, old_token, "handlers get the refreshed access token");
+    assert_eq!(dev.stats().token_requests, 2);
+
+    // the new cookie needs no refresh
+    let res = get_with(&app, "/me", &new).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(new_session_cookie(&res).is_none());
+    assert_eq!(dev.stats().token_requests, 2);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_requests_share_one_refresh() {
+    let (dev, app) = setup(Duration::from_secs(2), |b| b).await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let old = session_header(&browser, &app);
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let before = dev.stats().token_requests;
+
+    let requests = (0..50).map(|_| get_with(&app, "/whoami", &old));
+    let responses = futures_util::future::join_all(requests).await;
+    let mut cookies = std::collections::HashSet::new();
+    for res in responses {
+        assert_eq!(res.status(), StatusCode::OK);
+        cookies.insert(new_session_cookie(&res).expect("each answer carries the new session"));
+        assert_eq!(res.text().await.unwrap().split(' ').nth(1), Some("alice"));
+    }
+    assert_eq!(dev.stats().token_requests, before + 1, "exactly one refresh");
+    assert_eq!(cookies.len(), 50, "fresh nonces, one session");
+
+    // Within the grace window the old cookie still works without replaying the rotated
+    // refresh token (the provider would refuse it and revoke the grant).
+    let late = get_with(&app, "/whoami", &old).await;
+    assert_eq!(late.status(), StatusCode::OK);
+    assert_eq!(dev.stats().token_requests, before + 1);
+}
+
+#[tokio::test]
+async fn refused_refresh_ends_the_session() {
+    let (dev, app) = setup(Duration::from_secs(2), |b| b.require_login(true)).await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let old = session_header(&browser, &app);
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    dev.set_fault(Fault::TokenError("invalid_grant".into()));
+
+    let api = get_with(&app, "/whoami", &old).await;
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookies(api.headers())
+        .iter()
+        .any(|c| c.starts_with("oidc_session=;") && c.contains("Max-Age=0")));
+    let nav = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/whoami"))
+        .header("accept", "text/html")
+        .header("cookie", &old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nav.status(), StatusCode::FOUND);
+    assert!(nav.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with(dev.issuer()));
+}
+
+#[tokio::test]
+async fn userinfo_subject_mismatch_after_refresh_ends_the_session() {
+    let (dev, app) = setup(Duration::from_secs(2), |b| b).await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let old = session_header(&browser, &app);
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    dev.set_fault(Fault::UserinfoSubMismatch);
+    let res = get_with(&app, "/whoami", &old).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn provider_down_during_refresh_keeps_the_session() {
+    let (dev, app) = setup(Duration::from_secs(2), |b| b).await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let old = session_header(&browser, &app);
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    dev.set_fault(Fault::Down);
+    let res = get_with(&app, "/whoami", &old).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(new_session_cookie(&res).is_none());
+    // back up: the refresh happens on a later request
+    dev.clear_faults();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let res = get_with(&app, "/whoami", &old).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(new_session_cookie(&res).is_some());
+}
+
+/// An app whose clock is `offset` seconds ahead of real time.
+async fn clocked(
+    offset: Arc<AtomicU64>,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> (DevProvider, TestApp) {
+    let dev = DevProvider::builder()
+        .access_token_ttl(Duration::from_secs(3 * 3600))
+        .start()
+        .await
+        .expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    let client = dev.confidential_client().clone();
+    let secret = client.secret.clone().expect("secret");
+    let app = start_app(dev.issuer(), &client.id, move |b| {
+        configure(b.client_secret(secret).clock(move || {
+            SystemTime::now() + Duration::from_secs(offset.load(Ordering::Relaxed))
+        }))
+    })
+    .await
+    .expect("app");
+    (dev, app)
+}
+
+#[tokio::test]
+async fn rolling_idle_timeout_reissues_the_cookie_only_near_the_deadline() {
+    let offset = Arc::new(AtomicU64::new(0));
+    let (_dev, app) = clocked(offset.clone(), |b| b.idle_timeout(Duration::from_secs(600))).await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let first = session_header(&browser, &app);
+
+    offset.store(200, Ordering::Relaxed);
+    let res = get_with(&app, "/me", &first).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(new_session_cookie(&res).is_none(), "not re-issued on every request");
+
+    offset.store(400, Ordering::Relaxed);
+    let res = get_with(&app, "/me", &first).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let touched = new_session_cookie(&res).expect("re-issued past half the idle time");
+
+    offset.store(900, Ordering::Relaxed);
+    assert_eq!(get_with(&app, "/me", &touched).await.status(), StatusCode::OK);
+    let idle = get_with(&app, "/me", &first).await;
+    assert_eq!(idle.status(), StatusCode::UNAUTHORIZED, "idle for 900 s");
+}
+
+#[tokio::test]
+async fn absolute_lifetime_ends_an_active_session() {
+    let offset = Arc::new(AtomicU64::new(0));
+    let (_dev, app) = clocked(offset.clone(), |b| {
+        b.idle_timeout(Duration::from_secs(600))
+            .session_lifetime(Duration::from_secs(1000))
+    })
+    .await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let mut cookie = session_header(&browser, &app);
+    for step in [400, 800] {
+        offset.store(step, Ordering::Relaxed);
+        let res = get_with(&app, "/me", &cookie).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        cookie = new_session_cookie(&res).unwrap_or(cookie);
+    }
+    offset.store(1001, Ordering::Relaxed);
+    assert_eq!(
+        get_with(&app, "/me", &cookie).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn size_choices_shrink_the_session() {
+    let (_dev, full) = setup(Duration::from_secs(600), |b| b).await;
+    let browser = Browser::new();
+    login(&browser, &full).await;
+    let full_len = session_header(&browser, &full).len();
+
+    let (_dev, small) = setup(Duration::from_secs(600), |b| {
+        b.keep_claims(["email"])
+            .store_access_token(false)
+            .store_id_token(false)
+    })
+    .await;
+    let browser = Browser::new();
+    login(&browser, &small).await;
+    let small_cookie = session_header(&browser, &small);
+    assert!(
+        small_cookie.len() * 2 < full_len,
+        "{} vs {full_len}",
+        small_cookie.len()
+    );
+    let me: serde_json::Value =
+        serde_json::from_str(&get_with(&small, "/me", &small_cookie).await.text().await.unwrap())
+            .unwrap();
+    assert_eq!(me["email"], "alice@example.com");
+    assert!(me.get("name").is_none());
+    // no access token kept: the extractor says so
+    assert_eq!(
+        get_with(&small, "/token", &small_cookie).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn leftover_chunks_of_a_larger_session_are_cleared() {
+    let (_dev, app) = setup(Duration::from_secs(600), |b| b).await;
+    let browser = Browser::new();
+    let stop = browser
+        .follow_until(&app.url("/me"), |u: &Url| u.path() == "/auth/callback")
+        .await;
+    let cookie = format!(
+        "{}; oidc_session.0=old; oidc_session.1=old",
+        browser.cookies(&stop.url)
+    );
+    let res = browser
+        .client
+        .get(stop.url.clone())
+        .header("accept", "text/html")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let cookies = set_cookies(res.headers());
+    for chunk in ["oidc_session.0=;", "oidc_session.1=;"] {
+        assert!(
+            cookies
+                .iter()
+                .any(|c| c.starts_with(chunk) && c.contains("Max-Age=0")),
+            "{chunk} cleared: {cookies:?}"
+        );
+    }
+}
