@@ -205,10 +205,12 @@ async fn code_flow_logs_in_through_the_provider_pages() {
             "an http app gets no Secure cookie: {cookie:?}"
         );
     }
-    // Login transaction cookies are scoped to /auth and gone after the callback.
+    // Login transaction cookies are scoped to /auth (so `GET /cookie` on /me never lists
+    // them: ask the whole store) and gone after the callback.
+    let all = b.all_cookies().await;
     assert!(
-        cookies.iter().all(|c| !c.name.starts_with("oidc_tx_")),
-        "{cookies:?}"
+        all.iter().all(|c| !c.name.starts_with(TX_COOKIE_PREFIX)),
+        "{all:?}"
     );
     // The provider's own cookies stay on the provider's site.
     assert!(
