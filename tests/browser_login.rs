@@ -1,6 +1,9 @@
 //! End-to-end tests in a real browser: headless Chromium signs in through the login and consent
 //! pages of the real `oidc-provider` and lands on the app's `/me`. The app runs on `127.0.0.1`
-//! and the provider on `localhost`, so they are different sites, as in production.
+//! and the provider on `localhost`, so they are different sites, as in production. The
+//! `form_post` flows (hybrid, and code with `response_mode=form_post`) check that Chromium
+//! carries the `SameSite=None; Secure` login-transaction cookie on the provider's cross-site
+//! POST to the callback, over plain http on loopback.
 //!
 //! Chromium and chromedriver come from Debian's packages, installed on first use when the tests
 //! run as root (see `support::browser`). Screenshots go to `<target>/test-artifacts/<test>/`.
@@ -8,13 +11,18 @@
 mod support;
 
 use support::app::{bind_loopback, start_app_on, TestApp};
-use support::browser::{Session, WAIT};
+use support::browser::{
+    document_hops_in, request_cookies, DocumentHop, NetworkEvent, RequestCookies, Session, WAIT,
+};
 use support::oidc_provider::{ClientConfig, NodeProvider, ProviderOptions};
+use tower_oidc::{ConfigBuilder, ResponseMode, ResponseType};
 use url::Url;
 
 const CLIENT_ID: &str = "rp-browser";
 const CLIENT_SECRET: &str = "rp-browser-secret";
 const SESSION_COOKIE: &str = "oidc_session";
+/// Login-transaction cookies (plain http: no `__Secure-` prefix).
+const TX_COOKIE_PREFIX: &str = "oidc_tx_";
 
 /// The login form of `provider.mjs`.
 const LOGIN_FORM: &str = "form#login";
@@ -31,20 +39,30 @@ struct Stack {
 }
 
 impl Stack {
+    /// The default stack: the code flow with a query-string callback.
     async fn start(test: &str) -> Stack {
+        Stack::start_with(test, |client| client, |app| app).await
+    }
+
+    /// A stack whose client registration and app configuration `client` and `configure` adjust.
+    async fn start_with(
+        test: &str,
+        client: impl FnOnce(ClientConfig) -> ClientConfig,
+        configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> Stack {
         let listener = bind_loopback().await;
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let services = async {
             let provider = NodeProvider::start(
-                ProviderOptions::new().host("localhost").client(
+                ProviderOptions::new().host("localhost").client(client(
                     ClientConfig::confidential(CLIENT_ID, CLIENT_SECRET)
                         .redirect_uri(&format!("{base}/auth/callback"))
                         .post_logout_redirect_uri(&format!("{base}/")),
-                ),
+                )),
             )
             .await;
             let app = start_app_on(listener, provider.issuer(), CLIENT_ID, |b| {
-                b.client_secret(CLIENT_SECRET)
+                configure(b.client_secret(CLIENT_SECRET))
             })
             .await
             .unwrap_or_else(|e| panic!("app starts against oidc-provider: {e}"));
@@ -80,6 +98,12 @@ impl Stack {
     /// Completes sign-in as alice from wherever the current tab is (login form, consent page,
     /// or already on its way back) until the tab shows an app page; returns its URL.
     async fn sign_in(&self) -> Url {
+        self.sign_in_until(false).await
+    }
+
+    /// Like [`Stack::sign_in`]; with `or_callback_page`, a page the callback itself shows (an
+    /// error: a successful callback redirects) also ends the sign-in.
+    async fn sign_in_until(&self, or_callback_page: bool) -> Url {
         let b = &self.browser;
         for _ in 0..6 {
             let page = b
@@ -88,7 +112,8 @@ impl Stack {
                     WAIT,
                     || async {
                         let url = b.url().await;
-                        if self.is_app(&url) && url.path() != "/auth/callback" {
+                        if self.is_app(&url) && (url.path() != "/auth/callback" || or_callback_page)
+                        {
                             return Some(Page::App(url));
                         }
                         if b.try_find(LOGIN_FORM).await.is_some() {
@@ -180,10 +205,12 @@ async fn code_flow_logs_in_through_the_provider_pages() {
             "an http app gets no Secure cookie: {cookie:?}"
         );
     }
-    // Login transaction cookies are scoped to /auth and gone after the callback.
+    // Login transaction cookies are scoped to /auth (so `GET /cookie` on /me never lists
+    // them: ask the whole store) and gone after the callback.
+    let all = b.all_cookies().await;
     assert!(
-        cookies.iter().all(|c| !c.name.starts_with("oidc_tx_")),
-        "{cookies:?}"
+        all.iter().all(|c| !c.name.starts_with(TX_COOKIE_PREFIX)),
+        "{all:?}"
     );
     // The provider's own cookies stay on the provider's site.
     assert!(
@@ -329,4 +356,281 @@ async fn logout_confirms_at_the_provider_and_returns_to_the_app() {
     // The provider session is over too: /me asks for the password again.
     b.goto(s.app.url("/me")).await;
     s.wait_for_login_page().await;
+}
+
+/// What a `form_post` login looked like in the browser, for the checks and for the artifacts.
+struct FormPostLogin {
+    /// The form fields Chromium posted to the callback (names only).
+    posted_fields: Vec<String>,
+}
+
+/// Signs in as alice through a `form_post` flow (hybrid or code) and checks that Chromium
+/// carried the login-transaction cookie (`SameSite=None; Secure`, set over plain http on
+/// loopback) on the provider's cross-site POST to the callback, and that the tab lands on `/me`.
+/// When it does not, fails with the stored cookie, the cookies Chromium considered for the POST
+/// (with its reasons for withholding them) and a screenshot, all saved as artifacts.
+async fn form_post_login(s: &Stack) -> FormPostLogin {
+    let b = &s.browser;
+    b.goto(s.app.url("/me")).await;
+    s.wait_for_login_page().await;
+
+    // The transaction cookie as Chromium stored it, before any login (it is scoped to /auth,
+    // so only the whole cookie store shows it, not `GET /cookie`).
+    let stored = b.all_cookies().await;
+    let before = b.network_events().await;
+    save_artifact(
+        b,
+        "cookies-before-login.txt",
+        &stored
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} domain={:?} path={:?} SameSite={:?} Secure={} HttpOnly={}\n",
+                    c.name, c.domain, c.path, c.same_site, c.secure, c.http_only
+                )
+            })
+            .collect::<String>(),
+    );
+    save_artifact(b, "network-to-login.txt", &app_network_log(s, &before));
+    let tx: Vec<_> = stored
+        .iter()
+        .filter(|c| c.name.starts_with(TX_COOKIE_PREFIX))
+        .collect();
+    let [tx] = tx.as_slice() else {
+        b.screenshot("no-transaction-cookie").await;
+        b.fail(format!(
+            "expected one stored login-transaction cookie; the store holds {stored:#?}\n\
+             app requests:\n{}",
+            app_network_log(s, &before)
+        ))
+        .await
+    };
+    let expected = (Some("127.0.0.1"), Some("/auth"), Some("None"), true, true);
+    let actual = (
+        tx.domain.as_deref(),
+        tx.path.as_deref(),
+        tx.same_site.as_deref(),
+        tx.secure,
+        tx.http_only,
+    );
+    assert_eq!(
+        actual, expected,
+        "(domain, path, SameSite, Secure, HttpOnly) of the stored transaction cookie {tx:?}"
+    );
+
+    // Sign in; the provider's auto-submitting page POSTs the answer cross-site to the callback.
+    let landed = s.sign_in_until(true).await;
+    let events = b.network_events().await;
+    let log = app_network_log(s, &events);
+    save_artifact(b, "network-sign-in.txt", &log);
+    let hops = document_hops_in(&events);
+    let listing = hops.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let Some(callback) = hops
+        .iter()
+        .find(|hop| s.is_app(&hop.url) && hop.url.path() == "/auth/callback")
+    else {
+        b.screenshot("no-callback").await;
+        b.fail(format!("the callback was never loaded: {listing:#?}"))
+            .await
+    };
+    let sent = hop_cookies(&events, &hops, callback);
+    let tx_sent = sent
+        .as_ref()
+        .and_then(|hop| {
+            hop.considered
+                .iter()
+                .find(|c| c.cookie.name == tx.name)
+                .map(|c| (c.sent(), hop.header.clone()))
+        })
+        .is_some_and(|(sent, header)| {
+            sent && header.is_some_and(|h| h.contains(&format!("{}=", tx.name)))
+        });
+    if landed.path() == "/auth/callback" || !tx_sent || callback.status != Some(302) {
+        let shot = b.screenshot("callback-refused").await;
+        b.fail(format!(
+            "the form_post callback did not log in (landed on {landed}; screenshot {}).\n\
+             stored transaction cookie before login: {tx:?}\n\
+             callback hop: {callback}\n\
+             cookies Chromium considered for the callback POST: {sent:#?}\n\
+             document loads: {listing:#?}\n\
+             app requests:\n{log}",
+            shot.display()
+        ))
+        .await;
+    }
+    assert_eq!(callback.method, "POST", "{listing:#?}");
+    assert!(
+        hops.iter().all(|hop| hop.status.is_none_or(|st| st < 400)),
+        "{listing:#?}"
+    );
+    assert_eq!(landed.as_str(), s.app.url("/me").as_str());
+    s.assert_on_me(None).await;
+    b.screenshot("me").await;
+    assert_cookies_after_login(b).await;
+    FormPostLogin {
+        posted_fields: posted_fields(&events, &callback.request_id),
+    }
+}
+
+/// After a login: the session cookie is `SameSite=Lax` and HttpOnly, and no login-transaction
+/// cookie is left anywhere in the store.
+async fn assert_cookies_after_login(b: &Session) {
+    let cookies = b.cookies().await;
+    let session: Vec<_> = cookies
+        .iter()
+        .filter(|c| is_session_cookie(&c.name))
+        .collect();
+    if session.is_empty() {
+        b.fail(format!("no session cookie stored: {cookies:?}"))
+            .await;
+    }
+    for cookie in session {
+        assert!(cookie.http_only, "not HttpOnly: {cookie:?}");
+        assert_eq!(cookie.same_site.as_deref(), Some("Lax"), "{cookie:?}");
+    }
+    // `GET /cookie` on /me cannot see cookies scoped to /auth: ask the whole store.
+    let all = b.all_cookies().await;
+    assert!(
+        all.iter().all(|c| !c.name.starts_with(TX_COOKIE_PREFIX)),
+        "a login-transaction cookie is left: {all:#?}"
+    );
+}
+
+fn is_session_cookie(name: &str) -> bool {
+    name == SESSION_COOKIE
+        || name
+            .strip_prefix(SESSION_COOKIE)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+}
+
+/// The names of the form fields of request `request_id`'s POST body, when Chromium logged it.
+fn posted_fields(events: &[NetworkEvent], request_id: &str) -> Vec<String> {
+    events
+        .iter()
+        .find(|e| e.method == "Network.requestWillBeSent" && e.params["requestId"] == request_id)
+        .and_then(|e| e.params["request"]["postData"].as_str())
+        .map(|body| {
+            url::form_urlencoded::parse(body.as_bytes())
+                .map(|(name, _)| name.into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The app's requests among `events`: method, URL, status, the `Cookie` header sent, and the
+/// cookies Chromium withheld or refused to store, with its reasons.
+fn app_network_log(s: &Stack, events: &[NetworkEvent]) -> String {
+    let mut out = String::new();
+    let hops = document_hops_in(events);
+    for hop in hops.iter().filter(|hop| s.is_app(&hop.url)) {
+        out.push_str(&format!("{hop}\n"));
+        let Some(sent) = hop_cookies(events, &hops, hop) else {
+            out.push_str("  (no cookie information logged)\n");
+            continue;
+        };
+        let names = sent.header.as_deref().map(cookie_names);
+        out.push_str(&format!("  Cookie header with: {names:?}\n"));
+        for c in sent.considered.iter().filter(|c| !c.sent()) {
+            out.push_str(&format!(
+                "  withheld {} (path {:?}): {:?}\n",
+                c.cookie.name, c.cookie.path, c.blocked_reasons
+            ));
+        }
+    }
+    for event in events {
+        if event.method != "Network.responseReceivedExtraInfo" {
+            continue;
+        }
+        for blocked in event.params["blockedCookies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let line = blocked["cookieLine"].as_str().unwrap_or_default();
+            let attributes = line.split_once(';').map_or("", |(_, attrs)| attrs);
+            out.push_str(&format!(
+                "  Set-Cookie refused: {}=…;{attributes} {}\n",
+                cookie_names(line).first().map_or("", String::as_str),
+                blocked["blockedReasons"]
+            ));
+        }
+    }
+    out
+}
+
+/// The cookies Chromium considered for `hop`: redirect hops share a request id, and their
+/// `requestWillBeSentExtraInfo` events come in hop order.
+fn hop_cookies(
+    events: &[NetworkEvent],
+    hops: &[DocumentHop],
+    hop: &DocumentHop,
+) -> Option<RequestCookies> {
+    let index = hops
+        .iter()
+        .filter(|other| other.request_id == hop.request_id)
+        .position(|other| std::ptr::eq(other, hop))?;
+    request_cookies(events, &hop.request_id)
+        .into_iter()
+        .nth(index)
+}
+
+/// The cookie names of a `Cookie` header (values left out of logs and artifacts).
+fn cookie_names(header: &str) -> Vec<String> {
+    header
+        .split(';')
+        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name.trim().to_owned()))
+        .collect()
+}
+
+fn save_artifact(b: &Session, name: &str, contents: &str) {
+    let path = b.artifacts_dir().join(name);
+    std::fs::write(&path, contents).unwrap_or_else(|err| panic!("write {}: {err}", path.display()));
+}
+
+#[tokio::test]
+async fn hybrid_flow_with_form_post_logs_in_cross_site() {
+    let s = Stack::start_with(
+        "hybrid_flow_with_form_post_logs_in_cross_site",
+        |client| {
+            client.response_types(&["code id_token"]).grant_types(&[
+                "authorization_code",
+                "refresh_token",
+                "implicit",
+            ])
+        },
+        |app| app.response_type(ResponseType::CodeIdToken),
+    )
+    .await;
+    let login = form_post_login(&s).await;
+    for field in ["code", "id_token", "state"] {
+        assert!(
+            login.posted_fields.iter().any(|f| f == field),
+            "the form_post carries {field}: {:?}",
+            login.posted_fields
+        );
+    }
+}
+
+#[tokio::test]
+async fn code_flow_with_form_post_logs_in_cross_site() {
+    let s = Stack::start_with(
+        "code_flow_with_form_post_logs_in_cross_site",
+        |client| client,
+        |app| app.response_mode(ResponseMode::FormPost),
+    )
+    .await;
+    let login = form_post_login(&s).await;
+    for field in ["code", "state"] {
+        assert!(
+            login.posted_fields.iter().any(|f| f == field),
+            "the form_post carries {field}: {:?}",
+            login.posted_fields
+        );
+    }
+    assert!(
+        !login.posted_fields.iter().any(|f| f == "id_token"),
+        "{:?}",
+        login.posted_fields
+    );
 }

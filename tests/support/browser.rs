@@ -394,6 +394,8 @@ pub(crate) struct Cookie {
 /// One hop of a document load, from Chromium's network log: redirects are separate hops.
 #[derive(Debug, Clone)]
 pub(crate) struct DocumentHop {
+    /// Chromium's request id, shared by the hops of one redirect chain.
+    pub(crate) request_id: String,
     pub(crate) method: String,
     pub(crate) url: Url,
     /// The response status, when Chromium logged a response.
@@ -407,6 +409,124 @@ impl fmt::Display for DocumentHop {
             None => write!(f, "{} {} -> (no response)", self.method, self.url),
         }
     }
+}
+
+/// One `Network.*` DevTools event of Chromium's performance log.
+#[derive(Debug, Clone)]
+pub(crate) struct NetworkEvent {
+    /// E.g. `Network.requestWillBeSent`.
+    pub(crate) method: String,
+    pub(crate) params: Value,
+}
+
+/// The document loads among `events`: every redirect hop, with its status, in order.
+pub(crate) fn document_hops_in(events: &[NetworkEvent]) -> Vec<DocumentHop> {
+    let mut hops: Vec<DocumentHop> = Vec::new();
+    let set_status = |hops: &mut Vec<DocumentHop>, id: &str, status: &Value| {
+        let status = status.as_f64().map(|s| s as u16);
+        if let Some(hop) = hops.iter_mut().rev().find(|hop| hop.request_id == id) {
+            hop.status = hop.status.or(status);
+        }
+    };
+    for event in events {
+        let params = &event.params;
+        if params["type"] != "Document" {
+            continue;
+        }
+        let id = params["requestId"].as_str().unwrap_or_default();
+        match event.method.as_str() {
+            "Network.requestWillBeSent" => {
+                if params["redirectResponse"].is_object() {
+                    set_status(&mut hops, id, &params["redirectResponse"]["status"]);
+                }
+                let Ok(url) = Url::parse(params["request"]["url"].as_str().unwrap_or_default())
+                else {
+                    continue;
+                };
+                let method = params["request"]["method"]
+                    .as_str()
+                    .unwrap_or("GET")
+                    .to_owned();
+                hops.push(DocumentHop {
+                    request_id: id.to_owned(),
+                    method,
+                    url,
+                    status: None,
+                });
+            }
+            "Network.responseReceived" => {
+                set_status(&mut hops, id, &params["response"]["status"]);
+            }
+            _ => {}
+        }
+    }
+    hops
+}
+
+/// The cookies of one request as Chromium sent it (`Network.requestWillBeSentExtraInfo`).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestCookies {
+    /// The `Cookie` header sent, if any.
+    pub(crate) header: Option<String>,
+    /// Every cookie Chromium considered, with why it was withheld (empty when sent).
+    pub(crate) considered: Vec<ConsideredCookie>,
+}
+
+/// A cookie Chromium considered for a request.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsideredCookie {
+    pub(crate) cookie: Cookie,
+    /// DevTools `CookieBlockedReason`s; empty when the cookie was sent.
+    pub(crate) blocked_reasons: Vec<String>,
+    /// Why a cookie that would have been withheld was sent anyway, if it was.
+    pub(crate) exemption: Option<String>,
+}
+
+impl ConsideredCookie {
+    pub(crate) fn sent(&self) -> bool {
+        self.blocked_reasons.is_empty()
+    }
+}
+
+/// The cookies of every hop of request `request_id` (redirect hops share an id), in order.
+pub(crate) fn request_cookies(events: &[NetworkEvent], request_id: &str) -> Vec<RequestCookies> {
+    events
+        .iter()
+        .filter(|event| {
+            event.method == "Network.requestWillBeSentExtraInfo"
+                && event.params["requestId"] == request_id
+        })
+        .map(|event| {
+            let headers = event.params["headers"].as_object();
+            let header = headers.and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+                    .and_then(|(_, value)| value.as_str())
+                    .map(str::to_owned)
+            });
+            let considered = event.params["associatedCookies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|entry| {
+                    let cookie = serde_json::from_value(entry["cookie"].clone()).ok()?;
+                    let blocked_reasons =
+                        serde_json::from_value(entry["blockedReasons"].clone()).unwrap_or_default();
+                    let exemption = entry["exemptionReason"]
+                        .as_str()
+                        .filter(|reason| *reason != "None")
+                        .map(str::to_owned);
+                    Some(ConsideredCookie {
+                        cookie,
+                        blocked_reasons,
+                        exemption,
+                    })
+                })
+                .collect();
+            RequestCookies { header, considered }
+        })
+        .collect()
 }
 
 /// A WebDriver error answer.
@@ -857,8 +977,14 @@ impl Session {
     }
 
     /// Document loads (every redirect hop, with its status) logged by Chromium since the last
-    /// call, in order, for every tab.
+    /// read of the performance log, in order, for every tab.
     pub(crate) async fn document_hops(&self) -> Vec<DocumentHop> {
+        document_hops_in(&self.network_events().await)
+    }
+
+    /// Chromium's `Network.*` DevTools events logged since the last read of the performance log
+    /// (which this read empties), in order, for every tab.
+    pub(crate) async fn network_events(&self) -> Vec<NetworkEvent> {
         let entries = self
             .must(
                 "read the performance log",
@@ -867,55 +993,50 @@ impl Session {
                 Some(json!({ "type": "performance" })),
             )
             .await;
-        let mut hops: Vec<(String, DocumentHop)> = Vec::new();
-        let set_status = |hops: &mut Vec<(String, DocumentHop)>, id: &str, status: &Value| {
-            let status = status.as_f64().map(|s| s as u16);
-            if let Some((_, hop)) = hops.iter_mut().rev().find(|(hop_id, _)| hop_id == id) {
-                hop.status = hop.status.or(status);
-            }
-        };
+        let mut events = Vec::new();
         for entry in entries.as_array().into_iter().flatten() {
             let Some(message) = entry["message"].as_str() else {
                 continue;
             };
-            let Ok(event) = serde_json::from_str::<Value>(message) else {
+            let Ok(mut event) = serde_json::from_str::<Value>(message) else {
                 continue;
             };
-            let event = &event["message"];
-            let params = &event["params"];
-            if params["type"] != "Document" {
+            let event = event["message"].take();
+            let Some(method) = event["method"].as_str() else {
                 continue;
-            }
-            let id = params["requestId"].as_str().unwrap_or_default().to_owned();
-            match event["method"].as_str() {
-                Some("Network.requestWillBeSent") => {
-                    if params["redirectResponse"].is_object() {
-                        set_status(&mut hops, &id, &params["redirectResponse"]["status"]);
-                    }
-                    let Ok(url) = Url::parse(params["request"]["url"].as_str().unwrap_or_default())
-                    else {
-                        continue;
-                    };
-                    let method = params["request"]["method"]
-                        .as_str()
-                        .unwrap_or("GET")
-                        .to_owned();
-                    hops.push((
-                        id,
-                        DocumentHop {
-                            method,
-                            url,
-                            status: None,
-                        },
-                    ));
-                }
-                Some("Network.responseReceived") => {
-                    set_status(&mut hops, &id, &params["response"]["status"]);
-                }
-                _ => {}
+            };
+            if method.starts_with("Network.") {
+                events.push(NetworkEvent {
+                    method: method.to_owned(),
+                    params: event["params"].clone(),
+                });
             }
         }
-        hops.into_iter().map(|(_, hop)| hop).collect()
+        events
+    }
+
+    /// Runs a Chrome DevTools Protocol command through chromedriver; its result.
+    pub(crate) async fn cdp(&self, command: &str, params: Value) -> Value {
+        self.must(
+            &format!("run the DevTools command {command}"),
+            Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": command, "params": params })),
+        )
+        .await
+    }
+
+    /// Every cookie of the browser's cookie store, whatever its site and path (DevTools
+    /// `Storage.getCookies`), where [`Session::cookies`] lists only those the current page gets.
+    pub(crate) async fn all_cookies(&self) -> Vec<Cookie> {
+        let value = self.cdp("Storage.getCookies", json!({})).await;
+        match serde_json::from_value(value["cookies"].clone()) {
+            Ok(cookies) => cookies,
+            Err(err) => {
+                self.fail(format!("unexpected DevTools cookie list ({err}): {value}"))
+                    .await
+            }
+        }
     }
 
     /// Polls `check` every 100 ms until it gives a value; after `timeout`, panics naming
