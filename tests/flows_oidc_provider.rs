@@ -239,7 +239,8 @@ async fn private_key_jwt_client_authentication() {
     )
     .await;
     let app = start_app_on(listener, provider.issuer(), "rp-signed", |b| {
-        b.client_key(key).client_auth(tower_oidc::ClientAuth::PrivateKeyJwt)
+        b.client_key(key)
+            .client_auth(tower_oidc::ClientAuth::PrivateKeyJwt)
     })
     .await
     .unwrap_or_else(|e| panic!("app starts: {e}"));
@@ -252,6 +253,12 @@ async fn private_key_jwt_client_authentication() {
         "alice",
     )
     .await;
-    assert_eq!(nav.status, StatusCode::OK, "{}\n{}", nav.body, provider.logs());
+    assert_eq!(
+        nav.status,
+        StatusCode::OK,
+        "{}\n{}",
+        nav.body,
+        provider.logs()
+    );
     assert_eq!(nav.json()["sub"], "alice");
 }

@@ -4,7 +4,7 @@
 mod support;
 
 use reqwest::StatusCode;
-use support::app::{bind_loopback, start_app_on, TestApp};
+use support::app::{bind_loopback, start_app_on, Browser, TestApp};
 use support::oidc_provider::{
     browser_client, login, logout, ClientConfig, NodeProvider, ProviderOptions,
 };
@@ -238,4 +238,127 @@ async fn opaque_tokens_are_introspected_active_and_revoked() {
     // A made-up opaque token is inactive too.
     let (status, _) = call(&app, "/me", "made-up-token-value").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// A provider with short-lived access tokens, rotating refresh tokens and back-channel
+/// logout to the app; the app asks for `offline_access`.
+async fn lifecycle_setup() -> (NodeProvider, TestApp) {
+    let listener = bind_loopback().await;
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let provider = NodeProvider::start(
+        ProviderOptions::new()
+            .access_token_ttl(2)
+            .rotate_refresh_tokens(true)
+            .client(
+                ClientConfig::confidential(CONFIDENTIAL.0, CONFIDENTIAL.1)
+                    .redirect_uri(&format!("{base}/auth/callback"))
+                    .post_logout_redirect_uri(&format!("{base}/"))
+                    .backchannel_logout_uri(&format!("{base}/auth/backchannel-logout")),
+            ),
+    )
+    .await;
+    let app = start_app_on(listener, provider.issuer(), CONFIDENTIAL.0, |b| {
+        b.client_secret(CONFIDENTIAL.1)
+            .scopes(["openid", "profile", "email", "offline_access"])
+            .refresh_margin(std::time::Duration::ZERO)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("app starts: {e}"));
+    (provider, app)
+}
+
+fn session_cookie_of(res_headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let cookies: Vec<String> = res_headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|c| c.starts_with("oidc_session") && !c.contains("Max-Age=0"))
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+        .collect();
+    (!cookies.is_empty()).then(|| cookies.join("; "))
+}
+
+async fn whoami_with_cookie(app: &TestApp, cookie: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(app.url("/whoami"))
+        .header("accept", "application/json")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// Logs in through the provider's pages; returns the browser and the app's session cookie.
+async fn logged_in(provider: &NodeProvider, app: &TestApp) -> (Browser, String) {
+    let browser = Browser::new();
+    let start = app.url("/auth/login?return_to=/me");
+    let nav = login(
+        &browser.client,
+        provider.issuer(),
+        start.as_str(),
+        "alice",
+        "alice",
+    )
+    .await;
+    assert_eq!(
+        nav.status,
+        StatusCode::OK,
+        "{}\n{}",
+        nav.body,
+        provider.logs()
+    );
+    let cookie = browser
+        .cookies(&app.url("/"))
+        .split("; ")
+        .filter(|c| c.starts_with("oidc_session"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(!cookie.is_empty());
+    (browser, cookie)
+}
+
+#[tokio::test]
+async fn refresh_with_rotation() {
+    let (provider, app) = lifecycle_setup().await;
+    let (_browser, old) = logged_in(&provider, &app).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let res = whoami_with_cookie(&app, &old).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", provider.logs());
+    let new = session_cookie_of(res.headers()).expect("refreshed session cookie");
+    // within the grace window the old cookie gets the same refreshed session
+    let again = whoami_with_cookie(&app, &old).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert!(session_cookie_of(again.headers()).is_some());
+    // and after the next expiry the new cookie refreshes with the rotated token
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let res = whoami_with_cookie(&app, &new).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", provider.logs());
+    assert!(session_cookie_of(res.headers()).is_some());
+}
+
+#[tokio::test]
+async fn backchannel_logout_ends_the_app_session() {
+    let (provider, app) = lifecycle_setup().await;
+    let (browser, cookie) = logged_in(&provider, &app).await;
+    assert_eq!(
+        whoami_with_cookie(&app, &cookie).await.status(),
+        StatusCode::OK
+    );
+    // End the session at the provider, not through the app.
+    let end = logout(
+        &browser.client,
+        provider.issuer(),
+        &provider.url("/session/end"),
+    )
+    .await;
+    assert!(end.status.is_success(), "{} {}", end.status, end.body);
+    let mut status = StatusCode::OK;
+    for _ in 0..50 {
+        status = whoami_with_cookie(&app, &cookie).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", provider.logs());
 }

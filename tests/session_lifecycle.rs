@@ -92,7 +92,10 @@ async fn expired_access_token_is_refreshed_and_the_cookie_updated() {
     assert_eq!(res.status(), StatusCode::OK);
     let new = new_session_cookie(&res).expect("a refreshed session cookie");
     let new_token = res.text().await.unwrap();
-    assert_ne!(new_token, old_token, "handlers get the refreshed access token");
+    assert_ne!(
+        new_token, old_token,
+        "handlers get the refreshed access token"
+    );
     assert_eq!(dev.stats().token_requests, 2);
 
     // the new cookie needs no refresh
@@ -119,7 +122,11 @@ async fn fifty_concurrent_requests_share_one_refresh() {
         cookies.insert(new_session_cookie(&res).expect("each answer carries the new session"));
         assert_eq!(res.text().await.unwrap().split(' ').nth(1), Some("alice"));
     }
-    assert_eq!(dev.stats().token_requests, before + 1, "exactly one refresh");
+    assert_eq!(
+        dev.stats().token_requests,
+        before + 1,
+        "exactly one refresh"
+    );
     assert_eq!(cookies.len(), 50, "fresh nonces, one session");
 
     // Within the grace window the old cookie still works without replaying the rotated
@@ -204,13 +211,14 @@ async fn clocked(
     dev.set_auto_login(Some("alice"));
     let client = dev.confidential_client().clone();
     let secret = client.secret.clone().expect("secret");
-    let app = start_app(dev.issuer(), &client.id, move |b| {
-        configure(b.client_secret(secret).clock(move || {
-            SystemTime::now() + Duration::from_secs(offset.load(Ordering::Relaxed))
-        }))
-    })
-    .await
-    .expect("app");
+    let app =
+        start_app(dev.issuer(), &client.id, move |b| {
+            configure(b.client_secret(secret).clock(move || {
+                SystemTime::now() + Duration::from_secs(offset.load(Ordering::Relaxed))
+            }))
+        })
+        .await
+        .expect("app");
     (dev, app)
 }
 
@@ -225,7 +233,10 @@ async fn rolling_idle_timeout_reissues_the_cookie_only_near_the_deadline() {
     offset.store(200, Ordering::Relaxed);
     let res = get_with(&app, "/me", &first).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(new_session_cookie(&res).is_none(), "not re-issued on every request");
+    assert!(
+        new_session_cookie(&res).is_none(),
+        "not re-issued on every request"
+    );
 
     offset.store(400, Ordering::Relaxed);
     let res = get_with(&app, "/me", &first).await;
@@ -233,7 +244,10 @@ async fn rolling_idle_timeout_reissues_the_cookie_only_near_the_deadline() {
     let touched = new_session_cookie(&res).expect("re-issued past half the idle time");
 
     offset.store(900, Ordering::Relaxed);
-    assert_eq!(get_with(&app, "/me", &touched).await.status(), StatusCode::OK);
+    assert_eq!(
+        get_with(&app, "/me", &touched).await.status(),
+        StatusCode::OK
+    );
     let idle = get_with(&app, "/me", &first).await;
     assert_eq!(idle.status(), StatusCode::UNAUTHORIZED, "idle for 900 s");
 }
@@ -283,9 +297,14 @@ async fn size_choices_shrink_the_session() {
         "{} vs {full_len}",
         small_cookie.len()
     );
-    let me: serde_json::Value =
-        serde_json::from_str(&get_with(&small, "/me", &small_cookie).await.text().await.unwrap())
-            .unwrap();
+    let me: serde_json::Value = serde_json::from_str(
+        &get_with(&small, "/me", &small_cookie)
+            .await
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(me["email"], "alice@example.com");
     assert!(me.get("name").is_none());
     // no access token kept: the extractor says so
@@ -324,4 +343,110 @@ async fn leftover_chunks_of_a_larger_session_are_cleared() {
             "{chunk} cleared: {cookies:?}"
         );
     }
+}
+
+async fn backchannel(app: &TestApp, token: &str) -> (StatusCode, String) {
+    let res = reqwest::Client::new()
+        .post(app.url("/auth/backchannel-logout"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("logout_token={token}"))
+        .send()
+        .await
+        .expect("back-channel request");
+    let status = res.status();
+    (status, res.text().await.unwrap_or_default())
+}
+
+fn logout_claims(dev: &DevProvider, sid: &str) -> serde_json::Value {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    serde_json::json!({
+        "iss": dev.issuer(),
+        "aud": dev.confidential_client().id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": format!("jti-{sid}-{now}"),
+        "sid": sid,
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+    })
+}
+
+#[tokio::test]
+async fn backchannel_logout_token_revokes_the_session_and_every_bad_token_is_refused() {
+    let (dev, app) = setup(Duration::from_secs(600), |b| b).await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let cookie = session_header(&browser, &app);
+    let me: serde_json::Value =
+        serde_json::from_str(&get_with(&app, "/me", &cookie).await.text().await.unwrap()).unwrap();
+    let sid = me["sid"].as_str().expect("sid claim").to_owned();
+
+    let good = logout_claims(&dev, &sid);
+    let refused: Vec<(&str, String)> = vec![
+        ("wrong type", dev.sign_jwt("at+jwt", &good)),
+        ("bad signature", {
+            let t = dev.sign_jwt("logout+jwt", &good);
+            format!("{}AAAA", &t[..t.len() - 4])
+        }),
+        ("nonce", {
+            let mut c = good.clone();
+            c["nonce"] = "n".into();
+            dev.sign_jwt("logout+jwt", &c)
+        }),
+        ("no events", {
+            let mut c = good.clone();
+            c.as_object_mut().unwrap().remove("events");
+            dev.sign_jwt("logout+jwt", &c)
+        }),
+        ("other audience", {
+            let mut c = good.clone();
+            c["aud"] = "someone-else".into();
+            dev.sign_jwt("logout+jwt", &c)
+        }),
+        ("other issuer", {
+            let mut c = good.clone();
+            c["iss"] = "https://evil.example.com".into();
+            dev.sign_jwt("logout+jwt", &c)
+        }),
+        ("no sid or sub", {
+            let mut c = good.clone();
+            c.as_object_mut().unwrap().remove("sid");
+            dev.sign_jwt("logout+jwt", &c)
+        }),
+        ("not a JWT", "garbage".to_owned()),
+    ];
+    for (what, token) in refused {
+        let (status, body) = backchannel(&app, &token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+        assert!(body.contains("invalid_request"), "{what}: {body}");
+    }
+    assert_eq!(
+        get_with(&app, "/me", &cookie).await.status(),
+        StatusCode::OK,
+        "still logged in"
+    );
+
+    let token = dev.sign_jwt("logout+jwt", &good);
+    assert_eq!(backchannel(&app, &token).await.0, StatusCode::OK);
+    assert_eq!(
+        get_with(&app, "/me", &cookie).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "revoked"
+    );
+    let (status, body) = backchannel(&app, &token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "replayed jti: {body}");
+    let get = reqwest::Client::new()
+        .get(app.url("/auth/backchannel-logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // A new login after the logout is a new session, untouched by the old revocation.
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let fresh = session_header(&browser, &app);
+    assert_eq!(get_with(&app, "/me", &fresh).await.status(), StatusCode::OK);
 }

@@ -54,13 +54,20 @@ async fn logout(inner: &Inner, form: &str) -> Result<(), (StatusCode, &'static s
             ),
             VerifyError::Jwt(_) => bad("logout token signature is invalid"),
         })?;
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&payload).map_err(|_| bad("logout token claims are not an object"))?;
+    let claims: Map<String, Value> = serde_json::from_slice(&payload)
+        .map_err(|_| bad("logout token claims are not an object"))?;
     let config = &inner.config;
     let now = config.now();
     let skew = config.clock_skew.as_secs();
-    let checked = check_logout_claims(&claims, &meta.issuer, &config.client_id, now, skew, MAX_TOKEN_AGE)
-        .map_err(bad)?;
+    let checked = check_logout_claims(
+        &claims,
+        &meta.issuer,
+        &config.client_id,
+        now,
+        skew,
+        MAX_TOKEN_AGE,
+    )
+    .map_err(bad)?;
     let store = &config.revocations;
     let jti_until = now + MAX_TOKEN_AGE + 2 * skew;
     if !store.first_use_of_jti(&meta.issuer, &checked.jti, jti_until, now) {

@@ -86,7 +86,18 @@ pub(crate) async fn refresh(
             }
         }
     };
-    flight.await
+    let result = flight.await;
+    if matches!(&result, Err(e) if e.kind() == AuthErrorKind::ProviderUnavailable) {
+        // Remember successes and refusals for the grace window, not outages: the next
+        // request tries again.
+        inner
+            .refresher
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key);
+    }
+    result
 }
 
 /// One refresh at the token endpoint, with the checks of OpenID Connect Core §12.2.
