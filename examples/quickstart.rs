@@ -15,13 +15,18 @@
 //! | `OIDC_SCOPES`        | space-separated scopes, default `openid profile email`           |
 //! | `APP_URL`            | public base URL, default `http://127.0.0.1:3000`; the redirect URI is `APP_URL/auth/callback` |
 //! | `SESSION_KEY`        | master secret, base64url, at least 32 bytes (random per start when unset) |
-//! | `OIDC_CLIENT_AUTH`   | `client_secret_basic`, `client_secret_post` or `none`            |
+//! | `OIDC_RESPONSE_TYPE` | `code`, or `code id_token` (hybrid, answered with form_post)     |
+//! | `OIDC_RESPONSE_MODE` | `query` or `form_post` (default: `form_post` for hybrid, else `query`) |
+//! | `OIDC_CLIENT_AUTH`   | `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none` |
+//! | `OIDC_PRIVATE_KEY_FILE` | the client's private key (PKCS#8 PEM or JWK) for `private_key_jwt` |
 //! | `OIDC_USERINFO`      | `1` fetches userinfo at login, `0` does not                      |
 //! | `OIDC_AUTH_PARAMS`   | extra authorization parameters, e.g. `prompt=login&ui_locales=nb-NO` |
 //! | `OIDC_API_AUDIENCE`  | audience that bearer JWT access tokens must carry (default: the client id) |
 //!
 //! Routes: `/` (public), `/me` (login required; JSON with every claim), and the layer's
-//! `/auth/login`, `/auth/callback`, `/auth/logout`. `/me` also accepts
+//! `/auth/login`, `/auth/callback`, `/auth/logout` and `POST /auth/backchannel-logout`
+//! (register `APP_URL/auth/backchannel-logout` as the back-channel logout URI). With
+//! `offline_access` in `OIDC_SCOPES` the session refreshes its tokens automatically. `/me` also accepts
 //! `Authorization: Bearer <access token>`: JWTs checked against `OIDC_API_AUDIENCE`, opaque
 //! tokens through the provider's introspection endpoint.
 
@@ -31,7 +36,9 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_oidc::dev::DevProvider;
-use tower_oidc::{ClientAuth, Config, Identity, OidcLayer, SessionKey};
+use tower_oidc::{
+    ClientAuth, ClientKey, Config, Identity, OidcLayer, ResponseMode, ResponseType, SessionKey,
+};
 use tracing_subscriber::EnvFilter;
 
 fn var(name: &str) -> Option<String> {
@@ -103,8 +110,26 @@ async fn main() -> Result<(), Box<dyn Error>> {
         config = config.client_auth(match auth.as_str() {
             "client_secret_basic" => ClientAuth::ClientSecretBasic,
             "client_secret_post" => ClientAuth::ClientSecretPost,
+            "private_key_jwt" => ClientAuth::PrivateKeyJwt,
             "none" => ClientAuth::None,
             other => return Err(format!("OIDC_CLIENT_AUTH `{other}` is not supported").into()),
+        });
+    }
+    if let Some(path) = var("OIDC_PRIVATE_KEY_FILE") {
+        config = config.client_key(ClientKey::from_file(&path)?);
+    }
+    if let Some(response_type) = var("OIDC_RESPONSE_TYPE") {
+        config = config.response_type(match response_type.as_str() {
+            "code" => ResponseType::Code,
+            "code id_token" => ResponseType::CodeIdToken,
+            other => return Err(format!("OIDC_RESPONSE_TYPE `{other}` is not supported").into()),
+        });
+    }
+    if let Some(mode) = var("OIDC_RESPONSE_MODE") {
+        config = config.response_mode(match mode.as_str() {
+            "query" => ResponseMode::Query,
+            "form_post" => ResponseMode::FormPost,
+            other => return Err(format!("OIDC_RESPONSE_MODE `{other}` is not supported").into()),
         });
     }
     if let Some(flag) = var("OIDC_USERINFO") {

@@ -1,0 +1,125 @@
+//! The quickstart contract (DESIGN §5): the example binary, started with no provider
+//! configured, runs the development provider and serves a working browser login; `/me`
+//! answers by caller kind.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use support::app::Browser;
+use support::html;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use url::Url;
+
+/// The quickstart binary that `cargo test` builds next to the test binaries.
+fn quickstart_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join("examples").join("quickstart");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds the examples; run it without --test filters",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test]
+async fn quickstart_serves_a_working_login() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let app = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+    let mut child = tokio::process::Command::new(quickstart_binary())
+        .env("APP_URL", app.as_str())
+        .env_remove("OIDC_ISSUER")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("quickstart starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            printed.push(line.clone());
+            if line.starts_with("Listening on") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready, Ok(true), "quickstart output: {printed:?}");
+    assert!(
+        printed.iter().any(|l| l.contains("alice@example.com")),
+        "{printed:?}"
+    );
+
+    // caller kinds on /me without a session
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let me = app.join("/me").unwrap();
+    let get = |accept: &'static str, ct: Option<&'static str>| {
+        let mut req = http.get(me.clone()).header("accept", accept);
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        req.send()
+    };
+    assert_eq!(
+        get("text/html", None).await.unwrap().status(),
+        StatusCode::FOUND
+    );
+    assert_eq!(
+        get("application/json", None).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let grpc = get("*/*", Some("application/grpc")).await.unwrap();
+    assert_eq!(grpc.status(), StatusCode::OK);
+    assert_eq!(grpc.headers()["grpc-status"], "16");
+
+    // a browser login through the development provider's login page
+    let browser = Browser::new();
+    let page = browser.follow(&me).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let form = html::forms(&page.body)
+        .into_iter()
+        .find(|f| {
+            f.hidden_fields()
+                .iter()
+                .any(|(k, v)| k == "sub" && v == "alice")
+        })
+        .unwrap_or_else(|| panic!("no login button for alice: {}", page.body));
+    let action = page.url.join(&form.action).unwrap();
+    let res = browser
+        .client
+        .post(action)
+        .form(&form.hidden_fields())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let next = page
+        .url
+        .join(res.headers()["location"].to_str().unwrap())
+        .unwrap();
+    let landing = browser.follow(&next).await;
+    assert_eq!(landing.url.as_str(), me.as_str());
+    let claims = landing.json();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["email"], "alice@example.com");
+    assert!(claims["name"].is_string());
+    let home = browser.get(&app).await.text().await.unwrap();
+    assert!(home.contains("Log out"), "{home}");
+    let _ = child.kill().await;
+}
