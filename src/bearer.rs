@@ -324,10 +324,11 @@ impl Inner {
         let scope = scope_of(&claims_json);
         Ok(Identity::from_parts(
             subject.to_owned(),
-            issuer.to_owned(),
-            claims_json,
+            issuer.into(),
+            claims_json.into(),
             scope,
             Source::Bearer,
+            None,
         ))
     }
 

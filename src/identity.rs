@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -52,12 +53,13 @@ pub struct Identity {
 
 struct Inner {
     subject: String,
-    issuer: String,
-    claims_json: Vec<u8>,
+    issuer: Arc<str>,
+    claims_json: Bytes,
     claims: OnceLock<Map<String, Value>>,
     /// Granted scopes, space-separated.
     scope: String,
     source: Source,
+    access_token: Option<AccessToken>,
 }
 
 /// How the caller proved who it is.
@@ -101,21 +103,22 @@ impl Identity {
         mut claims: Map<String, Value>,
     ) -> Self {
         let subject = subject.into();
-        let issuer = issuer.into();
+        let issuer: String = issuer.into();
         claims.insert("sub".into(), Value::String(subject.clone()));
         claims.insert("iss".into(), Value::String(issuer.clone()));
-        let claims_json = serde_json::to_vec(&claims).unwrap_or_default();
+        let claims_json = Bytes::from(serde_json::to_vec(&claims).unwrap_or_default());
         let scope = crate::bearer::scope_of(&claims_json);
         let lock = OnceLock::new();
         let _ = lock.set(claims);
         Self {
             inner: Arc::new(Inner {
                 subject,
-                issuer,
+                issuer: issuer.into(),
                 claims_json,
                 claims: lock,
                 scope,
                 source: Source::Session,
+                access_token: None,
             }),
         }
     }
@@ -123,10 +126,11 @@ impl Identity {
     /// From a session or a validated token: claims stay serialized until asked for.
     pub(crate) fn from_parts(
         subject: String,
-        issuer: String,
-        claims_json: Vec<u8>,
+        issuer: Arc<str>,
+        claims_json: Bytes,
         scope: String,
         source: Source,
+        access_token: Option<AccessToken>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -136,8 +140,15 @@ impl Identity {
                 claims: OnceLock::new(),
                 scope,
                 source,
+                access_token,
             }),
         }
+    }
+
+    /// The session's access token, when one is kept (see
+    /// [`ConfigBuilder::store_access_token`](crate::ConfigBuilder::store_access_token)).
+    pub(crate) fn access_token(&self) -> Option<&AccessToken> {
+        self.inner.access_token.as_ref()
     }
 
     /// How the caller authenticated: session cookie or bearer token.
@@ -261,12 +272,13 @@ impl fmt::Debug for Identity {
 /// ```
 #[derive(Clone)]
 pub struct AccessToken {
-    token: Arc<str>,
+    /// UTF-8 (checked where it was read).
+    token: Bytes,
     expires_at: u64,
 }
 
 impl AccessToken {
-    pub(crate) fn new(token: impl Into<Arc<str>>, expires_at: u64) -> Self {
+    pub(crate) fn new(token: impl Into<Bytes>, expires_at: u64) -> Self {
         Self {
             token: token.into(),
             expires_at,
@@ -275,7 +287,7 @@ impl AccessToken {
 
     /// The token, to send as `Authorization: Bearer`. Never log it.
     pub fn secret(&self) -> &str {
-        &self.token
+        std::str::from_utf8(&self.token).unwrap_or_default()
     }
 
     /// When it expires, if known.
@@ -302,7 +314,7 @@ mod extract {
     use axum_core::response::{IntoResponse, Response};
     use http::request::Parts;
 
-    use super::{AccessToken, Identity};
+    use super::{AccessToken, Identity, Source};
     use crate::error::{AuthError, AuthErrorKind};
     use crate::layer::Handle;
     use crate::response::{self, caller_kind};
@@ -353,10 +365,22 @@ mod extract {
         type Rejection = LoginRequired;
 
         async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-            match parts.extensions.get::<AccessToken>() {
-                Some(token) => Ok(token.clone()),
-                None => Err(login_required(parts)),
+            let Some(identity) = parts.extensions.get::<Identity>() else {
+                return Err(login_required(parts));
+            };
+            if let Some(token) = identity.access_token() {
+                return Ok(token.clone());
             }
+            // A bearer caller: the token it sent (validated by the layer).
+            if identity.source() == Source::Bearer {
+                if let Some(Ok(token)) = crate::bearer::bearer_token(&parts.headers) {
+                    return Ok(AccessToken::new(
+                        bytes::Bytes::copy_from_slice(token.as_bytes()),
+                        0,
+                    ));
+                }
+            }
+            Err(login_required(parts))
         }
     }
 
@@ -403,9 +427,10 @@ mod tests {
         let id = Identity::from_parts(
             "alice".into(),
             "https://id.example.com".into(),
-            br#"{"sub":"alice","name":"Alice","email":"a@example.com","n":3}"#.to_vec(),
+            Bytes::from_static(br#"{"sub":"alice","name":"Alice","email":"a@example.com","n":3}"#),
             "openid email".into(),
             Source::Session,
+            None,
         );
         assert!(id.has_scope("email") && !id.has_scope("mail"));
         assert_eq!(id.source(), Source::Session);

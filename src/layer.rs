@@ -17,7 +17,7 @@ use crate::provider::Provider;
 use crate::response::{self, caller_kind, CallerKind, Page};
 use crate::service::OidcService;
 use crate::session::cookie::{chunk, find_chunked, Cookies, Sealer};
-use crate::session::Session;
+use crate::session::{Session, SessionRef};
 
 /// The OpenID Connect layer: serves the login, callback and logout routes, opens the
 /// session cookie on every other request and puts an [`Identity`] into its extensions.
@@ -142,6 +142,7 @@ impl OidcLayer {
             cookies,
             paths,
             fetch_userinfo,
+            issuer: Arc::from(provider.metadata.issuer.as_str()),
             bearer_cache: TokenCache::new(config.bearer_cache_capacity),
             provider,
             config,
@@ -185,6 +186,8 @@ pub(crate) struct Inner {
     pub(crate) fetch_userinfo: bool,
     pub(crate) bearer_cache: TokenCache,
     pub(crate) refresher: Refresher,
+    /// The provider's issuer, shared by every session identity.
+    pub(crate) issuer: Arc<str>,
     pub(crate) store_id_token: bool,
     /// Whether the "session needs several cookies" warning was logged.
     size_warned: AtomicBool,
@@ -193,31 +196,47 @@ pub(crate) struct Inner {
 /// The session cookie as read from a request.
 #[derive(Debug, Default)]
 pub(crate) struct SessionRead {
-    /// The session, when the cookie opened and has not expired.
-    pub(crate) session: Option<Session>,
-    /// Names of every session cookie (or chunk) in the request.
-    pub(crate) names: Vec<String>,
+    /// The session, when the cookie opened and is live.
+    pub(crate) session: Option<SessionRef>,
+    /// Whether the request carries session cookies at all.
+    pub(crate) present: bool,
+    /// Names of the session cookies when they gave no session (to clear them).
+    pub(crate) stale: Vec<String>,
 }
 
 impl Inner {
     /// Opens the session cookie; a missing, tampered, foreign-key, oversized, expired, idle
     /// or revoked (back-channel logout) cookie gives no session.
     pub(crate) fn read_session(&self, headers: &HeaderMap) -> SessionRead {
-        let found = find_chunked(headers, &self.cookies.session);
+        let base = &self.cookies.session;
+        let found = find_chunked(headers, base);
+        if !found.any() {
+            return SessionRead::default();
+        }
         let now = self.config.now();
         let session = found
-            .value
-            .as_deref()
-            .and_then(|v| self.session_sealer.open(&self.cookies.session, v))
-            .and_then(|bytes| Session::decode(&bytes))
+            .value()
+            .and_then(|v| self.session_sealer.open(base, &v))
+            .and_then(SessionRef::parse)
             .filter(|s| self.is_live(s, now));
+        let stale = if session.is_none() {
+            found.names(base)
+        } else {
+            Vec::new()
+        };
         SessionRead {
             session,
-            names: found.names,
+            present: true,
+            stale,
         }
     }
 
-    fn is_live(&self, s: &Session, now: u64) -> bool {
+    /// Names of every session cookie (or chunk) in the request.
+    pub(crate) fn session_cookie_names(&self, headers: &HeaderMap) -> Vec<String> {
+        find_chunked(headers, &self.cookies.session).names(&self.cookies.session)
+    }
+
+    fn is_live(&self, s: &SessionRef, now: u64) -> bool {
         if s.expires_at <= now {
             return false;
         }
@@ -226,17 +245,14 @@ impl Inner {
                 return false;
             }
         }
-        !self.config.revocations.is_revoked(
-            &s.issuer,
-            s.sid.as_deref(),
-            &s.subject,
-            s.created_at,
-            now,
-        )
+        !self
+            .config
+            .revocations
+            .is_revoked(s.issuer(), s.sid(), s.subject(), s.created_at, now)
     }
 
     /// Whether the rolling deadline is near enough that the cookie should be re-issued.
-    pub(crate) fn needs_touch(&self, s: &Session, now: u64) -> bool {
+    pub(crate) fn needs_touch(&self, s: &SessionRef, now: u64) -> bool {
         self.config
             .idle_timeout
             .is_some_and(|idle| now.saturating_sub(s.last_seen) * 2 >= idle.as_secs())
@@ -301,10 +317,11 @@ impl Inner {
         })
     }
 
-    /// `Set-Cookie` values for a new session, clearing chunks of an older, larger one.
+    /// `Set-Cookie` values for a new session, clearing chunks of an older, larger one
+    /// (`old_names`: the session cookies the request carried).
     pub(crate) fn session_cookies(
         &self,
-        headers: &HeaderMap,
+        old_names: &[String],
         session: &Session,
     ) -> Result<Vec<String>, AuthError> {
         let base = &self.cookies.session;
@@ -331,11 +348,10 @@ impl Inner {
             deadline = deadline.min(session.last_seen.saturating_add(idle.as_secs()));
         }
         let max_age = deadline.saturating_sub(self.config.now());
-        let mut out: Vec<String> = find_chunked(headers, base)
-            .names
-            .into_iter()
-            .filter(|old| !chunks.iter().any(|(name, _)| name == old))
-            .map(|old| self.cookies.session_removal(&old))
+        let mut out: Vec<String> = old_names
+            .iter()
+            .filter(|old| !chunks.iter().any(|(name, _)| name == *old))
+            .map(|old| self.cookies.session_removal(old))
             .collect();
         out.extend(
             chunks

@@ -16,7 +16,8 @@ use crate::future::{page_into, ResponseFuture};
 use crate::layer::{Handle, Inner};
 use crate::response::{self, caller_kind, CallerKind, Page};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
-use crate::session::Session;
+use crate::session::{Session, SessionRef};
+use bytes::Bytes;
 
 /// The service produced by [`OidcLayer`](crate::OidcLayer); see there.
 ///
@@ -103,32 +104,34 @@ where
         }
 
         let read = shared.read_session(req.headers());
-        strip_our_cookies(shared, &mut req, !read.names.is_empty());
         let now = shared.config.now();
         let session = match read.session {
             Some(session) if shared.needs_refresh(&session, now) => {
-                return self.call_refreshing(session, read.names, req);
+                let names = shared.session_cookie_names(req.headers());
+                strip_our_cookies(shared, &mut req, true);
+                return self.call_refreshing(session.to_session(), names, req);
             }
             other => other,
         };
         let set_cookies = match &session {
             // A cookie that did not open (tampered, expired, revoked...) is cleared.
             None => read
-                .names
+                .stale
                 .iter()
                 .map(|name| shared.cookies.session_removal(name))
                 .collect(),
             Some(s) if shared.needs_touch(s, now) => {
                 let touched = Session {
                     last_seen: now,
-                    ..s.clone()
+                    ..s.to_session()
                 };
                 shared
-                    .session_cookies(req.headers(), &touched)
+                    .session_cookies(&shared.session_cookie_names(req.headers()), &touched)
                     .unwrap_or_default()
             }
             Some(_) => Vec::new(),
         };
+        strip_our_cookies(shared, &mut req, read.present);
         match admit(shared, &mut req, session, &set_cookies) {
             None => ResponseFuture::inner(self.inner.call(req), set_cookies),
             Some(page) => ResponseFuture::ready(page),
@@ -142,7 +145,7 @@ where
 fn admit<B>(
     shared: &Arc<Inner>,
     req: &mut Request<B>,
-    session: Option<Session>,
+    session: Option<SessionRef>,
     set_cookies: &[String],
 ) -> Option<Page> {
     let refuse = |mut page: Page| {
@@ -164,11 +167,10 @@ fn admit<B>(
                 req.headers(),
             ));
         }
-        let (identity, access_token) = session.into_identity();
-        req.extensions_mut().insert(identity);
-        if let Some(token) = access_token {
-            req.extensions_mut().insert(token);
-        }
+        req.extensions_mut()
+            .insert(session.into_identity(&shared.issuer));
+        // Logged in: the extractors need no handle to start a login.
+        return None;
     } else if shared.config.require_login
         && !is_public(&shared.config.public_paths, req.uri().path())
     {
@@ -203,18 +205,16 @@ impl<S> OidcService<S> {
                 .await
             {
                 Ok(new) => {
-                    let cookies = shared
-                        .session_cookies(req.headers(), &new)
-                        .unwrap_or_else(|e| {
-                            tracing::error!(reason = %e, "refreshed session not stored");
-                            Vec::new()
-                        });
-                    (Some(Session::clone(&new)), cookies)
+                    let cookies = shared.session_cookies(&names, &new).unwrap_or_else(|e| {
+                        tracing::error!(reason = %e, "refreshed session not stored");
+                        Vec::new()
+                    });
+                    (SessionRef::parse(Bytes::from(new.encode())), cookies)
                 }
                 Err(e) if e.kind() == AuthErrorKind::ProviderUnavailable => {
                     // Keep the user logged in on the session they have; try again later.
                     tracing::warn!(reason = %e, "token refresh failed; keeping the session");
-                    (Some(session), Vec::new())
+                    (SessionRef::parse(Bytes::from(session.encode())), Vec::new())
                 }
                 Err(e) => {
                     tracing::info!(subject = %session.subject, reason = %e, "session ended: refresh refused");

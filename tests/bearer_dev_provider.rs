@@ -336,3 +336,12 @@ async fn bearer_writes_need_no_csrf_header() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn handlers_get_the_bearer_token_for_downstream_calls() {
+    let s = setup(|b| b).await;
+    let token = s.access_token().await;
+    let res = s.get("/token", &token, &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap(), token);
+}

@@ -317,7 +317,7 @@ fn finish(
 ) -> Page {
     let subject = session.subject.clone();
     let mut res = response::redirect(&tx.return_to);
-    let cookies = match inner.session_cookies(headers, &session) {
+    let cookies = match inner.session_cookies(&inner.session_cookie_names(headers), &session) {
         Ok(cookies) => cookies,
         Err(err) => {
             log_failure(&err);

@@ -16,7 +16,7 @@ pub(crate) fn handle(inner: &Inner, headers: &HeaderMap) -> Page {
             let mut url = endpoint.clone();
             {
                 let mut q = url.query_pairs_mut();
-                if let Some(hint) = read.session.as_ref().and_then(|s| s.id_token.as_deref()) {
+                if let Some(hint) = read.session.as_ref().and_then(|s| s.id_token()) {
                     q.append_pair("id_token_hint", hint);
                 }
                 q.append_pair("client_id", &config.client_id);
@@ -30,7 +30,7 @@ pub(crate) fn handle(inner: &Inner, headers: &HeaderMap) -> Page {
         None => config.post_logout_redirect_url.to_string(),
     };
     let mut res = response::redirect(&location);
-    let mut names = read.names;
+    let mut names = inner.session_cookie_names(headers);
     if !names.contains(&inner.cookies.session) {
         names.push(inner.cookies.session.clone());
     }
@@ -38,7 +38,7 @@ pub(crate) fn handle(inner: &Inner, headers: &HeaderMap) -> Page {
         add_set_cookie(res.headers_mut(), inner.cookies.session_removal(&name));
     }
     match &read.session {
-        Some(s) => tracing::info!(subject = %s.subject, "logout"),
+        Some(s) => tracing::info!(subject = %s.subject(), "logout"),
         None => tracing::debug!("logout without a session"),
     }
     res

@@ -14,7 +14,7 @@ use crate::bearer::{token_key, TokenKey};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::{id_token, token};
 use crate::layer::Inner;
-use crate::session::Session;
+use crate::session::{Session, SessionRef};
 
 /// Most refreshes remembered at once; beyond it, refreshes still work but without sharing.
 const MAX_FLIGHTS: usize = 10_000;
@@ -35,8 +35,8 @@ impl std::fmt::Debug for Refresher {
 
 impl Inner {
     /// Whether the session's access token is expired or about to be, and can be refreshed.
-    pub(crate) fn needs_refresh(&self, session: &Session, now: u64) -> bool {
-        session.refresh_token.is_some()
+    pub(crate) fn needs_refresh(&self, session: &SessionRef, now: u64) -> bool {
+        session.has_refresh_token()
             && session.access_expires_at != 0
             && now.saturating_add(self.config.refresh_margin.as_secs()) >= session.access_expires_at
     }

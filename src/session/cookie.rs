@@ -12,10 +12,12 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
+use bytes::Bytes;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
+use std::borrow::Cow;
 
 use crate::error::ConfigError;
 
@@ -216,15 +218,16 @@ impl Sealer {
 
     /// Decrypts a value sealed for the cookie named `name`. Anything malformed, tampered
     /// with, sealed for another cookie or with an unknown key gives `None`.
-    pub(crate) fn open(&self, name: &str, value: &str) -> Option<Vec<u8>> {
+    pub(crate) fn open(&self, name: &str, value: &str) -> Option<Bytes> {
         if value.len() > CHUNK_SIZE * MAX_CHUNKS {
             return None;
         }
-        let mut buf = URL_SAFE_NO_PAD.decode(value).ok()?;
+        let mut buf = Vec::with_capacity(value.len() / 4 * 3 + 3);
+        URL_SAFE_NO_PAD.decode_vec(value, &mut buf).ok()?;
         self.open_in_place(name, &mut buf)?;
-        buf.truncate(buf.len() - TAG_LEN);
-        buf.drain(..HEADER_LEN);
-        Some(buf)
+        let end = buf.len() - TAG_LEN;
+        // The plaintext is a window of the decoded buffer: no copy.
+        Some(Bytes::from(buf).slice(HEADER_LEN..end))
     }
 
     fn open_in_place(&self, name: &str, buf: &mut [u8]) -> Option<()> {
@@ -271,41 +274,62 @@ pub(crate) fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str
 }
 
 /// A session cookie as found in a request: a single value, or chunks joined in order.
+/// Borrows from the request; allocates only for chunked sessions.
 #[derive(Debug, Default)]
-pub(crate) struct FoundCookie {
-    /// The joined value, when complete.
-    pub(crate) value: Option<String>,
+pub(crate) struct FoundCookie<'a> {
+    single: Option<&'a str>,
+    chunks: Vec<(usize, &'a str)>,
+    /// Names of chunk cookies whose index is out of range (to clear them).
+    stray: Vec<&'a str>,
+}
+
+impl<'a> FoundCookie<'a> {
+    /// The whole value, when complete.
+    pub(crate) fn value(&self) -> Option<Cow<'a, str>> {
+        if let Some(v) = self.single {
+            return Some(Cow::Borrowed(v));
+        }
+        if self.chunks.is_empty() {
+            return None;
+        }
+        let mut chunks = self.chunks.clone();
+        chunks.sort_unstable_by_key(|(idx, _)| *idx);
+        let contiguous = chunks.iter().enumerate().all(|(i, (idx, _))| i == *idx);
+        contiguous.then(|| Cow::Owned(chunks.iter().map(|(_, v)| *v).collect()))
+    }
+
+    /// Whether the request carries any of these cookies.
+    pub(crate) fn any(&self) -> bool {
+        self.single.is_some() || !self.chunks.is_empty() || !self.stray.is_empty()
+    }
+
     /// Names of every cookie that belongs to it (to clear them).
-    pub(crate) names: Vec<String>,
+    pub(crate) fn names(&self, base: &str) -> Vec<String> {
+        let mut names: Vec<String> = self.single.map(|_| base.to_owned()).into_iter().collect();
+        names.extend(self.chunks.iter().map(|(i, _)| format!("{base}.{i}")));
+        names.extend(self.stray.iter().map(|n| (*n).to_owned()));
+        names
+    }
 }
 
 /// Collects the session cookie named `base` (or its chunks `base.0`, `base.1`, ...).
-pub(crate) fn find_chunked(headers: &HeaderMap, base: &str) -> FoundCookie {
-    let mut single = None;
-    let mut chunks: Vec<(usize, &str)> = Vec::new();
+pub(crate) fn find_chunked<'a>(headers: &'a HeaderMap, base: &str) -> FoundCookie<'a> {
     let mut found = FoundCookie::default();
     for (name, value) in request_cookies(headers) {
-        if name == base {
-            single = Some(value);
-            found.names.push(name.to_owned());
-        } else if let Some(idx) = name
-            .strip_prefix(base)
-            .and_then(|rest| rest.strip_prefix('.'))
+        let Some(rest) = name.strip_prefix(base) else {
+            continue;
+        };
+        if rest.is_empty() {
+            found.single = Some(value);
+        } else if let Some(idx) = rest
+            .strip_prefix('.')
             .and_then(|idx| idx.parse::<usize>().ok())
         {
-            found.names.push(name.to_owned());
-            if idx < MAX_CHUNKS {
-                chunks.push((idx, value));
+            if idx < MAX_CHUNKS && !found.chunks.iter().any(|(i, _)| *i == idx) {
+                found.chunks.push((idx, value));
+            } else {
+                found.stray.push(name);
             }
-        }
-    }
-    if let Some(value) = single {
-        found.value = Some(value.to_owned());
-    } else if !chunks.is_empty() {
-        chunks.sort_unstable_by_key(|(idx, _)| *idx);
-        let contiguous = chunks.iter().enumerate().all(|(i, (idx, _))| i == *idx);
-        if contiguous {
-            found.value = Some(chunks.iter().map(|(_, v)| *v).collect());
         }
     }
     found
@@ -587,8 +611,8 @@ mod tests {
             &format!("s.1={}; b=2", chunks[1].1),
         ]);
         let found = find_chunked(&h, "s");
-        assert_eq!(found.value.as_deref(), Some(value.as_str()));
-        assert_eq!(found.names.len(), 3);
+        assert_eq!(found.value().as_deref(), Some(value.as_str()));
+        assert_eq!(found.names("s").len(), 3);
         assert!(chunk("s", &"v".repeat(CHUNK_SIZE * MAX_CHUNKS + 1)).is_none());
         assert_eq!(
             chunk("s", "small").unwrap(),
@@ -600,8 +624,8 @@ mod tests {
     fn missing_chunk_gives_no_value() {
         let h = headers(&["s.0=aa; s.2=cc"]);
         let found = find_chunked(&h, "s");
-        assert!(found.value.is_none());
-        assert_eq!(found.names, vec!["s.0", "s.2"]);
+        assert!(found.value().is_none());
+        assert_eq!(found.names("s"), vec!["s.0", "s.2"]);
     }
 
     #[test]

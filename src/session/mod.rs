@@ -6,6 +6,10 @@
 
 pub(crate) mod cookie;
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
 use crate::identity::{AccessToken, Identity, Source};
 
 const SESSION_VERSION: u8 = 1;
@@ -36,21 +40,6 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// The identity and access token this session carries.
-    pub(crate) fn into_identity(self) -> (Identity, Option<AccessToken>) {
-        let token = self
-            .access_token
-            .map(|t| AccessToken::new(t, self.access_expires_at));
-        let identity = Identity::from_parts(
-            self.subject,
-            self.issuer,
-            self.claims,
-            self.scope,
-            Source::Session,
-        );
-        (identity, token)
-    }
-
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(
             64 + self.subject.len()
@@ -76,26 +65,180 @@ impl Session {
         w.0
     }
 
+    #[cfg(test)]
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut r = Reader(bytes);
+        SessionRef::parse(Bytes::copy_from_slice(bytes)).map(|r| r.to_session())
+    }
+}
+
+type Span = std::ops::Range<usize>;
+
+/// A session read from a cookie without copying: the decrypted bytes and where each field
+/// is. Every request with a session pays only for this; an owned [`Session`] is made only
+/// when it has to change (refresh, rolling deadline).
+#[derive(Debug, Clone)]
+pub(crate) struct SessionRef {
+    buf: Bytes,
+    pub(crate) created_at: u64,
+    pub(crate) expires_at: u64,
+    pub(crate) access_expires_at: u64,
+    pub(crate) last_seen: u64,
+    subject: Span,
+    issuer: Span,
+    claims: Span,
+    id_token: Option<Span>,
+    access_token: Option<Span>,
+    refresh_token: Option<Span>,
+    scope: Span,
+    sid: Option<Span>,
+}
+
+impl SessionRef {
+    /// Reads the encoding of [`Session::encode`]; strings are checked to be UTF-8 once here.
+    pub(crate) fn parse(buf: Bytes) -> Option<Self> {
+        let mut r = Spans { buf: &buf, pos: 0 };
         if r.u8()? != SESSION_VERSION {
             return None;
         }
-        let session = Session {
-            created_at: r.u64()?,
-            expires_at: r.u64()?,
-            access_expires_at: r.u64()?,
-            subject: r.string()?,
-            issuer: r.string()?,
-            claims: r.bytes()?.to_vec(),
-            id_token: r.opt()?,
-            access_token: r.opt()?,
-            refresh_token: r.opt()?,
-            scope: r.string()?,
-            last_seen: r.u64()?,
-            sid: r.opt()?,
+        let created_at = r.u64()?;
+        let expires_at = r.u64()?;
+        let access_expires_at = r.u64()?;
+        let subject = r.string()?;
+        let issuer = r.string()?;
+        let claims = r.bytes()?;
+        let id_token = r.opt()?;
+        let access_token = r.opt()?;
+        let refresh_token = r.opt()?;
+        let scope = r.string()?;
+        let last_seen = r.u64()?;
+        let sid = r.opt()?;
+        if r.pos != buf.len() {
+            return None;
+        }
+        Some(Self {
+            created_at,
+            expires_at,
+            access_expires_at,
+            last_seen,
+            subject,
+            issuer,
+            claims,
+            id_token,
+            access_token,
+            refresh_token,
+            scope,
+            sid,
+            buf,
+        })
+    }
+
+    fn str(&self, span: &Span) -> &str {
+        // Checked in `parse`.
+        std::str::from_utf8(&self.buf[span.clone()]).unwrap_or_default()
+    }
+
+    pub(crate) fn subject(&self) -> &str {
+        self.str(&self.subject)
+    }
+
+    pub(crate) fn issuer(&self) -> &str {
+        self.str(&self.issuer)
+    }
+
+    pub(crate) fn sid(&self) -> Option<&str> {
+        self.sid.as_ref().map(|s| self.str(s))
+    }
+
+    pub(crate) fn id_token(&self) -> Option<&str> {
+        self.id_token.as_ref().map(|s| self.str(s))
+    }
+
+    pub(crate) fn has_refresh_token(&self) -> bool {
+        self.refresh_token.is_some()
+    }
+
+    /// An owned copy, to change and seal again.
+    pub(crate) fn to_session(&self) -> Session {
+        let owned = |s: &Option<Span>| s.as_ref().map(|s| self.str(s).to_owned());
+        Session {
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            access_expires_at: self.access_expires_at,
+            subject: self.subject().to_owned(),
+            issuer: self.issuer().to_owned(),
+            claims: self.buf[self.claims.clone()].to_vec(),
+            id_token: owned(&self.id_token),
+            access_token: owned(&self.access_token),
+            refresh_token: owned(&self.refresh_token),
+            scope: self.str(&self.scope).to_owned(),
+            last_seen: self.last_seen,
+            sid: owned(&self.sid),
+        }
+    }
+
+    /// The identity (carrying the access token) of this session; `issuer` is the provider's
+    /// shared copy when it matches.
+    pub(crate) fn into_identity(self, provider_issuer: &Arc<str>) -> Identity {
+        let issuer = if self.issuer() == &**provider_issuer {
+            provider_issuer.clone()
+        } else {
+            Arc::from(self.issuer())
         };
-        r.0.is_empty().then_some(session)
+        let access_token = self
+            .access_token
+            .as_ref()
+            .map(|s| AccessToken::new(self.buf.slice(s.clone()), self.access_expires_at));
+        Identity::from_parts(
+            self.subject().to_owned(),
+            issuer,
+            self.buf.slice(self.claims.clone()),
+            self.str(&self.scope).to_owned(),
+            Source::Session,
+            access_token,
+        )
+    }
+}
+
+/// Like `Reader`, but yields positions instead of copies.
+struct Spans<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Spans<'_> {
+    fn take(&mut self, n: usize) -> Option<Span> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|end| *end <= self.buf.len())?;
+        let span = self.pos..end;
+        self.pos = end;
+        Some(span)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        let s = self.take(1)?;
+        Some(self.buf[s.start])
+    }
+    fn u64(&mut self) -> Option<u64> {
+        let s = self.take(8)?;
+        Some(u64::from_be_bytes(self.buf[s].try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<Span> {
+        let s = self.take(4)?;
+        let len = u32::from_be_bytes(self.buf[s].try_into().ok()?);
+        self.take(usize::try_from(len).ok()?)
+    }
+    fn string(&mut self) -> Option<Span> {
+        let s = self.bytes()?;
+        std::str::from_utf8(&self.buf[s.clone()]).ok()?;
+        Some(s)
+    }
+    fn opt(&mut self) -> Option<Option<Span>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => Some(Some(self.string()?)),
+            _ => None,
+        }
     }
 }
 
@@ -209,13 +352,6 @@ impl<'a> Reader<'a> {
     }
     fn string(&mut self) -> Option<String> {
         String::from_utf8(self.bytes()?.to_vec()).ok()
-    }
-    fn opt(&mut self) -> Option<Option<String>> {
-        match self.u8()? {
-            0 => Some(None),
-            1 => Some(Some(self.string()?)),
-            _ => None,
-        }
     }
 }
 
