@@ -200,6 +200,8 @@ pub(crate) struct SessionRead {
     pub(crate) session: Option<SessionRef>,
     /// Whether the request carries session cookies at all.
     pub(crate) present: bool,
+    /// Whether its `Cookie` headers hold nothing but session cookies.
+    pub(crate) only_session_cookies: bool,
     /// Names of the session cookies when they gave no session (to clear them).
     pub(crate) stale: Vec<String>,
 }
@@ -227,6 +229,7 @@ impl Inner {
         SessionRead {
             session,
             present: true,
+            only_session_cookies: !found.others,
             stale,
         }
     }

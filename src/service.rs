@@ -131,7 +131,12 @@ where
             }
             Some(_) => Vec::new(),
         };
-        strip_our_cookies(shared, &mut req, read.present);
+        if read.only_session_cookies {
+            // Nothing of the app's own to keep: no need to rebuild the header.
+            req.headers_mut().remove(http::header::COOKIE);
+        } else {
+            strip_our_cookies(shared, &mut req, read.present);
+        }
         match admit(shared, &mut req, session, &set_cookies) {
             None => ResponseFuture::inner(self.inner.call(req), set_cookies),
             Some(page) => ResponseFuture::ready(page),

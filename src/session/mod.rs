@@ -106,9 +106,10 @@ impl SessionRef {
         let subject = r.string()?;
         let issuer = r.string()?;
         let claims = r.bytes()?;
-        let id_token = r.opt()?;
-        let access_token = r.opt()?;
-        let refresh_token = r.opt()?;
+        // Tokens are checked to be UTF-8 when used (rarely), not on every request.
+        let id_token = r.opt_bytes()?;
+        let access_token = r.opt_bytes()?;
+        let refresh_token = r.opt_bytes()?;
         let scope = r.string()?;
         let last_seen = r.u64()?;
         let sid = r.opt()?;
@@ -132,8 +133,9 @@ impl SessionRef {
         })
     }
 
+    /// The text of a field: checked in `parse` for short fields, here for tokens (a token
+    /// that is not UTF-8 reads as empty, which no provider accepts).
     fn str(&self, span: &Span) -> &str {
-        // Checked in `parse`.
         std::str::from_utf8(&self.buf[span.clone()]).unwrap_or_default()
     }
 
@@ -237,6 +239,13 @@ impl Spans<'_> {
         match self.u8()? {
             0 => Some(None),
             1 => Some(Some(self.string()?)),
+            _ => None,
+        }
+    }
+    fn opt_bytes(&mut self) -> Option<Option<Span>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => Some(Some(self.bytes()?)),
             _ => None,
         }
     }
