@@ -26,7 +26,10 @@
 //! broken connection, is counted as an error. The table gives requests per second, p50 and
 //! p99 latency and two throughput ratios: against the baseline the issue asks for (`bare+cookie`
 //! for the session, `bare` for the others) and against the bare app receiving the same
-//! request headers.
+//! request headers. It also gives the server thread's CPU time per counted request (from
+//! `/proc/self/task/<tid>/stat`, clock-tick resolution over the measured seconds; on a busy
+//! machine this is steadier than throughput, which also depends on what else gets the CPU)
+//! and how much of it the layer adds over the baseline, and the size of one response.
 //!
 //! ```sh
 //! cargo bench --bench load
@@ -92,6 +95,10 @@ struct Outcome {
     rps: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU time of the server thread per counted request, when it could be read.
+    server_cpu: Option<Duration>,
+    /// Size of the checked response (head and body).
+    response_bytes: usize,
 }
 
 /// Counters of one connection.
@@ -130,14 +137,39 @@ fn allowed_cpus() -> Vec<usize> {
     cpus
 }
 
+/// The calling thread's id, from `/proc/thread-self`.
+fn thread_id() -> Option<String> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str().map(str::to_owned)
+}
+
+/// User plus system CPU time of thread `tid` of this process, in clock ticks.
+fn thread_cpu_ticks(tid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses): state is field 3, utime 14,
+    // stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`); 100 when it cannot be asked.
+fn clock_ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .filter(|hz| *hz > 0)
+        .unwrap_or(100)
+}
+
 /// Pins the calling thread to `cpu` with `taskset -p` on its thread id.
 fn pin_current_thread(cpu: usize) -> Result<(), String> {
-    let link = std::fs::read_link("/proc/thread-self").map_err(|e| e.to_string())?;
-    let tid = link
-        .file_name()
-        .and_then(|t| t.to_str())
-        .ok_or("no thread id")?
-        .to_owned();
+    let tid = thread_id().ok_or("no thread id")?;
     let status = Command::new("taskset")
         .args(["-p", "-c", &cpu.to_string(), &tid])
         .stdout(Stdio::null())
@@ -155,9 +187,10 @@ fn pin_current_thread(cpu: usize) -> Result<(), String> {
 fn server_thread(
     cpu: Option<usize>,
     mut commands: tokio::sync::mpsc::UnboundedReceiver<Serve>,
-    pinned: std::sync::mpsc::Sender<Result<(), String>>,
+    pinned: std::sync::mpsc::Sender<(Option<String>, Result<(), String>)>,
 ) {
-    let _ = pinned.send(cpu.map_or(Err("not pinned".into()), pin_current_thread));
+    let pin = cpu.map_or(Err("not pinned".into()), pin_current_thread);
+    let _ = pinned.send((thread_id(), pin));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -305,6 +338,8 @@ async fn run(
     server: &tokio::sync::mpsc::UnboundedSender<Serve>,
     warm_up: Duration,
     measure: Duration,
+    server_tid: Option<&str>,
+    hz: u64,
 ) -> Outcome {
     let (ready, addr) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -331,13 +366,14 @@ async fn run(
     assert_eq!(status, variant.status, "{}: status", variant.name);
     if status == 200 {
         assert_eq!(
-            &buf[body],
+            &buf[body.clone()],
             variant.body.as_bytes(),
             "{}: body",
             variant.name
         );
     }
     drop(probe);
+    let response_bytes = body.end;
 
     let begin = Instant::now();
     let count_from = begin + warm_up;
@@ -353,6 +389,13 @@ async fn run(
             ))
         })
         .collect();
+    let ticks_at_start = {
+        let tid = server_tid.map(str::to_owned);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(count_from.into()).await;
+            tid.as_deref().and_then(thread_cpu_ticks)
+        })
+    };
     let mut requests = 0;
     let mut errors = 0;
     let mut samples = Vec::new();
@@ -362,7 +405,14 @@ async fn run(
         errors += stats.errors;
         samples.extend_from_slice(&stats.samples);
     }
+    let ticks_at_end = server_tid.and_then(thread_cpu_ticks);
     let _ = stop.send(());
+    let server_cpu = match (ticks_at_start.await.ok().flatten(), ticks_at_end) {
+        (Some(a), Some(b)) if requests > 0 => Some(Duration::from_secs_f64(
+            b.saturating_sub(a) as f64 / hz as f64 / requests as f64,
+        )),
+        _ => None,
+    };
     samples.sort_unstable();
     let pct = |p: usize| {
         samples
@@ -376,6 +426,8 @@ async fn run(
         rps: requests as f64 / measure.as_secs_f64(),
         p50: pct(50),
         p99: pct(99),
+        server_cpu,
+        response_bytes,
     }
 }
 
@@ -453,13 +505,22 @@ fn table(variants: &[Variant], outcomes: &[Outcome]) -> String {
         Some(base) if base > 0.0 => format!("{:.3}×", mine / base),
         _ => "–".to_owned(),
     };
+    let cpu = |name: Option<&str>| {
+        name.and_then(|n| outcomes.iter().find(|o| o.name == n))
+            .and_then(|o| o.server_cpu)
+    };
+    let us = |d: Option<Duration>| {
+        d.map_or("–".to_owned(), |d| {
+            format!("{:.1}", d.as_secs_f64() * 1e6)
+        })
+    };
     let mut out = String::from(
-        "| variant | req/s | p50 µs | p99 µs | baseline | ratio | vs bare, same headers | requests | errors |\n\
-         |---|---:|---:|---:|---|---:|---:|---:|---:|\n",
+        "| variant | req/s | p50 µs | p99 µs | baseline | ratio | vs bare, same headers | server CPU µs/req | added vs baseline µs | response bytes | requests | errors |\n\
+         |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (v, o) in variants.iter().zip(outcomes) {
         out.push_str(&format!(
-            "| `{}` | {:.0} | {:.1} | {:.1} | {} | {} | {} | {} | {} |\n",
+            "| `{}` | {:.0} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             o.name,
             o.rps,
             o.p50.as_secs_f64() * 1e6,
@@ -467,6 +528,13 @@ fn table(variants: &[Variant], outcomes: &[Outcome]) -> String {
             v.baseline.map_or("–".to_owned(), |b| format!("`{b}`")),
             ratio(o.rps, rps(v.baseline)),
             ratio(o.rps, rps(v.same_headers)),
+            us(o.server_cpu),
+            match (o.server_cpu, cpu(v.baseline)) {
+                (Some(mine), Some(base)) =>
+                    format!("{:+.1}", (mine.as_secs_f64() - base.as_secs_f64()) * 1e6),
+                _ => "–".to_owned(),
+            },
+            o.response_bytes,
             o.requests,
             o.errors,
         ));
@@ -506,9 +574,10 @@ fn main() {
         .name("load-server".into())
         .spawn(move || server_thread(server_cpu, received, pinned_tx))
         .expect("server thread");
-    let server_pin = pinned_rx
+    let (server_tid, server_pin) = pinned_rx
         .recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| Err("no answer".into()));
+        .unwrap_or_else(|_| (None, Err("no answer".into())));
+    let hz = clock_ticks_per_second();
     let client_pin = client_cpu.map_or(Err("not pinned".into()), pin_current_thread);
     let placement = match (&server_pin, &client_pin) {
         (Ok(()), Ok(())) => format!(
@@ -531,7 +600,14 @@ fn main() {
     let outcomes: Vec<Outcome> = variants
         .iter()
         .map(|v| {
-            let o = rt.block_on(run(v, &commands, warm_up, measure));
+            let o = rt.block_on(run(
+                v,
+                &commands,
+                warm_up,
+                measure,
+                server_tid.as_deref(),
+                hz,
+            ));
             eprintln!(
                 "{:<15} {:>9.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  errors {}",
                 o.name,
