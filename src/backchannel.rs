@@ -614,6 +614,41 @@ impl<V> Table<V> {
     }
 }
 
+/// A shared store: one `Arc` of a store given to several layers (or kept by the app to
+/// inspect) is still one store.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_oidc::{MemoryRevocationStore, RevocationStore};
+///
+/// let shared = Arc::new(MemoryRevocationStore::default());
+/// fn takes(_: impl RevocationStore) {}
+/// takes(shared.clone());
+/// takes(shared);
+/// ```
+impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
+    fn revoke(&self, revocation: Revocation, keep_until: u64) {
+        (**self).revoke(revocation, keep_until);
+    }
+
+    fn is_revoked(
+        &self,
+        issuer: &str,
+        sid: Option<&str>,
+        sub: &str,
+        created_at: u64,
+        now: u64,
+    ) -> bool {
+        (**self).is_revoked(issuer, sid, sub, created_at, now)
+    }
+
+    fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool {
+        (**self).first_use_of_jti(issuer, jti, keep_until, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

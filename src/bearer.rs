@@ -180,6 +180,10 @@ struct AccessClaims<'a> {
     iat: Option<f64>,
     #[serde(default)]
     nonce: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    at_hash: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    c_hash: Option<serde::de::IgnoredAny>,
     /// Introspection only.
     #[serde(default)]
     active: Option<bool>,
@@ -256,8 +260,8 @@ impl Inner {
             })?;
         let claims: AccessClaims<'_> =
             serde_json::from_slice(&payload).map_err(|_| invalid("the token is malformed"))?;
-        if claims.nonce.is_some() {
-            // An ID token (it carries the login's nonce) is not an access token.
+        if claims.nonce.is_some() || claims.at_hash.is_some() || claims.c_hash.is_some() {
+            // An ID token (it carries claims only ID tokens have) is not an access token.
             return Err(invalid("the token is not an access token"));
         }
         let exp = self.check_access_claims(&claims, now, true)?;

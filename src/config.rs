@@ -369,9 +369,10 @@ impl ConfigBuilder {
         self
     }
 
-    /// How to authenticate at the token endpoint. Default: `client_secret_basic` when a
-    /// secret is set (or `client_secret_post` when the provider supports only that), `none`
-    /// without a secret.
+    /// How to authenticate at the token endpoint. Default: `private_key_jwt` when a
+    /// [`client_key`](ConfigBuilder::client_key) is set and the provider supports it, else
+    /// `client_secret_basic` when a secret is set (or `client_secret_post` when the provider
+    /// supports only that), else `none`.
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
         self.client_auth = Some(auth);
         self
@@ -579,7 +580,9 @@ impl ConfigBuilder {
     }
 
     /// Accept only JWT access tokens with header `typ: at+jwt` (RFC 9068). Default off, as
-    /// several providers issue `typ: JWT`; ID tokens are refused either way.
+    /// several providers issue `typ: JWT`. Without it, a JWT carrying a claim only ID tokens
+    /// have (`nonce`, `at_hash`, `c_hash`) is still refused; turn this on when your provider
+    /// issues `at+jwt`, to refuse every ID token (a refreshed one may carry none of those).
     pub fn require_access_token_type(mut self, required: bool) -> Self {
         self.require_access_token_type = required;
         self

@@ -4,9 +4,11 @@
 //! | failure                    | navigation      | fetch / API                       | gRPC |
 //! |----------------------------|-----------------|-----------------------------------|------|
 //! | login required             | 302 to provider | 401 `Bearer`                      | 16   |
-//! | invalid or expired token   | 302 to provider | 401 `Bearer error="invalid_token"`| 16   |
-//! | insufficient scope         | 403 page        | 403 `insufficient_scope`          | 7    |
-//! | missing anti-CSRF header   | 403 page        | 403 `csrf_check_failed`           | 7    |
+//! | invalid or expired bearer token | 401 (bearer callers are never redirected) | 401 `Bearer error="invalid_token"` | 16 |
+//! | insufficient scope         | 403 JSON        | 403 `insufficient_scope`          | 7    |
+//! | missing anti-CSRF header   | 403 JSON        | 403 `csrf_check_failed`           | 7    |
+//!
+//! An invalid or expired session cookie is no session: the "login required" row.
 //! | bad callback / provider error | 400 page     | 400                               | 16   |
 //! | provider unavailable       | 503 page        | 503                               | 14   |
 //! | internal                   | 500 page        | 500                               | 13   |
@@ -29,7 +31,7 @@ pub(crate) enum CallerKind {
     Grpc,
 }
 
-/// Classifies a request by its headers (see the crate docs, "Caller kinds").
+/// Classifies a request by its headers (see the crate docs, "Answers by caller kind").
 pub(crate) fn caller_kind(headers: &HeaderMap) -> CallerKind {
     if headers
         .get(CONTENT_TYPE)

@@ -345,3 +345,12 @@ async fn handlers_get_the_bearer_token_for_downstream_calls() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.text().await.unwrap(), token);
 }
+
+#[tokio::test]
+async fn token_with_id_token_only_claims_is_refused() {
+    let s = setup(|b| b).await;
+    let mut claims = s.claims();
+    claims["at_hash"] = json!("abc");
+    let token = s.dev.sign_jwt("JWT", &claims);
+    assert_invalid_token(s.get("/me", &token, &[]).await, "not an access token").await;
+}
