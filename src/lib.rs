@@ -70,6 +70,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backchannel;
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench_internals;
 mod bearer;
 mod body;
 mod client_auth;

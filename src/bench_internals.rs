@@ -1,0 +1,88 @@
+//! Entry points into private parts of the crate for its own micro-benchmarks
+//! (feature `bench-internals`; not a public API, no stability promise).
+#![allow(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+use crate::jwt::{Alg, JwkSet, Unverified};
+use crate::session::cookie::{find_chunked, SessionKey};
+use crate::session::{Session, SessionRef};
+
+/// The session cookie sealer.
+pub struct Sealer(crate::session::cookie::Sealer);
+
+impl Sealer {
+    pub fn new(secret: &[u8]) -> Self {
+        Self(
+            SessionKey::new(secret)
+                .expect("a 32-byte secret")
+                .sealer("session"),
+        )
+    }
+
+    pub fn seal(&self, name: &str, plaintext: &[u8]) -> String {
+        self.0.seal(name, plaintext)
+    }
+
+    pub fn open(&self, name: &str, value: &str) -> Option<Bytes> {
+        self.0.open(name, value)
+    }
+}
+
+/// An encoded session with claims of about `claims_len` bytes and tokens of the given sizes.
+pub fn encoded_session(claims_len: usize, id_token_len: usize, access_token_len: usize) -> Vec<u8> {
+    let claims = format!(
+        r#"{{"sub":"alice","name":"Alice Example","email":"alice@example.com","pad":"{}"}}"#,
+        "x".repeat(claims_len.saturating_sub(70))
+    );
+    Session {
+        created_at: 1,
+        expires_at: u64::MAX,
+        access_expires_at: u64::MAX,
+        subject: "alice".into(),
+        issuer: "https://id.example.com".into(),
+        claims: claims.into_bytes(),
+        id_token: Some("i".repeat(id_token_len)),
+        access_token: Some("a".repeat(access_token_len)),
+        refresh_token: None,
+        scope: "openid profile email".into(),
+        last_seen: 1,
+        sid: Some("sid".into()),
+    }
+    .encode()
+}
+
+/// Parses a decrypted session (what every session request does after opening the cookie).
+pub fn parse_session(plaintext: Bytes) -> bool {
+    SessionRef::parse(plaintext).is_some()
+}
+
+/// Finds the (possibly chunked) session cookie `name` in the request headers.
+pub fn find_session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    find_chunked(headers, name).value().map(|v| v.into_owned())
+}
+
+/// Caller-kind detection: 0 navigation, 1 API, 2 gRPC.
+pub fn caller_kind(headers: &HeaderMap) -> u8 {
+    match crate::response::caller_kind(headers) {
+        crate::response::CallerKind::Navigation => 0,
+        crate::response::CallerKind::Api => 1,
+        crate::response::CallerKind::Grpc => 2,
+    }
+}
+
+/// The crate's JWS signature check against a JWKS (the bearer first-sight path, without
+/// the claim checks and the cache).
+pub struct Verifier(JwkSet);
+
+impl Verifier {
+    pub fn from_jwks(json: &[u8]) -> Self {
+        Self(JwkSet::parse(json).expect("a JWKS"))
+    }
+
+    pub fn verify(&self, token: &str) -> bool {
+        const ALGS: &[Alg] = &[Alg::Rs256, Alg::Es256];
+        Unverified::parse(token).is_ok_and(|t| t.verify(&self.0, ALGS).is_ok())
+    }
+}
