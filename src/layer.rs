@@ -72,6 +72,106 @@ impl OidcLayer {
         Ok(Self::with_provider(config, provider))
     }
 
+    /// Several providers (tenants) in one layer, each discovered with its own [`Config`]
+    /// (issuer, client, keys and metadata of its own). The first is the default; a login picks
+    /// another with `GET {prefix}/login?provider=<name>`. Each session remembers the provider
+    /// that issued it (refresh and logout go there), and bearer tokens are checked against the
+    /// provider named by their `iss`.
+    ///
+    /// Session and cookie settings (session key, cookie name, route prefix, redirect URL,
+    /// lifetimes, revocation store, login policy) are those of the first configuration; the
+    /// others must use the same cookie name, route prefix and redirect URL.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_oidc::{Config, OidcLayer, SessionKey};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let key = SessionKey::from_base64(&std::env::var("SESSION_KEY")?)?;
+    /// let tenant = |name: &str| {
+    ///     Config::builder(format!("https://id.example.com/oidc/{name}"), "my-app")
+    ///         .client_secret("s3cret")
+    ///         .redirect_url("https://app.example.com/auth/callback")
+    ///         .session_key(key.clone())
+    ///         .build()
+    /// };
+    /// let oidc = OidcLayer::discover_many([("acme", tenant("acme")?), ("globex", tenant("globex")?)])
+    ///     .await?;
+    /// // /auth/login?provider=globex&return_to=/me logs in at the second tenant
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`OidcLayer::discover`] for each provider, and [`ConfigError::Invalid`] for no
+    /// providers, duplicate or malformed names, or settings that must be shared but differ.
+    pub async fn discover_many<I, N>(providers: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (N, Config)>,
+        N: Into<String>,
+    {
+        let mut tenants = Vec::new();
+        for (name, config) in providers {
+            let name = name.into();
+            let valid_name = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !valid_name || tenants.iter().any(|(n, _): &(String, Config)| *n == name) {
+                return Err(ConfigError::Invalid {
+                    field: "provider name",
+                    reason: format!("`{name}` is empty, malformed or used twice"),
+                });
+            }
+            tenants.push((name, config));
+        }
+        let Some(first) = tenants.first().map(|(_, c)| c.clone()) else {
+            return Err(ConfigError::Invalid {
+                field: "providers",
+                reason: "no provider given".into(),
+            });
+        };
+        for (name, config) in &tenants[1..] {
+            if config.cookie_name != first.cookie_name
+                || config.prefix != first.prefix
+                || config.redirect_url != first.redirect_url
+            {
+                return Err(ConfigError::Invalid {
+                    field: "providers",
+                    reason: format!(
+                        "provider `{name}` must use the first provider's cookie name, route prefix and redirect URL"
+                    ),
+                });
+            }
+        }
+        let mut inners = Vec::with_capacity(tenants.len());
+        for (name, config) in tenants {
+            let provider = Provider::discover(&config).await?;
+            // One session key for all: sessions of every tenant share the cookies.
+            let config = Config {
+                session_key: first.session_key.clone(),
+                ..config
+            };
+            let mut inner = Self::with_provider(config, provider).into_inner();
+            inner.name = name;
+            inners.push(inner);
+        }
+        let mut inners = inners.into_iter();
+        let Some(mut default) = inners.next() else {
+            unreachable!("checked above: at least one provider");
+        };
+        default.tenants = inners.map(Arc::new).collect();
+        Ok(Self {
+            inner: Arc::new(default),
+        })
+    }
+
+    fn into_inner(self) -> Inner {
+        Arc::try_unwrap(self.inner).unwrap_or_else(|_| unreachable!("a new layer is not shared"))
+    }
+
     /// Builds the layer from an already-known discovery document (the JSON of
     /// `.well-known/openid-configuration`) and, optionally, the provider's JWKS; without
     /// it the keys are fetched when first needed. For tests and offline setups.
@@ -134,6 +234,8 @@ impl OidcLayer {
             .store_id_token
             .unwrap_or(provider.metadata.end_session_endpoint.is_some());
         let inner = Inner {
+            name: String::new(),
+            tenants: Vec::new(),
             store_id_token,
             refresher: Refresher::default(),
             size_warned: AtomicBool::new(false),
@@ -188,6 +290,10 @@ pub(crate) struct Inner {
     pub(crate) refresher: Refresher,
     /// The provider's issuer, shared by every session identity.
     pub(crate) issuer: Arc<str>,
+    /// This provider's name among several (empty for a single-provider layer).
+    pub(crate) name: String,
+    /// The other providers of a multi-provider layer (only on the default one).
+    pub(crate) tenants: Vec<Arc<Inner>>,
     pub(crate) store_id_token: bool,
     /// Whether the "session needs several cookies" warning was logged.
     size_warned: AtomicBool,
@@ -204,6 +310,49 @@ pub(crate) struct SessionRead {
     pub(crate) only_session_cookies: bool,
     /// Names of the session cookies when they gave no session (to clear them).
     pub(crate) stale: Vec<String>,
+}
+
+/// Picking the provider (tenant) a request belongs to.
+pub(crate) trait Tenants {
+    /// The provider named `name` (empty: this, the default).
+    fn by_name(&self, name: &str) -> Option<Arc<Inner>>;
+    /// The provider whose issuer is `issuer`.
+    fn by_issuer(&self, issuer: &str) -> Option<Arc<Inner>>;
+    /// The provider a JWT claims to come from (its unverified `iss`); the default when there
+    /// is only one or the token names none of them. Its keys then decide.
+    fn for_jwt(&self, token: &str) -> Arc<Inner>;
+}
+
+impl Tenants for Arc<Inner> {
+    fn by_name(&self, name: &str) -> Option<Arc<Inner>> {
+        if name.is_empty() || name == self.name {
+            return Some(self.clone());
+        }
+        self.tenants.iter().find(|t| t.name == name).cloned()
+    }
+
+    fn by_issuer(&self, issuer: &str) -> Option<Arc<Inner>> {
+        if issuer == &*self.issuer {
+            return Some(self.clone());
+        }
+        self.tenants.iter().find(|t| &*t.issuer == issuer).cloned()
+    }
+
+    fn for_jwt(&self, token: &str) -> Arc<Inner> {
+        if self.tenants.is_empty() {
+            return self.clone();
+        }
+        #[derive(serde::Deserialize)]
+        struct Iss {
+            iss: Option<String>,
+        }
+        crate::jwt::Unverified::parse(token)
+            .ok()
+            .and_then(|jwt| serde_json::from_slice::<Iss>(&jwt.into_payload()).ok())
+            .and_then(|claims| claims.iss)
+            .and_then(|iss| self.by_issuer(&iss))
+            .unwrap_or_else(|| self.clone())
+    }
 }
 
 impl Inner {

@@ -70,10 +70,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backchannel;
+mod bearer;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_internals;
-mod bearer;
 mod body;
 mod client_auth;
 mod config;

@@ -13,7 +13,7 @@ use crate::body::ResponseBody;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::{backchannel, callback, login, logout, refresh};
 use crate::future::{page_into, ResponseFuture};
-use crate::layer::{Handle, Inner};
+use crate::layer::{Handle, Inner, Tenants};
 use crate::response::{self, caller_kind, CallerKind, Page};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
 use crate::session::{Session, SessionRef};
@@ -105,13 +105,18 @@ where
 
         let read = shared.read_session(req.headers());
         let now = shared.config.now();
-        let session = match read.session {
-            Some(session) if shared.needs_refresh(&session, now) => {
+        // The provider that issued the session (one of several tenants, or the only one);
+        // a session of a provider no longer configured is no session.
+        let owned = read
+            .session
+            .and_then(|s| shared.by_issuer(s.issuer()).map(|owner| (s, owner)));
+        let session = match owned {
+            Some((session, owner)) if owner.needs_refresh(&session, now) => {
                 let names = shared.session_cookie_names(req.headers());
                 strip_our_cookies(shared, &mut req, true);
-                return self.call_refreshing(session.to_session(), names, req);
+                return self.call_refreshing(owner, session.to_session(), names, req);
             }
-            other => other,
+            other => other.map(|(session, _)| session),
         };
         let set_cookies = match &session {
             // A cookie that did not open (tampered, expired, revoked...) is cleared.
@@ -191,6 +196,7 @@ impl<S> OidcService<S> {
     /// send its cookie on the response.
     fn call_refreshing<ReqBody, ResBody>(
         &mut self,
+        owner: Arc<Inner>,
         session: Session,
         names: Vec<String>,
         mut req: Request<ReqBody>,
@@ -206,9 +212,7 @@ impl<S> OidcService<S> {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::deferred(Box::pin(async move {
-            let (session, set_cookies) = match refresh::refresh(shared.clone(), session.clone())
-                .await
-            {
+            let (session, set_cookies) = match refresh::refresh(owner, session.clone()).await {
                 Ok(new) => {
                     let cookies = shared.session_cookies(&names, &new).unwrap_or_else(|e| {
                         tracing::error!(reason = %e, "refreshed session not stored");
@@ -258,7 +262,6 @@ impl<S> OidcService<S> {
         ReqBody: Send + 'static,
         ResBody: Send + 'static,
     {
-        let shared = self.shared.clone();
         let token = match token {
             Ok(token) => token,
             Err(()) => {
@@ -266,6 +269,8 @@ impl<S> OidcService<S> {
                 return ResponseFuture::ready(bearer_rejection(err, req.headers()));
             }
         };
+        // With several providers, the one the token names (its keys then decide).
+        let shared = self.shared.for_jwt(&token);
         strip_our_cookies(&shared, &mut req, false);
         match shared.bearer_cached(&token) {
             Some(Ok(identity)) => {

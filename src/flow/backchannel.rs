@@ -8,7 +8,9 @@ use serde_json::{Map, Value};
 
 use crate::backchannel::{check_logout_claims, check_logout_header_typ, Revocation};
 use crate::jwt::Unverified;
-use crate::layer::Inner;
+use std::sync::Arc;
+
+use crate::layer::{Inner, Tenants};
 use crate::provider::VerifyError;
 use crate::response::Page;
 
@@ -16,7 +18,7 @@ use crate::response::Page;
 const MAX_TOKEN_AGE: u64 = 600;
 
 /// Handles the form body of a back-channel logout request.
-pub(crate) async fn handle(inner: &Inner, form: &str) -> Page {
+pub(crate) async fn handle(inner: &Arc<Inner>, form: &str) -> Page {
     match logout(inner, form).await {
         Ok(()) => answer(StatusCode::OK, None),
         Err((status, reason)) => {
@@ -26,7 +28,7 @@ pub(crate) async fn handle(inner: &Inner, form: &str) -> Page {
     }
 }
 
-async fn logout(inner: &Inner, form: &str) -> Result<(), (StatusCode, &'static str)> {
+async fn logout(inner: &Arc<Inner>, form: &str) -> Result<(), (StatusCode, &'static str)> {
     let bad = |reason| (StatusCode::BAD_REQUEST, reason);
     let mut tokens = form_urlencoded::parse(form.as_bytes())
         .filter(|(k, _)| k == "logout_token")
@@ -42,6 +44,8 @@ async fn logout(inner: &Inner, form: &str) -> Result<(), (StatusCode, &'static s
     if !check_logout_header_typ(typ.as_deref()) {
         return Err(bad("logout token has the wrong type (typ)"));
     }
+    // With several providers, the one the token names (its keys then decide).
+    let inner = &inner.for_jwt(&token);
     let meta = &inner.provider.metadata;
     let (_, payload) = inner
         .provider

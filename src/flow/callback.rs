@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::{id_token, token};
-use crate::layer::Inner;
+use crate::layer::{Inner, Tenants};
 use crate::response::{self, caller_kind, Page};
 use crate::session::cookie::{add_set_cookie, request_cookies};
 use crate::session::{Session, Transaction};
@@ -115,6 +115,16 @@ pub(crate) async fn handle(
     };
     // From here on, the transaction is used up whatever happens.
     let clear_tx = vec![inner.cookies.tx_removal(&tx_name)];
+    // The provider (tenant) this login went to.
+    let Some(inner) = inner.by_name(&tx.provider) else {
+        return fail(
+            AuthError::new(
+                AuthErrorKind::InvalidCallback,
+                "this login went to an identity provider that is no longer configured",
+            ),
+            clear_tx,
+        );
+    };
     let login_again = format!(
         "{}?return_to={}",
         inner.paths.login,

@@ -6,7 +6,9 @@ use base64::Engine;
 use http::HeaderMap;
 
 use crate::config::{ResponseMode, ResponseType};
-use crate::layer::Inner;
+use std::sync::Arc;
+
+use crate::layer::{Inner, Tenants};
 use crate::response::{self, Page};
 use crate::session::cookie::{add_set_cookie, random_token, request_cookies};
 use crate::session::Transaction;
@@ -16,6 +18,7 @@ const MAX_RETURN_TO: usize = 2048;
 
 /// Parameters the flow sets itself; configured extras cannot override them.
 const RESERVED_PARAMS: &[&str] = &[
+    "provider",
     "response_type",
     "response_mode",
     "client_id",
@@ -67,7 +70,22 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// `GET {prefix}/login?return_to=/path&prompt=...`: start a login, with the allow-listed
 /// per-login authorization parameters.
-pub(crate) fn handle(inner: &Inner, headers: &HeaderMap, query: Option<&str>) -> Page {
+pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap, query: Option<&str>) -> Page {
+    let provider = query
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+        .find(|(k, _)| k == "provider")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let Some(inner) = shared.by_name(&provider) else {
+        return response::html_page(
+            http::StatusCode::BAD_REQUEST,
+            "Unknown identity provider",
+            "This login names an identity provider this application does not know.",
+            Some((&shared.paths.login, "Log in with the default provider")),
+        );
+    };
+    let inner = &*inner;
     let config = &inner.config;
     let mut return_to = None;
     let mut extra: Vec<(String, String)> = Vec::new();
@@ -75,7 +93,9 @@ pub(crate) fn handle(inner: &Inner, headers: &HeaderMap, query: Option<&str>) ->
         .into_iter()
         .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
     {
-        if name == "return_to" {
+        if name == "provider" {
+            continue;
+        } else if name == "return_to" {
             return_to = sanitize_return_to(&value).map(str::to_owned);
         } else if config.login_params.iter().any(|p| *p == name)
             && !RESERVED_PARAMS.contains(&&*name)
@@ -122,6 +142,7 @@ pub(crate) fn start(
         form_post: config.response_mode == ResponseMode::FormPost,
         prompt_none: param("prompt").is_some_and(|p| p.split_whitespace().any(|p| p == "none")),
         max_age: param("max_age").and_then(|m| m.parse().ok()),
+        provider: inner.name.clone(),
     };
     let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
         &ring::digest::SHA256,

@@ -3,13 +3,21 @@
 
 use http::HeaderMap;
 
-use crate::layer::Inner;
+use std::sync::Arc;
+
+use crate::layer::{Inner, Tenants};
 use crate::response::{self, Page};
 use crate::session::cookie::add_set_cookie;
 
 /// Handles the logout request.
-pub(crate) fn handle(inner: &Inner, headers: &HeaderMap) -> Page {
-    let read = inner.read_session(headers);
+pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap) -> Page {
+    let read = shared.read_session(headers);
+    // The provider that issued the session (one of several tenants, or the only one).
+    let inner = &read
+        .session
+        .as_ref()
+        .and_then(|s| shared.by_issuer(s.issuer()))
+        .unwrap_or_else(|| shared.clone());
     let config = &inner.config;
     let location = match &inner.provider.metadata.end_session_endpoint {
         Some(endpoint) => {

@@ -268,6 +268,8 @@ pub(crate) struct Transaction {
     pub(crate) prompt_none: bool,
     /// The request's `max_age`, in seconds: `auth_time` must then be recent enough.
     pub(crate) max_age: Option<u64>,
+    /// The provider (tenant) the login went to; empty for the default.
+    pub(crate) provider: String,
 }
 
 impl Transaction {
@@ -283,6 +285,7 @@ impl Transaction {
             u8::from(self.hybrid) | u8::from(self.form_post) << 1 | u8::from(self.prompt_none) << 2;
         w.0.push(flags);
         w.u64(self.max_age.map_or(u64::MAX, |m| m.min(u64::MAX - 1)));
+        w.bytes(self.provider.as_bytes());
         w.0
     }
 
@@ -301,14 +304,17 @@ impl Transaction {
             form_post: false,
             prompt_none: false,
             max_age: None,
+            provider: String::new(),
         };
         let flags = r.u8()?;
         let max_age = r.u64()?;
+        let provider = r.string()?;
         let tx = Transaction {
             hybrid: flags & 1 != 0,
             form_post: flags & 2 != 0,
             prompt_none: flags & 4 != 0,
             max_age: (max_age != u64::MAX).then_some(max_age),
+            provider,
             ..tx
         };
         r.0.is_empty().then_some(tx)
@@ -417,6 +423,7 @@ mod tests {
             form_post: true,
             prompt_none: false,
             max_age: Some(300),
+            provider: "tenant-b".into(),
         };
         assert_eq!(Transaction::decode(&tx.encode()), Some(tx));
         assert!(Transaction::decode(&[1, 0, 0]).is_none());

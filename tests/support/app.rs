@@ -57,7 +57,6 @@ pub(crate) async fn start_app_on(
     configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> Result<TestApp, ConfigError> {
     let addr = listener.local_addr().expect("local address");
-    let base = Url::parse(&format!("http://{addr}/")).expect("base URL");
     let config = configure(
         Config::builder(issuer, client_id)
             .redirect_url(format!("http://{addr}/auth/callback"))
@@ -65,6 +64,13 @@ pub(crate) async fn start_app_on(
     )
     .build()?;
     let oidc = OidcLayer::discover(config).await?;
+    Ok(serve_app(listener, oidc))
+}
+
+/// Serves the test app behind an already built layer.
+pub(crate) fn serve_app(listener: tokio::net::TcpListener, oidc: OidcLayer) -> TestApp {
+    let addr = listener.local_addr().expect("local address");
+    let base = Url::parse(&format!("http://{addr}/")).expect("base URL");
     let app = Router::new()
         .route("/admin", get(|| async { "admin area" }))
         .route_layer(RequireLayer::scopes(["admin"]))
@@ -115,7 +121,7 @@ pub(crate) async fn start_app_on(
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve the app");
     });
-    Ok(TestApp { base, task })
+    TestApp { base, task }
 }
 
 /// Tokens from the dev provider's token endpoint for `client` (which must have a secret),

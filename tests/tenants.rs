@@ -1,0 +1,186 @@
+//! Several providers (tenants) in one layer: picked per login, remembered by the session,
+//! and deciding bearer tokens by their issuer — with dev providers whose issuers differ by
+//! path, and with a second real `oidc-provider` instance as the second tenant.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::app::{bind_loopback, dev_tokens, serve_app, Browser, TestApp};
+use support::oidc_provider::{login, ClientConfig, NodeProvider, ProviderOptions};
+use tower_oidc::dev::DevProvider;
+use tower_oidc::{Config, ConfigError, OidcLayer, SessionKey};
+use url::Url;
+
+async fn dev(path: &str) -> DevProvider {
+    let dev = DevProvider::builder()
+        .issuer_path(path)
+        .start()
+        .await
+        .expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    dev
+}
+
+fn config(dev: &DevProvider, base: &str, key: &SessionKey) -> Config {
+    let client = dev.confidential_client();
+    Config::builder(dev.issuer(), &client.id)
+        .client_secret(client.secret.clone().expect("secret"))
+        .redirect_url(format!("{base}auth/callback"))
+        .session_key(key.clone())
+        .build()
+        .expect("config")
+}
+
+async fn two_tenants() -> (DevProvider, DevProvider, TestApp) {
+    let (a, b) = (dev("/tenants/a").await, dev("/tenants/b").await);
+    let listener = bind_loopback().await;
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let key = SessionKey::generate();
+    let layer = OidcLayer::discover_many([
+        ("a", config(&a, &base, &key)),
+        ("b", config(&b, &base, &key)),
+    ])
+    .await
+    .expect("layer");
+    (a, b, serve_app(listener, layer))
+}
+
+#[tokio::test]
+async fn login_picks_the_provider_and_the_session_remembers_it() {
+    let (a, b, app) = two_tenants().await;
+    let browser = Browser::new();
+    let landing = browser.follow(&app.url("/auth/login?return_to=/me")).await;
+    assert_eq!(landing.json()["iss"], a.issuer());
+
+    let browser = Browser::new();
+    let landing = browser
+        .follow(&app.url("/auth/login?provider=b&return_to=/me"))
+        .await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    assert_eq!(landing.json()["iss"], b.issuer());
+    assert!(landing
+        .visited
+        .iter()
+        .any(|u| u.as_str().starts_with(b.issuer())));
+    // logout goes to the provider that issued the session
+    let res = browser.get(&app.url("/auth/logout")).await;
+    let location = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(location.as_str().starts_with(b.issuer()), "{location}");
+
+    let unknown = Browser::new()
+        .follow(&app.url("/auth/login?provider=nope"))
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn bearer_tokens_are_checked_by_their_issuer() {
+    let (a, b, app) = two_tenants().await;
+    let http = reqwest::Client::new();
+    let whoami = |token: String| {
+        http.get(app.url("/whoami"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+    };
+    for dev in [&a, &b] {
+        let tokens = dev_tokens(dev, dev.confidential_client(), "openid profile").await;
+        let token = tokens["access_token"].as_str().unwrap().to_owned();
+        let res = whoami(token).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "token of {}", dev.issuer());
+    }
+    // a token naming tenant b but signed with tenant a's key is refused
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = a.sign_jwt(
+        "at+jwt",
+        &serde_json::json!({
+            "iss": b.issuer(), "sub": "mallory", "aud": "dev-client",
+            "iat": now, "exp": now + 300,
+        }),
+    );
+    assert_eq!(
+        whoami(forged).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn shared_settings_must_match() {
+    let (a, b) = (dev("/tenants/a").await, dev("/tenants/b").await);
+    let key = SessionKey::generate();
+    let other = Config::builder(b.issuer(), "dev-client")
+        .client_secret("dev-secret")
+        .redirect_url("http://127.0.0.1:1/auth/callback")
+        .session_key(key.clone())
+        .cookie_name("other")
+        .build()
+        .unwrap();
+    let err =
+        OidcLayer::discover_many([("a", config(&a, "http://127.0.0.1:1/", &key)), ("b", other)])
+            .await
+            .unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
+    let err = OidcLayer::discover_many([
+        ("a", config(&a, "http://127.0.0.1:1/", &key)),
+        ("a", config(&b, "http://127.0.0.1:1/", &key)),
+    ])
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
+    let none: [(&str, Config); 0] = [];
+    assert!(OidcLayer::discover_many(none).await.is_err());
+}
+
+#[tokio::test]
+async fn second_oidc_provider_instance_as_a_second_tenant() {
+    let listener = bind_loopback().await;
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let callback = format!("{base}auth/callback");
+    let start =
+        |path: &'static str| {
+            let callback = callback.clone();
+            async move {
+                NodeProvider::start(ProviderOptions::new().path(path).client(
+                    ClientConfig::confidential("rp-app", "rp-secret").redirect_uri(&callback),
+                ))
+                .await
+            }
+        };
+    let (first, second) = tokio::join!(start("/tenant-a"), start("/tenant-b"));
+    let key = SessionKey::generate();
+    let cfg = |p: &NodeProvider| {
+        Config::builder(p.issuer(), "rp-app")
+            .client_secret("rp-secret")
+            .redirect_url(&callback)
+            .session_key(key.clone())
+            .build()
+            .expect("config")
+    };
+    let layer = OidcLayer::discover_many([("a", cfg(&first)), ("b", cfg(&second))])
+        .await
+        .expect("layer");
+    let app = serve_app(listener, layer);
+    let browser = Browser::new();
+    let nav = login(
+        &browser.client,
+        second.issuer(),
+        app.url("/auth/login?provider=b&return_to=/me").as_str(),
+        "bob",
+        "bob",
+    )
+    .await;
+    assert_eq!(
+        nav.status,
+        StatusCode::OK,
+        "{}\n{}",
+        nav.body,
+        second.logs()
+    );
+    let claims: Value = nav.json();
+    assert_eq!(claims["sub"], "bob");
+    assert_eq!(claims["iss"], second.issuer());
+    assert!(second.issuer().ends_with("/tenant-b"));
+}
