@@ -154,22 +154,19 @@ impl OidcLayer {
                 session_key: first.session_key.clone(),
                 ..config
             };
-            let mut inner = Self::with_provider(config, provider).into_inner();
+            let mut inner = Self::build_inner(config, provider);
             inner.name = name;
             inners.push(inner);
         }
         let mut inners = inners.into_iter();
-        let Some(mut default) = inners.next() else {
-            unreachable!("checked above: at least one provider");
-        };
+        let mut default = inners.next().ok_or_else(|| ConfigError::Invalid {
+            field: "providers",
+            reason: "no provider given".into(),
+        })?;
         default.tenants = inners.map(Arc::new).collect();
         Ok(Self {
             inner: Arc::new(default),
         })
-    }
-
-    fn into_inner(self) -> Inner {
-        Arc::try_unwrap(self.inner).unwrap_or_else(|_| unreachable!("a new layer is not shared"))
     }
 
     /// Builds the layer from an already-known discovery document (the JSON of
@@ -212,6 +209,12 @@ impl OidcLayer {
     }
 
     fn with_provider(config: Config, provider: Provider) -> Self {
+        Self {
+            inner: Arc::new(Self::build_inner(config, provider)),
+        }
+    }
+
+    fn build_inner(config: Config, provider: Provider) -> Inner {
         let prefix = &config.prefix;
         let paths = Paths {
             login: format!("{prefix}/login"),
@@ -233,7 +236,7 @@ impl OidcLayer {
         let store_id_token = config
             .store_id_token
             .unwrap_or(provider.metadata.end_session_endpoint.is_some());
-        let inner = Inner {
+        Inner {
             name: String::new(),
             tenants: Vec::new(),
             store_id_token,
@@ -248,9 +251,6 @@ impl OidcLayer {
             bearer_cache: TokenCache::new(config.bearer_cache_capacity),
             provider,
             config,
-        };
-        Self {
-            inner: Arc::new(inner),
         }
     }
 
