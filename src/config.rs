@@ -175,6 +175,7 @@ pub struct Config {
     pub(crate) response_type: ResponseType,
     pub(crate) response_mode: ResponseMode,
     pub(crate) login_params: Vec<String>,
+    pub(crate) allow_pkce_plain: bool,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) refresh_margin: Duration,
     pub(crate) refresh_grace: Duration,
@@ -229,6 +230,7 @@ impl Config {
             ]
             .map(String::from)
             .to_vec(),
+            allow_pkce_plain: false,
             idle_timeout: None,
             refresh_margin: Duration::from_secs(30),
             refresh_grace: Duration::from_secs(30),
@@ -339,6 +341,7 @@ pub struct ConfigBuilder {
     response_type: ResponseType,
     response_mode: Option<ResponseMode>,
     login_params: Vec<String>,
+    allow_pkce_plain: bool,
     idle_timeout: Option<Duration>,
     refresh_margin: Duration,
     refresh_grace: Duration,
@@ -496,6 +499,14 @@ impl ConfigBuilder {
     /// [`clear_login_params`]: ConfigBuilder::clear_login_params
     pub fn login_param(mut self, name: impl Into<String>) -> Self {
         self.login_params.push(name.into());
+        self
+    }
+
+    /// Allows PKCE with the `plain` method when the provider does not support `S256` (it
+    /// protects less: the verifier travels in the authorization request). Default off:
+    /// discovery of such a provider fails. S256 is used whenever the provider has it.
+    pub fn allow_pkce_plain(mut self, allow: bool) -> Self {
+        self.allow_pkce_plain = allow;
         self
     }
 
@@ -833,6 +844,7 @@ impl ConfigBuilder {
             response_type: self.response_type,
             response_mode,
             login_params: self.login_params,
+            allow_pkce_plain: self.allow_pkce_plain,
             csrf_header,
             bearer: self.bearer,
             api_audiences,

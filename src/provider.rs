@@ -62,6 +62,8 @@ pub(crate) struct Metadata {
     pub(crate) id_token_algs: Vec<Alg>,
     pub(crate) client_auth: ClientAuth,
     pub(crate) iss_parameter_supported: bool,
+    /// PKCE with `plain` (only when the provider lacks S256 and it is allowed).
+    pub(crate) pkce_plain: bool,
 }
 
 fn names<T: Serialize>(values: &[T]) -> Vec<String> {
@@ -101,14 +103,23 @@ impl Metadata {
             .unwrap_or_else(|| vec!["client_secret_basic".into()]);
         let client_auth = choose_client_auth(config, &methods)?;
         let extra = m.additional_metadata();
-        if let Some(methods) = &extra.code_challenge_methods_supported {
-            if !methods.iter().any(|m| m == "S256") {
-                return Err(unsupported(
-                    "the provider does not support PKCE with S256 (code_challenge_methods_supported)",
-                ));
+        // PKCE S256 unless the provider lacks it, offers `plain`, and `plain` is allowed.
+        let pkce_plain = match &extra.code_challenge_methods_supported {
+            Some(methods) if !methods.iter().any(|m| m == "S256") => {
+                if config.allow_pkce_plain && methods.iter().any(|m| m == "plain") {
+                    tracing::warn!("the provider lacks PKCE S256: using `plain`, as configured");
+                    true
+                } else {
+                    return Err(unsupported(
+                        "the provider does not support PKCE with S256 (code_challenge_methods_supported); \
+                         `plain` must be allowed explicitly (ConfigBuilder::allow_pkce_plain)",
+                    ));
+                }
             }
-        }
+            _ => false,
+        };
         Ok(Self {
+            pkce_plain,
             issuer: m.issuer().as_str().to_owned(),
             authorization_endpoint: m.authorization_endpoint().url().clone(),
             token_endpoint,
@@ -459,6 +470,19 @@ mod tests {
             Err(ConfigError::UnsupportedProvider(_))
         ));
         let no_s256 = discovery(serde_json::json!({"code_challenge_methods_supported": ["plain"]}));
+        let plain_allowed = Config::builder("https://id.example.com", "c")
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(SessionKey::generate())
+            .client_secret("s")
+            .allow_pkce_plain(true)
+            .build()
+            .unwrap();
+        let p = Provider::from_documents(&plain_allowed, &no_s256, None).unwrap();
+        assert!(p.metadata.pkce_plain);
+        let both =
+            discovery(serde_json::json!({"code_challenge_methods_supported": ["plain", "S256"]}));
+        let p = Provider::from_documents(&plain_allowed, &both, None).unwrap();
+        assert!(!p.metadata.pkce_plain, "S256 whenever the provider has it");
         assert!(matches!(
             Provider::from_documents(&c, &no_s256, None),
             Err(ConfigError::UnsupportedProvider(_))

@@ -144,10 +144,12 @@ pub(crate) fn start(
         max_age: param("max_age").and_then(|m| m.parse().ok()),
         provider: inner.name.clone(),
     };
-    let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        tx.pkce_verifier.as_bytes(),
-    ));
+    let (challenge, method) = if inner.provider.metadata.pkce_plain {
+        (tx.pkce_verifier.clone(), "plain")
+    } else {
+        let digest = ring::digest::digest(&ring::digest::SHA256, tx.pkce_verifier.as_bytes());
+        (URL_SAFE_NO_PAD.encode(digest), "S256")
+    };
     let meta = &inner.provider.metadata;
     let mut url = meta.authorization_endpoint.clone();
     {
@@ -163,7 +165,7 @@ pub(crate) fn start(
             .append_pair("state", &tx.state)
             .append_pair("nonce", &tx.nonce)
             .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
+            .append_pair("code_challenge_method", method);
         for (name, value) in &params {
             q.append_pair(name, value);
         }
