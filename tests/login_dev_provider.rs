@@ -825,3 +825,18 @@ async fn max_age_exceeded_is_refused() {
     let landing = Browser::new().follow(&app.url("/me")).await;
     assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
 }
+
+#[tokio::test]
+async fn signed_userinfo_is_verified() {
+    let dev = provider().await;
+    let app = confidential_app(&dev).await;
+    dev.set_fault(Fault::SignedUserinfo);
+    let landing = login(&Browser::new(), &app).await;
+    assert_eq!(landing.json()["email"], "alice@example.com");
+    assert_eq!(dev.stats().userinfo_requests, 1);
+}
+
+#[tokio::test]
+async fn signed_userinfo_with_a_bad_signature_is_refused() {
+    assert_login_refused(Fault::SignedUserinfoBadSignature, StatusCode::BAD_REQUEST).await;
+}

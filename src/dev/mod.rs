@@ -664,6 +664,11 @@ pub enum Fault {
     IdToken(IdTokenFault),
     /// The userinfo endpoint returns a `sub` different from the token's subject.
     UserinfoSubMismatch,
+    /// The userinfo endpoint answers with a signed JWT (`application/jwt`, with `iss` and
+    /// `aud`) instead of JSON (OpenID Connect Core §5.3.2).
+    SignedUserinfo,
+    /// Like [`Fault::SignedUserinfo`], but the signature is broken.
+    SignedUserinfoBadSignature,
     /// The token endpoint answers `400` with `{"error": <code>}`.
     TokenError(String),
     /// The authorization endpoint redirects back with `error=<code>` (plus `state` and

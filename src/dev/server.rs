@@ -116,6 +116,7 @@ struct Code {
 
 struct AccessRecord {
     sub: String,
+    client_id: String,
     scope: Vec<String>,
     exp: u64,
     grant: u64,
@@ -1291,6 +1292,7 @@ impl Shared {
             token_key(&access_token),
             AccessRecord {
                 sub: i.sub.to_owned(),
+                client_id: i.client_id.to_owned(),
                 scope: i.scope.to_vec(),
                 exp: access_exp,
                 grant: i.grant,
@@ -1493,6 +1495,13 @@ async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
             state.faults.contains(&Fault::UserinfoSubMismatch),
         )
     };
+    let (signed, broken) = {
+        let state = s.state();
+        (
+            state.faults.contains(&Fault::SignedUserinfo),
+            state.faults.contains(&Fault::SignedUserinfoBadSignature),
+        )
+    };
     if !scope.iter().any(|s| s == "openid") {
         return bearer_error(
             StatusCode::FORBIDDEN,
@@ -1502,6 +1511,29 @@ async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
     }
     let mut claims = json!({ "sub": if mismatch { format!("not-{sub}") } else { sub.clone() } });
     s.user_claims(&mut claims, &sub, &scope);
+    if signed || broken {
+        let client_id = s
+            .state()
+            .access
+            .get(&token_key(token))
+            .map(|r| r.client_id.clone())
+            .unwrap_or_default();
+        claims["iss"] = json!(s.issuer);
+        claims["aud"] = json!(client_id);
+        let Some(mut jwt) = s.sign_jwt("JWT", &claims) else {
+            return bearer_error(StatusCode::INTERNAL_SERVER_ERROR, None, "signing failed");
+        };
+        if broken {
+            jwt.truncate(jwt.len() - 4);
+            jwt.push_str("AAAA");
+        }
+        let mut res = (StatusCode::OK, jwt).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/jwt"),
+        );
+        return res;
+    }
     json_response(StatusCode::OK, &claims)
 }
 
