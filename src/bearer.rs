@@ -184,6 +184,8 @@ struct AccessClaims<'a> {
     at_hash: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     c_hash: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    events: Option<serde::de::IgnoredAny>,
     /// Introspection only.
     #[serde(default)]
     active: Option<bool>,
@@ -241,6 +243,10 @@ impl Inner {
         if self.config.require_access_token_type && !is_at_jwt {
             return Err(invalid("the token is not an access token (typ at+jwt)"));
         }
+        // Other explicit types (logout+jwt, secevent+jwt, ...) are other kinds of token.
+        if !is_at_jwt && !matches!(typ_ok.as_deref(), None | Some("jwt" | "application/jwt")) {
+            return Err(invalid("the token is not an access token"));
+        }
         let (_, payload) = self
             .provider
             .verify_jwt(token, ACCESS_TOKEN_ALGS)
@@ -260,8 +266,13 @@ impl Inner {
             })?;
         let claims: AccessClaims<'_> =
             serde_json::from_slice(&payload).map_err(|_| invalid("the token is malformed"))?;
-        if claims.nonce.is_some() || claims.at_hash.is_some() || claims.c_hash.is_some() {
-            // An ID token (it carries claims only ID tokens have) is not an access token.
+        if claims.nonce.is_some()
+            || claims.at_hash.is_some()
+            || claims.c_hash.is_some()
+            || claims.events.is_some()
+        {
+            // An ID token (claims only ID tokens have) or a logout/event token is not an
+            // access token.
             return Err(invalid("the token is not an access token"));
         }
         let exp = self.check_access_claims(&claims, now, true)?;

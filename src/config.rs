@@ -162,6 +162,7 @@ pub struct Config {
     pub(crate) transaction_ttl: Duration,
     pub(crate) http_timeout: Duration,
     pub(crate) jwks_refetch_interval: Duration,
+    pub(crate) jwks_max_age: Duration,
     pub(crate) cookie_name: String,
     pub(crate) secure_cookies: bool,
     pub(crate) clock: Clock,
@@ -210,6 +211,7 @@ impl Config {
             transaction_ttl: Duration::from_secs(600),
             http_timeout: Duration::from_secs(10),
             jwks_refetch_interval: Duration::from_secs(30),
+            jwks_max_age: Duration::from_secs(3600),
             cookie_name: None,
             clock: None,
             bearer: true,
@@ -329,6 +331,7 @@ pub struct ConfigBuilder {
     transaction_ttl: Duration,
     http_timeout: Duration,
     jwks_refetch_interval: Duration,
+    jwks_max_age: Duration,
     cookie_name: Option<String>,
     clock: Option<Clock>,
     bearer: bool,
@@ -546,6 +549,13 @@ impl ConfigBuilder {
     /// Least time between two JWKS refetches caused by an unknown key id. Default 30 s.
     pub fn jwks_refetch_interval(mut self, interval: Duration) -> Self {
         self.jwks_refetch_interval = interval;
+        self
+    }
+
+    /// Longest time the provider's signing keys are used before they are fetched again, so
+    /// a key the provider removed stops being trusted. Default 1 hour.
+    pub fn jwks_max_age(mut self, max_age: Duration) -> Self {
+        self.jwks_max_age = max_age;
         self
     }
 
@@ -872,6 +882,7 @@ impl ConfigBuilder {
             transaction_ttl: self.transaction_ttl,
             http_timeout: self.http_timeout,
             jwks_refetch_interval: self.jwks_refetch_interval,
+            jwks_max_age: self.jwks_max_age,
             cookie_name,
             secure_cookies,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),

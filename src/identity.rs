@@ -293,7 +293,10 @@ impl AccessToken {
     /// When it expires, if known.
     pub fn expires_at(&self) -> Option<std::time::SystemTime> {
         (self.expires_at != 0)
-            .then(|| std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.expires_at))
+            .then(|| {
+                std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(self.expires_at))
+            })
+            .flatten()
     }
 }
 
@@ -359,8 +362,8 @@ mod extract {
         }
     }
 
-    /// Without an access token (none stored, or nobody logged in) the answer is the same as
-    /// for a missing login.
+    /// Nobody logged in: the answer for a missing login. A session that keeps no access
+    /// token (`store_access_token(false)`): `500`, a server configuration mistake.
     impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
         type Rejection = LoginRequired;
 

@@ -78,9 +78,10 @@ impl OidcLayer {
     /// that issued it (refresh and logout go there), and bearer tokens are checked against the
     /// provider named by their `iss`.
     ///
-    /// Session and cookie settings (session key, cookie name, route prefix, redirect URL,
-    /// lifetimes, revocation store, login policy) are those of the first configuration; the
-    /// others must use the same cookie name, route prefix and redirect URL.
+    /// The session settings of the first configuration hold for all (session key, session
+    /// and idle lifetimes, login timeout, concurrent logins, revocation store, clock); the
+    /// others must use the same cookie name, route prefix and redirect URL. Each keeps its own
+    /// client, claims and token settings.
     ///
     /// # Example
     ///
@@ -146,12 +147,29 @@ impl OidcLayer {
                 });
             }
         }
-        let mut inners = Vec::with_capacity(tenants.len());
+        let mut inners: Vec<Inner> = Vec::with_capacity(tenants.len());
         for (name, config) in tenants {
             let provider = Provider::discover(&config).await?;
-            // One session key for all: sessions of every tenant share the cookies.
+            if inners
+                .iter()
+                .any(|other| other.provider.metadata.issuer == provider.metadata.issuer)
+            {
+                return Err(ConfigError::Invalid {
+                    field: "providers",
+                    reason: format!("provider `{name}` has the issuer of another provider"),
+                });
+            }
+            // The session settings of the first configuration hold for every tenant: the
+            // sessions share the cookies, and a back-channel logout from any provider must
+            // reach the store that sessions are checked against.
             let config = Config {
                 session_key: first.session_key.clone(),
+                revocations: first.revocations.clone(),
+                session_lifetime: first.session_lifetime,
+                idle_timeout: first.idle_timeout,
+                transaction_ttl: first.transaction_ttl,
+                max_transactions: first.max_transactions,
+                clock: first.clock.clone(),
                 ..config
             };
             let mut inner = Self::build_inner(config, provider);

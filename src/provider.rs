@@ -162,11 +162,12 @@ fn choose_client_auth(config: &Config, methods: &[String]) -> Result<ClientAuth,
 pub(crate) struct Provider {
     pub(crate) metadata: Metadata,
     pub(crate) http: reqwest::Client,
-    jwks: RwLock<Arc<JwkSet>>,
+    jwks: RwLock<(Arc<JwkSet>, Instant)>,
     /// When the JWKS was last refetched because of an unknown key, and whether that worked
     /// (single-flight lock).
     refetch: tokio::sync::Mutex<Option<(Instant, bool)>>,
     refetch_interval: Duration,
+    max_age: Duration,
 }
 
 pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client, ConfigError> {
@@ -250,16 +251,41 @@ impl Provider {
         Self {
             metadata,
             http,
-            jwks: RwLock::new(Arc::new(jwks)),
+            jwks: RwLock::new((Arc::new(jwks), Instant::now())),
             refetch: tokio::sync::Mutex::new(None),
             refetch_interval: config.jwks_refetch_interval,
+            max_age: config.jwks_max_age,
         }
     }
 
     fn keys(&self) -> Arc<JwkSet> {
+        self.keys_and_age().0
+    }
+
+    fn keys_and_age(&self) -> (Arc<JwkSet>, Instant) {
         match self.jwks.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn store_keys(&self, jwks: JwkSet) {
+        let fresh = (Arc::new(jwks), Instant::now());
+        match self.jwks.write() {
+            Ok(mut guard) => *guard = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+    }
+
+    /// Refetches keys older than the maximum age (rate-limited like unknown-key refetches);
+    /// on failure the old keys stay in use.
+    async fn refresh_if_stale(&self) {
+        let (seen, fetched) = self.keys_and_age();
+        if fetched.elapsed() < self.max_age {
+            return;
+        }
+        if let Err(e) = self.refetch_jwks(&seen).await {
+            tracing::warn!(reason = ?e, "the provider's keys are old and could not be refetched");
         }
     }
 
@@ -272,6 +298,7 @@ impl Provider {
     ) -> Result<(Alg, Vec<u8>), VerifyError> {
         let jwt = Unverified::parse(token).map_err(VerifyError::Jwt)?;
         jwt.alg(allowed).map_err(VerifyError::Jwt)?;
+        self.refresh_if_stale().await;
         let keys = self.keys();
         match jwt.verify(&keys, allowed) {
             Ok(alg) => return Ok((alg, jwt.into_payload())),
@@ -315,10 +342,7 @@ impl Provider {
         let jwks = JwkSet::parse(&body).map_err(|e| VerifyError::Unavailable(Box::new(e)))?;
         *last = Some((Instant::now(), true));
         tracing::info!(keys = jwks.len(), "refetched the provider's JWKS");
-        match self.jwks.write() {
-            Ok(mut guard) => *guard = Arc::new(jwks),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(jwks),
-        }
+        self.store_keys(jwks);
         Ok(true)
     }
 

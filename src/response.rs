@@ -246,7 +246,12 @@ pub(crate) fn error_answer(
         return reject(caller, err, headers);
     }
     let kind = err.kind();
-    let mut res = html_page(status_of(kind), public_message(kind), err.message(), link);
+    // Server-side failures name internal endpoints; those details stay in the logs.
+    let message = match kind {
+        AuthErrorKind::ProviderUnavailable | AuthErrorKind::Internal => public_message(kind),
+        _ => err.message(),
+    };
+    let mut res = html_page(status_of(kind), public_message(kind), message, link);
     res.extensions_mut().insert(err);
     res
 }

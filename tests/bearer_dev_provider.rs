@@ -354,3 +354,39 @@ async fn token_with_id_token_only_claims_is_refused() {
     let token = s.dev.sign_jwt("JWT", &claims);
     assert_invalid_token(s.get("/me", &token, &[]).await, "not an access token").await;
 }
+
+#[tokio::test]
+async fn logout_tokens_are_not_access_tokens() {
+    let s = setup(|b| b).await;
+    let mut claims = s.claims();
+    claims["events"] = json!({"http://schemas.openid.net/event/backchannel-logout": {}});
+    let token = s.dev.sign_jwt("JWT", &claims);
+    assert_invalid_token(s.get("/me", &token, &[]).await, "not an access token").await;
+    let typed = s.dev.sign_jwt("logout+jwt", &s.claims());
+    assert_invalid_token(s.get("/me", &typed, &[]).await, "not an access token").await;
+}
+
+#[tokio::test]
+async fn old_keys_stop_being_trusted_after_the_maximum_age() {
+    let s = setup(|b| {
+        b.jwks_max_age(std::time::Duration::from_millis(500))
+            .jwks_refetch_interval(std::time::Duration::ZERO)
+            .bearer_cache_capacity(0)
+    })
+    .await;
+    let old_key_token = s.dev.sign_jwt("at+jwt", &s.claims());
+    assert_eq!(
+        s.get("/me", &old_key_token, &[]).await.status(),
+        StatusCode::OK
+    );
+    // the provider rotates (the old key leaves its JWKS); while the cached keys are young,
+    // the old key is still trusted...
+    s.dev.rotate_keys();
+    assert_eq!(
+        s.get("/me", &old_key_token, &[]).await.status(),
+        StatusCode::OK
+    );
+    // ...and after the maximum age they are fetched again: the old key is gone
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_invalid_token(s.get("/me", &old_key_token, &[]).await, "signature").await;
+}

@@ -184,3 +184,42 @@ async fn second_oidc_provider_instance_as_a_second_tenant() {
     assert_eq!(claims["iss"], second.issuer());
     assert!(second.issuer().ends_with("/tenant-b"));
 }
+
+#[tokio::test]
+async fn backchannel_logout_from_the_second_tenant_ends_its_sessions() {
+    let (_a, b, app) = two_tenants().await;
+    let browser = Browser::new();
+    let landing = browser
+        .follow(&app.url("/auth/login?provider=b&return_to=/me"))
+        .await;
+    let sid = landing.json()["sid"].as_str().expect("sid").to_owned();
+    let cookie = browser.cookies(&app.url("/"));
+    let me = |cookie: String| {
+        reqwest::Client::new()
+            .get(app.url("/me"))
+            .header("accept", "application/json")
+            .header("cookie", cookie)
+            .send()
+    };
+    assert_eq!(me(cookie.clone()).await.unwrap().status(), StatusCode::OK);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = b.sign_jwt(
+        "logout+jwt",
+        &serde_json::json!({
+            "iss": b.issuer(), "aud": "dev-client", "iat": now, "jti": "j1", "sid": sid,
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        }),
+    );
+    let res = reqwest::Client::new()
+        .post(app.url("/auth/backchannel-logout"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("logout_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(me(cookie).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}

@@ -73,7 +73,9 @@ async fn logout(inner: &Arc<Inner>, form: &str) -> Result<(), (StatusCode, &'sta
     )
     .map_err(bad)?;
     let store = &config.revocations;
-    let jti_until = now + MAX_TOKEN_AGE + 2 * skew;
+    let jti_until = now
+        .saturating_add(MAX_TOKEN_AGE)
+        .saturating_add(skew.saturating_mul(2));
     if !store.first_use_of_jti(&meta.issuer, &checked.jti, jti_until, now) {
         return Err(bad("logout token was already used (jti)"));
     }
@@ -90,7 +92,8 @@ async fn logout(inner: &Arc<Inner>, form: &str) -> Result<(), (StatusCode, &'sta
             // A provider clock behind ours must not spare a session created just before.
             at: checked.iat.max(now),
         },
-        now + config.session_lifetime.as_secs() + skew,
+        now.saturating_add(config.session_lifetime.as_secs())
+            .saturating_add(skew),
     );
     Ok(())
 }

@@ -179,12 +179,22 @@ pub(crate) async fn handle(
             clear_tx,
         );
     }
+    if tx.hybrid && params.id_token.is_none() {
+        return fail(
+            AuthError::new(
+                AuthErrorKind::InvalidCallback,
+                "the hybrid response has no ID token",
+            ),
+            clear_tx,
+        );
+    }
     // RFC 9207: when present (and always when advertised), `iss` names our provider; a
     // response with an ID token names it there instead (checked with the token).
     let issuer = &inner.provider.metadata.issuer;
     match &params.iss {
         Some(iss) if iss == issuer => {}
-        None if !inner.provider.metadata.iss_parameter_supported || params.id_token.is_some() => {}
+        None if !inner.provider.metadata.iss_parameter_supported
+            || (tx.hybrid && params.id_token.is_some()) => {}
         _ => {
             return fail(
                 AuthError::new(
@@ -201,15 +211,6 @@ pub(crate) async fn handle(
             clear_tx,
         );
     };
-    if tx.hybrid && params.id_token.is_none() {
-        return fail(
-            AuthError::new(
-                AuthErrorKind::InvalidCallback,
-                "the hybrid response has no ID token",
-            ),
-            clear_tx,
-        );
-    }
     match complete(&inner, &tx, code, params.id_token.as_deref(), now).await {
         Ok(session) => finish(&inner, &headers, session, &tx, clear_tx),
         Err(err) => fail(err, clear_tx),
@@ -362,7 +363,12 @@ mod tests {
     /// A hybrid-flow layer whose provider keys are `key` and whose token endpoint cannot be
     /// reached (so a request that gets that far answers 503).
     fn hybrid_layer(key: &TestKey) -> OidcLayer {
+        layer(key, ResponseType::CodeIdToken)
+    }
+
+    fn layer(key: &TestKey, response_type: ResponseType) -> OidcLayer {
         let discovery = serde_json::json!({
+            "authorization_response_iss_parameter_supported": true,
             "issuer": ISSUER,
             "authorization_endpoint": format!("{ISSUER}/authorize"),
             "token_endpoint": "http://127.0.0.1:9/token",
@@ -373,7 +379,7 @@ mod tests {
         });
         let config = Config::builder(ISSUER, "app")
             .client_secret("secret")
-            .response_type(ResponseType::CodeIdToken)
+            .response_type(response_type)
             .redirect_url("https://app.example.com/auth/callback")
             .session_key(SessionKey::new([3; 32]).unwrap())
             .http_timeout(std::time::Duration::from_millis(500))
@@ -414,8 +420,6 @@ mod tests {
                 .map(|(_, v)| v.into_owned())
                 .unwrap()
         };
-        assert_eq!(param("response_type"), "code id_token");
-        assert_eq!(param("response_mode"), "form_post");
         let cookie = headers["set-cookie"].to_str().unwrap();
         let cookie = cookie.split(';').next().unwrap().to_owned();
         (param("state"), param("nonce"), cookie)
@@ -514,6 +518,23 @@ mod tests {
         )
         .await;
         assert_eq!(status, http::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_dummy_id_token_does_not_lift_the_iss_requirement() {
+        let key = TestKey::new("k1");
+        let layer = layer(&key, ResponseType::Code);
+        for extra in ["", "&id_token=x.y.z"] {
+            let (state, _, cookie) = start(&layer).await;
+            let req = Request::get(format!("/auth/callback?code=c&state={state}{extra}"))
+                .header("accept", "text/html")
+                .header("cookie", cookie)
+                .body(String::new())
+                .unwrap();
+            let (status, _, body) = send(&layer, req).await;
+            assert_eq!(status, http::StatusCode::BAD_REQUEST, "{extra}");
+            assert!(body.contains("mix-up"), "{body}");
+        }
     }
 
     #[tokio::test]

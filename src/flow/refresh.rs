@@ -16,6 +16,9 @@ use crate::flow::{id_token, token};
 use crate::layer::Inner;
 use crate::session::{Session, SessionRef};
 
+/// How long a refresh that failed because the provider was unreachable is remembered.
+const OUTAGE_MEMORY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Most refreshes remembered at once; beyond it, refreshes still work but without sharing.
 const MAX_FLIGHTS: usize = 10_000;
 
@@ -88,14 +91,20 @@ pub(crate) async fn refresh(
     };
     let result = flight.await;
     if matches!(&result, Err(e) if e.kind() == AuthErrorKind::ProviderUnavailable) {
-        // Remember successes and refusals for the grace window, not outages: the next
-        // request tries again.
-        inner
+        // Successes and refusals are remembered for the grace window; an outage only for a
+        // moment, so requests meanwhile go on with the session they have instead of each
+        // waiting for the provider, and a request after it tries again.
+        let mut flights = inner
             .refresher
             .flights
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&key);
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = flights.get_mut(&key) {
+            let forget_after = grace.saturating_sub(OUTAGE_MEMORY);
+            entry.0 = Instant::now()
+                .checked_sub(forget_after)
+                .unwrap_or_else(Instant::now);
+        }
     }
     result
 }

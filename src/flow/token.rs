@@ -177,11 +177,14 @@ async fn token_request(inner: &Inner, params: &[(&str, &str)]) -> Result<Tokens,
             ),
         ));
     }
+    // A lifetime beyond ten years is nonsense; clamp it so time arithmetic stays sane.
+    const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
     let expires_in = match raw.expires_in {
         Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
         Some(Value::String(s)) => s.parse().ok(),
         _ => None,
-    };
+    }
+    .map(|s| s.min(MAX_EXPIRES_IN));
     Ok(Tokens {
         access_token: raw.access_token,
         expires_in,

@@ -426,7 +426,8 @@ pub(crate) struct Cookies {
     pub(crate) session: String,
     /// Prefix of login-transaction cookie names; the `state` follows.
     pub(crate) tx_prefix: String,
-    /// Path of transaction cookies: the route prefix, so they only travel to our routes.
+    /// Path of transaction cookies: the route prefix on http (they only travel to our
+    /// routes), `/` on https (required by the `__Host-` prefix).
     tx_path: String,
     secure: bool,
     /// Transaction cookies must survive a cross-site form POST: `SameSite=None; Secure`.
@@ -442,13 +443,15 @@ impl Cookies {
     ) -> Self {
         Self {
             session: session.to_owned(),
+            // On https, `__Host-` (so `Path=/`): a sibling subdomain cannot plant a login
+            // transaction (login CSRF by cookie tossing). On plain http nothing can prevent it.
             tx_prefix: if secure {
-                "__Secure-oidc_tx_"
+                "__Host-oidc_tx_"
             } else {
                 "oidc_tx_"
             }
             .to_owned(),
-            tx_path: route_prefix.to_owned(),
+            tx_path: if secure { "/" } else { route_prefix }.to_owned(),
             secure,
             tx_cross_site,
         }
@@ -654,11 +657,11 @@ mod tests {
             "__Host-oidc_session=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=10"
         );
         let tx = c.tx_cookie(&c.tx_name("st"), "v", std::time::Duration::from_secs(600));
-        assert!(tx.starts_with("__Secure-oidc_tx_st=v; Path=/auth;"), "{tx}");
-        assert!(c.tx_removal("__Secure-oidc_tx_st").contains("Max-Age=0"));
+        assert!(tx.starts_with("__Host-oidc_tx_st=v; Path=/;"), "{tx}");
+        assert!(c.tx_removal("__Host-oidc_tx_st").contains("Max-Age=0"));
         assert!(c.is_ours("__Host-oidc_session"));
         assert!(c.is_ours("__Host-oidc_session.3"));
-        assert!(c.is_ours("__Secure-oidc_tx_abc"));
+        assert!(c.is_ours("__Host-oidc_tx_abc"));
         assert!(!c.is_ours("__Host-oidc_session.x"));
         assert!(!c.is_ours("__Host-oidc_sessionx"));
         assert!(!c.is_ours("other"));
