@@ -79,6 +79,7 @@ struct Entry {
 pub(crate) struct TokenCache {
     shards: Vec<Mutex<HashMap<TokenKey, Entry>>>,
     per_shard: usize,
+    evictions: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -95,6 +96,7 @@ impl TokenCache {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             per_shard,
+            evictions: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -120,12 +122,15 @@ impl TokenCache {
         if shard.len() >= self.per_shard {
             shard.retain(|_, e| e.expires_at > now);
         }
-        if shard.len() >= self.per_shard {
-            // Still full of live entries: drop a quarter (hash order, so effectively random).
-            let drop: Vec<TokenKey> = shard.keys().take(self.per_shard / 4 + 1).copied().collect();
-            for k in drop {
-                shard.remove(&k);
-            }
+        // Still full of live entries: drop about a quarter, chosen by bits of the (uniformly
+        // random) SHA-256 keys, a different quarter each time (at most four rounds empty it).
+        let mut quarter = self
+            .evictions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        while shard.len() >= self.per_shard {
+            let q = quarter & 3;
+            shard.retain(|k, _| usize::from(k[1] & 3) != q);
+            quarter = quarter.wrapping_add(1);
         }
         shard.insert(key, entry);
     }
@@ -456,6 +461,11 @@ mod tests {
             );
         }
         assert!(cache.len() <= 64, "{}", cache.len());
+        // eviction is spread over the keys: of the first thousand, none survive the churn
+        let early_survivors = (0..1000u32)
+            .filter(|i| cache.get(&token_key(&i.to_string()), 50).is_some())
+            .count();
+        assert!(early_survivors < 10, "{early_survivors}");
         let key = token_key("fresh");
         cache.insert(
             key,
