@@ -240,10 +240,10 @@ impl Inner {
     }
 
     async fn validate_jwt(&self, token: &str, now: u64) -> Result<(Identity, u64), AuthError> {
-        let typ_ok = match Unverified::parse(token) {
-            Ok(jwt) => jwt.header.typ.as_deref().map(|t| t.to_ascii_lowercase()),
-            Err(_) => return Err(invalid("the token is malformed")),
+        let Ok(jwt) = Unverified::parse(token) else {
+            return Err(invalid("the token is malformed"));
         };
+        let typ_ok = jwt.header.typ.as_deref().map(str::to_ascii_lowercase);
         let is_at_jwt = matches!(typ_ok.as_deref(), Some("at+jwt" | "application/at+jwt"));
         if self.config.require_access_token_type && !is_at_jwt {
             return Err(invalid("the token is not an access token (typ at+jwt)"));
@@ -254,7 +254,7 @@ impl Inner {
         }
         let (_, payload) = self
             .provider
-            .verify_jwt(token, ACCESS_TOKEN_ALGS)
+            .verify_parsed(jwt, ACCESS_TOKEN_ALGS)
             .await
             .map_err(|e| match e {
                 VerifyError::Jwt(JwtError::Malformed) => invalid("the token is malformed"),

@@ -297,6 +297,15 @@ impl Provider {
         allowed: &[Alg],
     ) -> Result<(Alg, Vec<u8>), VerifyError> {
         let jwt = Unverified::parse(token).map_err(VerifyError::Jwt)?;
+        self.verify_parsed(jwt, allowed).await
+    }
+
+    /// [`Provider::verify_jwt`] for a token already split into its parts.
+    pub(crate) async fn verify_parsed(
+        &self,
+        jwt: Unverified<'_>,
+        allowed: &[Alg],
+    ) -> Result<(Alg, Vec<u8>), VerifyError> {
         jwt.alg(allowed).map_err(VerifyError::Jwt)?;
         self.refresh_if_stale().await;
         let keys = self.keys();
