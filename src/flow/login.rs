@@ -217,6 +217,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn random_return_to_never_panics_and_stays_relative() {
+        let mut buf = [0u8; 64];
+        for _ in 0..20_000 {
+            crate::session::cookie::fill_random(&mut buf);
+            let text: String = buf
+                .iter()
+                .map(|b| char::from(b"/\\%2Fa:?#\t \n.5cC"[usize::from(*b) % 16]))
+                .collect();
+            if let Some(ok) = sanitize_return_to(&text) {
+                assert!(ok.starts_with('/') && !ok.starts_with("//") && !ok.starts_with("/\\"));
+            }
+        }
+    }
+
+    #[test]
     fn return_to_accepts_relative_paths() {
         for ok in [
             "/",

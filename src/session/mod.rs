@@ -429,3 +429,47 @@ mod tests {
         assert!(Transaction::decode(&[1, 0, 0]).is_none());
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+    use crate::session::cookie::{fill_random, SessionKey};
+
+    /// A stand-in for fuzzing (cargo-fuzz needs a nightly toolchain this project does not
+    /// have): random and mutated inputs to everything that reads cookie bytes never panic.
+    #[test]
+    fn random_and_mutated_inputs_never_panic() {
+        let valid = Session {
+            created_at: 1,
+            expires_at: 2,
+            access_expires_at: 3,
+            subject: "alice".into(),
+            issuer: "https://id.example.com".into(),
+            claims: br#"{"sub":"alice"}"#.to_vec(),
+            id_token: Some("a.b.c".into()),
+            access_token: Some("t".into()),
+            refresh_token: None,
+            scope: "openid".into(),
+            last_seen: 4,
+            sid: None,
+        }
+        .encode();
+        let sealer = SessionKey::new([9; 32]).unwrap().sealer("session");
+        let mut buf = vec![0u8; 512];
+        for round in 0..20_000usize {
+            fill_random(&mut buf);
+            let len = usize::from(buf[0]) * 2 % buf.len();
+            let random = &buf[..len];
+            let _ = SessionRef::parse(Bytes::copy_from_slice(random));
+            let _ = Transaction::decode(random);
+            // the valid encoding with one byte changed, or cut short
+            let mut mutated = valid.clone();
+            let at = round % mutated.len();
+            mutated[at] ^= buf[1] | 1;
+            let _ = SessionRef::parse(Bytes::from(mutated));
+            let _ = SessionRef::parse(Bytes::copy_from_slice(&valid[..at]));
+            let text: String = random.iter().map(|b| char::from(b % 128)).collect();
+            let _ = sealer.open("s", &text);
+        }
+    }
+}
