@@ -52,11 +52,22 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
     // RFC 6750 b64token characters.
     let valid = !token.is_empty()
         && token.len() <= MAX_TOKEN_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+        && token.bytes().all(|b| B64TOKEN[usize::from(b)]);
     Some(if valid { Ok(token) } else { Err(()) })
 }
+
+/// Which bytes may appear in an RFC 6750 `b64token` (a table: this runs on every request).
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        b += 1;
+    }
+    table
+};
 
 pub(crate) type TokenKey = [u8; 32];
 
