@@ -29,41 +29,24 @@
 //! ```
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::header::{ACCEPT, COOKIE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderValue, Request, StatusCode};
-use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use criterion::{BenchmarkGroup, Criterion};
 use http_body_util::BodyExt;
-use reqwest::cookie::{CookieStore, Jar};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
-use tower_oidc::dev::DevProvider;
-use tower_oidc::{Config, Identity, OidcLayer, SessionKey};
-use url::Url;
 
+#[path = "support/login.rs"]
+mod login;
 #[path = "support/ratio.rs"]
 mod ratio;
 
-/// Name of the session cookie (set explicitly, so the bench does not depend on the default).
-const SESSION_COOKIE: &str = "oidc_session";
-
-/// The handler every router serves at `/`.
-async fn hello(id: Option<Identity>) -> String {
-    match id {
-        Some(id) => format!("hello {}", id.subject()),
-        None => "hello stranger".to_owned(),
-    }
-}
-
-fn app() -> Router {
-    Router::new().route("/", get(hello))
-}
+use login::{app, log_in, SESSION_COOKIE};
 
 /// What the benchmarks need, built once.
 struct Fixture {
@@ -79,94 +62,6 @@ struct Fixture {
     issuer: String,
 }
 
-/// Logs in against the dev provider; returns the layer, a `require_login` layer for the same
-/// provider, the sealed session value and the issuer.
-async fn log_in() -> (OidcLayer, OidcLayer, String, String) {
-    let dev = DevProvider::builder()
-        // Without a refresh token the session ends with the access token; keep it well past
-        // the length of a run.
-        .access_token_ttl(Duration::from_secs(3600))
-        .start()
-        .await
-        .expect("dev provider starts");
-    dev.set_auto_login(Some("alice"));
-    let client = dev.confidential_client().clone();
-    let secret = client.secret.clone().expect("confidential client secret");
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    let config = |require_login: bool| {
-        Config::builder(dev.issuer(), &client.id)
-            .client_secret(secret.clone())
-            .redirect_url(format!("http://{addr}/auth/callback"))
-            .cookie_name(SESSION_COOKIE)
-            .session_key(SessionKey::generate())
-            .require_login(require_login)
-            .build()
-            .expect("config")
-    };
-    let layer = OidcLayer::discover(config(false)).await.expect("discovery");
-    let guarded = OidcLayer::discover(config(true)).await.expect("discovery");
-
-    let server = tokio::spawn({
-        let app = app().layer(layer.clone());
-        async move { axum::serve(listener, app).await.expect("serve the app") }
-    });
-
-    let base = Url::parse(&format!("http://{addr}/")).expect("base URL");
-    let jar = Arc::new(Jar::default());
-    let browser = reqwest::Client::builder()
-        .cookie_provider(jar.clone())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("HTTP client");
-    let mut url = base.join("/auth/login?return_to=/").expect("login URL");
-    let mut landed = None;
-    for _ in 0..20 {
-        let res = browser
-            .get(url.clone())
-            .header(ACCEPT, "text/html")
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        if res.status().is_redirection() {
-            let location = res
-                .headers()
-                .get(LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .unwrap_or_else(|| panic!("redirect without Location from {url}"));
-            url = url.join(location).expect("a valid Location");
-            continue;
-        }
-        let status = res.status();
-        let body = res.text().await.expect("body");
-        landed = Some((status, body));
-        break;
-    }
-    let (status, body) = landed.expect("the login ends within 20 redirects");
-    assert_eq!(
-        (status, body.as_str()),
-        (reqwest::StatusCode::OK, "hello alice"),
-        "login lands on / as alice ({url})"
-    );
-
-    let cookies = jar.cookies(&base).expect("cookies for the app");
-    let cookies = cookies.to_str().expect("ASCII cookies");
-    let sealed = cookies
-        .split(';')
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .unwrap_or_else(|| panic!("no single {SESSION_COOKIE} cookie in {cookies:?}"));
-
-    server.abort();
-    let issuer = dev.issuer().to_owned();
-    drop(dev);
-    (layer, guarded, sealed, issuer)
-}
-
 /// The sealed value with one base64url character in the middle of the ciphertext changed:
 /// it still decodes, and its key id is intact, so exactly one AES-GCM open fails.
 fn tamper(sealed: &str) -> String {
@@ -179,11 +74,11 @@ fn tamper(sealed: &str) -> String {
 fn fixture() -> Fixture {
     // A runtime of its own for the login, dropped with the provider and the app server
     // before anything is measured.
-    let setup = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("setup runtime");
-    let (layer, guarded, sealed, issuer) = setup.block_on(log_in());
+    let setup = login::setup_runtime();
+    let login = setup.block_on(log_in());
+    let issuer = login.dev.issuer().to_owned();
+    let (layer, guarded, sealed) = (login.layer, login.guarded, login.sealed);
+    drop(login.dev);
     drop(setup);
 
     let header = |value: &str| {

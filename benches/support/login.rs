@@ -51,6 +51,7 @@ pub(crate) struct Login {
     /// The sealed session value (the cookie's value) for `alice`.
     pub(crate) sealed: String,
     /// A JWT access token for `alice` from the token endpoint.
+    #[allow(dead_code)] // Not every bench sends bearer tokens.
     pub(crate) access_token: String,
 }
 
@@ -227,6 +228,7 @@ pub(crate) fn proc_status_kib(field: &str) -> Option<u64> {
 
 /// Whether this run measures: `cargo bench` passes `--bench`, `cargo test --benches` does
 /// not (then the benches run a short smoke version).
+#[allow(dead_code)] // Criterion benches use `ratio::measured` instead.
 pub(crate) fn measured() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
