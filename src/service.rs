@@ -13,6 +13,7 @@ use crate::body::ResponseBody;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::{backchannel, callback, login, logout, refresh};
 use crate::future::{page_into, ResponseFuture};
+use crate::identity::Identity;
 use crate::layer::{Handle, Inner, Tenants};
 use crate::response::{self, caller_kind, CallerKind, Page};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
@@ -107,25 +108,32 @@ where
         let now = shared.config.now();
         // The provider that issued the session (one of several tenants, or the only one);
         // a session of a provider no longer configured is no session.
+        let had_session = read.session.is_some();
         let owned = read
             .session
             .and_then(|s| shared.by_issuer(s.issuer()).map(|owner| (s, owner)));
-        let session = match owned {
+        let owned = match owned {
             Some((session, owner)) if owner.needs_refresh(&session, now) => {
                 let names = shared.session_cookie_names(req.headers());
                 strip_our_cookies(shared, &mut req, true);
                 return self.call_refreshing(owner, session.to_session(), names, req);
             }
-            other => other.map(|(session, _)| session),
+            other => other,
         };
-        let set_cookies = match &session {
-            // A cookie that did not open (tampered, expired, revoked...) is cleared.
+        let set_cookies = match &owned {
+            // A cookie that gave no session (tampered, expired, revoked, of a provider no
+            // longer configured...) is cleared.
+            None if had_session => shared
+                .session_cookie_names(req.headers())
+                .iter()
+                .map(|name| shared.cookies.session_removal(name))
+                .collect(),
             None => read
                 .stale
                 .iter()
                 .map(|name| shared.cookies.session_removal(name))
                 .collect(),
-            Some(s) if shared.needs_touch(s, now) => {
+            Some((s, _)) if shared.needs_touch(s, now) => {
                 let touched = Session {
                     last_seen: now,
                     ..s.to_session()
@@ -142,20 +150,21 @@ where
         } else {
             strip_our_cookies(shared, &mut req, read.present);
         }
-        match admit(shared, &mut req, session, &set_cookies) {
+        let identity = owned.map(|(session, owner)| session.into_identity(&owner.issuer));
+        match admit(shared, &mut req, identity, &set_cookies) {
             None => ResponseFuture::inner(self.inner.call(req), set_cookies),
             Some(page) => ResponseFuture::ready(page),
         }
     }
 }
 
-/// Puts the session's identity (and access token) into the request, then applies the
-/// anti-CSRF rule and the login policy. `Some` is the answer to send instead (with
+/// Puts the session's identity (carrying its access token) into the request, then applies
+/// the anti-CSRF rule and the login policy. `Some` is the answer to send instead (with
 /// `set_cookies` on it).
 fn admit<B>(
     shared: &Arc<Inner>,
     req: &mut Request<B>,
-    session: Option<SessionRef>,
+    identity: Option<Identity>,
     set_cookies: &[String],
 ) -> Option<Page> {
     let refuse = |mut page: Page| {
@@ -164,7 +173,7 @@ fn admit<B>(
         }
         Some(page)
     };
-    if let Some(session) = session {
+    if let Some(identity) = identity {
         if !csrf_ok(shared, req) {
             tracing::debug!("request refused: missing anti-CSRF header");
             let err = AuthError::new(
@@ -177,8 +186,7 @@ fn admit<B>(
                 req.headers(),
             ));
         }
-        req.extensions_mut()
-            .insert(session.into_identity(&shared.issuer));
+        req.extensions_mut().insert(identity);
         // Logged in: the extractors need no handle to start a login.
         return None;
     } else if shared.config.require_login
@@ -212,18 +220,23 @@ impl<S> OidcService<S> {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::deferred(Box::pin(async move {
-            let (session, set_cookies) = match refresh::refresh(owner, session.clone()).await {
+            let issuer = owner.issuer.clone();
+            // The identity is read back from the encoding, by the one path every request uses.
+            let identity_of = |s: &Session| {
+                SessionRef::parse(Bytes::from(s.encode())).map(|r| r.into_identity(&issuer))
+            };
+            let (identity, set_cookies) = match refresh::refresh(owner, session.clone()).await {
                 Ok(new) => {
                     let cookies = shared.session_cookies(&names, &new).unwrap_or_else(|e| {
                         tracing::error!(reason = %e, "refreshed session not stored");
                         Vec::new()
                     });
-                    (SessionRef::parse(Bytes::from(new.encode())), cookies)
+                    (identity_of(&new), cookies)
                 }
                 Err(e) if e.kind() == AuthErrorKind::ProviderUnavailable => {
                     // Keep the user logged in on the session they have; try again later.
                     tracing::warn!(reason = %e, "token refresh failed; keeping the session");
-                    (SessionRef::parse(Bytes::from(session.encode())), Vec::new())
+                    (identity_of(&session), Vec::new())
                 }
                 Err(e) => {
                     tracing::info!(subject = %session.subject, reason = %e, "session ended: refresh refused");
@@ -234,7 +247,7 @@ impl<S> OidcService<S> {
                     (None, clear)
                 }
             };
-            match admit(&shared, &mut req, session, &set_cookies) {
+            match admit(&shared, &mut req, identity, &set_cookies) {
                 None => {
                     let mut res = inner.call(req).await?;
                     for cookie in set_cookies {
@@ -275,7 +288,6 @@ impl<S> OidcService<S> {
         match shared.bearer_cached(&token) {
             Some(Ok(identity)) => {
                 req.extensions_mut().insert(identity);
-                req.extensions_mut().insert(Handle(shared));
                 ResponseFuture::inner(self.inner.call(req), Vec::new())
             }
             Some(Err(err)) => ResponseFuture::ready(bearer_rejection(err, req.headers())),
@@ -287,7 +299,6 @@ impl<S> OidcService<S> {
                     match shared.validate_bearer(&token).await {
                         Ok(identity) => {
                             req.extensions_mut().insert(identity);
-                            req.extensions_mut().insert(Handle(shared));
                             let res = inner.call(req).await?;
                             Ok(res.map(ResponseBody::inner))
                         }

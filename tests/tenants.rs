@@ -223,3 +223,45 @@ async fn backchannel_logout_from_the_second_tenant_ends_its_sessions() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(me(cookie).await.unwrap().status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn session_of_a_provider_no_longer_configured_is_no_session() {
+    let (a, b) = (dev("/tenants/a").await, dev("/tenants/b").await);
+    let key = SessionKey::generate();
+    let both = bind_loopback().await;
+    let both_base = format!("http://{}/", both.local_addr().unwrap());
+    let layer = OidcLayer::discover_many([
+        ("a", config(&a, &both_base, &key)),
+        ("b", config(&b, &both_base, &key)),
+    ])
+    .await
+    .expect("layer");
+    let app_both = serve_app(both, layer);
+    // The same deployment later configured with tenant a only (same key and cookie name).
+    let only_a = bind_loopback().await;
+    let only_a_base = format!("http://{}/", only_a.local_addr().unwrap());
+    let layer = OidcLayer::discover(config(&a, &only_a_base, &key))
+        .await
+        .expect("layer");
+    let app_a = serve_app(only_a, layer);
+
+    let browser = Browser::new();
+    let landing = browser
+        .follow(&app_both.url("/auth/login?provider=b&return_to=/me"))
+        .await;
+    assert_eq!(landing.status, StatusCode::OK);
+    let cookie = browser.cookies(&app_both.url("/"));
+    let res = reqwest::Client::new()
+        .get(app_a.url("/me"))
+        .header("accept", "application/json")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("oidc_session=;")));
+}
