@@ -409,7 +409,14 @@ mod tests {
 
     /// Starts a login; returns (state, nonce, the transaction cookie as a request header).
     async fn start(layer: &OidcLayer) -> (String, String, String) {
-        let req = Request::get("/auth/login").body(String::new()).unwrap();
+        start_with(layer, "").await
+    }
+
+    /// Starts a login with this query on `/auth/login`; returns (state, nonce, cookie).
+    async fn start_with(layer: &OidcLayer, query: &str) -> (String, String, String) {
+        let req = Request::get(format!("/auth/login{query}"))
+            .body(String::new())
+            .unwrap();
         let (status, headers, _) = send(layer, req).await;
         assert_eq!(status, http::StatusCode::FOUND);
         let location = url::Url::parse(headers["location"].to_str().unwrap()).unwrap();
@@ -423,21 +430,6 @@ mod tests {
         let cookie = headers["set-cookie"].to_str().unwrap();
         let cookie = cookie.split(';').next().unwrap().to_owned();
         (param("state"), param("nonce"), cookie)
-    }
-
-    fn id_token(key: &TestKey, nonce: &str, c_hash: Option<String>) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let mut claims = serde_json::json!({
-            "iss": ISSUER, "sub": "alice", "aud": "app", "nonce": nonce,
-            "iat": now, "exp": now + 300,
-        });
-        if let Some(c_hash) = c_hash {
-            claims["c_hash"] = c_hash.into();
-        }
-        key.sign(serde_json::json!({"alg": "ES256", "kid": key.kid}), claims)
     }
 
     async fn post_callback(
@@ -458,65 +450,94 @@ mod tests {
         (status, body)
     }
 
+    const CODE: &str = "the-code";
+
+    /// Logs in (with `login_query`) and posts a hybrid answer whose front-channel ID token
+    /// has valid claims changed by `edit`; returns the answer.
+    async fn front_channel(
+        layer: &OidcLayer,
+        key: &TestKey,
+        login_query: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> (http::StatusCode, String) {
+        let (state, nonce, cookie) = start_with(layer, login_query).await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut claims = serde_json::json!({
+            "iss": ISSUER, "sub": "alice", "aud": "app", "nonce": nonce,
+            "iat": now, "exp": now + 300, "auth_time": now,
+            "c_hash": Alg::Es256.half_hash(CODE.as_bytes()),
+        });
+        edit(&mut claims);
+        let token = key.sign(serde_json::json!({"alg": "ES256", "kid": key.kid}), claims);
+        post_callback(
+            layer,
+            &cookie,
+            &[("code", CODE), ("state", &state), ("id_token", &token)],
+        )
+        .await
+    }
+
     #[tokio::test]
-    async fn hybrid_front_channel_token_is_bound_to_the_code() {
+    async fn every_front_channel_id_token_rejection() {
         let key = TestKey::new("k1");
         let layer = hybrid_layer(&key);
-        let code = "the-code";
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+        let remove = |name: &'static str| -> Edit {
+            Box::new(move |c: &mut serde_json::Value| {
+                c.as_object_mut().unwrap().remove(name);
+            })
+        };
+        let set = |name: &'static str, value: serde_json::Value| -> Edit {
+            Box::new(move |c: &mut serde_json::Value| c[name] = value)
+        };
+        let cases: Vec<(&str, Edit, &str)> = vec![
+            (
+                "",
+                set("c_hash", Alg::Es256.half_hash(b"other-code").into()),
+                "c_hash",
+            ),
+            ("", remove("c_hash"), "c_hash"),
+            ("", set("nonce", "another".into()), "nonce"),
+            ("", remove("nonce"), "nonce"),
+            ("", set("iss", "https://evil.example.com".into()), "issuer"),
+            ("", set("aud", "other".into()), "audience"),
+            ("", set("aud", serde_json::json!(["app", "other"])), "azp"),
+            ("", set("azp", "other".into()), "authorized party"),
+            ("", remove("sub"), "subject"),
+            ("", remove("exp"), "expiry"),
+            ("", set("exp", (now - 3600).into()), "expired"),
+            ("", remove("iat"), "issue time"),
+            ("", set("iat", (now + 3600).into()), "future"),
+            ("", set("nbf", (now + 3600).into()), "not yet valid"),
+            ("?max_age=60", remove("auth_time"), "auth_time"),
+            (
+                "?max_age=60",
+                set("auth_time", (now - 1000).into()),
+                "max_age",
+            ),
+        ];
+        for (query, edit, reason) in cases {
+            let (status, body) = front_channel(&layer, &key, query, edit).await;
+            assert_eq!(status, http::StatusCode::BAD_REQUEST, "{reason}: {body}");
+            assert!(body.contains(reason), "{reason}: {body}");
+        }
 
-        // c_hash of another code
-        let (state, nonce, cookie) = start(&layer).await;
-        let token = id_token(&key, &nonce, Some(Alg::Es256.half_hash(b"other-code")));
-        let (status, body) = post_callback(
-            &layer,
-            &cookie,
-            &[("code", code), ("state", &state), ("id_token", &token)],
-        )
-        .await;
-        assert_eq!(status, http::StatusCode::BAD_REQUEST);
-        assert!(body.contains("c_hash"), "{body}");
-
-        // no c_hash at all
-        let (state, nonce, cookie) = start(&layer).await;
-        let token = id_token(&key, &nonce, None);
-        let (status, body) = post_callback(
-            &layer,
-            &cookie,
-            &[("code", code), ("state", &state), ("id_token", &token)],
-        )
-        .await;
-        assert_eq!(status, http::StatusCode::BAD_REQUEST);
-        assert!(body.contains("c_hash"), "{body}");
-
-        // no ID token in a hybrid answer
+        // no ID token at all in a hybrid answer
         let (state, _, cookie) = start(&layer).await;
         let (status, body) =
-            post_callback(&layer, &cookie, &[("code", code), ("state", &state)]).await;
+            post_callback(&layer, &cookie, &[("code", CODE), ("state", &state)]).await;
         assert_eq!(status, http::StatusCode::BAD_REQUEST);
         assert!(body.contains("no ID token"), "{body}");
 
-        // wrong nonce in the front-channel token
-        let (state, _, cookie) = start(&layer).await;
-        let token = id_token(&key, "another", Some(Alg::Es256.half_hash(code.as_bytes())));
-        let (status, body) = post_callback(
-            &layer,
-            &cookie,
-            &[("code", code), ("state", &state), ("id_token", &token)],
-        )
-        .await;
-        assert_eq!(status, http::StatusCode::BAD_REQUEST);
-        assert!(body.contains("nonce"), "{body}");
-
-        // the right c_hash: validation passes and the code exchange is attempted (the token
-        // endpoint is unreachable here: 503)
-        let (state, nonce, cookie) = start(&layer).await;
-        let token = id_token(&key, &nonce, Some(Alg::Es256.half_hash(code.as_bytes())));
-        let (status, body) = post_callback(
-            &layer,
-            &cookie,
-            &[("code", code), ("state", &state), ("id_token", &token)],
-        )
-        .await;
+        // valid: the code exchange is attempted (the token endpoint is unreachable: 503)
+        let (status, body) = front_channel(&layer, &key, "?max_age=60", |_| {}).await;
         assert_eq!(status, http::StatusCode::SERVICE_UNAVAILABLE, "{body}");
     }
 
