@@ -454,3 +454,32 @@ async fn backchannel_logout_token_revokes_the_session_and_every_bad_token_is_ref
     let fresh = session_header(&browser, &app);
     assert_eq!(get_with(&app, "/me", &fresh).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn refreshed_id_token_is_validated() {
+    let (dev, app) = setup(Duration::from_secs(2), |b| b).await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let old = session_header(&browser, &app);
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    dev.set_fault(Fault::IdToken(tower_oidc::dev::IdTokenFault::BadSignature));
+    let res = get_with(&app, "/whoami", &old).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the session ends");
+}
+
+#[tokio::test]
+async fn a_login_that_took_too_long_is_refused() {
+    let offset = Arc::new(AtomicU64::new(0));
+    let (_dev, app) = clocked(offset.clone(), |b| {
+        b.login_timeout(Duration::from_secs(300))
+    })
+    .await;
+    let browser = Browser::new();
+    let stop = browser
+        .follow_until(&app.url("/me"), |u: &Url| u.path() == "/auth/callback")
+        .await;
+    offset.store(301, Ordering::Relaxed);
+    let landing = browser.follow(&stop.url).await;
+    assert_eq!(landing.status, StatusCode::BAD_REQUEST);
+    assert!(landing.body.contains("took too long"), "{}", landing.body);
+}
