@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use reqwest::StatusCode;
 use support::app::{bind_loopback, start_app_on, TestApp};
 use support::html;
-use support::oidc_provider::{browser_client, login, ClientConfig, NodeProvider, ProviderOptions};
+use support::oidc_provider::{
+    browser_client, login, login_alice, ClientConfig, NodeProvider, ProviderOptions,
+};
 use tower_oidc::{ConfigBuilder, ResponseMode, ResponseType};
 
 const CLIENT: (&str, &str) = ("rp-web", "rp-web-secret");
@@ -245,20 +247,6 @@ async fn private_key_jwt_client_authentication() {
     .await
     .unwrap_or_else(|e| panic!("app starts: {e}"));
     let http = browser_client();
-    let nav = login(
-        &http,
-        provider.issuer(),
-        app.url("/auth/login?return_to=/me").as_str(),
-        "alice",
-        "alice",
-    )
-    .await;
-    assert_eq!(
-        nav.status,
-        StatusCode::OK,
-        "{}\n{}",
-        nav.body,
-        provider.logs()
-    );
+    let nav = login_alice(&http, &provider, &app.url("/auth/login?return_to=/me")).await;
     assert_eq!(nav.json()["sub"], "alice");
 }

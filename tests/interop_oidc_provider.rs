@@ -6,7 +6,7 @@ mod support;
 use reqwest::StatusCode;
 use support::app::{bind_loopback, start_app_on, Browser, TestApp};
 use support::oidc_provider::{
-    browser_client, login, logout, ClientConfig, NodeProvider, ProviderOptions,
+    browser_client, login, login_alice, logout, ClientConfig, NodeProvider, ProviderOptions,
 };
 use tower_oidc::ConfigBuilder;
 
@@ -47,21 +47,7 @@ async fn login_reaches_me(client_id: &str, configure: impl FnOnce(ConfigBuilder)
     let (provider, app) = setup(client_id, configure).await;
     let browser = browser_client();
     let start = app.url("/auth/login?return_to=/me");
-    let nav = login(
-        &browser,
-        provider.issuer(),
-        start.as_str(),
-        "alice",
-        "alice",
-    )
-    .await;
-    assert_eq!(
-        nav.status,
-        StatusCode::OK,
-        "{}\n{}",
-        nav.body,
-        provider.logs()
-    );
+    let nav = login_alice(&browser, &provider, &start).await;
     assert_eq!(nav.url.as_str(), app.url("/me").as_str());
     let claims = nav.json();
     assert_eq!(claims["sub"], "alice");
@@ -292,21 +278,7 @@ async fn whoami_with_cookie(app: &TestApp, cookie: &str) -> reqwest::Response {
 async fn logged_in(provider: &NodeProvider, app: &TestApp) -> (Browser, String) {
     let browser = Browser::new();
     let start = app.url("/auth/login?return_to=/me");
-    let nav = login(
-        &browser.client,
-        provider.issuer(),
-        start.as_str(),
-        "alice",
-        "alice",
-    )
-    .await;
-    assert_eq!(
-        nav.status,
-        StatusCode::OK,
-        "{}\n{}",
-        nav.body,
-        provider.logs()
-    );
+    login_alice(&browser.client, provider, &start).await;
     let cookie = browser
         .cookies(&app.url("/"))
         .split("; ")

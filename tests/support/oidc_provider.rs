@@ -790,3 +790,21 @@ pub(crate) fn browser_client() -> reqwest::Client {
         .build()
         .expect("build the reqwest client")
 }
+
+/// Logs `alice` in at `provider` starting from an app's `start` URL, and checks the walk
+/// ends on a `200` (with the provider's log in the failure message).
+pub(crate) async fn login_alice(
+    client: &reqwest::Client,
+    provider: &NodeProvider,
+    start: &Url,
+) -> Navigation {
+    let nav = login(client, provider.issuer(), start.as_str(), "alice", "alice").await;
+    assert_eq!(
+        nav.status,
+        StatusCode::OK,
+        "{}\n{}",
+        nav.body,
+        provider.logs()
+    );
+    nav
+}
