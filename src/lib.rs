@@ -61,7 +61,21 @@
 //! The session is sealed with AES-256-GCM under keys derived (HKDF-SHA256) from the
 //! [`SessionKey`]; a key id byte allows rotation. Large sessions are split into cookies of under
 //! 4000 bytes. A tampered, truncated, foreign or expired cookie is no session. The layer's
-//! cookies are removed from the request before the inner service sees it.
+//! cookies are removed from the request before the inner service sees it. Tokens are
+//! refreshed automatically when the provider gave a refresh token, and back-channel logouts
+//! (`POST /auth/backchannel-logout`) end sessions through a [`RevocationStore`].
+//!
+//! # Bearer tokens
+//!
+//! Requests with `Authorization: Bearer` are authenticated by their access token instead:
+//! JWTs are verified against the provider's keys (and cached by hash), opaque tokens are
+//! introspected. [`RequireLayer`] requires scopes or claims. Bearer callers never get a
+//! redirect.
+//!
+//! # Several providers
+//!
+//! [`OidcLayer::discover_many`] serves several providers (tenants) in one layer; a login picks
+//! one with `/auth/login?provider=<name>`.
 //!
 //! # Development provider
 //!
