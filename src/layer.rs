@@ -20,7 +20,7 @@ use crate::session::cookie::{chunk, find_chunked, Cookies, Sealer};
 use crate::session::{Session, SessionRef};
 
 /// The OpenID Connect layer: serves the login, callback and logout routes, opens the
-/// session cookie on every other request and puts an [`Identity`] into its extensions.
+/// session cookie on every other request and puts an [`Identity`](crate::Identity) into its extensions.
 ///
 /// # Example
 ///
