@@ -12,10 +12,10 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
-use crate::response::Page;
+use crate::response::Answer;
 use crate::session::cookie::add_set_cookie;
 
-type BoxPage = Pin<Box<dyn Future<Output = Page> + Send>>;
+type BoxAnswer = Pin<Box<dyn Future<Output = Answer> + Send>>;
 pub(crate) type BoxResponse<B, E> =
     Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
 
@@ -36,13 +36,13 @@ pin_project! {
             set_cookies: Vec<String>,
         },
         Auth {
-            future: BoxPage,
+            future: BoxAnswer,
         },
         Deferred {
             future: BoxResponse<B, E>,
         },
         Ready {
-            page: Option<Page>,
+            answer: Option<Answer>,
         },
     }
 }
@@ -55,7 +55,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         })
     }
 
-    pub(crate) fn auth(future: BoxPage) -> Self {
+    pub(crate) fn auth(future: BoxAnswer) -> Self {
         Self::new(Kind::Auth { future })
     }
 
@@ -63,8 +63,10 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         Self::new(Kind::Deferred { future })
     }
 
-    pub(crate) fn ready(page: Page) -> Self {
-        Self::new(Kind::Ready { page: Some(page) })
+    pub(crate) fn ready(answer: Answer) -> Self {
+        Self::new(Kind::Ready {
+            answer: Some(answer),
+        })
     }
 
     fn new(kind: Kind<F, B, E>) -> Self {
@@ -78,8 +80,8 @@ impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
     }
 }
 
-pub(crate) fn page_into<B>(page: Page) -> Response<ResponseBody<B>> {
-    page.map(|bytes: Bytes| ResponseBody::full(bytes))
+pub(crate) fn answer_into<B>(answer: Answer) -> Response<ResponseBody<B>> {
+    answer.map(|bytes: Bytes| ResponseBody::full(bytes))
 }
 
 impl<F, B, E> Future for ResponseFuture<F, B, E>
@@ -101,11 +103,11 @@ where
                 Poll::Ready(Ok(res.map(ResponseBody::inner)))
             }
             KindProj::Auth { future } => {
-                Poll::Ready(Ok(page_into(ready!(future.as_mut().poll(cx)))))
+                Poll::Ready(Ok(answer_into(ready!(future.as_mut().poll(cx)))))
             }
             KindProj::Deferred { future } => future.as_mut().poll(cx),
-            KindProj::Ready { page } => match page.take() {
-                Some(page) => Poll::Ready(Ok(page_into(page))),
+            KindProj::Ready { answer } => match answer.take() {
+                Some(answer) => Poll::Ready(Ok(answer_into(answer))),
                 None => panic!("ResponseFuture polled after completion"),
             },
         }

@@ -14,7 +14,7 @@ use crate::flow::login;
 use crate::flow::refresh::Refresher;
 use crate::flow::token::Tokens;
 use crate::provider::Provider;
-use crate::response::{self, caller_kind, CallerKind, Page};
+use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::service::OidcService;
 use crate::session::cookie::{chunk, find_chunked, Cookies, Sealer};
 use crate::session::{Session, SessionRef};
@@ -533,7 +533,7 @@ impl Inner {
 
     /// The answer when login is required and missing: a fresh login for a navigation, 401
     /// or gRPC status 16 for everyone else.
-    pub(crate) fn login_required(&self, uri: &http::Uri, headers: &HeaderMap) -> Page {
+    pub(crate) fn login_required(&self, uri: &http::Uri, headers: &HeaderMap) -> Answer {
         let caller = caller_kind(headers);
         if caller == CallerKind::Navigation {
             let return_to = uri
@@ -563,7 +563,7 @@ impl fmt::Debug for Handle {
 
 impl Handle {
     #[cfg(feature = "axum")]
-    pub(crate) fn login_required(&self, parts: &http::request::Parts) -> Page {
+    pub(crate) fn login_required(&self, parts: &http::request::Parts) -> Answer {
         self.0.login_required(&parts.uri, &parts.headers)
     }
 }

@@ -137,7 +137,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let headers = req.headers();
         let Some(id) = req.extensions().get::<Identity>() else {
-            let page = match req.extensions().get::<Handle>() {
+            let answer = match req.extensions().get::<Handle>() {
                 Some(handle) => handle.0.login_required(req.uri(), headers),
                 None => response::reject(
                     caller_kind(headers),
@@ -145,7 +145,7 @@ where
                     headers,
                 ),
             };
-            return ResponseFuture::ready(page);
+            return ResponseFuture::ready(answer);
         };
         if self.layer.allows(id) {
             return ResponseFuture::inner(self.inner.call(req), Vec::new());
@@ -155,7 +155,7 @@ where
             CallerKind::Grpc => CallerKind::Grpc,
             _ => CallerKind::Api,
         };
-        let mut page = response::reject(
+        let mut answer = response::reject(
             caller,
             AuthError::new(AuthErrorKind::InsufficientScope, "insufficient scope"),
             headers,
@@ -166,9 +166,9 @@ where
                 self.layer.scopes.join(" ")
             );
             if let Ok(v) = HeaderValue::try_from(challenge) {
-                page.headers_mut().insert(WWW_AUTHENTICATE, v);
+                answer.headers_mut().insert(WWW_AUTHENTICATE, v);
             }
         }
-        ResponseFuture::ready(page)
+        ResponseFuture::ready(answer)
     }
 }

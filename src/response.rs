@@ -62,8 +62,9 @@ pub(crate) fn caller_kind(headers: &HeaderMap) -> CallerKind {
     }
 }
 
-/// An answer written by the layer; turned into the service's body type at the end.
-pub(crate) type Page = Response<Bytes>;
+/// An answer written by the layer (HTML page, redirect, JSON error or gRPC status); turned
+/// into the service's body type at the end.
+pub(crate) type Answer = Response<Bytes>;
 
 fn status_of(kind: AuthErrorKind) -> StatusCode {
     match kind {
@@ -102,7 +103,7 @@ fn public_message(kind: AuthErrorKind) -> &'static str {
 }
 
 /// The answer for a caller that is not navigating (or for which no redirect makes sense).
-pub(crate) fn reject(caller: CallerKind, err: AuthError, headers: &HeaderMap) -> Page {
+pub(crate) fn reject(caller: CallerKind, err: AuthError, headers: &HeaderMap) -> Answer {
     let kind = err.kind();
     let mut res = match caller {
         CallerKind::Grpc => {
@@ -138,7 +139,7 @@ fn grpc_message(kind: AuthErrorKind) -> &'static str {
     public_message(kind)
 }
 
-fn json_error(err: &AuthError) -> Page {
+fn json_error(err: &AuthError) -> Answer {
     let kind = err.kind();
     // Descriptions of token failures are fixed texts of this crate (no token content), useful
     // to clients (e.g. "the token has expired" means: refresh it).
@@ -183,7 +184,7 @@ fn json_error(err: &AuthError) -> Page {
 }
 
 /// A `302 Found` to `location`, never cached.
-pub(crate) fn redirect(location: &str) -> Page {
+pub(crate) fn redirect(location: &str) -> Answer {
     let mut res = Response::new(Bytes::new());
     *res.status_mut() = StatusCode::FOUND;
     match HeaderValue::from_str(location) {
@@ -207,7 +208,7 @@ pub(crate) fn html_page(
     title: &str,
     message: &str,
     link: Option<(&str, &str)>,
-) -> Page {
+) -> Answer {
     let link = link
         .map(|(href, text)| {
             format!(
@@ -241,7 +242,7 @@ pub(crate) fn error_answer(
     err: AuthError,
     headers: &HeaderMap,
     link: Option<(&str, &str)>,
-) -> Page {
+) -> Answer {
     if caller != CallerKind::Navigation {
         return reject(caller, err, headers);
     }
@@ -329,14 +330,14 @@ mod tests {
     fn grpc_rejection_is_trailers_only_with_status() {
         let h = headers(&[("content-type", "application/grpc")]);
         let err = AuthError::new(AuthErrorKind::LoginRequired, "x");
-        let res: Page = reject(CallerKind::Grpc, err, &h);
+        let res: Answer = reject(CallerKind::Grpc, err, &h);
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.headers()["grpc-status"], "16");
         assert_eq!(res.headers()["content-type"], "application/grpc");
         assert!(res.extensions().get::<AuthError>().is_some());
         let web = headers(&[("content-type", "application/grpc-web+proto")]);
         let err = AuthError::new(AuthErrorKind::InsufficientScope, "x");
-        let res: Page = reject(CallerKind::Grpc, err, &web);
+        let res: Answer = reject(CallerKind::Grpc, err, &web);
         assert_eq!(res.headers()["grpc-status"], "7");
         assert_eq!(res.headers()["content-type"], "application/grpc-web+proto");
     }
@@ -344,11 +345,11 @@ mod tests {
     #[test]
     fn api_rejection_has_challenge() {
         let err = AuthError::new(AuthErrorKind::LoginRequired, "x");
-        let res: Page = reject(CallerKind::Api, err, &HeaderMap::new());
+        let res: Answer = reject(CallerKind::Api, err, &HeaderMap::new());
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(res.headers()[WWW_AUTHENTICATE], "Bearer");
         let err = AuthError::new(AuthErrorKind::InvalidToken, "x");
-        let res: Page = reject(CallerKind::Api, err, &HeaderMap::new());
+        let res: Answer = reject(CallerKind::Api, err, &HeaderMap::new());
         assert!(res.headers()[WWW_AUTHENTICATE]
             .to_str()
             .unwrap()

@@ -12,10 +12,10 @@ use crate::bearer::bearer_token;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::{backchannel, callback, login, logout, refresh};
-use crate::future::{page_into, ResponseFuture};
+use crate::future::{answer_into, ResponseFuture};
 use crate::identity::Identity;
 use crate::layer::{Handle, Inner, Tenants};
-use crate::response::{self, caller_kind, CallerKind, Page};
+use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
 use crate::session::{Session, SessionRef};
 use bytes::Bytes;
@@ -153,7 +153,7 @@ where
         let identity = owned.map(|(session, owner)| session.into_identity(&owner.issuer));
         match admit(shared, &mut req, identity, &set_cookies) {
             None => ResponseFuture::inner(self.inner.call(req), set_cookies),
-            Some(page) => ResponseFuture::ready(page),
+            Some(answer) => ResponseFuture::ready(answer),
         }
     }
 }
@@ -166,12 +166,12 @@ fn admit<B>(
     req: &mut Request<B>,
     identity: Option<Identity>,
     set_cookies: &[String],
-) -> Option<Page> {
-    let refuse = |mut page: Page| {
+) -> Option<Answer> {
+    let refuse = |mut answer: Answer| {
         for cookie in set_cookies {
-            add_set_cookie(page.headers_mut(), cookie.clone());
+            add_set_cookie(answer.headers_mut(), cookie.clone());
         }
-        Some(page)
+        Some(answer)
     };
     if let Some(identity) = identity {
         if !csrf_ok(shared, req) {
@@ -255,7 +255,7 @@ impl<S> OidcService<S> {
                     }
                     Ok(res.map(ResponseBody::inner))
                 }
-                Some(page) => Ok(page_into(page)),
+                Some(answer) => Ok(answer_into(answer)),
             }
         }))
     }
@@ -302,7 +302,7 @@ impl<S> OidcService<S> {
                             let res = inner.call(req).await?;
                             Ok(res.map(ResponseBody::inner))
                         }
-                        Err(err) => Ok(page_into(bearer_rejection(err, req.headers()))),
+                        Err(err) => Ok(answer_into(bearer_rejection(err, req.headers()))),
                     }
                 }))
             }
@@ -311,7 +311,7 @@ impl<S> OidcService<S> {
 }
 
 /// Bearer callers are programs: 401/403/503 or a gRPC status, never a redirect.
-fn bearer_rejection(err: AuthError, headers: &http::HeaderMap) -> Page {
+fn bearer_rejection(err: AuthError, headers: &http::HeaderMap) -> Answer {
     let caller = match caller_kind(headers) {
         CallerKind::Grpc => CallerKind::Grpc,
         CallerKind::Api | CallerKind::Navigation => CallerKind::Api,
@@ -439,7 +439,7 @@ where
     String::from_utf8(collected.to_bytes().to_vec()).map_err(|_| "the callback form is not UTF-8")
 }
 
-fn method_not_allowed(allowed: &[Method]) -> Page {
+fn method_not_allowed(allowed: &[Method]) -> Answer {
     let mut res = response::html_page(
         StatusCode::METHOD_NOT_ALLOWED,
         "Method not allowed",

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use crate::layer::{Inner, Tenants};
 use crate::provider::VerifyError;
-use crate::response::Page;
+use crate::response::Answer;
 
 /// Logout tokens older than this are refused (and their `jti` remembered this long).
 const MAX_TOKEN_AGE: u64 = 600;
 
 /// Handles the form body of a back-channel logout request.
-pub(crate) async fn handle(inner: &Arc<Inner>, form: &str) -> Page {
+pub(crate) async fn handle(inner: &Arc<Inner>, form: &str) -> Answer {
     match logout(inner, form).await {
         Ok(()) => answer(StatusCode::OK, None),
         Err((status, reason)) => {
@@ -98,7 +98,7 @@ async fn logout(inner: &Arc<Inner>, form: &str) -> Result<(), (StatusCode, &'sta
     Ok(())
 }
 
-fn answer(status: StatusCode, error: Option<&str>) -> Page {
+fn answer(status: StatusCode, error: Option<&str>) -> Answer {
     let body = error
         .map(|reason| {
             serde_json::json!({"error": "invalid_request", "error_description": reason}).to_string()

@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::{id_token, token};
 use crate::layer::{Inner, Tenants};
-use crate::response::{self, caller_kind, Page};
+use crate::response::{self, caller_kind, Answer};
 use crate::session::cookie::{add_set_cookie, request_cookies};
 use crate::session::{Session, Transaction};
 
@@ -64,7 +64,7 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     params: Option<String>,
     via_post: bool,
-) -> Page {
+) -> Answer {
     let query = params;
     let caller = caller_kind(&headers);
     let start_again = inner.paths.login.clone();
@@ -325,7 +325,7 @@ fn finish(
     session: Session,
     tx: &Transaction,
     clear_tx: Vec<String>,
-) -> Page {
+) -> Answer {
     let subject = session.subject.clone();
     let mut res = response::redirect(&tx.return_to);
     let cookies = match inner.session_cookies(&inner.session_cookie_names(headers), &session) {

@@ -9,7 +9,7 @@ use crate::config::{ResponseMode, ResponseType};
 use std::sync::Arc;
 
 use crate::layer::{Inner, Tenants};
-use crate::response::{self, Page};
+use crate::response::{self, Answer};
 use crate::session::cookie::{add_set_cookie, random_token, request_cookies};
 use crate::session::Transaction;
 
@@ -70,7 +70,7 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// `GET {prefix}/login?return_to=/path&prompt=...`: start a login, with the allow-listed
 /// per-login authorization parameters.
-pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap, query: Option<&str>) -> Page {
+pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap, query: Option<&str>) -> Answer {
     let provider = query
         .into_iter()
         .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
@@ -122,7 +122,7 @@ pub(crate) fn start(
     headers: &HeaderMap,
     return_to: String,
     extra: Vec<(String, String)>,
-) -> Page {
+) -> Answer {
     let config = &inner.config;
     let params: Vec<(&str, &str)> = config
         .auth_params

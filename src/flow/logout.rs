@@ -6,11 +6,11 @@ use http::HeaderMap;
 use std::sync::Arc;
 
 use crate::layer::{Inner, Tenants};
-use crate::response::{self, Page};
+use crate::response::{self, Answer};
 use crate::session::cookie::add_set_cookie;
 
 /// Handles the logout request.
-pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap) -> Page {
+pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap) -> Answer {
     let read = shared.read_session(headers);
     // The provider that issued the session (one of several tenants, or the only one).
     let inner = &read
