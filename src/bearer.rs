@@ -1,20 +1,17 @@
 //! `Authorization: Bearer` validation: JWT access tokens verified against the provider's JWKS
-//! (RFC 9068 claims), opaque tokens through the introspection endpoint (RFC 7662), and a
-//! bounded cache of results keyed by a SHA-256 hash of the token (the token itself is never
-//! stored), so a token seen before costs a lookup, not a signature check.
+//! (RFC 9068 claims), opaque tokens through the introspection endpoint (RFC 7662). Results go
+//! into the provider's token cache (see `cache`), so a token seen before costs a lookup, not a
+//! signature check.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use serde::Deserialize;
-use serde_json::Value;
 
+use crate::cache::{token_key, Entry};
 use crate::error::{AuthError, AuthErrorKind};
-use crate::flow::token::authenticated_post;
-use crate::identity::{Identity, Source};
+use crate::identity::{scope_of, Identity, Source};
 use crate::jwt::{Alg, JwtError, Unverified};
 use crate::layer::Inner;
 use crate::provider::VerifyError;
@@ -37,7 +34,6 @@ const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// How long an "inactive" introspection answer is remembered, so a flood of bogus opaque
 /// tokens does not become a flood of introspection calls for the same token.
 const NEGATIVE_TTL: u64 = 30;
-const SHARDS: usize = 16;
 
 /// The bearer token of a request, if it has an `Authorization: Bearer` header.
 /// `Some(Err(()))` for a bearer header that is malformed.
@@ -68,92 +64,6 @@ const B64TOKEN: [bool; 256] = {
     }
     table
 };
-
-pub(crate) type TokenKey = [u8; 32];
-
-pub(crate) fn token_key(token: &str) -> TokenKey {
-    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest.as_ref());
-    key
-}
-
-#[derive(Clone)]
-struct Entry {
-    /// Unix seconds after which the entry is dead.
-    expires_at: u64,
-    /// `None`: the token is known to be invalid (inactive at introspection).
-    identity: Option<Identity>,
-}
-
-/// A bounded cache of validated tokens, sharded to keep lock contention low.
-pub(crate) struct TokenCache {
-    shards: Vec<Mutex<HashMap<TokenKey, Entry>>>,
-    per_shard: usize,
-    evictions: std::sync::atomic::AtomicUsize,
-}
-
-impl std::fmt::Debug for TokenCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCache")
-            .field("capacity", &(self.per_shard * SHARDS))
-            .finish()
-    }
-}
-
-impl TokenCache {
-    pub(crate) fn new(capacity: usize) -> Self {
-        let per_shard = capacity.div_ceil(SHARDS);
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            per_shard,
-            evictions: std::sync::atomic::AtomicUsize::new(0),
-        }
-    }
-
-    fn shard(&self, key: &TokenKey) -> &Mutex<HashMap<TokenKey, Entry>> {
-        &self.shards[usize::from(key[0]) % SHARDS]
-    }
-
-    /// `Some(Some(id))` valid, `Some(None)` known invalid, `None` unknown.
-    pub(crate) fn get(&self, key: &TokenKey, now: u64) -> Option<Option<Identity>> {
-        if self.per_shard == 0 {
-            return None;
-        }
-        let shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
-        let entry = shard.get(key)?;
-        (entry.expires_at > now).then(|| entry.identity.clone())
-    }
-
-    fn insert(&self, key: TokenKey, entry: Entry, now: u64) {
-        if self.per_shard == 0 {
-            return;
-        }
-        let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
-        if shard.len() >= self.per_shard {
-            shard.retain(|_, e| e.expires_at > now);
-        }
-        // Still full of live entries: drop about a quarter, chosen by bits of the (uniformly
-        // random) SHA-256 keys, a different quarter each time (at most four rounds empty it).
-        let mut quarter = self
-            .evictions
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        while shard.len() >= self.per_shard {
-            let q = quarter & 3;
-            shard.retain(|k, _| usize::from(k[1] & 3) != q);
-            quarter = quarter.wrapping_add(1);
-        }
-        shard.insert(key, entry);
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().map(|s| s.len()).unwrap_or(0))
-            .sum()
-    }
-}
 
 fn invalid(reason: &'static str) -> AuthError {
     AuthError::new(AuthErrorKind::InvalidToken, reason)
@@ -368,12 +278,15 @@ impl Inner {
         let Some(endpoint) = self.introspection_endpoint() else {
             return Err(invalid("opaque tokens are not accepted (no introspection)"));
         };
-        let (status, body) = authenticated_post(
-            self,
-            endpoint,
-            &[("token", token), ("token_type_hint", "access_token")],
-        )
-        .await?;
+        let (status, body) = self
+            .provider
+            .authenticated_post(
+                &self.config,
+                self.config.now(),
+                endpoint,
+                &[("token", token), ("token_type_hint", "access_token")],
+            )
+            .await?;
         if status.is_server_error() {
             return Err(AuthError::new(
                 AuthErrorKind::ProviderUnavailable,
@@ -408,29 +321,6 @@ impl Inner {
     }
 }
 
-/// `scope` (space-separated) or `scp` (list or string) of a claims object.
-pub(crate) fn scope_of(claims_json: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct Scopes {
-        #[serde(default)]
-        scope: Option<Value>,
-        #[serde(default)]
-        scp: Option<Value>,
-    }
-    let Ok(s) = serde_json::from_slice::<Scopes>(claims_json) else {
-        return String::new();
-    };
-    match s.scope.or(s.scp) {
-        Some(Value::String(s)) => s,
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,59 +344,5 @@ mod tests {
         assert_eq!(bearer_token(&headers("Bearer a b")), Some(Err(())));
         assert_eq!(bearer_token(&headers("Bearer a\"b")), Some(Err(())));
         assert_eq!(bearer_token(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn cache_is_bounded_and_expires() {
-        let cache = TokenCache::new(64);
-        let id = Identity::new("s", "i", Default::default());
-        for i in 0..10_000u32 {
-            let key = token_key(&i.to_string());
-            cache.insert(
-                key,
-                Entry {
-                    expires_at: 100,
-                    identity: Some(id.clone()),
-                },
-                10,
-            );
-        }
-        assert!(cache.len() <= 64, "{}", cache.len());
-        // eviction is spread over the keys: of the first thousand, none survive the churn
-        let early_survivors = (0..1000u32)
-            .filter(|i| cache.get(&token_key(&i.to_string()), 50).is_some())
-            .count();
-        assert!(early_survivors < 10, "{early_survivors}");
-        let key = token_key("fresh");
-        cache.insert(
-            key,
-            Entry {
-                expires_at: 100,
-                identity: Some(id),
-            },
-            10,
-        );
-        assert!(matches!(cache.get(&key, 50), Some(Some(_))));
-        assert!(cache.get(&key, 100).is_none(), "dead at expiry");
-        assert!(cache.get(&token_key("other"), 50).is_none());
-        let off = TokenCache::new(0);
-        off.insert(
-            key,
-            Entry {
-                expires_at: 100,
-                identity: None,
-            },
-            10,
-        );
-        assert!(off.get(&key, 50).is_none());
-    }
-
-    #[test]
-    fn scopes_from_scope_or_scp() {
-        assert_eq!(scope_of(br#"{"scope":"a b"}"#), "a b");
-        assert_eq!(scope_of(br#"{"scp":["a","b"]}"#), "a b");
-        assert_eq!(scope_of(br#"{"scp":"a"}"#), "a");
-        assert_eq!(scope_of(br#"{}"#), "");
-        assert_eq!(scope_of(b"nonsense"), "");
     }
 }

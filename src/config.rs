@@ -7,50 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use url::Url;
 
-use crate::backchannel::{MemoryRevocationStore, RevocationStore};
-use crate::client_auth::ClientKey;
+use crate::client_auth::{ClientAuth, ClientKey};
 use crate::error::ConfigError;
+use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::session::cookie::SessionKey;
-
-/// How the client authenticates at the token endpoint.
-///
-/// # Example
-///
-/// ```
-/// use tower_oidc::{ClientAuth, Config, SessionKey};
-///
-/// let config = Config::builder("https://id.example.com", "my-client")
-///     .client_secret("s3cret")
-///     .client_auth(ClientAuth::ClientSecretPost)
-///     .redirect_url("https://app.example.com/auth/callback")
-///     .session_key(SessionKey::generate())
-///     .build()?;
-/// # Ok::<(), tower_oidc::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ClientAuth {
-    /// HTTP Basic with the client id and secret (RFC 6749 §2.3.1).
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-    /// A signed JWT assertion with the client's private key (RFC 7523), set with
-    /// [`ConfigBuilder::client_key`].
-    PrivateKeyJwt,
-    /// A public client: only `client_id`, with PKCE.
-    None,
-}
-
-impl ClientAuth {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::ClientSecretBasic => "client_secret_basic",
-            Self::ClientSecretPost => "client_secret_post",
-            Self::PrivateKeyJwt => "private_key_jwt",
-            Self::None => "none",
-        }
-    }
-}
 
 /// The authorization response type.
 ///

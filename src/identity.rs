@@ -1,4 +1,5 @@
-//! [`Identity`]: who is calling, as validated by the layer, and its axum extractors.
+//! [`Identity`]: who is calling, as validated by the layer, and its [`AccessToken`]. The axum
+//! extractors are in `extract`.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -107,7 +108,7 @@ impl Identity {
         claims.insert("sub".into(), Value::String(subject.clone()));
         claims.insert("iss".into(), Value::String(issuer.clone()));
         let claims_json = Bytes::from(serde_json::to_vec(&claims).unwrap_or_default());
-        let scope = crate::bearer::scope_of(&claims_json);
+        let scope = scope_of(&claims_json);
         let lock = OnceLock::new();
         let _ = lock.set(claims);
         Self {
@@ -309,121 +310,41 @@ impl fmt::Debug for AccessToken {
     }
 }
 
-#[cfg(feature = "axum")]
-mod extract {
-    use std::convert::Infallible;
-
-    use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
-    use axum_core::response::{IntoResponse, Response};
-    use http::request::Parts;
-
-    use super::{AccessToken, Identity, Source};
-    use crate::error::{AuthError, AuthErrorKind};
-    use crate::layer::Handle;
-    use crate::response::{self, caller_kind};
-
-    /// The rejection of the [`Identity`] extractor when nobody is logged in: a redirect to
-    /// login for a browser navigation, `401` for scripts and programs, `grpc-status: 16` for
-    /// gRPC.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use axum::response::IntoResponse;
-    /// use tower_oidc::{Identity, LoginRequired};
-    ///
-    /// // Customise: answer 404 instead of revealing that the page exists.
-    /// async fn secret(id: Result<Identity, LoginRequired>) -> axum::response::Response {
-    ///     match id {
-    ///         Ok(id) => format!("hi {}", id.subject()).into_response(),
-    ///         Err(_) => http::StatusCode::NOT_FOUND.into_response(),
-    ///     }
-    /// }
-    /// ```
-    #[derive(Debug)]
-    pub struct LoginRequired {
-        answer: http::Response<bytes::Bytes>,
+/// `scope` (space-separated) or `scp` (list or string) of a claims object.
+pub(crate) fn scope_of(claims_json: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Scopes {
+        #[serde(default)]
+        scope: Option<Value>,
+        #[serde(default)]
+        scp: Option<Value>,
     }
-
-    impl IntoResponse for LoginRequired {
-        fn into_response(self) -> Response {
-            self.answer.map(axum_core::body::Body::from)
-        }
-    }
-
-    impl<S: Send + Sync> FromRequestParts<S> for Identity {
-        type Rejection = LoginRequired;
-
-        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-            match parts.extensions.get::<Identity>() {
-                Some(id) => Ok(id.clone()),
-                None => Err(login_required(parts)),
-            }
-        }
-    }
-
-    /// Nobody logged in: the answer for a missing login. A session that keeps no access
-    /// token (`store_access_token(false)`): `500`, a server configuration mistake.
-    impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
-        type Rejection = LoginRequired;
-
-        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-            let Some(identity) = parts.extensions.get::<Identity>() else {
-                return Err(login_required(parts));
-            };
-            if let Some(token) = identity.access_token() {
-                return Ok(token.clone());
-            }
-            // A bearer caller: the token it sent (validated by the layer).
-            if identity.source() == Source::Bearer {
-                if let Some(Ok(token)) = crate::bearer::bearer_token(&parts.headers) {
-                    return Ok(AccessToken::new(
-                        bytes::Bytes::copy_from_slice(token.as_bytes()),
-                        0,
-                    ));
-                }
-            }
-            Err(login_required(parts))
-        }
-    }
-
-    fn login_required(parts: &Parts) -> LoginRequired {
-        {
-            let answer = match parts.extensions.get::<Handle>() {
-                Some(handle) => handle.login_required(parts),
-                None => {
-                    tracing::error!(
-                        "the Identity extractor is used on a route without OidcLayer in front"
-                    );
-                    response::reject(
-                        caller_kind(&parts.headers),
-                        AuthError::new(AuthErrorKind::Internal, "OidcLayer missing"),
-                        &parts.headers,
-                    )
-                }
-            };
-            LoginRequired { answer }
-        }
-    }
-
-    impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
-        type Rejection = Infallible;
-
-        async fn from_request_parts(
-            parts: &mut Parts,
-            _: &S,
-        ) -> Result<Option<Self>, Self::Rejection> {
-            Ok(parts.extensions.get::<Identity>().cloned())
-        }
+    let Ok(s) = serde_json::from_slice::<Scopes>(claims_json) else {
+        return String::new();
+    };
+    match s.scope.or(s.scp) {
+        Some(Value::String(s)) => s,
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
     }
 }
-
-#[cfg(feature = "axum")]
-pub use extract::LoginRequired;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_from_scope_or_scp() {
+        assert_eq!(scope_of(br#"{"scope":"a b"}"#), "a b");
+        assert_eq!(scope_of(br#"{"scp":["a","b"]}"#), "a b");
+        assert_eq!(scope_of(br#"{"scp":"a"}"#), "a");
+        assert_eq!(scope_of(br#"{}"#), "");
+        assert_eq!(scope_of(b"nonsense"), "");
+    }
 
     #[test]
     fn lazy_claims_and_typed_access() {

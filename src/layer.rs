@@ -7,12 +7,11 @@ use std::sync::Arc;
 use http::HeaderMap;
 use tower_layer::Layer;
 
-use crate::bearer::TokenCache;
+use crate::cache::{Refresher, TokenCache};
 use crate::config::{Config, ResponseMode};
 use crate::error::{AuthError, AuthErrorKind, ConfigError};
 use crate::flow::login;
-use crate::flow::refresh::Refresher;
-use crate::flow::token::Tokens;
+use crate::flow::provider_calls::Tokens;
 use crate::provider::Provider;
 use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::service::OidcService;
@@ -305,7 +304,7 @@ pub(crate) struct Inner {
     pub(crate) paths: Paths,
     pub(crate) fetch_userinfo: bool,
     pub(crate) bearer_cache: TokenCache,
-    pub(crate) refresher: Refresher,
+    pub(crate) refresher: Refresher<Session>,
     /// The provider's issuer, shared by every session identity.
     pub(crate) issuer: Arc<str>,
     /// This provider's name among several (empty for a single-provider layer).

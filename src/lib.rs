@@ -83,15 +83,17 @@
 //! development and tests (with fault injection).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod backchannel;
 mod bearer;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_internals;
 mod body;
+mod cache;
 mod client_auth;
 mod config;
 mod error;
+#[cfg(feature = "axum")]
+mod extract;
 mod flow;
 mod future;
 mod identity;
@@ -100,6 +102,7 @@ mod layer;
 mod provider;
 mod require;
 mod response;
+mod revocation;
 mod service;
 mod session;
 
@@ -107,16 +110,16 @@ mod session;
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-provider")))]
 pub mod dev;
 
-pub use backchannel::{MemoryRevocationStore, Revocation, RevocationStore};
 pub use body::ResponseBody;
-pub use client_auth::ClientKey;
-pub use config::{ClientAuth, Config, ConfigBuilder, ResponseMode, ResponseType};
+pub use client_auth::{ClientAuth, ClientKey};
+pub use config::{Config, ConfigBuilder, ResponseMode, ResponseType};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
-pub use future::ResponseFuture;
 #[cfg(feature = "axum")]
-pub use identity::LoginRequired;
+pub use extract::LoginRequired;
+pub use future::ResponseFuture;
 pub use identity::{AccessToken, Identity, Source};
 pub use layer::OidcLayer;
 pub use require::{Require, RequireLayer};
+pub use revocation::{MemoryRevocationStore, Revocation, RevocationStore};
 pub use service::OidcService;
 pub use session::cookie::SessionKey;

@@ -13,8 +13,9 @@ use openidconnect::{AdditionalProviderMetadata, DiscoveryError, IssuerUrl};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::{ClientAuth, Config};
-use crate::error::{BoxError, ConfigError};
+use crate::client_auth::{ClientAuth, Credentials};
+use crate::config::Config;
+use crate::error::{AuthError, AuthErrorKind, BoxError, ConfigError};
 use crate::jwt::{Alg, JwkSet, JwtError, Unverified};
 
 /// Response bodies from the provider larger than this are refused.
@@ -371,6 +372,53 @@ impl Provider {
             return Err(format!("{url} answered HTTP {status}").into());
         }
         Ok(body)
+    }
+}
+
+impl Provider {
+    /// A form POST to a provider endpoint, authenticated as the client of `config` (token
+    /// endpoint, introspection); returns the status and body. `now` dates a client assertion.
+    pub(crate) async fn authenticated_post(
+        &self,
+        config: &Config,
+        now: u64,
+        url: &Url,
+        params: &[(&str, &str)],
+    ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
+        let unavailable =
+            |message: String| AuthError::new(AuthErrorKind::ProviderUnavailable, message);
+        let client = Credentials {
+            client_id: &config.client_id,
+            secret: config.client_secret.as_ref().map(|s| s.0.as_str()),
+            key: config.client_key.as_ref(),
+        };
+        let auth = self.metadata.client_auth.authenticate(
+            &client,
+            self.metadata.token_endpoint.as_str(),
+            now,
+        )?;
+        let mut req = self
+            .http
+            .post(url.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json");
+        if let Some(authorization) = auth.authorization {
+            req = req.header("authorization", authorization);
+        }
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter().copied())
+            .extend_pairs(auth.params.iter().map(|(n, v)| (*n, v.as_str())))
+            .finish();
+        let res = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("{url} unreachable: {e}")))?;
+        let status = res.status();
+        let body = read_limited(res)
+            .await
+            .map_err(|e| unavailable(format!("{url} answer unreadable: {e}")))?;
+        Ok((status, body))
     }
 }
 

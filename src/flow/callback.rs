@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::error::{AuthError, AuthErrorKind};
-use crate::flow::{id_token, token};
+use crate::flow::{id_token, provider_calls};
 use crate::layer::{Inner, Tenants};
 use crate::response::{self, caller_kind, Answer};
 use crate::session::cookie::{add_set_cookie, request_cookies};
@@ -158,7 +158,7 @@ pub(crate) async fn handle(
     }
     if let Some(error) = &params.error {
         if tx.prompt_none && SILENT_LOGIN_FAILURES.contains(&error.as_str()) {
-            tracing::debug!(error = %token::printable(error), "silent login: not logged in");
+            tracing::debug!(error = %provider_calls::printable(error), "silent login: not logged in");
             let mut res = response::redirect(&tx.return_to);
             for cookie in clear_tx {
                 add_set_cookie(res.headers_mut(), cookie);
@@ -167,11 +167,11 @@ pub(crate) async fn handle(
         }
         let message = format!(
             "The identity provider answered `{}`{}",
-            token::printable(error),
+            provider_calls::printable(error),
             params
                 .error_description
                 .as_deref()
-                .map(|d| format!(": {}", token::printable(d)))
+                .map(|d| format!(": {}", provider_calls::printable(d)))
                 .unwrap_or_default()
         );
         return fail(
@@ -259,7 +259,7 @@ async fn complete(
         ),
         _ => None,
     };
-    let tokens = token::exchange_code(inner, code, &tx.pkce_verifier).await?;
+    let tokens = provider_calls::exchange_code(inner, code, &tx.pkce_verifier).await?;
     let id_token = tokens.id_token.as_deref().unwrap_or_default();
     let mut claims = id_token::validate(
         inner,
@@ -287,7 +287,7 @@ async fn complete(
         .unwrap_or_default()
         .to_owned();
     if inner.fetch_userinfo {
-        let info = token::userinfo(inner, &tokens.access_token, &subject).await?;
+        let info = provider_calls::userinfo(inner, &tokens.access_token, &subject).await?;
         merge_userinfo(&mut claims, info);
     }
     inner.make_session(now, now, claims, tokens, None)

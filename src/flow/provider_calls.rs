@@ -1,13 +1,9 @@
-//! Calls to the token and userinfo endpoints, with client authentication and the checks a
-//! careful client makes on the answers.
+//! Calls to the provider's token and userinfo endpoints (authenticated as the client where
+//! needed), with the checks a careful client makes on the answers.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::client_auth::{client_assertion, ASSERTION_TYPE};
-use crate::config::ClientAuth;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::layer::Inner;
 use crate::provider::read_limited;
@@ -72,7 +68,7 @@ pub(crate) async fn exchange_code(
 
 /// Uses a refresh token (RFC 6749 §6). The answer may omit the ID token and the refresh
 /// token (then the previous ones stay).
-pub(crate) async fn refresh(inner: &Inner, refresh_token: &str) -> Result<Tokens, AuthError> {
+pub(crate) async fn refresh_grant(inner: &Inner, refresh_token: &str) -> Result<Tokens, AuthError> {
     token_request(
         inner,
         &[
@@ -83,68 +79,17 @@ pub(crate) async fn refresh(inner: &Inner, refresh_token: &str) -> Result<Tokens
     .await
 }
 
-/// A form POST to a provider endpoint, authenticated as this client (token endpoint,
-/// introspection); returns the status and body.
-pub(crate) async fn authenticated_post(
-    inner: &Inner,
-    url: &url::Url,
-    params: &[(&str, &str)],
-) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
-    let config = &inner.config;
-    let assertion;
-    let mut form: Vec<(&str, &str)> = params.to_vec();
-    let mut req = inner
-        .provider
-        .http
-        .post(url.clone())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "application/json");
-    let secret = config.client_secret.as_ref().map(|s| s.0.as_str());
-    match (inner.provider.metadata.client_auth, secret) {
-        (ClientAuth::ClientSecretBasic, Some(secret)) => {
-            // RFC 6749 §2.3.1: both parts form-urlencoded before base64.
-            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let credentials =
-                STANDARD.encode(format!("{}:{}", enc(&config.client_id), enc(secret)));
-            req = req.header("authorization", format!("Basic {credentials}"));
-        }
-        (ClientAuth::ClientSecretPost, Some(secret)) => {
-            form.push(("client_id", &config.client_id));
-            form.push(("client_secret", secret));
-        }
-        (ClientAuth::PrivateKeyJwt, _) => {
-            let Some(key) = &config.client_key else {
-                return Err(AuthError::new(AuthErrorKind::Internal, "no client key"));
-            };
-            // RFC 7523 §3: `aud` names the authorization server; its token endpoint URL is
-            // accepted by every provider (also for introspection).
-            let audience = inner.provider.metadata.token_endpoint.as_str();
-            assertion = client_assertion(key, &config.client_id, audience, config.now(), 60);
-            form.push(("client_id", &config.client_id));
-            form.push(("client_assertion_type", ASSERTION_TYPE));
-            form.push(("client_assertion", &assertion));
-        }
-        _ => form.push(("client_id", &config.client_id)),
-    }
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let res = req
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| unavailable(format!("{url} unreachable: {e}")))?;
-    let status = res.status();
-    let body = read_limited(res)
-        .await
-        .map_err(|e| unavailable(format!("{url} answer unreadable: {e}")))?;
-    Ok((status, body))
-}
-
 /// A token endpoint request with client authentication.
 async fn token_request(inner: &Inner, params: &[(&str, &str)]) -> Result<Tokens, AuthError> {
-    let (status, body) =
-        authenticated_post(inner, &inner.provider.metadata.token_endpoint, params).await?;
+    let (status, body) = inner
+        .provider
+        .authenticated_post(
+            &inner.config,
+            inner.config.now(),
+            &inner.provider.metadata.token_endpoint,
+            params,
+        )
+        .await?;
     if status.is_server_error() {
         return Err(unavailable(format!(
             "token endpoint answered HTTP {status}"
