@@ -13,8 +13,8 @@ use crate::cache::{token_key, Entry};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::identity::{scope_of, Identity, Source};
 use crate::jwt::{Alg, JwtError, Unverified};
-use crate::layer::Inner;
 use crate::provider::VerifyError;
+use crate::shared::Shared;
 
 /// Every asymmetric algorithm this crate verifies.
 const ACCESS_TOKEN_ALGS: &[Alg] = &[
@@ -117,19 +117,17 @@ struct AccessClaims<'a> {
     active: Option<bool>,
 }
 
-impl Inner {
+impl Shared {
     /// The cached result for a token, if any.
     pub(crate) fn bearer_cached(&self, token: &str) -> Option<Result<Identity, AuthError>> {
-        let hit = self
-            .bearer_cache
-            .get(&token_key(token), self.config.now())?;
+        let hit = self.bearer_cache.get(&token_key(token), self.now())?;
         Some(hit.ok_or_else(|| invalid("the token is not active")))
     }
 
     /// Validates a bearer token (JWT or, through introspection, opaque) and caches the result.
     pub(crate) async fn validate_bearer(&self, token: &str) -> Result<Identity, AuthError> {
         let key = token_key(token);
-        let now = self.config.now();
+        let now = self.now();
         let looks_like_jwt = token.bytes().filter(|b| *b == b'.').count() == 2;
         let result = if looks_like_jwt {
             self.validate_jwt(token, now).await
@@ -282,7 +280,7 @@ impl Inner {
             .provider
             .authenticated_post(
                 &self.config,
-                self.config.now(),
+                self.now(),
                 endpoint,
                 &[("token", token), ("token_type_hint", "access_token")],
             )

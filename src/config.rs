@@ -11,6 +11,7 @@ use crate::client_auth::{ClientAuth, ClientKey};
 use crate::error::ConfigError;
 use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::session::cookie::SessionKey;
+use crate::session::sessions::Clock;
 
 /// The authorization response type.
 ///
@@ -79,8 +80,6 @@ impl fmt::Debug for Secret {
         f.write_str("[redacted]")
     }
 }
-
-pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// The validated configuration of an [`OidcLayer`](crate::OidcLayer).
 ///
@@ -221,16 +220,6 @@ impl Config {
     /// The path prefix of the layer's routes (default `/auth`).
     pub fn route_prefix(&self) -> &str {
         &self.prefix
-    }
-
-    pub(crate) fn now(&self) -> u64 {
-        self.now_millis() / 1000
-    }
-
-    pub(crate) fn now_millis(&self) -> u64 {
-        (self.clock)()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 }
 

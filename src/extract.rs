@@ -9,8 +9,8 @@ use http::request::Parts;
 
 use crate::bearer::bearer_token;
 use crate::error::{AuthError, AuthErrorKind};
+use crate::flow::login::Handle;
 use crate::identity::{AccessToken, Identity, Source};
-use crate::layer::Handle;
 use crate::response::{self, caller_kind};
 
 /// The rejection of the [`Identity`] extractor when nobody is logged in: a redirect to
@@ -81,7 +81,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
 fn login_required(parts: &Parts) -> LoginRequired {
     {
         let answer = match parts.extensions.get::<Handle>() {
-            Some(handle) => handle.login_required(parts),
+            Some(handle) => handle.login_required(&parts.uri, &parts.headers),
             None => {
                 tracing::error!(
                     "the Identity extractor is used on a route without OidcLayer in front"

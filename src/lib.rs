@@ -105,6 +105,7 @@ mod response;
 mod revocation;
 mod service;
 mod session;
+mod shared;
 
 #[cfg(feature = "dev-provider")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-provider")))]

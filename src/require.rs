@@ -11,9 +11,9 @@ use tower_service::Service;
 
 use crate::body::ResponseBody;
 use crate::error::{AuthError, AuthErrorKind};
+use crate::flow::login::Handle;
 use crate::future::ResponseFuture;
 use crate::identity::Identity;
-use crate::layer::Handle;
 use crate::response::{self, caller_kind, CallerKind};
 
 type Predicate = Arc<dyn Fn(&Identity) -> bool + Send + Sync>;
@@ -138,7 +138,7 @@ where
         let headers = req.headers();
         let Some(id) = req.extensions().get::<Identity>() else {
             let answer = match req.extensions().get::<Handle>() {
-                Some(handle) => handle.0.login_required(req.uri(), headers),
+                Some(handle) => handle.login_required(req.uri(), headers),
                 None => response::reject(
                     caller_kind(headers),
                     AuthError::new(AuthErrorKind::LoginRequired, "login required"),

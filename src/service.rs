@@ -11,13 +11,14 @@ use tower_service::Service;
 use crate::bearer::bearer_token;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, AuthErrorKind};
+use crate::flow::login::Handle;
 use crate::flow::{backchannel, callback, login, logout, refresh};
 use crate::future::{answer_into, ResponseFuture};
 use crate::identity::Identity;
-use crate::layer::{Handle, Inner, Tenants};
 use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
 use crate::session::{Session, SessionRef};
+use crate::shared::{Shared, Tenants};
 use bytes::Bytes;
 
 /// The service produced by [`OidcLayer`](crate::OidcLayer); see there.
@@ -42,11 +43,11 @@ use bytes::Bytes;
 #[derive(Debug, Clone)]
 pub struct OidcService<S> {
     inner: S,
-    shared: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
 impl<S> OidcService<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Inner>) -> Self {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
         Self { inner, shared }
     }
 
@@ -104,8 +105,9 @@ where
             }
         }
 
-        let read = shared.read_session(req.headers());
-        let now = shared.config.now();
+        let sessions = &shared.sessions;
+        let read = sessions.read_session(req.headers());
+        let now = shared.now();
         // The provider that issued the session (one of several tenants, or the only one);
         // a session of a provider no longer configured is no session.
         let had_session = read.session.is_some();
@@ -114,7 +116,7 @@ where
             .and_then(|s| shared.by_issuer(s.issuer()).map(|owner| (s, owner)));
         let owned = match owned {
             Some((session, owner)) if owner.needs_refresh(&session, now) => {
-                let names = shared.session_cookie_names(req.headers());
+                let names = sessions.session_cookie_names(req.headers());
                 strip_our_cookies(shared, &mut req, true);
                 return self.call_refreshing(owner, session.to_session(), names, req);
             }
@@ -123,23 +125,23 @@ where
         let set_cookies = match &owned {
             // A cookie that gave no session (tampered, expired, revoked, of a provider no
             // longer configured...) is cleared.
-            None if had_session => shared
+            None if had_session => sessions
                 .session_cookie_names(req.headers())
                 .iter()
-                .map(|name| shared.cookies.session_removal(name))
+                .map(|name| sessions.cookies.session_removal(name))
                 .collect(),
             None => read
                 .stale
                 .iter()
-                .map(|name| shared.cookies.session_removal(name))
+                .map(|name| sessions.cookies.session_removal(name))
                 .collect(),
-            Some((s, _)) if shared.needs_touch(s, now) => {
+            Some((s, _)) if sessions.needs_touch(s, now) => {
                 let touched = Session {
                     last_seen: now,
                     ..s.to_session()
                 };
-                shared
-                    .session_cookies(&shared.session_cookie_names(req.headers()), &touched)
+                sessions
+                    .session_cookies(&sessions.session_cookie_names(req.headers()), &touched)
                     .unwrap_or_default()
             }
             Some(_) => Vec::new(),
@@ -162,7 +164,7 @@ where
 /// the anti-CSRF rule and the login policy. `Some` is the answer to send instead (with
 /// `set_cookies` on it).
 fn admit<B>(
-    shared: &Arc<Inner>,
+    shared: &Arc<Shared>,
     req: &mut Request<B>,
     identity: Option<Identity>,
     set_cookies: &[String],
@@ -192,7 +194,7 @@ fn admit<B>(
     } else if shared.config.require_login
         && !is_public(&shared.config.public_paths, req.uri().path())
     {
-        return refuse(shared.login_required(req.uri(), req.headers()));
+        return refuse(login::login_required(shared, req.uri(), req.headers()));
     }
     req.extensions_mut().insert(Handle(shared.clone()));
     None
@@ -204,7 +206,7 @@ impl<S> OidcService<S> {
     /// send its cookie on the response.
     fn call_refreshing<ReqBody, ResBody>(
         &mut self,
-        owner: Arc<Inner>,
+        owner: Arc<Shared>,
         session: Session,
         names: Vec<String>,
         mut req: Request<ReqBody>,
@@ -227,10 +229,13 @@ impl<S> OidcService<S> {
             };
             let (identity, set_cookies) = match refresh::refresh(owner, session.clone()).await {
                 Ok(new) => {
-                    let cookies = shared.session_cookies(&names, &new).unwrap_or_else(|e| {
-                        tracing::error!(reason = %e, "refreshed session not stored");
-                        Vec::new()
-                    });
+                    let cookies = shared
+                        .sessions
+                        .session_cookies(&names, &new)
+                        .unwrap_or_else(|e| {
+                            tracing::error!(reason = %e, "refreshed session not stored");
+                            Vec::new()
+                        });
                     (identity_of(&new), cookies)
                 }
                 Err(e) if e.kind() == AuthErrorKind::ProviderUnavailable => {
@@ -242,7 +247,7 @@ impl<S> OidcService<S> {
                     tracing::info!(subject = %session.subject, reason = %e, "session ended: refresh refused");
                     let clear = names
                         .iter()
-                        .map(|name| shared.cookies.session_removal(name))
+                        .map(|name| shared.sessions.cookies.session_removal(name))
                         .collect();
                     (None, clear)
                 }
@@ -324,7 +329,7 @@ fn bearer_rejection(err: AuthError, headers: &http::HeaderMap) -> Answer {
 }
 
 /// Whether a session-authenticated request passes the anti-CSRF header rule.
-fn csrf_ok<B>(shared: &Inner, req: &Request<B>) -> bool {
+fn csrf_ok<B>(shared: &Shared, req: &Request<B>) -> bool {
     let Some(header) = &shared.config.csrf_header else {
         return true;
     };
@@ -336,11 +341,13 @@ fn csrf_ok<B>(shared: &Inner, req: &Request<B>) -> bool {
 }
 
 /// Removes the layer's cookies from the request (the inner service never sees them).
-fn strip_our_cookies<B>(shared: &Inner, req: &mut Request<B>, known_present: bool) {
+fn strip_our_cookies<B>(shared: &Shared, req: &mut Request<B>, known_present: bool) {
     let present = known_present
-        || request_cookies(req.headers()).any(|(name, _)| shared.cookies.is_ours(name));
+        || request_cookies(req.headers()).any(|(name, _)| shared.sessions.cookies.is_ours(name));
     if present {
-        strip_cookies(req.headers_mut(), |name| shared.cookies.is_ours(name));
+        strip_cookies(req.headers_mut(), |name| {
+            shared.sessions.cookies.is_ours(name)
+        });
     }
 }
 

@@ -14,16 +14,16 @@ use crate::jwt::Unverified;
 use crate::revocation::Revocation;
 use std::sync::Arc;
 
-use crate::layer::{Inner, Tenants};
 use crate::provider::VerifyError;
 use crate::response::Answer;
+use crate::shared::{Shared, Tenants};
 
 /// Logout tokens older than this are refused (and their `jti` remembered this long).
 const MAX_TOKEN_AGE: u64 = 600;
 
 /// Handles the form body of a back-channel logout request.
-pub(crate) async fn handle(inner: &Arc<Inner>, form: &str) -> Answer {
-    match logout(inner, form).await {
+pub(crate) async fn handle(shared: &Arc<Shared>, form: &str) -> Answer {
+    match logout(shared, form).await {
         Ok(()) => answer(StatusCode::OK, None),
         Err((status, reason)) => {
             tracing::info!(reason, "back-channel logout refused");
@@ -32,7 +32,7 @@ pub(crate) async fn handle(inner: &Arc<Inner>, form: &str) -> Answer {
     }
 }
 
-async fn logout(inner: &Arc<Inner>, form: &str) -> Result<(), (StatusCode, &'static str)> {
+async fn logout(shared: &Arc<Shared>, form: &str) -> Result<(), (StatusCode, &'static str)> {
     let bad = |reason| (StatusCode::BAD_REQUEST, reason);
     let mut tokens = form_urlencoded::parse(form.as_bytes())
         .filter(|(k, _)| k == "logout_token")
@@ -49,9 +49,9 @@ async fn logout(inner: &Arc<Inner>, form: &str) -> Result<(), (StatusCode, &'sta
         return Err(bad("logout token has the wrong type (typ)"));
     }
     // With several providers, the one the token names (its keys then decide).
-    let inner = &inner.for_jwt(&token);
-    let meta = &inner.provider.metadata;
-    let (_, payload) = inner
+    let shared = &shared.for_jwt(&token);
+    let meta = &shared.provider.metadata;
+    let (_, payload) = shared
         .provider
         .verify_jwt(&token, &meta.id_token_algs)
         .await
@@ -64,8 +64,9 @@ async fn logout(inner: &Arc<Inner>, form: &str) -> Result<(), (StatusCode, &'sta
         })?;
     let claims: Map<String, Value> = serde_json::from_slice(&payload)
         .map_err(|_| bad("logout token claims are not an object"))?;
-    let config = &inner.config;
-    let now = config.now();
+    let config = &shared.config;
+    let sessions = &shared.sessions;
+    let now = shared.now();
     let skew = config.clock_skew.as_secs();
     let checked = check_logout_claims(
         &claims,
@@ -76,7 +77,7 @@ async fn logout(inner: &Arc<Inner>, form: &str) -> Result<(), (StatusCode, &'sta
         MAX_TOKEN_AGE,
     )
     .map_err(bad)?;
-    let store = &config.revocations;
+    let store = &sessions.revocations;
     let jti_until = now
         .saturating_add(MAX_TOKEN_AGE)
         .saturating_add(skew.saturating_mul(2));
@@ -96,7 +97,7 @@ async fn logout(inner: &Arc<Inner>, form: &str) -> Result<(), (StatusCode, &'sta
             // A provider clock behind ours must not spare a session created just before.
             at: checked.iat.max(now),
         },
-        now.saturating_add(config.session_lifetime.as_secs())
+        now.saturating_add(sessions.session_lifetime.as_secs())
             .saturating_add(skew),
     );
     Ok(())

@@ -1,5 +1,6 @@
 //! `GET {prefix}/callback`: the provider's answer. Finds the transaction by `state`, checks
-//! `iss`, exchanges the code, validates the ID token and userinfo, and creates the session.
+//! `iss`, exchanges the code, validates the ID token and userinfo, and creates the session
+//! ([`new_session`], also used by refresh).
 
 use std::sync::Arc;
 
@@ -8,11 +9,12 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::error::{AuthError, AuthErrorKind};
-use crate::flow::{id_token, provider_calls};
-use crate::layer::{Inner, Tenants};
+use crate::flow::id_token;
+use crate::flow::provider_calls::{self, Tokens};
 use crate::response::{self, caller_kind, Answer};
 use crate::session::cookie::{add_set_cookie, request_cookies};
 use crate::session::{Session, Transaction};
+use crate::shared::{Shared, Tenants};
 
 /// Claims that describe the token rather than the user; not kept in the session.
 pub(crate) const TOKEN_ONLY_CLAIMS: &[&str] = &["nonce", "at_hash", "c_hash", "s_hash"];
@@ -60,14 +62,14 @@ const SILENT_LOGIN_FAILURES: &[&str] = &[
 /// Handles the callback request: `params` is the query (GET) or the form body (POST,
 /// `response_mode=form_post`).
 pub(crate) async fn handle(
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
     headers: HeaderMap,
     params: Option<String>,
     via_post: bool,
 ) -> Answer {
     let query = params;
     let caller = caller_kind(&headers);
-    let start_again = inner.paths.login.clone();
+    let start_again = shared.paths.login.clone();
     let fail = |err: AuthError, mut extra: Vec<String>| {
         log_failure(&err);
         let mut res = response::error_answer(
@@ -94,15 +96,15 @@ pub(crate) async fn handle(
             vec![],
         );
     };
-    let tx_name = inner.cookies.tx_name(state);
+    let tx_name = shared.sessions.cookies.tx_name(state);
     let tx = request_cookies(&headers)
         .find(|(name, _)| *name == tx_name)
-        .and_then(|(name, value)| inner.tx_sealer.open(name, value))
+        .and_then(|(name, value)| shared.sessions.tx_sealer.open(name, value))
         .and_then(|bytes| Transaction::decode(&bytes))
         .filter(|tx| bool::from(tx.state.as_bytes().ct_eq(state.as_bytes())));
     let Some(tx) = tx else {
         // Back button or an old tab after a finished login: nothing to do but go on.
-        if inner.read_session(&headers).session.is_some() {
+        if shared.sessions.read_session(&headers).session.is_some() {
             return response::redirect("/");
         }
         return fail(
@@ -114,9 +116,12 @@ pub(crate) async fn handle(
         );
     };
     // From here on, the transaction is used up whatever happens.
-    let clear_tx = vec![inner.cookies.tx_removal(&tx_name)];
+    let clear_tx = vec![shared
+        .sessions
+        .cookies
+        .tx_removal(&tx_name, shared.tx_cross_site())];
     // The provider (tenant) this login went to.
-    let Some(inner) = inner.by_name(&tx.provider) else {
+    let Some(shared) = shared.by_name(&tx.provider) else {
         return fail(
             AuthError::new(
                 AuthErrorKind::InvalidCallback,
@@ -127,7 +132,7 @@ pub(crate) async fn handle(
     };
     let login_again = format!(
         "{}?return_to={}",
-        inner.paths.login,
+        shared.paths.login,
         form_urlencoded::byte_serialize(tx.return_to.as_bytes()).collect::<String>()
     );
     let fail = |err: AuthError, extra: Vec<String>| {
@@ -139,7 +144,7 @@ pub(crate) async fn handle(
         }
         res
     };
-    let now = inner.config.now();
+    let now = shared.now();
     if tx.form_post != via_post {
         return fail(
             AuthError::new(
@@ -149,8 +154,8 @@ pub(crate) async fn handle(
             clear_tx,
         );
     }
-    let ttl_ms = u64::try_from(inner.config.transaction_ttl.as_millis()).unwrap_or(u64::MAX);
-    if tx.created_at_ms.saturating_add(ttl_ms) < inner.config.now_millis() {
+    let ttl_ms = u64::try_from(shared.sessions.transaction_ttl.as_millis()).unwrap_or(u64::MAX);
+    if tx.created_at_ms.saturating_add(ttl_ms) < shared.sessions.now_millis() {
         return fail(
             AuthError::new(AuthErrorKind::InvalidCallback, "the login took too long"),
             clear_tx,
@@ -190,10 +195,10 @@ pub(crate) async fn handle(
     }
     // RFC 9207: when present (and always when advertised), `iss` names our provider; a
     // response with an ID token names it there instead (checked with the token).
-    let issuer = &inner.provider.metadata.issuer;
+    let issuer = &shared.provider.metadata.issuer;
     match &params.iss {
         Some(iss) if iss == issuer => {}
-        None if !inner.provider.metadata.iss_parameter_supported
+        None if !shared.provider.metadata.iss_parameter_supported
             || (tx.hybrid && params.id_token.is_some()) => {}
         _ => {
             return fail(
@@ -211,8 +216,8 @@ pub(crate) async fn handle(
             clear_tx,
         );
     };
-    match complete(&inner, &tx, code, params.id_token.as_deref(), now).await {
-        Ok(session) => finish(&inner, &headers, session, &tx, clear_tx),
+    match complete(&shared, &tx, code, params.id_token.as_deref(), now).await {
+        Ok(session) => finish(&shared, &headers, session, &tx, clear_tx),
         Err(err) => fail(err, clear_tx),
     }
 }
@@ -235,7 +240,7 @@ fn log_failure(err: &AuthError) {
 
 /// Code exchange, ID token and userinfo checks; the new session.
 async fn complete(
-    inner: &Inner,
+    shared: &Shared,
     tx: &Transaction,
     code: &str,
     front_channel_id_token: Option<&str>,
@@ -246,7 +251,7 @@ async fn complete(
     let front = match (tx.hybrid, front_channel_id_token) {
         (true, Some(token)) => Some(
             id_token::validate(
-                inner,
+                shared,
                 token,
                 id_token::Expect {
                     nonce: Some(&tx.nonce),
@@ -259,10 +264,10 @@ async fn complete(
         ),
         _ => None,
     };
-    let tokens = provider_calls::exchange_code(inner, code, &tx.pkce_verifier).await?;
+    let tokens = provider_calls::exchange_code(shared, code, &tx.pkce_verifier).await?;
     let id_token = tokens.id_token.as_deref().unwrap_or_default();
     let mut claims = id_token::validate(
-        inner,
+        shared,
         id_token,
         id_token::Expect {
             nonce: Some(&tx.nonce),
@@ -286,11 +291,69 @@ async fn complete(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    if inner.fetch_userinfo {
-        let info = provider_calls::userinfo(inner, &tokens.access_token, &subject).await?;
+    if shared.fetch_userinfo {
+        let info = provider_calls::userinfo(shared, &tokens.access_token, &subject).await?;
         merge_userinfo(&mut claims, info);
     }
-    inner.make_session(now, now, claims, tokens, None)
+    new_session(shared, now, now, claims, tokens, None)
+}
+
+/// A session from validated tokens and claims, with the size choices of the provider's
+/// configuration applied. `previous` is the session being refreshed, if any.
+pub(crate) fn new_session(
+    shared: &Shared,
+    created_at: u64,
+    now: u64,
+    mut claims: Map<String, Value>,
+    tokens: Tokens,
+    previous: Option<&Session>,
+) -> Result<Session, AuthError> {
+    let config = &shared.config;
+    claims.retain(|name, _| !TOKEN_ONLY_CLAIMS.contains(&name.as_str()));
+    claims.retain(|name, _| config.claims_filter.keeps(name));
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let sid = claims
+        .get("sid")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| previous.and_then(|p| p.sid.clone()));
+    let refresh_token = tokens
+        .refresh_token
+        .or_else(|| previous.and_then(|p| p.refresh_token.clone()));
+    let id_token = tokens
+        .id_token
+        .or_else(|| previous.and_then(|p| p.id_token.clone()))
+        .filter(|_| shared.store_id_token);
+    let access_expires_at = tokens.expires_in.map_or(0, |s| now.saturating_add(s));
+    let mut expires_at = created_at.saturating_add(shared.sessions.session_lifetime.as_secs());
+    if refresh_token.is_none() && access_expires_at != 0 {
+        // Without a refresh token the session cannot outlive its access token.
+        expires_at = expires_at.min(access_expires_at);
+    }
+    let scope = tokens
+        .scope
+        .or_else(|| previous.map(|p| p.scope.clone()))
+        .unwrap_or_else(|| config.scopes.join(" "));
+    Ok(Session {
+        created_at,
+        expires_at,
+        access_expires_at,
+        subject,
+        issuer: shared.provider.metadata.issuer.clone(),
+        claims: serde_json::to_vec(&claims).map_err(|_| {
+            AuthError::new(AuthErrorKind::Internal, "claims could not be serialized")
+        })?,
+        id_token,
+        access_token: Some(tokens.access_token).filter(|_| config.store_access_token),
+        refresh_token,
+        scope,
+        last_seen: now,
+        sid,
+    })
 }
 
 /// Userinfo claims complete the ID token's; claims about the token itself stay the ID
@@ -320,7 +383,7 @@ pub(crate) fn merge_userinfo(claims: &mut Map<String, Value>, info: Map<String, 
 }
 
 fn finish(
-    inner: &Inner,
+    shared: &Shared,
     headers: &HeaderMap,
     session: Session,
     tx: &Transaction,
@@ -328,7 +391,10 @@ fn finish(
 ) -> Answer {
     let subject = session.subject.clone();
     let mut res = response::redirect(&tx.return_to);
-    let cookies = match inner.session_cookies(&inner.session_cookie_names(headers), &session) {
+    let cookies = match shared
+        .sessions
+        .session_cookies(&shared.sessions.session_cookie_names(headers), &session)
+    {
         Ok(cookies) => cookies,
         Err(err) => {
             log_failure(&err);
@@ -398,7 +464,7 @@ mod tests {
         req: Request<String>,
     ) -> (http::StatusCode, HeaderMap, String) {
         let svc = layer.layer(service_fn(|_req: Request<String>| async {
-            Ok::<_, std::convert::Infallible>(Response::new(String::from("inner")))
+            Ok::<_, std::convert::Infallible>(Response::new(String::from("shared")))
         }));
         let res = svc.oneshot(req).await.unwrap();
         let status = res.status();

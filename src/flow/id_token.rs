@@ -7,8 +7,8 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{AuthError, AuthErrorKind};
 use crate::jwt::JwtError;
-use crate::layer::Inner;
 use crate::provider::VerifyError;
+use crate::shared::Shared;
 
 /// What the ID token must match besides the provider and client.
 #[derive(Debug, Default)]
@@ -29,12 +29,12 @@ fn invalid(message: impl Into<std::borrow::Cow<'static, str>>) -> AuthError {
 
 /// Validates an ID token; returns its claims.
 pub(crate) async fn validate(
-    inner: &Inner,
+    shared: &Shared,
     token: &str,
     expect: Expect<'_>,
 ) -> Result<Map<String, Value>, AuthError> {
-    let meta = &inner.provider.metadata;
-    let (alg, payload) = inner
+    let meta = &shared.provider.metadata;
+    let (alg, payload) = shared
         .provider
         .verify_jwt(token, &meta.id_token_algs)
         .await
@@ -50,7 +50,7 @@ pub(crate) async fn validate(
         })?;
     let claims: Map<String, Value> = serde_json::from_slice(&payload)
         .map_err(|_| invalid("ID token claims are not a JSON object"))?;
-    check_claims(inner, &claims, &expect)?;
+    check_claims(shared, &claims, &expect)?;
     if let (Some(at_hash), Some(access_token)) = (claims.get("at_hash"), expect.access_token) {
         if !hash_matches(at_hash, &alg.half_hash(access_token.as_bytes())) {
             return Err(invalid(
@@ -77,16 +77,16 @@ fn hash_matches(claim: &Value, expected: &str) -> bool {
 }
 
 fn check_claims(
-    inner: &Inner,
+    shared: &Shared,
     claims: &Map<String, Value>,
     expect: &Expect<'_>,
 ) -> Result<(), AuthError> {
-    let config = &inner.config;
-    let now = config.now();
+    let config = &shared.config;
+    let now = shared.now();
     let skew = config.clock_skew.as_secs();
 
     let iss = claims.get("iss").and_then(Value::as_str);
-    if iss != Some(inner.provider.metadata.issuer.as_str()) {
+    if iss != Some(shared.provider.metadata.issuer.as_str()) {
         return Err(invalid("ID token issuer (`iss`) is not the provider"));
     }
     match claims.get("sub").and_then(Value::as_str) {

@@ -1,5 +1,5 @@
 //! The authorization request: `state`, `nonce` and PKCE, the sealed transaction cookie, and
-//! the `return_to` rules.
+//! the `return_to` rules; and the answer when a login is required ([`login_required`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -8,10 +8,11 @@ use http::HeaderMap;
 use crate::config::{ResponseMode, ResponseType};
 use std::sync::Arc;
 
-use crate::layer::{Inner, Tenants};
-use crate::response::{self, Answer};
+use crate::error::{AuthError, AuthErrorKind};
+use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, random_token, request_cookies};
 use crate::session::Transaction;
+use crate::shared::{Shared, Tenants};
 
 /// Longest `return_to` we keep; longer ones fall back to `/`.
 const MAX_RETURN_TO: usize = 2048;
@@ -70,14 +71,14 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// `GET {prefix}/login?return_to=/path&prompt=...`: start a login, with the allow-listed
 /// per-login authorization parameters.
-pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap, query: Option<&str>) -> Answer {
+pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap, query: Option<&str>) -> Answer {
     let provider = query
         .into_iter()
         .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
         .find(|(k, _)| k == "provider")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let Some(inner) = shared.by_name(&provider) else {
+    let Some(tenant) = shared.by_name(&provider) else {
         return response::html_page(
             http::StatusCode::BAD_REQUEST,
             "Unknown identity provider",
@@ -85,8 +86,7 @@ pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap, query: Option<&st
             Some((&shared.paths.login, "Log in with the default provider")),
         );
     };
-    let inner = &*inner;
-    let config = &inner.config;
+    let config = &tenant.config;
     let mut return_to = None;
     let mut extra: Vec<(String, String)> = Vec::new();
     for (name, value) in query
@@ -109,7 +109,7 @@ pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap, query: Option<&st
         }
     }
     start(
-        inner,
+        &tenant,
         headers,
         return_to.unwrap_or_else(|| "/".to_owned()),
         extra,
@@ -118,12 +118,12 @@ pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap, query: Option<&st
 
 /// Starts a login: a fresh transaction cookie and a redirect to the provider.
 pub(crate) fn start(
-    inner: &Inner,
+    shared: &Shared,
     headers: &HeaderMap,
     return_to: String,
     extra: Vec<(String, String)>,
 ) -> Answer {
-    let config = &inner.config;
+    let config = &shared.config;
     let params: Vec<(&str, &str)> = config
         .auth_params
         .iter()
@@ -133,7 +133,7 @@ pub(crate) fn start(
         .collect();
     let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     let tx = Transaction {
-        created_at_ms: config.now_millis(),
+        created_at_ms: shared.sessions.now_millis(),
         state: random_token(32),
         nonce: random_token(32),
         pkce_verifier: random_token(32),
@@ -142,15 +142,15 @@ pub(crate) fn start(
         form_post: config.response_mode == ResponseMode::FormPost,
         prompt_none: param("prompt").is_some_and(|p| p.split_whitespace().any(|p| p == "none")),
         max_age: param("max_age").and_then(|m| m.parse().ok()),
-        provider: inner.name.clone(),
+        provider: shared.name.clone(),
     };
-    let (challenge, method) = if inner.provider.metadata.pkce_plain {
+    let (challenge, method) = if shared.provider.metadata.pkce_plain {
         (tx.pkce_verifier.clone(), "plain")
     } else {
         let digest = ring::digest::digest(&ring::digest::SHA256, tx.pkce_verifier.as_bytes());
         (URL_SAFE_NO_PAD.encode(digest), "S256")
     };
-    let meta = &inner.provider.metadata;
+    let meta = &shared.provider.metadata;
     let mut url = meta.authorization_endpoint.clone();
     {
         let mut q = url.query_pairs_mut();
@@ -171,30 +171,77 @@ pub(crate) fn start(
         }
     }
     let mut res = response::redirect(url.as_str());
-    let cookies = &inner.cookies;
-    for name in evictions(inner, headers) {
-        add_set_cookie(res.headers_mut(), cookies.tx_removal(&name));
+    let sessions = &shared.sessions;
+    let cookies = &sessions.cookies;
+    for name in evictions(shared, headers) {
+        add_set_cookie(
+            res.headers_mut(),
+            cookies.tx_removal(&name, shared.tx_cross_site()),
+        );
     }
     let name = cookies.tx_name(&tx.state);
-    let sealed = inner.tx_sealer.seal(&name, &tx.encode());
+    let sealed = sessions.tx_sealer.seal(&name, &tx.encode());
     add_set_cookie(
         res.headers_mut(),
-        cookies.tx_cookie(&name, &sealed, config.transaction_ttl),
+        cookies.tx_cookie(
+            &name,
+            &sealed,
+            sessions.transaction_ttl,
+            shared.tx_cross_site(),
+        ),
     );
     tracing::debug!("login started");
     res
 }
 
+/// The answer when login is required and missing: a fresh login for a navigation, 401
+/// or gRPC status 16 for everyone else.
+pub(crate) fn login_required(shared: &Shared, uri: &http::Uri, headers: &HeaderMap) -> Answer {
+    let caller = caller_kind(headers);
+    if caller == CallerKind::Navigation {
+        let return_to = uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .and_then(sanitize_return_to)
+            .unwrap_or("/");
+        return start(shared, headers, return_to.to_owned(), Vec::new());
+    }
+    response::reject(
+        caller,
+        AuthError::new(AuthErrorKind::LoginRequired, "login required"),
+        headers,
+    )
+}
+
+/// A handle to the layer in the request extensions of a request without a login, for
+/// extractors and [`RequireLayer`](crate::RequireLayer) to answer [`login_required`].
+#[derive(Clone)]
+pub(crate) struct Handle(pub(crate) Arc<Shared>);
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handle")
+    }
+}
+
+impl Handle {
+    /// [`login_required`] for this request.
+    pub(crate) fn login_required(&self, uri: &http::Uri, headers: &HeaderMap) -> Answer {
+        login_required(&self.0, uri, headers)
+    }
+}
+
 /// Transaction cookies to drop so that, with the new one, at most `max_concurrent_logins`
 /// remain: unreadable or expired ones first, then the oldest.
-fn evictions(inner: &Inner, headers: &HeaderMap) -> Vec<String> {
-    let prefix = &inner.cookies.tx_prefix;
-    let now = inner.config.now_millis();
-    let ttl = u64::try_from(inner.config.transaction_ttl.as_millis()).unwrap_or(u64::MAX);
+fn evictions(shared: &Shared, headers: &HeaderMap) -> Vec<String> {
+    let sessions = &shared.sessions;
+    let prefix = &sessions.cookies.tx_prefix;
+    let now = sessions.now_millis();
+    let ttl = u64::try_from(sessions.transaction_ttl.as_millis()).unwrap_or(u64::MAX);
     let mut existing: Vec<(u64, String)> = request_cookies(headers)
         .filter(|(name, _)| name.starts_with(prefix.as_str()))
         .map(|(name, value)| {
-            let created = inner
+            let created = sessions
                 .tx_sealer
                 .open(name, value)
                 .and_then(|b| Transaction::decode(&b))
@@ -206,7 +253,7 @@ fn evictions(inner: &Inner, headers: &HeaderMap) -> Vec<String> {
         .collect();
     existing.sort();
     existing.dedup_by(|a, b| a.1 == b.1);
-    let keep = inner.config.max_transactions.saturating_sub(1);
+    let keep = sessions.max_transactions.saturating_sub(1);
     let stale = existing.iter().filter(|(created, _)| *created == 0).count();
     let excess = existing.len().saturating_sub(keep).max(stale);
     existing.into_iter().take(excess).map(|(_, n)| n).collect()

@@ -5,21 +5,22 @@ use http::HeaderMap;
 
 use std::sync::Arc;
 
-use crate::layer::{Inner, Tenants};
 use crate::response::{self, Answer};
 use crate::session::cookie::add_set_cookie;
+use crate::shared::{Shared, Tenants};
 
 /// Handles the logout request.
-pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap) -> Answer {
-    let read = shared.read_session(headers);
+pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
+    let sessions = &shared.sessions;
+    let read = sessions.read_session(headers);
     // The provider that issued the session (one of several tenants, or the only one).
-    let inner = &read
+    let tenant = &read
         .session
         .as_ref()
         .and_then(|s| shared.by_issuer(s.issuer()))
         .unwrap_or_else(|| shared.clone());
-    let config = &inner.config;
-    let location = match &inner.provider.metadata.end_session_endpoint {
+    let config = &tenant.config;
+    let location = match &tenant.provider.metadata.end_session_endpoint {
         Some(endpoint) => {
             let mut url = endpoint.clone();
             {
@@ -38,12 +39,12 @@ pub(crate) fn handle(shared: &Arc<Inner>, headers: &HeaderMap) -> Answer {
         None => config.post_logout_redirect_url.to_string(),
     };
     let mut res = response::redirect(&location);
-    let mut names = inner.session_cookie_names(headers);
-    if !names.contains(&inner.cookies.session) {
-        names.push(inner.cookies.session.clone());
+    let mut names = sessions.session_cookie_names(headers);
+    if !names.contains(&sessions.cookies.session) {
+        names.push(sessions.cookies.session.clone());
     }
     for name in names {
-        add_set_cookie(res.headers_mut(), inner.cookies.session_removal(&name));
+        add_set_cookie(res.headers_mut(), sessions.cookies.session_removal(&name));
     }
     match &read.session {
         Some(s) => tracing::info!(subject = %s.subject(), "logout"),

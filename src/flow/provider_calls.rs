@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, AuthErrorKind};
-use crate::layer::Inner;
 use crate::provider::read_limited;
+use crate::shared::Shared;
 
 /// A successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
 #[derive(Debug)]
@@ -43,16 +43,16 @@ fn unavailable(message: String) -> AuthError {
 
 /// Exchanges an authorization code (with its PKCE verifier) for tokens.
 pub(crate) async fn exchange_code(
-    inner: &Inner,
+    shared: &Shared,
     code: &str,
     pkce_verifier: &str,
 ) -> Result<Tokens, AuthError> {
     let tokens = token_request(
-        inner,
+        shared,
         &[
             ("grant_type", "authorization_code"),
             ("code", code),
-            ("redirect_uri", inner.config.redirect_url.as_str()),
+            ("redirect_uri", shared.config.redirect_url.as_str()),
             ("code_verifier", pkce_verifier),
         ],
     )
@@ -68,9 +68,12 @@ pub(crate) async fn exchange_code(
 
 /// Uses a refresh token (RFC 6749 §6). The answer may omit the ID token and the refresh
 /// token (then the previous ones stay).
-pub(crate) async fn refresh_grant(inner: &Inner, refresh_token: &str) -> Result<Tokens, AuthError> {
+pub(crate) async fn refresh_grant(
+    shared: &Shared,
+    refresh_token: &str,
+) -> Result<Tokens, AuthError> {
     token_request(
-        inner,
+        shared,
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
@@ -80,13 +83,13 @@ pub(crate) async fn refresh_grant(inner: &Inner, refresh_token: &str) -> Result<
 }
 
 /// A token endpoint request with client authentication.
-async fn token_request(inner: &Inner, params: &[(&str, &str)]) -> Result<Tokens, AuthError> {
-    let (status, body) = inner
+async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Tokens, AuthError> {
+    let (status, body) = shared
         .provider
         .authenticated_post(
-            &inner.config,
-            inner.config.now(),
-            &inner.provider.metadata.token_endpoint,
+            &shared.config,
+            shared.now(),
+            &shared.provider.metadata.token_endpoint,
             params,
         )
         .await?;
@@ -141,14 +144,14 @@ async fn token_request(inner: &Inner, params: &[(&str, &str)]) -> Result<Tokens,
 
 /// Fetches userinfo; its `sub` must be `subject` (OpenID Connect Core §5.3.2).
 pub(crate) async fn userinfo(
-    inner: &Inner,
+    shared: &Shared,
     access_token: &str,
     subject: &str,
 ) -> Result<Map<String, Value>, AuthError> {
-    let Some(url) = &inner.provider.metadata.userinfo_endpoint else {
+    let Some(url) = &shared.provider.metadata.userinfo_endpoint else {
         return Ok(Map::new());
     };
-    let res = inner
+    let res = shared
         .provider
         .http
         .get(url.clone())
@@ -178,7 +181,7 @@ pub(crate) async fn userinfo(
         ));
     }
     let claims: Map<String, Value> = if is_jwt {
-        signed_userinfo(inner, &body).await?
+        signed_userinfo(shared, &body).await?
     } else {
         serde_json::from_slice(&body).map_err(|_| {
             AuthError::new(
@@ -198,29 +201,29 @@ pub(crate) async fn userinfo(
 
 /// A signed userinfo answer: verified like an ID token's signature; `iss` and `aud` must
 /// match when present (OpenID Connect Core §5.3.2).
-async fn signed_userinfo(inner: &Inner, body: &[u8]) -> Result<Map<String, Value>, AuthError> {
+async fn signed_userinfo(shared: &Shared, body: &[u8]) -> Result<Map<String, Value>, AuthError> {
     let invalid = |m: String| AuthError::new(AuthErrorKind::InvalidCallback, m);
     let text = std::str::from_utf8(body)
         .map_err(|_| invalid("signed userinfo is not text".into()))?
         .trim();
-    let (_, payload) = inner
+    let (_, payload) = shared
         .provider
-        .verify_jwt(text, &inner.provider.metadata.id_token_algs)
+        .verify_jwt(text, &shared.provider.metadata.id_token_algs)
         .await
         .map_err(|e| invalid(format!("signed userinfo rejected: {e:?}")))?;
     let claims: Map<String, Value> = serde_json::from_slice(&payload)
         .map_err(|_| invalid("signed userinfo claims are not a JSON object".into()))?;
     if let Some(iss) = claims.get("iss") {
-        if iss.as_str() != Some(inner.provider.metadata.issuer.as_str()) {
+        if iss.as_str() != Some(shared.provider.metadata.issuer.as_str()) {
             return Err(invalid("signed userinfo `iss` is not the provider".into()));
         }
     }
     if let Some(aud) = claims.get("aud") {
         let ours = match aud {
-            Value::String(a) => *a == inner.config.client_id,
+            Value::String(a) => *a == shared.config.client_id,
             Value::Array(list) => list
                 .iter()
-                .any(|a| a.as_str() == Some(&inner.config.client_id)),
+                .any(|a| a.as_str() == Some(&shared.config.client_id)),
             _ => false,
         };
         if !ours {

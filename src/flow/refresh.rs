@@ -8,11 +8,11 @@ use serde_json::{Map, Value};
 
 use crate::cache::token_key;
 use crate::error::{AuthError, AuthErrorKind};
-use crate::flow::{id_token, provider_calls};
-use crate::layer::Inner;
+use crate::flow::{callback, id_token, provider_calls};
 use crate::session::{Session, SessionRef};
+use crate::shared::Shared;
 
-impl Inner {
+impl Shared {
     /// Whether the session's access token is expired or about to be, and can be refreshed.
     pub(crate) fn needs_refresh(&self, session: &SessionRef, now: u64) -> bool {
         session.has_refresh_token()
@@ -24,7 +24,7 @@ impl Inner {
 /// Refreshes `session`, sharing the work with every concurrent or recent request that
 /// presents the same refresh token.
 pub(crate) async fn refresh(
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
     session: Session,
 ) -> Result<Arc<Session>, AuthError> {
     let Some(refresh_token) = session.refresh_token.as_deref() else {
@@ -34,17 +34,17 @@ pub(crate) async fn refresh(
         ));
     };
     let key = token_key(refresh_token);
-    let grace = inner.config.refresh_grace;
-    let refresher = &inner.refresher;
+    let grace = shared.config.refresh_grace;
+    let refresher = &shared.refresher;
     refresher
-        .share(key, grace, || run(inner.clone(), session))
+        .share(key, grace, || run(shared.clone(), session))
         .await
 }
 
 /// One refresh at the token endpoint, with the checks of OpenID Connect Core §12.2.
-async fn run(inner: Arc<Inner>, old: Session) -> Result<Arc<Session>, AuthError> {
+async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthError> {
     let refresh_token = old.refresh_token.as_deref().unwrap_or_default();
-    let tokens = provider_calls::refresh_grant(&inner, refresh_token)
+    let tokens = provider_calls::refresh_grant(&shared, refresh_token)
         .await
         .map_err(|e| {
             if e.kind() == AuthErrorKind::ProviderUnavailable {
@@ -59,7 +59,7 @@ async fn run(inner: Arc<Inner>, old: Session) -> Result<Arc<Session>, AuthError>
     let mut claims: Map<String, Value> = match tokens.id_token.as_deref() {
         Some(new_id_token) => {
             let claims = id_token::validate(
-                &inner,
+                &shared,
                 new_id_token,
                 id_token::Expect {
                     // Refreshed ID tokens need not carry a nonce.
@@ -84,17 +84,17 @@ async fn run(inner: Arc<Inner>, old: Session) -> Result<Arc<Session>, AuthError>
         // No new ID token: the claims stay those of the login.
         None => serde_json::from_slice(&old.claims).unwrap_or_default(),
     };
-    if inner.fetch_userinfo {
-        let info = provider_calls::userinfo(&inner, &tokens.access_token, &old.subject)
+    if shared.fetch_userinfo {
+        let info = provider_calls::userinfo(&shared, &tokens.access_token, &old.subject)
             .await
             .map_err(|e| match e.kind() {
                 AuthErrorKind::ProviderUnavailable => e,
                 _ => AuthError::new(AuthErrorKind::InvalidToken, e.message().to_owned()),
             })?;
-        crate::flow::callback::merge_userinfo(&mut claims, info);
+        callback::merge_userinfo(&mut claims, info);
     }
-    let now = inner.config.now();
-    let session = inner.make_session(old.created_at, now, claims, tokens, Some(&old))?;
+    let now = shared.now();
+    let session = callback::new_session(&shared, old.created_at, now, claims, tokens, Some(&old))?;
     tracing::debug!(subject = %session.subject, "session refreshed");
     Ok(Arc::new(session))
 }

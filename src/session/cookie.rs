@@ -430,17 +430,10 @@ pub(crate) struct Cookies {
     /// routes), `/` on https (required by the `__Host-` prefix).
     tx_path: String,
     secure: bool,
-    /// Transaction cookies must survive a cross-site form POST: `SameSite=None; Secure`.
-    tx_cross_site: bool,
 }
 
 impl Cookies {
-    pub(crate) fn new(
-        session: &str,
-        route_prefix: &str,
-        secure: bool,
-        tx_cross_site: bool,
-    ) -> Self {
+    pub(crate) fn new(session: &str, route_prefix: &str, secure: bool) -> Self {
         Self {
             session: session.to_owned(),
             // On https, `__Host-` (so `Path=/`): a sibling subdomain cannot plant a login
@@ -453,7 +446,6 @@ impl Cookies {
             .to_owned(),
             tx_path: if secure { "/" } else { route_prefix }.to_owned(),
             secure,
-            tx_cross_site,
         }
     }
 
@@ -477,13 +469,22 @@ impl Cookies {
         format!("{}{state}", self.tx_prefix)
     }
 
-    pub(crate) fn tx_cookie(&self, name: &str, value: &str, ttl: std::time::Duration) -> String {
-        let attrs = self.attributes_with(&self.tx_path, Some(ttl.as_secs()), self.tx_cross_site);
+    /// A login-transaction cookie. `cross_site`: it must survive a cross-site form POST
+    /// (`response_mode=form_post`), so `SameSite=None; Secure`.
+    pub(crate) fn tx_cookie(
+        &self,
+        name: &str,
+        value: &str,
+        ttl: std::time::Duration,
+        cross_site: bool,
+    ) -> String {
+        let attrs = self.attributes_with(&self.tx_path, Some(ttl.as_secs()), cross_site);
         format!("{name}={value}{attrs}")
     }
 
-    pub(crate) fn tx_removal(&self, name: &str) -> String {
-        let attrs = self.attributes_with(&self.tx_path, Some(0), self.tx_cross_site);
+    /// Removes a login-transaction cookie (`cross_site` as it was set).
+    pub(crate) fn tx_removal(&self, name: &str, cross_site: bool) -> String {
+        let attrs = self.attributes_with(&self.tx_path, Some(0), cross_site);
         format!("{name}={attrs}")
     }
 
@@ -650,32 +651,41 @@ mod tests {
 
     #[test]
     fn cookie_attributes_and_ownership() {
-        let c = Cookies::new("__Host-oidc_session", "/auth", true, false);
+        let c = Cookies::new("__Host-oidc_session", "/auth", true);
         let set = c.session_cookie("__Host-oidc_session", "v", 10);
         assert_eq!(
             set,
             "__Host-oidc_session=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=10"
         );
-        let tx = c.tx_cookie(&c.tx_name("st"), "v", std::time::Duration::from_secs(600));
+        let tx = c.tx_cookie(
+            &c.tx_name("st"),
+            "v",
+            std::time::Duration::from_secs(600),
+            false,
+        );
         assert!(tx.starts_with("__Host-oidc_tx_st=v; Path=/;"), "{tx}");
-        assert!(c.tx_removal("__Host-oidc_tx_st").contains("Max-Age=0"));
+        assert!(c
+            .tx_removal("__Host-oidc_tx_st", false)
+            .contains("Max-Age=0"));
         assert!(c.is_ours("__Host-oidc_session"));
         assert!(c.is_ours("__Host-oidc_session.3"));
         assert!(c.is_ours("__Host-oidc_tx_abc"));
         assert!(!c.is_ours("__Host-oidc_session.x"));
         assert!(!c.is_ours("__Host-oidc_sessionx"));
         assert!(!c.is_ours("other"));
-        let plain = Cookies::new("oidc_session", "/auth", false, false);
+        let plain = Cookies::new("oidc_session", "/auth", false);
         assert!(!plain
             .session_cookie("oidc_session", "v", 1)
             .contains("Secure"));
-        let form_post = Cookies::new("oidc_session", "/auth", false, true);
-        let tx = form_post.tx_cookie("oidc_tx_s", "v", std::time::Duration::from_secs(1));
+        let form_post = Cookies::new("oidc_session", "/auth", false);
+        let tx = form_post.tx_cookie("oidc_tx_s", "v", std::time::Duration::from_secs(1), true);
         assert!(
             tx.contains("SameSite=None") && tx.contains("Secure"),
             "{tx}"
         );
-        assert!(form_post.tx_removal("oidc_tx_s").contains("SameSite=None"));
+        assert!(form_post
+            .tx_removal("oidc_tx_s", true)
+            .contains("SameSite=None"));
         // the session itself stays Lax
         assert!(form_post
             .session_cookie("oidc_session", "v", 1)

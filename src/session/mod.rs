@@ -5,6 +5,7 @@
 //! length, so a bug elsewhere cannot turn into a panic here.
 
 pub(crate) mod cookie;
+pub(crate) mod sessions;
 
 use std::sync::Arc;
 

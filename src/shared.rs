@@ -1,0 +1,147 @@
+//! [`Shared`]: the state of one provider that every flow reads (its configuration, metadata,
+//! caches), with the session-wide [`Sessions`] that all providers of a layer share, and
+//! picking the provider a request belongs to ([`Tenants`]).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::cache::{Refresher, TokenCache};
+use crate::config::{Config, ResponseMode};
+use crate::provider::Provider;
+use crate::session::cookie::Cookies;
+use crate::session::sessions::Sessions;
+use crate::session::Session;
+
+/// The layer's own routes.
+#[derive(Debug)]
+pub(crate) struct Paths {
+    pub(crate) login: String,
+    pub(crate) callback: String,
+    pub(crate) logout: String,
+    pub(crate) backchannel_logout: String,
+}
+
+/// One provider's state, shared by all clones of the layer and its services.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) provider: Provider,
+    /// The session-wide state, the same for every provider of the layer.
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) paths: Paths,
+    pub(crate) fetch_userinfo: bool,
+    pub(crate) store_id_token: bool,
+    pub(crate) bearer_cache: TokenCache,
+    pub(crate) refresher: Refresher<Session>,
+    /// The provider's issuer, shared by every session identity.
+    pub(crate) issuer: Arc<str>,
+    /// This provider's name among several (empty for a single-provider layer).
+    pub(crate) name: String,
+    /// The other providers of a multi-provider layer (only on the default one).
+    pub(crate) tenants: Vec<Arc<Shared>>,
+}
+
+impl Shared {
+    /// The session-wide state, from the settings of `config`.
+    pub(crate) fn sessions(config: &Config) -> Sessions {
+        Sessions {
+            session_sealer: config.session_key.sealer("session"),
+            tx_sealer: config.session_key.sealer("transaction"),
+            cookies: Cookies::new(&config.cookie_name, &config.prefix, config.secure_cookies),
+            session_lifetime: config.session_lifetime,
+            idle_timeout: config.idle_timeout,
+            transaction_ttl: config.transaction_ttl,
+            max_transactions: config.max_transactions,
+            revocations: config.revocations.clone(),
+            clock: config.clock.clone(),
+            size_warned: AtomicBool::new(false),
+        }
+    }
+
+    /// A provider's state; `sessions` holds the session settings (of the first provider's
+    /// configuration, when there are several).
+    pub(crate) fn new(config: Config, provider: Provider, sessions: Arc<Sessions>) -> Self {
+        let prefix = &config.prefix;
+        let paths = Paths {
+            login: format!("{prefix}/login"),
+            callback: format!("{prefix}/callback"),
+            logout: format!("{prefix}/logout"),
+            backchannel_logout: format!("{prefix}/backchannel-logout"),
+        };
+        let fetch_userinfo =
+            config.userinfo.unwrap_or(true) && provider.metadata.userinfo_endpoint.is_some();
+        if config.userinfo == Some(true) && provider.metadata.userinfo_endpoint.is_none() {
+            tracing::warn!("userinfo is on, but the provider has no userinfo endpoint");
+        }
+        let store_id_token = config
+            .store_id_token
+            .unwrap_or(provider.metadata.end_session_endpoint.is_some());
+        Shared {
+            name: String::new(),
+            tenants: Vec::new(),
+            store_id_token,
+            refresher: Refresher::default(),
+            sessions,
+            paths,
+            fetch_userinfo,
+            issuer: Arc::from(provider.metadata.issuer.as_str()),
+            bearer_cache: TokenCache::new(config.bearer_cache_capacity),
+            provider,
+            config,
+        }
+    }
+
+    /// Unix seconds now, by the layer's clock.
+    pub(crate) fn now(&self) -> u64 {
+        self.sessions.now()
+    }
+
+    /// Whether this provider answers with `response_mode=form_post`: its login-transaction
+    /// cookies must then survive a cross-site POST.
+    pub(crate) fn tx_cross_site(&self) -> bool {
+        self.config.response_mode == ResponseMode::FormPost
+    }
+}
+
+/// Picking the provider (tenant) a request belongs to.
+pub(crate) trait Tenants {
+    /// The provider named `name` (empty: this, the default).
+    fn by_name(&self, name: &str) -> Option<Arc<Shared>>;
+    /// The provider whose issuer is `issuer`.
+    fn by_issuer(&self, issuer: &str) -> Option<Arc<Shared>>;
+    /// The provider a JWT claims to come from (its unverified `iss`); the default when there
+    /// is only one or the token names none of them. Its keys then decide.
+    fn for_jwt(&self, token: &str) -> Arc<Shared>;
+}
+
+impl Tenants for Arc<Shared> {
+    fn by_name(&self, name: &str) -> Option<Arc<Shared>> {
+        if name.is_empty() || name == self.name {
+            return Some(self.clone());
+        }
+        self.tenants.iter().find(|t| t.name == name).cloned()
+    }
+
+    fn by_issuer(&self, issuer: &str) -> Option<Arc<Shared>> {
+        if issuer == &*self.issuer {
+            return Some(self.clone());
+        }
+        self.tenants.iter().find(|t| &*t.issuer == issuer).cloned()
+    }
+
+    fn for_jwt(&self, token: &str) -> Arc<Shared> {
+        if self.tenants.is_empty() {
+            return self.clone();
+        }
+        #[derive(serde::Deserialize)]
+        struct Iss {
+            iss: Option<String>,
+        }
+        crate::jwt::Unverified::parse(token)
+            .ok()
+            .and_then(|jwt| serde_json::from_slice::<Iss>(&jwt.into_payload()).ok())
+            .and_then(|claims| claims.iss)
+            .and_then(|iss| self.by_issuer(&iss))
+            .unwrap_or_else(|| self.clone())
+    }
+}
