@@ -3,6 +3,9 @@
 //! The encoding is a version byte, fixed-width integers and length-prefixed byte strings. It
 //! is only ever read after the AES-GCM tag has been verified, but decoding still checks every
 //! length, so a bug elsewhere cannot turn into a panic here.
+//!
+//! `cookie` seals values into cookies and reads them back; `sessions` holds the session-wide
+//! settings and reads, seals and touches the session cookie with them.
 
 pub(crate) mod cookie;
 pub(crate) mod sessions;
