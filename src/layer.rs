@@ -142,11 +142,11 @@ impl OidcLayer {
         // The session settings of the first configuration hold for every provider: the
         // sessions share the cookies, and a back-channel logout from any provider must reach
         // the store that sessions are checked against.
-        let sessions = Arc::new(Shared::sessions(&first));
-        let mut providers: Vec<Shared> = Vec::with_capacity(tenants.len());
+        let sessions = Arc::new(Shared::new_sessions(&first));
+        let mut built: Vec<Shared> = Vec::with_capacity(tenants.len());
         for (name, config) in tenants {
             let provider = Provider::discover(&config).await?;
-            if providers
+            if built
                 .iter()
                 .any(|other| other.provider.metadata.issuer == provider.metadata.issuer)
             {
@@ -157,14 +157,14 @@ impl OidcLayer {
             }
             let mut shared = Shared::new(config, provider, sessions.clone());
             shared.name = name;
-            providers.push(shared);
+            built.push(shared);
         }
-        let mut providers = providers.into_iter();
-        let mut default = providers.next().ok_or_else(|| ConfigError::Invalid {
+        let mut built = built.into_iter();
+        let mut default = built.next().ok_or_else(|| ConfigError::Invalid {
             field: "providers",
             reason: "no provider given".into(),
         })?;
-        default.tenants = providers.map(Arc::new).collect();
+        default.tenants = built.map(Arc::new).collect();
         Ok(Self {
             shared: Arc::new(default),
         })
@@ -210,7 +210,7 @@ impl OidcLayer {
     }
 
     fn with_provider(config: Config, provider: Provider) -> Self {
-        let sessions = Arc::new(Shared::sessions(&config));
+        let sessions = Arc::new(Shared::new_sessions(&config));
         Self {
             shared: Arc::new(Shared::new(config, provider, sessions)),
         }

@@ -43,7 +43,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The session-wide state, from the settings of `config`.
-    pub(crate) fn sessions(config: &Config) -> Sessions {
+    pub(crate) fn new_sessions(config: &Config) -> Sessions {
         Sessions {
             session_sealer: config.session_key.sealer("session"),
             tx_sealer: config.session_key.sealer("transaction"),
