@@ -21,6 +21,12 @@ use url::Url;
 use super::keys::{self, PublicKey, SigningKey};
 use super::{DevClient, DevSigningAlg, DevUser, Fault, IdTokenFault};
 
+mod params;
+mod response;
+
+use params::{is_form, Params};
+use response::{error_page, html_escape, html_page, json_response};
+
 /// Lifetime of authorization codes.
 const CODE_TTL: u64 = 60;
 /// Issuer used by the "wrong issuer" faults.
@@ -271,105 +277,6 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 type St = AxState<Arc<Shared>>;
-
-// ---------------------------------------------------------------------------------------
-// Parameters
-// ---------------------------------------------------------------------------------------
-
-/// Request parameters. Parameters sent without a value count as omitted (RFC 6749 §3.1);
-/// repeated parameters are remembered so they can be refused.
-#[derive(Default)]
-struct Params {
-    values: Vec<(String, String)>,
-    repeated: Vec<String>,
-}
-
-impl Params {
-    fn parse(input: &[u8]) -> Self {
-        let mut params = Params::default();
-        for (k, v) in form_urlencoded::parse(input) {
-            if v.is_empty() {
-                continue;
-            }
-            if params.values.iter().any(|(name, _)| *name == k) {
-                if !params.repeated.iter().any(|r| *r == k) {
-                    params.repeated.push(k.into_owned());
-                }
-                continue;
-            }
-            params.values.push((k.into_owned(), v.into_owned()));
-        }
-        params
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn is_repeated(&self, name: &str) -> bool {
-        self.repeated.iter().any(|r| r == name)
-    }
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::PRAGMA, "no-cache"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn html_page(status: StatusCode, title: &str, body: &str) -> Response {
-    let page = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n\
-         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}\
-         form{{margin:.5rem 0}}button{{font-size:1rem;padding:.5rem 1rem;min-width:16rem}}</style>\n\
-         </head>\n<body>\n<main>\n<h1>{title}</h1>\n{body}</main>\n</body>\n</html>\n",
-        title = html_escape(title),
-    );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        page,
-    )
-        .into_response()
-}
-
-fn error_page(message: &str) -> Response {
-    html_page(
-        StatusCode::BAD_REQUEST,
-        "Invalid request",
-        &format!("<p role=\"alert\">{}</p>\n", html_escape(message)),
-    )
-}
 
 /// Whether a URI is an `http`/`https` URI on a loopback host, without a fragment.
 fn is_loopback_uri(uri: &str) -> bool {
@@ -853,17 +760,6 @@ async fn authorize_login(AxState(s): St, headers: HeaderMap, body: Bytes) -> Res
         }
         None => s.authorization_error(&req.target, "invalid_request", "unknown user"),
     }
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
 }
 
 // ---------------------------------------------------------------------------------------
