@@ -21,8 +21,12 @@ use url::Url;
 use super::keys::{self, PublicKey, SigningKey};
 use super::{DevClient, DevSigningAlg, DevUser, Fault, IdTokenFault};
 
+mod discovery;
+mod end_session;
+mod jwks;
 mod params;
 mod response;
+mod userinfo;
 
 use params::{is_form, Params};
 use response::{error_page, html_escape, html_page, json_response};
@@ -259,19 +263,22 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(
             &format!("{p}/.well-known/openid-configuration"),
-            get(discovery),
+            get(discovery::discovery),
         )
-        .route(&format!("{p}/jwks"), get(jwks))
+        .route(&format!("{p}/jwks"), get(jwks::jwks))
         .route(&format!("{p}/authorize"), get(authorize).post(authorize))
         .route(
             &format!("{p}/authorize/login"),
             axum::routing::post(authorize_login),
         )
         .route(&format!("{p}/token"), axum::routing::post(token))
-        .route(&format!("{p}/userinfo"), get(userinfo).post(userinfo))
+        .route(
+            &format!("{p}/userinfo"),
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
         .route(
             &format!("{p}/end_session"),
-            get(end_session).post(end_session),
+            get(end_session::end_session).post(end_session::end_session),
         )
         .with_state(shared)
 }
@@ -300,67 +307,6 @@ fn uri_allowed(registered: &[String], uri: &str) -> bool {
     } else {
         registered.iter().any(|r| r == uri)
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Discovery and JWKS
-// ---------------------------------------------------------------------------------------
-
-async fn discovery(AxState(s): St) -> Response {
-    s.stats.discovery.fetch_add(1, Ordering::Relaxed);
-    if let Some(r) = s.gate().await {
-        return r;
-    }
-    let mut scopes = vec!["openid", "profile", "email"];
-    let mut grants = vec!["authorization_code"];
-    if s.refresh_tokens {
-        scopes.push("offline_access");
-        grants.push("refresh_token");
-    }
-    let doc = json!({
-        "issuer": s.issuer,
-        "authorization_endpoint": s.endpoint("authorize"),
-        "token_endpoint": s.endpoint("token"),
-        "userinfo_endpoint": s.endpoint("userinfo"),
-        "jwks_uri": s.endpoint("jwks"),
-        "end_session_endpoint": s.endpoint("end_session"),
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": grants,
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [s.alg.name()],
-        "token_endpoint_auth_methods_supported":
-            ["client_secret_basic", "client_secret_post", "none"],
-        "code_challenge_methods_supported": ["S256", "plain"],
-        "scopes_supported": scopes,
-        "claims_supported": [
-            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp",
-            "name", "email", "email_verified"
-        ],
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "claims_parameter_supported": false,
-        "request_parameter_supported": false,
-        "request_uri_parameter_supported": false,
-        "authorization_response_iss_parameter_supported": true,
-    });
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        doc.to_string(),
-    )
-        .into_response()
-}
-
-async fn jwks(AxState(s): St) -> Response {
-    s.stats.jwks.fetch_add(1, Ordering::Relaxed);
-    if let Some(r) = s.gate().await {
-        return r;
-    }
-    let jwk = s.state().key.public.jwk();
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        json!({ "keys": [jwk] }).to_string(),
-    )
-        .into_response()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1317,212 +1263,4 @@ fn corrupt_signature(token: &str) -> String {
         *first ^= 0x55;
     }
     format!("{input}.{}", engine.encode(sig))
-}
-
-// ---------------------------------------------------------------------------------------
-// Userinfo
-// ---------------------------------------------------------------------------------------
-
-fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> Response {
-    let challenge = match error {
-        Some(e) => format!(
-            "Bearer realm=\"tower-oidc dev provider\", error=\"{e}\", error_description=\"{description}\""
-        ),
-        None => "Bearer realm=\"tower-oidc dev provider\"".to_owned(),
-    };
-    let mut response = status.into_response();
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
-    response
-}
-
-async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
-    s.stats.userinfo.fetch_add(1, Ordering::Relaxed);
-    if let Some(r) = s.gate().await {
-        return r;
-    }
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return bearer_error(StatusCode::UNAUTHORIZED, None, "");
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let Some(token) = token else {
-        return bearer_error(
-            StatusCode::BAD_REQUEST,
-            Some("invalid_request"),
-            "expected a Bearer token",
-        );
-    };
-    let now = now();
-    let (sub, scope, mismatch) = {
-        let state = s.state();
-        let Some(record) = state.access.get(&token_key(token)) else {
-            return bearer_error(
-                StatusCode::UNAUTHORIZED,
-                Some("invalid_token"),
-                "unknown access token",
-            );
-        };
-        if record.exp < now {
-            return bearer_error(
-                StatusCode::UNAUTHORIZED,
-                Some("invalid_token"),
-                "the access token has expired",
-            );
-        }
-        if state.revoked_grants.contains(&record.grant) {
-            return bearer_error(
-                StatusCode::UNAUTHORIZED,
-                Some("invalid_token"),
-                "the access token was revoked",
-            );
-        }
-        (
-            record.sub.clone(),
-            record.scope.clone(),
-            state.faults.contains(&Fault::UserinfoSubMismatch),
-        )
-    };
-    let (signed, broken) = {
-        let state = s.state();
-        (
-            state.faults.contains(&Fault::SignedUserinfo),
-            state.faults.contains(&Fault::SignedUserinfoBadSignature),
-        )
-    };
-    if !scope.iter().any(|s| s == "openid") {
-        return bearer_error(
-            StatusCode::FORBIDDEN,
-            Some("insufficient_scope"),
-            "the openid scope is required",
-        );
-    }
-    let mut claims = json!({ "sub": if mismatch { format!("not-{sub}") } else { sub.clone() } });
-    s.user_claims(&mut claims, &sub, &scope);
-    if signed || broken {
-        let client_id = s
-            .state()
-            .access
-            .get(&token_key(token))
-            .map(|r| r.client_id.clone())
-            .unwrap_or_default();
-        claims["iss"] = json!(s.issuer);
-        claims["aud"] = json!(client_id);
-        let Some(mut jwt) = s.sign_jwt("JWT", &claims) else {
-            return bearer_error(StatusCode::INTERNAL_SERVER_ERROR, None, "signing failed");
-        };
-        if broken {
-            jwt.truncate(jwt.len() - 4);
-            jwt.push_str("AAAA");
-        }
-        let mut res = (StatusCode::OK, jwt).into_response();
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/jwt"),
-        );
-        return res;
-    }
-    json_response(StatusCode::OK, &claims)
-}
-
-// ---------------------------------------------------------------------------------------
-// RP-initiated logout
-// ---------------------------------------------------------------------------------------
-
-async fn end_session(
-    AxState(s): St,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> Response {
-    s.stats.end_session.fetch_add(1, Ordering::Relaxed);
-    if let Some(r) = s.gate().await {
-        return r;
-    }
-    let p = if method == Method::POST {
-        if !is_form(&headers) {
-            return error_page("The logout request must be application/x-www-form-urlencoded.");
-        }
-        Params::parse(&body)
-    } else {
-        Params::parse(query.unwrap_or_default().as_bytes())
-    };
-    if let Some(name) = p.repeated.first() {
-        return error_page(&format!("The parameter {name} is repeated."));
-    }
-    let mut hint_client: Vec<String> = Vec::new();
-    let mut hint_sub = None;
-    if let Some(hint) = p.get("id_token_hint") {
-        let claims = {
-            let state = s.state();
-            let mut keys: Vec<&PublicKey> = vec![&state.key.public];
-            keys.extend(state.retired.iter());
-            keys::verify_jws(hint, keys)
-        };
-        let Some(claims) = claims.filter(|c| c["iss"] == json!(s.issuer)) else {
-            return error_page("The id_token_hint was not issued by this provider.");
-        };
-        match &claims["aud"] {
-            Value::String(a) => hint_client.push(a.clone()),
-            Value::Array(list) => {
-                hint_client.extend(list.iter().filter_map(Value::as_str).map(str::to_owned))
-            }
-            _ => {}
-        }
-        hint_sub = claims["sub"].as_str().map(str::to_owned);
-    }
-    let client_id = match p.get("client_id") {
-        Some(id) if !hint_client.is_empty() && !hint_client.iter().any(|a| a == id) => {
-            return error_page("client_id does not match the id_token_hint's audience.");
-        }
-        Some(id) => Some(id.to_owned()),
-        None => hint_client.first().cloned(),
-    };
-    let client = client_id.as_deref().and_then(|id| s.client(id));
-    if client_id.is_some() && client.is_none() {
-        return error_page("The client is not registered.");
-    }
-    tracing::debug!(sub = ?hint_sub, client = ?client_id, "development provider signed a user out");
-
-    if let Some(uri) = p.get("post_logout_redirect_uri") {
-        let allowed = client.is_some_and(|c| uri_allowed(&c.post_logout_redirect_uris, uri));
-        if allowed {
-            if let Ok(mut url) = Url::parse(uri) {
-                if let Some(state) = p.get("state") {
-                    url.query_pairs_mut().append_pair("state", state);
-                }
-                if let Ok(location) = HeaderValue::from_str(url.as_str()) {
-                    return (
-                        StatusCode::FOUND,
-                        [
-                            (header::LOCATION, location),
-                            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                        ],
-                    )
-                        .into_response();
-                }
-            }
-        }
-        return html_page(
-            StatusCode::OK,
-            "You are signed out",
-            "<p>You are signed out of the development provider.</p>\n\
-             <p>The post_logout_redirect_uri is not registered for this client, so you were \
-             not sent back.</p>\n",
-        );
-    }
-    html_page(
-        StatusCode::OK,
-        "You are signed out",
-        "<p>You are signed out of the development provider.</p>\n",
-    )
 }
