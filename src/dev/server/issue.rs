@@ -197,3 +197,222 @@ fn corrupt_signature(token: &str) -> String {
     }
     format!("{input}.{}", engine.encode(sig))
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+    use crate::dev::server::tests::{shared, verified_claims, CONF_ID, ISSUER};
+
+    fn scope(text: &str) -> Vec<String> {
+        text.split(' ').map(str::to_owned).collect()
+    }
+
+    /// Issues tokens to `conf` for alice with grant number 7.
+    fn mint(s: &Shared, scope: &[String], nonce: Option<&str>) -> Value {
+        let mut state = s.state();
+        let issue = Issue {
+            client_id: CONF_ID,
+            sub: "alice",
+            scope,
+            auth_time: now() - 5,
+            sid: "sid-1",
+            nonce,
+            grant: 7,
+        };
+        s.issue(&mut state, issue).ok().expect("tokens are issued")
+    }
+
+    /// The decoded JSON of one part (0: header, 1: payload) of a compact JWS.
+    fn part(jwt: &str, index: usize) -> Value {
+        let text = jwt.split('.').nth(index).expect("part exists");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .expect("base64url");
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    #[test]
+    fn access_and_id_tokens_carry_the_grant() {
+        let s = shared();
+        let granted = scope("openid profile");
+        let response = mint(&s, &granted, Some("n-1"));
+        assert_eq!(response["token_type"], "Bearer");
+        assert_eq!(response["expires_in"], 600);
+        assert_eq!(response["scope"], "openid profile");
+        assert!(response.get("refresh_token").is_none());
+
+        let at = response["access_token"].as_str().unwrap();
+        assert_eq!(part(at, 0)["typ"], "at+jwt");
+        let claims = verified_claims(&s, at).expect("signed with the current key");
+        assert_eq!(claims["iss"], ISSUER);
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["aud"], CONF_ID);
+        assert_eq!(claims["client_id"], CONF_ID);
+        assert_eq!(claims["scope"], "openid profile");
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            600
+        );
+        {
+            let state = s.state();
+            let record = state
+                .access
+                .get(&token_key(at))
+                .expect("access token recorded");
+            assert_eq!((record.sub.as_str(), record.grant), ("alice", 7));
+            assert_eq!(record.scope, granted);
+        }
+
+        let id = response["id_token"].as_str().unwrap();
+        let claims = verified_claims(&s, id).expect("signed with the current key");
+        assert_eq!(claims["iss"], ISSUER);
+        assert_eq!(claims["aud"], CONF_ID);
+        assert_eq!(claims["azp"], CONF_ID);
+        assert_eq!(claims["nonce"], "n-1");
+        assert_eq!(claims["sid"], "sid-1");
+        assert_eq!(claims["at_hash"], keys::left_half_hash(at));
+        assert_eq!(claims["name"], "Alice Example");
+        assert!(claims.get("email").is_none(), "email needs the email scope");
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            300
+        );
+    }
+
+    #[test]
+    fn id_and_refresh_tokens_depend_on_the_scope() {
+        let s = shared();
+        let response = mint(&s, &scope("profile offline_access"), None);
+        assert!(response.get("id_token").is_none(), "no openid, no ID token");
+        let refresh = response["refresh_token"].as_str().expect("refresh token");
+        let state = s.state();
+        let record = state.refresh.get(&token_key(refresh)).expect("recorded");
+        assert_eq!(
+            (record.sub.as_str(), record.client_id.as_str()),
+            ("alice", CONF_ID)
+        );
+        assert_eq!((record.grant, record.used), (7, false));
+        assert_eq!(record.sid, "sid-1");
+    }
+
+    #[test]
+    fn refresh_tokens_can_be_switched_off() {
+        let mut s = shared();
+        s.refresh_tokens = false;
+        let response = mint(&s, &scope("openid offline_access"), None);
+        assert!(response.get("refresh_token").is_none());
+        assert!(s.state().refresh.is_empty());
+    }
+
+    #[test]
+    fn an_extra_access_token_audience_makes_aud_a_list() {
+        let mut s = shared();
+        s.access_token_audience = Some("https://api.test".to_owned());
+        let response = mint(&s, &scope("openid"), None);
+        let claims = verified_claims(&s, response["access_token"].as_str().unwrap()).unwrap();
+        assert_eq!(claims["aud"], json!([CONF_ID, "https://api.test"]));
+    }
+
+    #[test]
+    fn response_faults_change_the_token_type_and_drop_the_id_token() {
+        let s = shared();
+        s.state().faults.push(Fault::TokenType("mac".to_owned()));
+        s.state().faults.push(Fault::MissingIdToken);
+        let response = mint(&s, &scope("openid"), None);
+        assert_eq!(response["token_type"], "mac");
+        assert!(response.get("id_token").is_none());
+    }
+
+    #[test]
+    fn each_id_token_fault_breaks_its_claim() {
+        let checks: [(IdTokenFault, fn(&Shared, &str, &str) -> bool); 11] = [
+            (IdTokenFault::Expired, |s, id, _| {
+                verified_claims(s, id).unwrap()["exp"].as_u64().unwrap() < now()
+            }),
+            (IdTokenFault::IssuedInFuture, |s, id, _| {
+                verified_claims(s, id).unwrap()["iat"].as_u64().unwrap() > now() + 3000
+            }),
+            (IdTokenFault::WrongIssuer, |s, id, _| {
+                verified_claims(s, id).unwrap()["iss"] == WRONG_ISSUER
+            }),
+            (IdTokenFault::WrongAudience, |s, id, _| {
+                verified_claims(s, id).unwrap()["aud"] == OTHER_AUDIENCE
+            }),
+            (IdTokenFault::WrongNonce, |s, id, _| {
+                let nonce = &verified_claims(s, id).unwrap()["nonce"];
+                nonce.is_string() && nonce != "n-1"
+            }),
+            (IdTokenFault::WrongAtHash, |s, id, at| {
+                verified_claims(s, id).unwrap()["at_hash"] != keys::left_half_hash(at)
+            }),
+            (IdTokenFault::MultipleAudiencesWithoutAzp, |s, id, _| {
+                let claims = verified_claims(s, id).unwrap();
+                claims["aud"] == json!([CONF_ID, "another-audience"]) && claims.get("azp").is_none()
+            }),
+            (IdTokenFault::AlgNone, |s, id, _| {
+                part(id, 0)["alg"] == "none"
+                    && id.ends_with('.')
+                    && verified_claims(s, id).is_none()
+            }),
+            (IdTokenFault::UnknownKid, |s, id, _| {
+                let kid = part(id, 0)["kid"].as_str().unwrap().to_owned();
+                kid.starts_with("unknown-") && verified_claims(s, id).is_none()
+            }),
+            (IdTokenFault::BadSignature, |s, id, _| {
+                part(id, 1)["sub"] == "alice" && verified_claims(s, id).is_none()
+            }),
+            (IdTokenFault::HmacWithPublicKey, |s, id, _| {
+                let (input, mac) = id.rsplit_once('.').unwrap();
+                let pem = s.state().key.public.pem().to_owned();
+                part(id, 0)["alg"] == "HS256"
+                    && mac == keys::hs256(pem.as_bytes(), input.as_bytes())
+            }),
+        ];
+        for (fault, check) in checks {
+            let s = shared();
+            let response = mint(&s, &scope("openid"), Some("n-1"));
+            let (id, at) = (
+                response["id_token"].as_str().unwrap(),
+                response["access_token"].as_str().unwrap(),
+            );
+            assert!(
+                !check(&s, id, at),
+                "{fault:?}: the check passes without the fault"
+            );
+            s.state().faults.push(Fault::IdToken(fault));
+            let response = mint(&s, &scope("openid"), Some("n-1"));
+            let (id, at) = (
+                response["id_token"].as_str().unwrap(),
+                response["access_token"].as_str().unwrap(),
+            );
+            assert!(check(&s, id, at), "{fault:?}");
+        }
+    }
+
+    #[test]
+    fn user_claims_follow_the_scope() {
+        let s = shared();
+        let mut claims = json!({});
+        s.user_claims(&mut claims, "bob", &scope("openid email"));
+        assert_eq!(
+            claims,
+            json!({ "email": "bob@example.test", "email_verified": true })
+        );
+        let mut claims = json!({});
+        s.user_claims(&mut claims, "nobody", &scope("openid profile email"));
+        assert_eq!(claims, json!({}));
+    }
+
+    #[test]
+    fn corrupt_signature_changes_only_the_signature() {
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = format!("head.body.{}", engine.encode([0x00, 0xAA, 0x01]));
+        let broken = corrupt_signature(&token);
+        let (input, sig) = broken.rsplit_once('.').unwrap();
+        assert_eq!(input, "head.body");
+        assert_eq!(engine.decode(sig).unwrap(), [0x55, 0xAA, 0x01]);
+        assert_eq!(corrupt_signature("no-dots"), "no-dots");
+    }
+}

@@ -304,3 +304,142 @@ fn uri_allowed(registered: &[String], uri: &str) -> bool {
         registered.iter().any(|r| r == uri)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) const ISSUER: &str = "https://op.test";
+    pub(super) const CONF_ID: &str = "conf";
+    pub(super) const CONF_SECRET: &str = "s3cret";
+    pub(super) const CONF_REDIRECT: &str = "https://rp.test/cb";
+    pub(super) const PUBLIC_ID: &str = "pub";
+
+    /// A provider state with a confidential client (one registered redirect URI), a public
+    /// client (loopback redirect URIs), the users alice and bob, and refresh tokens enabled.
+    pub(super) fn shared() -> Shared {
+        let mut conf = DevClient::confidential(CONF_ID, CONF_SECRET);
+        conf.redirect_uris = vec![CONF_REDIRECT.to_owned()];
+        conf.post_logout_redirect_uris = vec!["https://rp.test/bye".to_owned()];
+        Shared::new(Settings {
+            issuer: ISSUER.to_owned(),
+            prefix: String::new(),
+            clients: vec![conf, DevClient::public(PUBLIC_ID)],
+            users: vec![
+                DevUser::new("alice", "Alice Example", "alice@example.test"),
+                DevUser::new("bob", "Bob Example", "bob@example.test"),
+            ],
+            alg: DevSigningAlg::Es256,
+            id_token_ttl: Duration::from_secs(300),
+            access_token_ttl: Duration::from_secs(600),
+            refresh_tokens: true,
+            access_token_audience: None,
+            auto_login: None,
+            key: SigningKey::generate(DevSigningAlg::Es256, &SystemRandom::new())
+                .expect("key generation"),
+        })
+    }
+
+    /// Verifies a JWS with the provider's current key and returns its claims.
+    pub(super) fn verified_claims(s: &Shared, jwt: &str) -> Option<Value> {
+        let state = s.state();
+        keys::verify_jws(jwt, [&state.key.public])
+    }
+
+    #[test]
+    fn loopback_uris_are_recognised() {
+        for uri in [
+            "http://localhost/cb",
+            "http://LOCALHOST:8080/cb",
+            "https://127.0.0.1/cb",
+            "http://127.8.9.10:3000/",
+            "http://[::1]:8080/cb?x=1",
+        ] {
+            assert!(is_loopback_uri(uri), "{uri} is a loopback URI");
+        }
+        for uri in [
+            "http://localhost/cb#fragment",
+            "ftp://localhost/cb",
+            "http://localhost.example.test/cb",
+            "http://10.0.0.1/cb",
+            "https://rp.test/cb",
+            "http://[::2]/cb",
+            "not a uri",
+            "",
+        ] {
+            assert!(!is_loopback_uri(uri), "{uri} is not a loopback URI");
+        }
+    }
+
+    #[test]
+    fn registered_uris_must_match_exactly_and_replace_the_loopback_rule() {
+        let registered = vec!["https://rp.test/cb".to_owned()];
+        assert!(uri_allowed(&registered, "https://rp.test/cb"));
+        assert!(!uri_allowed(&registered, "https://rp.test/cb/"));
+        assert!(!uri_allowed(&registered, "https://rp.test/cb?x=1"));
+        assert!(!uri_allowed(&registered, "http://localhost/cb"));
+        assert!(uri_allowed(&[], "http://localhost/cb"));
+        assert!(!uri_allowed(&[], "https://rp.test/cb"));
+    }
+
+    #[test]
+    fn token_key_is_the_base64url_sha256_of_the_token() {
+        // SHA-256("abc"), base64url without padding.
+        assert_eq!(
+            token_key("abc"),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
+        assert_ne!(token_key("abc"), token_key("abd"));
+    }
+
+    #[test]
+    fn lookups_endpoints_and_the_authorization_iss_fault() {
+        let s = shared();
+        assert_eq!(s.client(CONF_ID).map(|c| c.id.as_str()), Some(CONF_ID));
+        assert!(s.client("nobody").is_none());
+        assert_eq!(s.user("bob").map(|u| u.name.as_str()), Some("Bob Example"));
+        assert!(s.user("carol").is_none());
+        assert_eq!(s.endpoint("token"), "https://op.test/token");
+        assert_eq!(s.authorization_iss(), ISSUER);
+        s.state().faults.push(Fault::WrongAuthorizationIss);
+        assert_eq!(s.authorization_iss(), WRONG_ISSUER);
+    }
+
+    #[test]
+    fn fault_lookup_returns_the_first_match() {
+        let s = shared();
+        assert!(s.fault(|f| matches!(f, Fault::TokenError(_))).is_none());
+        s.state().faults.push(Fault::TokenError("first".into()));
+        s.state().faults.push(Fault::TokenError("second".into()));
+        assert_eq!(
+            s.fault(|f| matches!(f, Fault::TokenError(_))),
+            Some(Fault::TokenError("first".into()))
+        );
+        assert!(!s.has_fault(&Fault::Down));
+    }
+
+    #[test]
+    fn rotation_signs_with_a_new_key_and_retires_the_old_one() {
+        let s = shared();
+        let old_kid = s.state().key.public.kid.clone();
+        let before = s.sign_jwt("JWT", &serde_json::json!({ "n": 1 })).unwrap();
+        s.rotate_keys();
+        let state = s.state();
+        assert_ne!(state.key.public.kid, old_kid);
+        assert_eq!(state.retired.len(), 1);
+        assert_eq!(state.retired[0].kid, old_kid);
+        assert!(keys::verify_jws(&before, [&state.key.public]).is_none());
+        assert!(keys::verify_jws(&before, state.retired.iter()).is_some());
+    }
+
+    #[tokio::test]
+    async fn gate_answers_503_only_while_down() {
+        let s = shared();
+        assert!(s.gate().await.is_none());
+        s.state().faults.push(Fault::Down);
+        let response = s.gate().await.expect("the provider is down");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    }
+}

@@ -61,3 +61,50 @@ pub(super) fn error_page(message: &str) -> Response {
         &format!("<p role=\"alert\">{}</p>\n", html_escape(message)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("UTF-8 body")
+    }
+
+    #[test]
+    fn html_escape_replaces_the_five_special_characters() {
+        assert_eq!(
+            html_escape(r#"<a href="x">Tom & 'Jerry'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"
+        );
+        assert_eq!(html_escape("plain text, é ü"), "plain text, é ü");
+        assert_eq!(html_escape("&amp;"), "&amp;amp;");
+    }
+
+    #[tokio::test]
+    async fn json_response_is_not_cacheable() {
+        let response = json_response(StatusCode::BAD_REQUEST, &serde_json::json!({ "a": 1 }));
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let headers = response.headers();
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(headers[header::PRAGMA], "no-cache");
+        assert_eq!(body_text(response).await, r#"{"a":1}"#);
+    }
+
+    #[tokio::test]
+    async fn error_page_escapes_the_message() {
+        let response = error_page("bad <script>");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        let body = body_text(response).await;
+        assert!(body.contains("<title>Invalid request</title>"));
+        assert!(body.contains("<p role=\"alert\">bad &lt;script&gt;</p>"));
+        assert!(!body.contains("<script>"));
+    }
+}

@@ -21,10 +21,11 @@ use super::{now, token_key, ChallengeMethod, DevClient, Fault, Shared, St};
 const CODE_TTL: u64 = 60;
 
 pub(super) struct TokenError {
-    status: StatusCode,
-    error: String,
-    description: String,
-    basic: bool,
+    pub(super) status: StatusCode,
+    pub(super) error: String,
+    pub(super) description: String,
+    /// Whether the client tried HTTP Basic, so the answer carries a `Basic` challenge.
+    pub(super) basic: bool,
 }
 
 impl TokenError {
