@@ -411,3 +411,284 @@ pub(super) async fn authorize_login(AxState(s): St, headers: HeaderMap, body: By
         None => s.authorization_error(&req.target, "invalid_request", "unknown user"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev::server::tests::{shared, CONF_ID, CONF_REDIRECT, ISSUER, PUBLIC_ID};
+
+    /// A valid S256 challenge (43 characters).
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn validate(s: &Shared, query: &str) -> Result<AuthzRequest, AuthzFailure> {
+        s.validate_authorization(&Params::parse(query.as_bytes()))
+    }
+
+    fn page(result: Result<AuthzRequest, AuthzFailure>) -> String {
+        match result {
+            Err(AuthzFailure::Page(message)) => message,
+            Err(AuthzFailure::Redirect(_, code, _)) => panic!("redirected with {code}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    fn redirect(result: Result<AuthzRequest, AuthzFailure>) -> (Target, String) {
+        match result {
+            Err(AuthzFailure::Redirect(target, code, _)) => (target, code),
+            Err(AuthzFailure::Page(message)) => panic!("page: {message}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    fn location(response: &Response) -> Url {
+        assert_eq!(response.status(), StatusCode::FOUND);
+        Url::parse(response.headers()[header::LOCATION].to_str().unwrap()).unwrap()
+    }
+
+    fn query_value(url: &Url, name: &str) -> Option<String> {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    #[test]
+    fn pkce_values_are_43_to_128_unreserved_characters() {
+        assert!(is_pkce_value(CHALLENGE));
+        assert!(is_pkce_value(&"a".repeat(43)));
+        assert!(is_pkce_value(&"-._~".repeat(32)));
+        assert!(!is_pkce_value(&"a".repeat(42)));
+        assert!(!is_pkce_value(&"a".repeat(129)));
+        assert!(!is_pkce_value(&format!("{}+", "a".repeat(42))));
+        assert!(!is_pkce_value(&format!("{}=", "a".repeat(42))));
+        assert!(!is_pkce_value(&format!("{}é", "a".repeat(42))));
+    }
+
+    #[test]
+    fn a_valid_request_keeps_known_scopes_and_the_challenge() {
+        let s = shared();
+        let req = validate(
+            &s,
+            &format!(
+                "client_id=pub&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&response_type=code\
+                 &scope=email+openid+weird&state=st&nonce=n&code_challenge={CHALLENGE}\
+                 &code_challenge_method=S256&response_mode=form_post&prompt=none"
+            ),
+        )
+        .ok()
+        .expect("accepted");
+        assert_eq!(req.client_id, PUBLIC_ID);
+        assert_eq!(
+            req.scope,
+            ["openid", "email"],
+            "known scopes in a fixed order"
+        );
+        assert_eq!(req.nonce.as_deref(), Some("n"));
+        assert!(req.challenge == Some((CHALLENGE.to_owned(), ChallengeMethod::S256)));
+        assert!(req.prompt_none);
+        assert_eq!(req.target.redirect_uri, "http://127.0.0.1:9/cb");
+        assert_eq!(req.target.state.as_deref(), Some("st"));
+        assert!(req.target.mode == ResponseMode::FormPost);
+
+        let plain = validate(
+            &s,
+            &format!(
+                "client_id=pub&redirect_uri=http%3A%2F%2Flocalhost%2Fcb&response_type=code\
+                 &scope=openid&code_challenge={CHALLENGE}"
+            ),
+        )
+        .ok()
+        .expect("accepted");
+        assert!(plain.challenge == Some((CHALLENGE.to_owned(), ChallengeMethod::Plain)));
+        assert!(!plain.prompt_none);
+    }
+
+    #[test]
+    fn an_untrusted_client_or_redirect_uri_gets_a_page() {
+        let s = shared();
+        let cases = [
+            (
+                "redirect_uri=https%3A%2F%2Frp.test%2Fcb",
+                "client_id is missing",
+            ),
+            ("client_id=conf&client_id=pub", "client_id is repeated"),
+            (
+                "client_id=nobody&redirect_uri=http%3A%2F%2Flocalhost%2F",
+                "not registered",
+            ),
+            ("client_id=conf", "redirect_uri is missing"),
+            (
+                "client_id=conf&redirect_uri=https%3A%2F%2Frp.test%2Fcb&redirect_uri=x",
+                "redirect_uri is repeated",
+            ),
+            (
+                "client_id=conf&redirect_uri=http%3A%2F%2Flocalhost%2Fcb",
+                "is not registered for the client",
+            ),
+            (
+                "client_id=pub&redirect_uri=https%3A%2F%2Fattacker.test%2Fcb",
+                "is not registered for the client",
+            ),
+        ];
+        for (query, expected) in cases {
+            let message = page(validate(&s, query));
+            assert!(message.contains(expected), "{query}: {message}");
+        }
+    }
+
+    #[test]
+    fn other_errors_are_redirected_to_the_client() {
+        let s = shared();
+        let base = "client_id=conf&redirect_uri=https%3A%2F%2Frp.test%2Fcb&state=st";
+        let cases = [
+            (
+                "response_type=code&scope=openid&response_mode=fragment",
+                "invalid_request",
+            ),
+            (
+                "response_type=code&scope=openid&nonce=a&nonce=b",
+                "invalid_request",
+            ),
+            (
+                "response_type=code&scope=openid&request=eyJ",
+                "request_not_supported",
+            ),
+            (
+                "response_type=code&scope=openid&request_uri=urn%3Ax",
+                "request_uri_not_supported",
+            ),
+            ("scope=openid", "invalid_request"),
+            (
+                "response_type=token&scope=openid",
+                "unsupported_response_type",
+            ),
+            ("response_type=code&scope=profile", "invalid_scope"),
+            (
+                "response_type=code&scope=openid&code_challenge_method=S256",
+                "invalid_request",
+            ),
+            (
+                "response_type=code&scope=openid&code_challenge_method=S512&code_challenge=\
+                 E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "invalid_request",
+            ),
+            (
+                "response_type=code&scope=openid&code_challenge=short",
+                "invalid_request",
+            ),
+            (
+                "response_type=code&scope=openid&prompt=none+login",
+                "invalid_request",
+            ),
+            (
+                "response_type=code&scope=openid&max_age=soon",
+                "invalid_request",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let (target, code) = redirect(validate(&s, &format!("{base}&{extra}")));
+            assert_eq!(code, expected, "{extra}");
+            assert_eq!(target.redirect_uri, CONF_REDIRECT);
+            assert_eq!(target.state.as_deref(), Some("st"));
+            assert!(target.mode == ResponseMode::Query, "{extra}");
+        }
+        // A confidential client may skip PKCE; a public one may not.
+        assert!(validate(&s, &format!("{base}&response_type=code&scope=openid")).is_ok());
+        let public = "client_id=pub&redirect_uri=http%3A%2F%2Flocalhost%2Fcb\
+                      &response_type=code&scope=openid";
+        assert_eq!(redirect(validate(&s, public)).1, "invalid_request");
+    }
+
+    #[test]
+    fn an_injected_authorization_error_is_redirected() {
+        let s = shared();
+        s.state()
+            .faults
+            .push(Fault::AuthorizeError("temporarily_unavailable".into()));
+        let query = "client_id=conf&redirect_uri=https%3A%2F%2Frp.test%2Fcb\
+                     &response_type=code&scope=openid";
+        assert_eq!(redirect(validate(&s, query)).1, "temporarily_unavailable");
+    }
+
+    #[test]
+    fn query_responses_append_state_and_iss() {
+        let s = shared();
+        let target = Target {
+            redirect_uri: "https://rp.test/cb?keep=1".to_owned(),
+            state: Some("a b&c".to_owned()),
+            mode: ResponseMode::Query,
+        };
+        let response = s.authorization_error(&target, "access_denied", "no");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let url = location(&response);
+        assert_eq!(query_value(&url, "keep").as_deref(), Some("1"));
+        assert_eq!(query_value(&url, "error").as_deref(), Some("access_denied"));
+        assert_eq!(
+            query_value(&url, "error_description").as_deref(),
+            Some("no")
+        );
+        assert_eq!(query_value(&url, "state").as_deref(), Some("a b&c"));
+        assert_eq!(query_value(&url, "iss").as_deref(), Some(ISSUER));
+    }
+
+    #[tokio::test]
+    async fn form_post_responses_escape_every_value() {
+        let s = shared();
+        let target = Target {
+            redirect_uri: "https://rp.test/cb?a=1&b=2".to_owned(),
+            state: Some("\"><script>".to_owned()),
+            mode: ResponseMode::FormPost,
+        };
+        let response = s.authorization_response(&target, vec![("code", "c0de".to_owned())]);
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("action=\"https://rp.test/cb?a=1&amp;b=2\""));
+        assert!(body.contains("name=\"code\" value=\"c0de\""));
+        assert!(body.contains("name=\"state\" value=\"&quot;&gt;&lt;script&gt;\""));
+        assert!(body.contains(&format!("name=\"iss\" value=\"{ISSUER}\"")));
+        assert!(!body.contains("<script>"));
+    }
+
+    #[test]
+    fn issued_codes_remember_the_request() {
+        let s = shared();
+        let query = format!(
+            "client_id=conf&redirect_uri=https%3A%2F%2Frp.test%2Fcb&response_type=code\
+             &scope=openid+profile&nonce=n&code_challenge={CHALLENGE}&code_challenge_method=S256"
+        );
+        let req = validate(&s, &query).ok().expect("accepted");
+        let url = location(&s.issue_code(req, "bob"));
+        let code = query_value(&url, "code").expect("a code");
+        let state = s.state();
+        let stored = state.codes.get(&code).expect("stored");
+        assert_eq!(stored.client_id, CONF_ID);
+        assert_eq!(stored.redirect_uri, CONF_REDIRECT);
+        assert_eq!(stored.scope, ["openid", "profile"]);
+        assert_eq!(stored.nonce.as_deref(), Some("n"));
+        assert_eq!(stored.sub, "bob");
+        assert!(stored.redeemed.is_none());
+        assert_eq!(stored.auth_time, stored.created);
+    }
+
+    #[tokio::test]
+    async fn the_login_page_lists_users_and_keeps_the_request() {
+        let s = shared();
+        let p = Params::parse(b"client_id=conf&state=%3Cx%3E&sub=mallory&action=login");
+        let response = s.login_page(&p);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("data-sub=\"alice\""));
+        assert!(body.contains("data-sub=\"bob\""));
+        assert!(body.contains("Sign in as Bob Example (bob@example.test)"));
+        assert!(body.contains("action=\"https://op.test/authorize/login\""));
+        assert!(body.contains("name=\"state\" value=\"&lt;x&gt;\""));
+        assert!(
+            !body.contains("mallory"),
+            "sub and action are not carried over"
+        );
+    }
+}

@@ -120,3 +120,142 @@ pub(super) async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
     }
     json_response(StatusCode::OK, &claims)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::dev::server::issue::Issue;
+    use crate::dev::server::tests::{shared, verified_claims, CONF_ID, ISSUER};
+    use crate::dev::server::Shared;
+
+    /// Mints tokens for alice with `scope` and returns the access token.
+    fn access_token(s: &Shared, scope: &str) -> String {
+        let scope: Vec<String> = scope.split(' ').map(str::to_owned).collect();
+        let mut state = s.state();
+        let issue = Issue {
+            client_id: CONF_ID,
+            sub: "alice",
+            scope: &scope,
+            auth_time: now(),
+            sid: "sid",
+            nonce: None,
+            grant: 1,
+        };
+        let response = s.issue(&mut state, issue).ok().expect("tokens");
+        response["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn call(s: &Arc<Shared>, authorization: &[&str]) -> Response {
+        let mut headers = HeaderMap::new();
+        for value in authorization {
+            headers.append(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        }
+        userinfo(AxState(s.clone()), headers).await
+    }
+
+    async fn body(response: Response) -> Vec<u8> {
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    fn challenge(response: &Response) -> &str {
+        response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+    }
+
+    #[test]
+    fn bearer_errors_carry_a_challenge() {
+        let response = bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), "expired");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            challenge(&response),
+            "Bearer realm=\"tower-oidc dev provider\", error=\"invalid_token\", \
+             error_description=\"expired\""
+        );
+        let response = bearer_error(StatusCode::UNAUTHORIZED, None, "ignored");
+        assert_eq!(
+            challenge(&response),
+            "Bearer realm=\"tower-oidc dev provider\""
+        );
+    }
+
+    #[tokio::test]
+    async fn claims_follow_the_scope_of_the_access_token() {
+        let s = Arc::new(shared());
+        let token = access_token(&s, "openid email");
+        let response = call(&s, &[&format!("bearer {token}")]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let claims: Value = serde_json::from_slice(&body(response).await).unwrap();
+        assert_eq!(
+            claims,
+            json!({ "sub": "alice", "email": "alice@example.test", "email_verified": true })
+        );
+        assert_eq!(s.stats.userinfo.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn missing_unknown_revoked_or_unscoped_tokens_are_refused() {
+        let s = Arc::new(shared());
+        let response = call(&s, &[]).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            challenge(&response),
+            "Bearer realm=\"tower-oidc dev provider\""
+        );
+
+        let token = access_token(&s, "openid");
+        let bearer = format!("Bearer {token}");
+        let twice = call(&s, &[&bearer, &bearer]).await;
+        assert_eq!(twice.status(), StatusCode::UNAUTHORIZED);
+        let basic = call(&s, &["Basic abc"]).await;
+        assert_eq!(basic.status(), StatusCode::BAD_REQUEST);
+        let unknown = call(&s, &["Bearer not-a-token"]).await;
+        assert!(challenge(&unknown).contains("invalid_token"));
+
+        let no_openid = access_token(&s, "profile");
+        let response = call(&s, &[&format!("Bearer {no_openid}")]).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(challenge(&response).contains("insufficient_scope"));
+
+        assert_eq!(call(&s, &[&bearer]).await.status(), StatusCode::OK);
+        s.state().revoked_grants.insert(1);
+        let revoked = call(&s, &[&bearer]).await;
+        assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+        assert!(challenge(&revoked).contains("revoked"));
+    }
+
+    #[tokio::test]
+    async fn signed_userinfo_faults() {
+        let s = Arc::new(shared());
+        let token = access_token(&s, "openid profile");
+        let bearer = format!("Bearer {token}");
+        s.state().faults.push(Fault::SignedUserinfo);
+        let response = call(&s, &[&bearer]).await;
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/jwt");
+        let jwt = String::from_utf8(body(response).await).unwrap();
+        let claims = verified_claims(&s, &jwt).expect("signed with the current key");
+        assert_eq!(claims["iss"], ISSUER);
+        assert_eq!(claims["aud"], CONF_ID);
+        assert_eq!(claims["name"], "Alice Example");
+
+        s.state().faults = vec![
+            Fault::SignedUserinfoBadSignature,
+            Fault::UserinfoSubMismatch,
+        ];
+        let response = call(&s, &[&bearer]).await;
+        let jwt = String::from_utf8(body(response).await).unwrap();
+        assert!(jwt.ends_with("AAAA"));
+        assert!(verified_claims(&s, &jwt).is_none());
+        s.state().faults = vec![Fault::UserinfoSubMismatch];
+        let claims: Value =
+            serde_json::from_slice(&body(call(&s, &[&bearer]).await).await).unwrap();
+        assert_eq!(claims["sub"], "not-alice");
+    }
+}
