@@ -325,9 +325,12 @@ mod tests {
         assert!(response.get("id_token").is_none());
     }
 
+    /// Whether an ID token (given with the provider and the access token) shows a fault.
+    type Check = fn(&Shared, &str, &str) -> bool;
+
     #[test]
     fn each_id_token_fault_breaks_its_claim() {
-        let checks: [(IdTokenFault, fn(&Shared, &str, &str) -> bool); 11] = [
+        let checks: [(IdTokenFault, Check); 11] = [
             (IdTokenFault::Expired, |s, id, _| {
                 verified_claims(s, id).unwrap()["exp"].as_u64().unwrap() < now()
             }),
