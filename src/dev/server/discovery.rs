@@ -1,0 +1,54 @@
+//! Discovery document (OpenID Connect Discovery 1.0).
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State as AxState;
+use axum::response::{IntoResponse, Response};
+use http::header;
+use serde_json::json;
+
+use super::St;
+
+pub(super) async fn discovery(AxState(s): St) -> Response {
+    s.stats.discovery.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = s.gate().await {
+        return r;
+    }
+    let mut scopes = vec!["openid", "profile", "email"];
+    let mut grants = vec!["authorization_code"];
+    if s.refresh_tokens {
+        scopes.push("offline_access");
+        grants.push("refresh_token");
+    }
+    let doc = json!({
+        "issuer": s.issuer,
+        "authorization_endpoint": s.endpoint("authorize"),
+        "token_endpoint": s.endpoint("token"),
+        "userinfo_endpoint": s.endpoint("userinfo"),
+        "jwks_uri": s.endpoint("jwks"),
+        "end_session_endpoint": s.endpoint("end_session"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": grants,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [s.alg.name()],
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256", "plain"],
+        "scopes_supported": scopes,
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp",
+            "name", "email", "email_verified"
+        ],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response()
+}

@@ -1,0 +1,421 @@
+//! Minting of token responses: JWT access tokens (RFC 9068), ID tokens and refresh tokens,
+//! including the ID token faults.
+
+use serde_json::{json, Value};
+
+use super::keys::{self, SigningKey};
+use super::token::TokenError;
+use super::{
+    now, token_key, AccessRecord, Fault, IdTokenFault, RefreshRecord, Shared, State, WRONG_ISSUER,
+};
+
+/// Audience used by the audience faults.
+const OTHER_AUDIENCE: &str = "some-other-client";
+
+/// What a token response is issued for.
+pub(super) struct Issue<'a> {
+    pub(super) client_id: &'a str,
+    pub(super) sub: &'a str,
+    pub(super) scope: &'a [String],
+    pub(super) auth_time: u64,
+    pub(super) sid: &'a str,
+    pub(super) nonce: Option<&'a str>,
+    pub(super) grant: u64,
+}
+
+impl Shared {
+    pub(super) fn user_claims(&self, claims: &mut Value, sub: &str, scope: &[String]) {
+        let Some(user) = self.user(sub) else {
+            return;
+        };
+        if scope.iter().any(|s| s == "profile") {
+            claims["name"] = json!(user.name);
+        }
+        if scope.iter().any(|s| s == "email") {
+            claims["email"] = json!(user.email);
+            claims["email_verified"] = json!(true);
+        }
+    }
+
+    pub(super) fn issue(&self, state: &mut State, i: Issue<'_>) -> Result<Value, TokenError> {
+        let now = now();
+        let key = state.key.clone();
+        let server_error = || TokenError::new("server_error", "signing failed");
+
+        // Access token (RFC 9068).
+        let mut aud = vec![json!(i.client_id)];
+        if let Some(extra) = &self.access_token_audience {
+            aud.push(json!(extra));
+        }
+        let access_exp = now + self.access_token_ttl;
+        let at_claims = json!({
+            "iss": self.issuer,
+            "sub": i.sub,
+            "aud": if aud.len() == 1 { aud[0].clone() } else { Value::Array(aud) },
+            "client_id": i.client_id,
+            "scope": i.scope.join(" "),
+            "exp": access_exp,
+            "iat": now,
+            "auth_time": i.auth_time,
+            "jti": keys::random_token(&self.rng, 16),
+        });
+        let access_token = key
+            .jws("at+jwt", None, &at_claims, &self.rng)
+            .ok_or_else(server_error)?;
+        state.access.retain(|_, r| r.exp >= now);
+        state.access.insert(
+            token_key(&access_token),
+            AccessRecord {
+                sub: i.sub.to_owned(),
+                client_id: i.client_id.to_owned(),
+                scope: i.scope.to_vec(),
+                exp: access_exp,
+                grant: i.grant,
+            },
+        );
+
+        let mut response = json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.access_token_ttl,
+            "scope": i.scope.join(" "),
+        });
+        let faults = state.faults.clone();
+        if let Some(Fault::TokenType(t)) = faults.iter().find(|f| matches!(f, Fault::TokenType(_)))
+        {
+            response["token_type"] = json!(t);
+        }
+
+        if i.scope.iter().any(|s| s == "openid") && !faults.contains(&Fault::MissingIdToken) {
+            let id_faults: Vec<IdTokenFault> = faults
+                .iter()
+                .filter_map(|f| match f {
+                    Fault::IdToken(x) => Some(*x),
+                    _ => None,
+                })
+                .collect();
+            let id_token = self
+                .id_token(&key, &i, &access_token, now, &id_faults)
+                .ok_or_else(server_error)?;
+            response["id_token"] = json!(id_token);
+        }
+
+        if self.refresh_tokens && i.scope.iter().any(|s| s == "offline_access") {
+            let refresh = keys::random_token(&self.rng, 32);
+            state.refresh.insert(
+                token_key(&refresh),
+                RefreshRecord {
+                    client_id: i.client_id.to_owned(),
+                    sub: i.sub.to_owned(),
+                    scope: i.scope.to_vec(),
+                    auth_time: i.auth_time,
+                    sid: i.sid.to_owned(),
+                    grant: i.grant,
+                    used: false,
+                },
+            );
+            response["refresh_token"] = json!(refresh);
+        }
+        Ok(response)
+    }
+
+    fn id_token(
+        &self,
+        key: &SigningKey,
+        i: &Issue<'_>,
+        access_token: &str,
+        now: u64,
+        faults: &[IdTokenFault],
+    ) -> Option<String> {
+        let has = |f: IdTokenFault| faults.contains(&f);
+        let (mut iat, mut exp) = (now, now + self.id_token_ttl);
+        if has(IdTokenFault::Expired) {
+            exp = now.saturating_sub(600);
+            iat = exp.saturating_sub(self.id_token_ttl);
+        }
+        if has(IdTokenFault::IssuedInFuture) {
+            iat = now + 3600;
+            exp = iat + self.id_token_ttl;
+        }
+        let mut claims = json!({
+            "iss": if has(IdTokenFault::WrongIssuer) { WRONG_ISSUER } else { self.issuer.as_str() },
+            "sub": i.sub,
+            "aud": if has(IdTokenFault::WrongAudience) { OTHER_AUDIENCE } else { i.client_id },
+            "exp": exp,
+            "iat": iat,
+            "auth_time": i.auth_time.min(iat),
+            "sid": i.sid,
+            "azp": i.client_id,
+            "at_hash": if has(IdTokenFault::WrongAtHash) {
+                keys::left_half_hash("not the access token")
+            } else {
+                keys::left_half_hash(access_token)
+            },
+        });
+        if has(IdTokenFault::MultipleAudiencesWithoutAzp) {
+            claims["aud"] = json!([claims["aud"].clone(), "another-audience"]);
+            if let Some(obj) = claims.as_object_mut() {
+                obj.remove("azp");
+            }
+        }
+        if has(IdTokenFault::WrongNonce) {
+            claims["nonce"] = json!(keys::random_token(&self.rng, 16));
+        } else if let Some(nonce) = i.nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        self.user_claims(&mut claims, i.sub, i.scope);
+
+        if has(IdTokenFault::AlgNone) {
+            let header = json!({ "alg": "none", "typ": "JWT" });
+            return Some(format!("{}.", keys::signing_input(&header, &claims)));
+        }
+        if has(IdTokenFault::HmacWithPublicKey) {
+            let header = json!({ "alg": "HS256", "kid": key.public.kid, "typ": "JWT" });
+            let input = keys::signing_input(&header, &claims);
+            let mac = keys::hs256(key.public.pem().as_bytes(), input.as_bytes());
+            return Some(format!("{input}.{mac}"));
+        }
+        let kid = has(IdTokenFault::UnknownKid).then(|| format!("unknown-{}", key.public.kid));
+        let token = key.jws("JWT", kid.as_deref(), &claims, &self.rng)?;
+        if has(IdTokenFault::BadSignature) {
+            return Some(corrupt_signature(&token));
+        }
+        Some(token)
+    }
+}
+
+/// Flips bits in the first signature byte of a compact JWS.
+fn corrupt_signature(token: &str) -> String {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let Some((input, sig)) = token.rsplit_once('.') else {
+        return token.to_owned();
+    };
+    let mut sig = engine.decode(sig).unwrap_or_default();
+    if let Some(first) = sig.first_mut() {
+        *first ^= 0x55;
+    }
+    format!("{input}.{}", engine.encode(sig))
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+    use crate::dev::server::tests::{shared, verified_claims, CONF_ID, ISSUER};
+
+    fn scope(text: &str) -> Vec<String> {
+        text.split(' ').map(str::to_owned).collect()
+    }
+
+    /// Issues tokens to `conf` for alice with grant number 7.
+    fn mint(s: &Shared, scope: &[String], nonce: Option<&str>) -> Value {
+        let mut state = s.state();
+        let issue = Issue {
+            client_id: CONF_ID,
+            sub: "alice",
+            scope,
+            auth_time: now() - 5,
+            sid: "sid-1",
+            nonce,
+            grant: 7,
+        };
+        s.issue(&mut state, issue).ok().expect("tokens are issued")
+    }
+
+    /// The decoded JSON of one part (0: header, 1: payload) of a compact JWS.
+    fn part(jwt: &str, index: usize) -> Value {
+        let text = jwt.split('.').nth(index).expect("part exists");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .expect("base64url");
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    #[test]
+    fn access_and_id_tokens_carry_the_grant() {
+        let s = shared();
+        let granted = scope("openid profile");
+        let response = mint(&s, &granted, Some("n-1"));
+        assert_eq!(response["token_type"], "Bearer");
+        assert_eq!(response["expires_in"], 600);
+        assert_eq!(response["scope"], "openid profile");
+        assert!(response.get("refresh_token").is_none());
+
+        let at = response["access_token"].as_str().unwrap();
+        assert_eq!(part(at, 0)["typ"], "at+jwt");
+        let claims = verified_claims(&s, at).expect("signed with the current key");
+        assert_eq!(claims["iss"], ISSUER);
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["aud"], CONF_ID);
+        assert_eq!(claims["client_id"], CONF_ID);
+        assert_eq!(claims["scope"], "openid profile");
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            600
+        );
+        {
+            let state = s.state();
+            let record = state
+                .access
+                .get(&token_key(at))
+                .expect("access token recorded");
+            assert_eq!((record.sub.as_str(), record.grant), ("alice", 7));
+            assert_eq!(record.scope, granted);
+        }
+
+        let id = response["id_token"].as_str().unwrap();
+        let claims = verified_claims(&s, id).expect("signed with the current key");
+        assert_eq!(claims["iss"], ISSUER);
+        assert_eq!(claims["aud"], CONF_ID);
+        assert_eq!(claims["azp"], CONF_ID);
+        assert_eq!(claims["nonce"], "n-1");
+        assert_eq!(claims["sid"], "sid-1");
+        assert_eq!(claims["at_hash"], keys::left_half_hash(at));
+        assert_eq!(claims["name"], "Alice Example");
+        assert!(claims.get("email").is_none(), "email needs the email scope");
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            300
+        );
+    }
+
+    #[test]
+    fn id_and_refresh_tokens_depend_on_the_scope() {
+        let s = shared();
+        let response = mint(&s, &scope("profile offline_access"), None);
+        assert!(response.get("id_token").is_none(), "no openid, no ID token");
+        let refresh = response["refresh_token"].as_str().expect("refresh token");
+        let state = s.state();
+        let record = state.refresh.get(&token_key(refresh)).expect("recorded");
+        assert_eq!(
+            (record.sub.as_str(), record.client_id.as_str()),
+            ("alice", CONF_ID)
+        );
+        assert_eq!((record.grant, record.used), (7, false));
+        assert_eq!(record.sid, "sid-1");
+    }
+
+    #[test]
+    fn refresh_tokens_can_be_switched_off() {
+        let mut s = shared();
+        s.refresh_tokens = false;
+        let response = mint(&s, &scope("openid offline_access"), None);
+        assert!(response.get("refresh_token").is_none());
+        assert!(s.state().refresh.is_empty());
+    }
+
+    #[test]
+    fn an_extra_access_token_audience_makes_aud_a_list() {
+        let mut s = shared();
+        s.access_token_audience = Some("https://api.test".to_owned());
+        let response = mint(&s, &scope("openid"), None);
+        let claims = verified_claims(&s, response["access_token"].as_str().unwrap()).unwrap();
+        assert_eq!(claims["aud"], json!([CONF_ID, "https://api.test"]));
+    }
+
+    #[test]
+    fn response_faults_change_the_token_type_and_drop_the_id_token() {
+        let s = shared();
+        s.state().faults.push(Fault::TokenType("mac".to_owned()));
+        s.state().faults.push(Fault::MissingIdToken);
+        let response = mint(&s, &scope("openid"), None);
+        assert_eq!(response["token_type"], "mac");
+        assert!(response.get("id_token").is_none());
+    }
+
+    /// Whether an ID token (given with the provider and the access token) shows a fault.
+    type Check = fn(&Shared, &str, &str) -> bool;
+
+    #[test]
+    fn each_id_token_fault_breaks_its_claim() {
+        let checks: [(IdTokenFault, Check); 11] = [
+            (IdTokenFault::Expired, |s, id, _| {
+                verified_claims(s, id).unwrap()["exp"].as_u64().unwrap() < now()
+            }),
+            (IdTokenFault::IssuedInFuture, |s, id, _| {
+                verified_claims(s, id).unwrap()["iat"].as_u64().unwrap() > now() + 3000
+            }),
+            (IdTokenFault::WrongIssuer, |s, id, _| {
+                verified_claims(s, id).unwrap()["iss"] == WRONG_ISSUER
+            }),
+            (IdTokenFault::WrongAudience, |s, id, _| {
+                verified_claims(s, id).unwrap()["aud"] == OTHER_AUDIENCE
+            }),
+            (IdTokenFault::WrongNonce, |s, id, _| {
+                let nonce = &verified_claims(s, id).unwrap()["nonce"];
+                nonce.is_string() && nonce != "n-1"
+            }),
+            (IdTokenFault::WrongAtHash, |s, id, at| {
+                verified_claims(s, id).unwrap()["at_hash"] != keys::left_half_hash(at)
+            }),
+            (IdTokenFault::MultipleAudiencesWithoutAzp, |s, id, _| {
+                let claims = verified_claims(s, id).unwrap();
+                claims["aud"] == json!([CONF_ID, "another-audience"]) && claims.get("azp").is_none()
+            }),
+            (IdTokenFault::AlgNone, |s, id, _| {
+                part(id, 0)["alg"] == "none"
+                    && id.ends_with('.')
+                    && verified_claims(s, id).is_none()
+            }),
+            (IdTokenFault::UnknownKid, |s, id, _| {
+                let kid = part(id, 0)["kid"].as_str().unwrap().to_owned();
+                kid.starts_with("unknown-") && verified_claims(s, id).is_none()
+            }),
+            (IdTokenFault::BadSignature, |s, id, _| {
+                part(id, 1)["sub"] == "alice" && verified_claims(s, id).is_none()
+            }),
+            (IdTokenFault::HmacWithPublicKey, |s, id, _| {
+                let (input, mac) = id.rsplit_once('.').unwrap();
+                let pem = s.state().key.public.pem().to_owned();
+                part(id, 0)["alg"] == "HS256"
+                    && mac == keys::hs256(pem.as_bytes(), input.as_bytes())
+            }),
+        ];
+        for (fault, check) in checks {
+            let s = shared();
+            let response = mint(&s, &scope("openid"), Some("n-1"));
+            let (id, at) = (
+                response["id_token"].as_str().unwrap(),
+                response["access_token"].as_str().unwrap(),
+            );
+            assert!(
+                !check(&s, id, at),
+                "{fault:?}: the check passes without the fault"
+            );
+            s.state().faults.push(Fault::IdToken(fault));
+            let response = mint(&s, &scope("openid"), Some("n-1"));
+            let (id, at) = (
+                response["id_token"].as_str().unwrap(),
+                response["access_token"].as_str().unwrap(),
+            );
+            assert!(check(&s, id, at), "{fault:?}");
+        }
+    }
+
+    #[test]
+    fn user_claims_follow_the_scope() {
+        let s = shared();
+        let mut claims = json!({});
+        s.user_claims(&mut claims, "bob", &scope("openid email"));
+        assert_eq!(
+            claims,
+            json!({ "email": "bob@example.test", "email_verified": true })
+        );
+        let mut claims = json!({});
+        s.user_claims(&mut claims, "nobody", &scope("openid profile email"));
+        assert_eq!(claims, json!({}));
+    }
+
+    #[test]
+    fn corrupt_signature_changes_only_the_signature() {
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = format!("head.body.{}", engine.encode([0x00, 0xAA, 0x01]));
+        let broken = corrupt_signature(&token);
+        let (input, sig) = broken.rsplit_once('.').unwrap();
+        assert_eq!(input, "head.body");
+        assert_eq!(engine.decode(sig).unwrap(), [0x55, 0xAA, 0x01]);
+        assert_eq!(corrupt_signature("no-dots"), "no-dots");
+    }
+}

@@ -1,0 +1,23 @@
+//! The JSON Web Key Set with the current signing key.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State as AxState;
+use axum::response::{IntoResponse, Response};
+use http::header;
+use serde_json::json;
+
+use super::St;
+
+pub(super) async fn jwks(AxState(s): St) -> Response {
+    s.stats.jwks.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = s.gate().await {
+        return r;
+    }
+    let jwk = s.state().key.public.jwk();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({ "keys": [jwk] }).to_string(),
+    )
+        .into_response()
+}
