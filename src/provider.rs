@@ -5,7 +5,7 @@
 //! tests can replace), not the monotonic clock.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::client_auth::{ClientAuth, Credentials};
-use crate::config::{Clock, Config};
+use crate::config::Config;
 use crate::error::{AuthError, AuthErrorKind, BoxError, ConfigError};
 use crate::jwt::{Alg, JwkSet, JwtError, Unverified};
+use crate::session::sessions::{unix_millis, Clock};
 
 /// Response bodies from the provider larger than this are refused.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -270,7 +271,7 @@ impl Provider {
         Self {
             metadata,
             http,
-            jwks: RwLock::new((Arc::new(jwks), config.now_millis())),
+            jwks: RwLock::new((Arc::new(jwks), unix_millis(&config.clock))),
             refetch: tokio::sync::Mutex::new(None),
             refetch_interval: config.jwks_refetch_interval,
             max_age: config.jwks_max_age,
@@ -280,9 +281,7 @@ impl Provider {
 
     /// Now by the layer's clock, in milliseconds since the epoch (as [`Config::now_millis`]).
     fn now_millis(&self) -> u64 {
-        (self.clock)()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        unix_millis(&self.clock)
     }
 
     /// Time elapsed since `at_ms` by the layer's clock; zero if the clock went back since.
@@ -569,6 +568,7 @@ mod tests {
     #[tokio::test]
     async fn key_age_and_refetch_limit_follow_the_layer_clock() {
         use std::sync::atomic::{AtomicI64, Ordering};
+        use std::time::SystemTime;
         let start = SystemTime::now();
         // Seconds from `start`; negative: the clock went back.
         let offset = Arc::new(AtomicI64::new(0));
