@@ -1,8 +1,11 @@
 //! The provider: discovery (with openidconnect), its metadata, the JWKS cache (refetched on
 //! an unknown `kid`, rate-limited, single-flight) and the HTTP client for provider calls.
+//!
+//! The cache's age and the refetch rate limit follow the layer's clock ([`Config`]'s, which
+//! tests can replace), not the monotonic clock.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
@@ -17,6 +20,7 @@ use crate::client_auth::{ClientAuth, Credentials};
 use crate::config::Config;
 use crate::error::{AuthError, AuthErrorKind, BoxError, ConfigError};
 use crate::jwt::{Alg, JwkSet, JwtError, Unverified};
+use crate::session::sessions::{unix_millis, Clock};
 
 /// Response bodies from the provider larger than this are refused.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -159,16 +163,31 @@ fn choose_client_auth(config: &Config, methods: &[String]) -> Result<ClientAuth,
 }
 
 /// The provider: metadata, keys and the HTTP client.
-#[derive(Debug)]
 pub(crate) struct Provider {
     pub(crate) metadata: Metadata,
     pub(crate) http: reqwest::Client,
-    jwks: RwLock<(Arc<JwkSet>, Instant)>,
-    /// When the JWKS was last refetched because of an unknown key, and whether that worked
-    /// (single-flight lock).
-    refetch: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    /// The keys and when they were fetched (milliseconds since the epoch, by `clock`).
+    jwks: RwLock<(Arc<JwkSet>, u64)>,
+    /// When the JWKS was last refetched because of an unknown key (milliseconds since the
+    /// epoch, by `clock`), and whether that worked (single-flight lock).
+    refetch: tokio::sync::Mutex<Option<(u64, bool)>>,
     refetch_interval: Duration,
     max_age: Duration,
+    /// The layer's clock.
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("metadata", &self.metadata)
+            .field("http", &self.http)
+            .field("jwks", &self.jwks)
+            .field("refetch", &self.refetch)
+            .field("refetch_interval", &self.refetch_interval)
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client, ConfigError> {
@@ -252,18 +271,29 @@ impl Provider {
         Self {
             metadata,
             http,
-            jwks: RwLock::new((Arc::new(jwks), Instant::now())),
+            jwks: RwLock::new((Arc::new(jwks), unix_millis(&config.clock))),
             refetch: tokio::sync::Mutex::new(None),
             refetch_interval: config.jwks_refetch_interval,
             max_age: config.jwks_max_age,
+            clock: config.clock.clone(),
         }
+    }
+
+    /// Now by the layer's clock, in milliseconds since the epoch (as [`Config::now_millis`]).
+    fn now_millis(&self) -> u64 {
+        unix_millis(&self.clock)
+    }
+
+    /// Time elapsed since `at_ms` by the layer's clock; zero if the clock went back since.
+    fn elapsed_since(&self, at_ms: u64) -> Duration {
+        Duration::from_millis(self.now_millis().saturating_sub(at_ms))
     }
 
     fn keys(&self) -> Arc<JwkSet> {
         self.keys_and_age().0
     }
 
-    fn keys_and_age(&self) -> (Arc<JwkSet>, Instant) {
+    fn keys_and_age(&self) -> (Arc<JwkSet>, u64) {
         match self.jwks.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -271,7 +301,7 @@ impl Provider {
     }
 
     fn store_keys(&self, jwks: JwkSet) {
-        let fresh = (Arc::new(jwks), Instant::now());
+        let fresh = (Arc::new(jwks), self.now_millis());
         match self.jwks.write() {
             Ok(mut guard) => *guard = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
@@ -282,7 +312,7 @@ impl Provider {
     /// on failure the old keys stay in use.
     async fn refresh_if_stale(&self) {
         let (seen, fetched) = self.keys_and_age();
-        if fetched.elapsed() < self.max_age {
+        if self.elapsed_since(fetched) < self.max_age {
             return;
         }
         if let Err(e) = self.refetch_jwks(&seen).await {
@@ -333,7 +363,7 @@ impl Provider {
             return Ok(true);
         }
         if let Some((at, ok)) = *last {
-            if at.elapsed() < self.refetch_interval {
+            if self.elapsed_since(at) < self.refetch_interval {
                 tracing::debug!("unknown signing key, but the JWKS was refetched recently");
                 return if ok {
                     Ok(false)
@@ -344,13 +374,13 @@ impl Provider {
                 };
             }
         }
-        *last = Some((Instant::now(), false));
+        *last = Some((self.now_millis(), false));
         let body = self
             .get(&self.metadata.jwks_uri, None)
             .await
             .map_err(VerifyError::Unavailable)?;
         let jwks = JwkSet::parse(&body).map_err(|e| VerifyError::Unavailable(Box::new(e)))?;
-        *last = Some((Instant::now(), true));
+        *last = Some((self.now_millis(), true));
         tracing::info!(keys = jwks.len(), "refetched the provider's JWKS");
         self.store_keys(jwks);
         Ok(true)
@@ -533,6 +563,64 @@ mod tests {
         assert!(p.metadata.iss_parameter_supported);
         assert_eq!(p.metadata.client_auth, ClientAuth::ClientSecretBasic);
         assert!(p.metadata.end_session_endpoint.is_some());
+    }
+
+    #[tokio::test]
+    async fn key_age_and_refetch_limit_follow_the_layer_clock() {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        use std::time::SystemTime;
+        let start = SystemTime::now();
+        // Seconds from `start`; negative: the clock went back.
+        let offset = Arc::new(AtomicI64::new(0));
+        let clock = {
+            let offset = offset.clone();
+            move || {
+                let o = offset.load(Ordering::Relaxed);
+                let d = Duration::from_secs(o.unsigned_abs());
+                if o >= 0 {
+                    start + d
+                } else {
+                    start - d
+                }
+            }
+        };
+        let c = Config::builder("https://id.example.com", "c")
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(SessionKey::generate())
+            .client_secret("s")
+            .jwks_max_age(Duration::from_secs(600))
+            .jwks_refetch_interval(Duration::from_secs(30))
+            .clock(clock)
+            .build()
+            .unwrap();
+        let p = Provider::from_documents(
+            &c,
+            &discovery(serde_json::json!({})),
+            Some(b"{\"keys\":[]}"),
+        )
+        .unwrap();
+        let (_, fetched) = p.keys_and_age();
+        assert_eq!(p.elapsed_since(fetched), Duration::ZERO);
+        offset.store(601, Ordering::Relaxed);
+        assert!(
+            p.elapsed_since(fetched) >= p.max_age,
+            "stale by the layer's clock"
+        );
+        offset.store(-3600, Ordering::Relaxed);
+        assert_eq!(
+            p.elapsed_since(fetched),
+            Duration::ZERO,
+            "a clock going back"
+        );
+
+        // A refetch just happened: the next one waits for the interval, by the layer's clock
+        // (going back included), and answers without a request.
+        *p.refetch.lock().await = Some((p.now_millis(), true));
+        let keys = p.keys();
+        offset.store(-7200, Ordering::Relaxed);
+        assert!(!p.refetch_jwks(&keys).await.unwrap());
+        offset.store(-3600 + 29, Ordering::Relaxed);
+        assert!(!p.refetch_jwks(&keys).await.unwrap());
     }
 
     #[test]

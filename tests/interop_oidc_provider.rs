@@ -5,9 +5,11 @@ mod support;
 
 use reqwest::StatusCode;
 use support::app::{bind_loopback, start_app_on, Browser, TestApp};
+use support::clock::TestClock;
 use support::oidc_provider::{
     browser_client, login, login_alice, logout, ClientConfig, NodeProvider, ProviderOptions,
 };
+use support::wait;
 use tower_oidc::ConfigBuilder;
 
 const CONFIDENTIAL: (&str, &str) = ("rp-app", "rp-app-secret");
@@ -226,14 +228,19 @@ async fn opaque_tokens_are_introspected_active_and_revoked() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
-/// A provider with short-lived access tokens, rotating refresh tokens and back-channel
-/// logout to the app; the app asks for `offline_access`.
-async fn lifecycle_setup() -> (NodeProvider, TestApp) {
+/// The provider's access-token lifetime in the lifecycle tests: long enough that no refresh
+/// happens by itself, however slow the machine; tests make tokens expire by advancing the
+/// layer's clock past it.
+const ACCESS_TTL_SECS: u64 = 600;
+
+/// A provider with rotating refresh tokens and back-channel logout to the app; the app, on
+/// `clock`, asks for `offline_access`.
+async fn lifecycle_setup(clock: &TestClock) -> (NodeProvider, TestApp) {
     let listener = bind_loopback().await;
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let provider = NodeProvider::start(
         ProviderOptions::new()
-            .access_token_ttl(2)
+            .access_token_ttl(ACCESS_TTL_SECS)
             .rotate_refresh_tokens(true)
             .client(
                 ClientConfig::confidential(CONFIDENTIAL.0, CONFIDENTIAL.1)
@@ -247,6 +254,7 @@ async fn lifecycle_setup() -> (NodeProvider, TestApp) {
         b.client_secret(CONFIDENTIAL.1)
             .scopes(["openid", "profile", "email", "offline_access"])
             .refresh_margin(std::time::Duration::ZERO)
+            .clock(clock.closure())
     })
     .await
     .unwrap_or_else(|e| panic!("app starts: {e}"));
@@ -289,20 +297,28 @@ async fn logged_in(provider: &NodeProvider, app: &TestApp) -> (Browser, String) 
     (browser, cookie)
 }
 
+/// Moves the layer's clock past the lifetime of the access tokens issued so far (the
+/// provider's ID tokens, valid an hour, stay valid for it).
+fn expire_access_token(clock: &TestClock) {
+    clock.advance(std::time::Duration::from_secs(ACCESS_TTL_SECS + 1));
+}
+
 #[tokio::test]
 async fn refresh_with_rotation() {
-    let (provider, app) = lifecycle_setup().await;
+    let clock = TestClock::new();
+    let (provider, app) = lifecycle_setup(&clock).await;
     let (_browser, old) = logged_in(&provider, &app).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    expire_access_token(&clock);
     let res = whoami_with_cookie(&app, &old).await;
     assert_eq!(res.status(), StatusCode::OK, "{}", provider.logs());
     let new = session_cookie_of(res.headers()).expect("refreshed session cookie");
-    // within the grace window the old cookie gets the same refreshed session
+    // within the grace window (30 s of real time) the old cookie gets the same refreshed
+    // session
     let again = whoami_with_cookie(&app, &old).await;
     assert_eq!(again.status(), StatusCode::OK);
     assert!(session_cookie_of(again.headers()).is_some());
     // and after the next expiry the new cookie refreshes with the rotated token
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    expire_access_token(&clock);
     let res = whoami_with_cookie(&app, &new).await;
     assert_eq!(res.status(), StatusCode::OK, "{}", provider.logs());
     assert!(session_cookie_of(res.headers()).is_some());
@@ -310,7 +326,7 @@ async fn refresh_with_rotation() {
 
 #[tokio::test]
 async fn backchannel_logout_ends_the_app_session() {
-    let (provider, app) = lifecycle_setup().await;
+    let (provider, app) = lifecycle_setup(&TestClock::new()).await;
     let (browser, cookie) = logged_in(&provider, &app).await;
     assert_eq!(
         whoami_with_cookie(&app, &cookie).await.status(),
@@ -324,13 +340,12 @@ async fn backchannel_logout_ends_the_app_session() {
     )
     .await;
     assert!(end.status.is_success(), "{} {}", end.status, end.body);
-    let mut status = StatusCode::OK;
-    for _ in 0..50 {
-        status = whoami_with_cookie(&app, &cookie).await.status();
-        if status == StatusCode::UNAUTHORIZED {
-            break;
+    // The provider notifies the app over the back channel on its own schedule.
+    wait::until("the back-channel logout", wait::PATIENCE, || async {
+        match whoami_with_cookie(&app, &cookie).await.status() {
+            StatusCode::UNAUTHORIZED => Ok(()),
+            status => Err(format!("{status}; provider log:\n{}", provider.logs())),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", provider.logs());
+    })
+    .await;
 }

@@ -1,29 +1,35 @@
 //! Session lifecycle against the dev provider: automatic refresh (single flight, rotation,
 //! grace window), refresh failures, rolling and absolute expiry with an injectable clock,
 //! the access token for downstream calls, and leftover cookie chunks.
+//!
+//! Deadlines pass by advancing the layer's clock ([`TestClock`]), never by sleeping.
 
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
 use support::app::{set_cookies, start_app, Browser, TestApp};
+use support::clock::TestClock;
 use tower_oidc::dev::{DevProvider, Fault};
 use tower_oidc::ConfigBuilder;
 use url::Url;
 
 const SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
-/// A provider whose access tokens live `ttl`, with refresh tokens, and an app asking for
-/// `offline_access` that refreshes only once a token has expired.
+/// The provider's access-token lifetime: long enough that no refresh happens by itself during
+/// a test, however slow the machine; tests make tokens expire with [`expire_access_token`].
+const ACCESS_TTL: Duration = Duration::from_secs(600);
+
+/// A provider whose access tokens live [`ACCESS_TTL`] and ID tokens an hour, with refresh
+/// tokens, and an app on `clock` asking for `offline_access` that refreshes only once a token
+/// has expired.
 async fn setup(
-    ttl: Duration,
+    clock: &TestClock,
     configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> (DevProvider, TestApp) {
     let dev = DevProvider::builder()
-        .access_token_ttl(ttl)
+        .access_token_ttl(ACCESS_TTL)
         .id_token_ttl(Duration::from_secs(3600))
         .refresh_tokens(true)
         .start()
@@ -36,12 +42,19 @@ async fn setup(
         configure(
             b.client_secret(secret)
                 .scopes(SCOPES)
-                .refresh_margin(Duration::ZERO),
+                .refresh_margin(Duration::ZERO)
+                .clock(clock.closure()),
         )
     })
     .await
     .expect("app");
     (dev, app)
+}
+
+/// Moves the layer's clock past the lifetime of the access tokens issued so far. The
+/// provider's refreshed ID tokens (issued at real time, valid an hour) stay valid for it.
+fn expire_access_token(clock: &TestClock) {
+    clock.advance(ACCESS_TTL + Duration::from_secs(1));
 }
 
 /// The session cookie(s) the browser holds for the app, as a `Cookie` header.
@@ -80,14 +93,15 @@ fn new_session_cookie(res: &reqwest::Response) -> Option<String> {
 
 #[tokio::test]
 async fn expired_access_token_is_refreshed_and_the_cookie_updated() {
-    let (dev, app) = setup(Duration::from_secs(2), |b| b).await;
+    let clock = TestClock::new();
+    let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
     login(&browser, &app).await;
     let old = session_header(&browser, &app);
     let old_token = get_with(&app, "/token", &old).await.text().await.unwrap();
     assert_eq!(dev.stats().token_requests, 1);
 
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    expire_access_token(&clock);
     let res = get_with(&app, "/token", &old).await;
     assert_eq!(res.status(), StatusCode::OK);
     let new = new_session_cookie(&res).expect("a refreshed session cookie");
@@ -107,11 +121,12 @@ async fn expired_access_token_is_refreshed_and_the_cookie_updated() {
 
 #[tokio::test]
 async fn fifty_concurrent_requests_share_one_refresh() {
-    let (dev, app) = setup(Duration::from_secs(2), |b| b).await;
+    let clock = TestClock::new();
+    let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
     login(&browser, &app).await;
     let old = session_header(&browser, &app);
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    expire_access_token(&clock);
     let before = dev.stats().token_requests;
 
     let requests = (0..50).map(|_| get_with(&app, "/whoami", &old));
@@ -129,8 +144,9 @@ async fn fifty_concurrent_requests_share_one_refresh() {
     );
     assert_eq!(cookies.len(), 50, "fresh nonces, one session");
 
-    // Within the grace window the old cookie still works without replaying the rotated
-    // refresh token (the provider would refuse it and revoke the grant).
+    // Within the grace window (30 s of real time, see `refresh_grace`) the old cookie still
+    // works without replaying the rotated refresh token (the provider would refuse it and
+    // revoke the grant).
     let late = get_with(&app, "/whoami", &old).await;
     assert_eq!(late.status(), StatusCode::OK);
     assert_eq!(dev.stats().token_requests, before + 1);
@@ -138,11 +154,12 @@ async fn fifty_concurrent_requests_share_one_refresh() {
 
 #[tokio::test]
 async fn refused_refresh_ends_the_session() {
-    let (dev, app) = setup(Duration::from_secs(2), |b| b.require_login(true)).await;
+    let clock = TestClock::new();
+    let (dev, app) = setup(&clock, |b| b.require_login(true)).await;
     let browser = Browser::new();
     login(&browser, &app).await;
     let old = session_header(&browser, &app);
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    expire_access_token(&clock);
     dev.set_fault(Fault::TokenError("invalid_grant".into()));
 
     let api = get_with(&app, "/whoami", &old).await;
@@ -169,11 +186,12 @@ async fn refused_refresh_ends_the_session() {
 
 #[tokio::test]
 async fn userinfo_subject_mismatch_after_refresh_ends_the_session() {
-    let (dev, app) = setup(Duration::from_secs(2), |b| b).await;
+    let clock = TestClock::new();
+    let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
     login(&browser, &app).await;
     let old = session_header(&browser, &app);
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    expire_access_token(&clock);
     dev.set_fault(Fault::UserinfoSubMismatch);
     let res = get_with(&app, "/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -181,11 +199,12 @@ async fn userinfo_subject_mismatch_after_refresh_ends_the_session() {
 
 #[tokio::test]
 async fn provider_down_during_refresh_keeps_the_session() {
-    let (dev, app) = setup(Duration::from_secs(2), |b| b).await;
+    let clock = TestClock::new();
+    let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
     login(&browser, &app).await;
     let old = session_header(&browser, &app);
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    expire_access_token(&clock);
     dev.set_fault(Fault::Down);
     let res = get_with(&app, "/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -194,7 +213,11 @@ async fn provider_down_during_refresh_keeps_the_session() {
     let res = get_with(&app, "/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_none());
-    // back up: the refresh happens on a later request
+    // back up: the refresh happens on a later request, once the refresher forgot the outage.
+    // That memory is 2 s of the monotonic clock (src/flow/refresh.rs, not the layer's clock),
+    // counted again from every request answered from it, so it can neither be advanced nor
+    // polled: the test waits past it. A lower bound, not a race: a busy machine only makes
+    // the wait longer, and nothing else expires meanwhile (the layer's clock stands still).
     dev.clear_faults();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let res = get_with(&app, "/whoami", &old).await;
@@ -202,9 +225,9 @@ async fn provider_down_during_refresh_keeps_the_session() {
     assert!(new_session_cookie(&res).is_some());
 }
 
-/// An app whose clock is `offset` seconds ahead of real time.
+/// An app on `clock`, against a provider whose access tokens outlive every clock offset used.
 async fn clocked(
-    offset: Arc<AtomicU64>,
+    clock: &TestClock,
     configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> (DevProvider, TestApp) {
     let dev = DevProvider::builder()
@@ -215,26 +238,23 @@ async fn clocked(
     dev.set_auto_login(Some("alice"));
     let client = dev.confidential_client().clone();
     let secret = client.secret.clone().expect("secret");
-    let app =
-        start_app(dev.issuer(), &client.id, move |b| {
-            configure(b.client_secret(secret).clock(move || {
-                SystemTime::now() + Duration::from_secs(offset.load(Ordering::Relaxed))
-            }))
-        })
-        .await
-        .expect("app");
+    let app = start_app(dev.issuer(), &client.id, move |b| {
+        configure(b.client_secret(secret).clock(clock.closure()))
+    })
+    .await
+    .expect("app");
     (dev, app)
 }
 
 #[tokio::test]
 async fn rolling_idle_timeout_reissues_the_cookie_only_near_the_deadline() {
-    let offset = Arc::new(AtomicU64::new(0));
-    let (_dev, app) = clocked(offset.clone(), |b| b.idle_timeout(Duration::from_secs(600))).await;
+    let clock = TestClock::new();
+    let (_dev, app) = clocked(&clock, |b| b.idle_timeout(Duration::from_secs(600))).await;
     let browser = Browser::new();
     login(&browser, &app).await;
     let first = session_header(&browser, &app);
 
-    offset.store(200, Ordering::Relaxed);
+    clock.set_offset(Duration::from_secs(200));
     let res = get_with(&app, "/me", &first).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
@@ -242,12 +262,12 @@ async fn rolling_idle_timeout_reissues_the_cookie_only_near_the_deadline() {
         "not re-issued on every request"
     );
 
-    offset.store(400, Ordering::Relaxed);
+    clock.set_offset(Duration::from_secs(400));
     let res = get_with(&app, "/me", &first).await;
     assert_eq!(res.status(), StatusCode::OK);
     let touched = new_session_cookie(&res).expect("re-issued past half the idle time");
 
-    offset.store(900, Ordering::Relaxed);
+    clock.set_offset(Duration::from_secs(900));
     assert_eq!(
         get_with(&app, "/me", &touched).await.status(),
         StatusCode::OK
@@ -258,8 +278,8 @@ async fn rolling_idle_timeout_reissues_the_cookie_only_near_the_deadline() {
 
 #[tokio::test]
 async fn absolute_lifetime_ends_an_active_session() {
-    let offset = Arc::new(AtomicU64::new(0));
-    let (_dev, app) = clocked(offset.clone(), |b| {
+    let clock = TestClock::new();
+    let (_dev, app) = clocked(&clock, |b| {
         b.idle_timeout(Duration::from_secs(600))
             .session_lifetime(Duration::from_secs(1000))
     })
@@ -268,12 +288,12 @@ async fn absolute_lifetime_ends_an_active_session() {
     login(&browser, &app).await;
     let mut cookie = session_header(&browser, &app);
     for step in [400, 800] {
-        offset.store(step, Ordering::Relaxed);
+        clock.set_offset(Duration::from_secs(step));
         let res = get_with(&app, "/me", &cookie).await;
         assert_eq!(res.status(), StatusCode::OK);
         cookie = new_session_cookie(&res).unwrap_or(cookie);
     }
-    offset.store(1001, Ordering::Relaxed);
+    clock.set_offset(Duration::from_secs(1001));
     assert_eq!(
         get_with(&app, "/me", &cookie).await.status(),
         StatusCode::UNAUTHORIZED
@@ -282,12 +302,12 @@ async fn absolute_lifetime_ends_an_active_session() {
 
 #[tokio::test]
 async fn size_choices_shrink_the_session() {
-    let (_dev, full) = setup(Duration::from_secs(600), |b| b).await;
+    let (_dev, full) = setup(&TestClock::new(), |b| b).await;
     let browser = Browser::new();
     login(&browser, &full).await;
     let full_len = session_header(&browser, &full).len();
 
-    let (_dev, small) = setup(Duration::from_secs(600), |b| {
+    let (_dev, small) = setup(&TestClock::new(), |b| {
         b.keep_claims(["email"])
             .store_access_token(false)
             .store_id_token(false)
@@ -320,7 +340,7 @@ async fn size_choices_shrink_the_session() {
 
 #[tokio::test]
 async fn leftover_chunks_of_a_larger_session_are_cleared() {
-    let (_dev, app) = setup(Duration::from_secs(600), |b| b).await;
+    let (_dev, app) = setup(&TestClock::new(), |b| b).await;
     let browser = Browser::new();
     let stop = browser
         .follow_until(&app.url("/me"), |u: &Url| u.path() == "/auth/callback")
@@ -379,7 +399,7 @@ fn logout_claims(dev: &DevProvider, sid: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn backchannel_logout_token_revokes_the_session_and_every_bad_token_is_refused() {
-    let (dev, app) = setup(Duration::from_secs(600), |b| b).await;
+    let (dev, app) = setup(&TestClock::new(), |b| b).await;
     let browser = Browser::new();
     login(&browser, &app).await;
     let cookie = session_header(&browser, &app);
@@ -457,11 +477,12 @@ async fn backchannel_logout_token_revokes_the_session_and_every_bad_token_is_ref
 
 #[tokio::test]
 async fn refreshed_id_token_is_validated() {
-    let (dev, app) = setup(Duration::from_secs(2), |b| b).await;
+    let clock = TestClock::new();
+    let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
     login(&browser, &app).await;
     let old = session_header(&browser, &app);
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    expire_access_token(&clock);
     dev.set_fault(Fault::IdToken(tower_oidc::dev::IdTokenFault::BadSignature));
     let res = get_with(&app, "/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the session ends");
@@ -469,16 +490,13 @@ async fn refreshed_id_token_is_validated() {
 
 #[tokio::test]
 async fn a_login_that_took_too_long_is_refused() {
-    let offset = Arc::new(AtomicU64::new(0));
-    let (_dev, app) = clocked(offset.clone(), |b| {
-        b.login_timeout(Duration::from_secs(300))
-    })
-    .await;
+    let clock = TestClock::new();
+    let (_dev, app) = clocked(&clock, |b| b.login_timeout(Duration::from_secs(300))).await;
     let browser = Browser::new();
     let stop = browser
         .follow_until(&app.url("/me"), |u: &Url| u.path() == "/auth/callback")
         .await;
-    offset.store(301, Ordering::Relaxed);
+    clock.set_offset(Duration::from_secs(301));
     let landing = browser.follow(&stop.url).await;
     assert_eq!(landing.status, StatusCode::BAD_REQUEST);
     assert!(landing.body.contains("took too long"), "{}", landing.body);

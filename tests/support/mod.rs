@@ -5,5 +5,7 @@
 
 pub(crate) mod app;
 pub(crate) mod browser;
+pub(crate) mod clock;
 pub(crate) mod html;
 pub(crate) mod oidc_provider;
+pub(crate) mod wait;
