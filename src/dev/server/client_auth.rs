@@ -4,7 +4,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use subtle::ConstantTimeEq as _;
 
 use super::params::Params;
-use super::token::TokenError;
+use super::response::TokenError;
 use super::{DevClient, Shared};
 
 /// Decodes one half of HTTP Basic credentials (RFC 6749 §2.3.1: form-urlencoded).

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::keys::{self, SigningKey};
-use super::token::TokenError;
+use super::response::TokenError;
 use super::{
     now, token_key, AccessRecord, Fault, IdTokenFault, RefreshRecord, Shared, State, WRONG_ISSUER,
 };

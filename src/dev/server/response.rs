@@ -1,9 +1,9 @@
 //! JSON answers and the HTML pages the provider shows.
 
 use axum::response::{IntoResponse, Response};
-use http::header;
 use http::StatusCode;
-use serde_json::Value;
+use http::{header, HeaderValue};
+use serde_json::{json, Value};
 
 pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
     (
@@ -16,6 +16,52 @@ pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// An OAuth error answer of the token endpoint (RFC 6749 §5.2).
+pub(super) struct TokenError {
+    pub(super) status: StatusCode,
+    pub(super) error: String,
+    pub(super) description: String,
+    /// Whether the client tried HTTP Basic, so the answer carries a `Basic` challenge.
+    pub(super) basic: bool,
+}
+
+impl TokenError {
+    pub(super) fn new(error: &str, description: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: error.to_owned(),
+            description: description.into(),
+            basic: false,
+        }
+    }
+
+    pub(super) fn invalid_client(description: &str, basic: bool) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_client".to_owned(),
+            description: description.to_owned(),
+            basic,
+        }
+    }
+
+    pub(super) fn into_response(self) -> Response {
+        tracing::debug!(error = %self.error, description = %self.description,
+            "development provider token error");
+        let mut body = json!({ "error": self.error });
+        if !self.description.is_empty() {
+            body["error_description"] = Value::String(self.description);
+        }
+        let mut response = json_response(self.status, &body);
+        if self.basic {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tower-oidc dev provider\""),
+            );
+        }
+        response
+    }
 }
 
 pub(super) fn html_escape(text: &str) -> String {

@@ -5,65 +5,20 @@ use std::sync::atomic::Ordering;
 use axum::extract::State as AxState;
 use axum::response::Response;
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::HeaderMap;
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use subtle::ConstantTimeEq as _;
 
 use super::authorize::is_pkce_value;
 use super::issue::Issue;
 use super::keys;
 use super::params::{is_form, Params};
-use super::response::json_response;
+use super::response::{json_response, TokenError};
 use super::{now, token_key, ChallengeMethod, DevClient, Fault, Shared, St};
 
 /// Lifetime of authorization codes.
 const CODE_TTL: u64 = 60;
-
-pub(super) struct TokenError {
-    pub(super) status: StatusCode,
-    pub(super) error: String,
-    pub(super) description: String,
-    /// Whether the client tried HTTP Basic, so the answer carries a `Basic` challenge.
-    pub(super) basic: bool,
-}
-
-impl TokenError {
-    pub(super) fn new(error: &str, description: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            error: error.to_owned(),
-            description: description.into(),
-            basic: false,
-        }
-    }
-
-    pub(super) fn invalid_client(description: &str, basic: bool) -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            error: "invalid_client".to_owned(),
-            description: description.to_owned(),
-            basic,
-        }
-    }
-
-    fn into_response(self) -> Response {
-        tracing::debug!(error = %self.error, description = %self.description,
-            "development provider token error");
-        let mut body = json!({ "error": self.error });
-        if !self.description.is_empty() {
-            body["error_description"] = Value::String(self.description);
-        }
-        let mut response = json_response(self.status, &body);
-        if self.basic {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"tower-oidc dev provider\""),
-            );
-        }
-        response
-    }
-}
 
 pub(super) async fn token(AxState(s): St, headers: HeaderMap, body: Bytes) -> Response {
     s.stats.token.fetch_add(1, Ordering::Relaxed);
@@ -286,6 +241,8 @@ mod tests {
     use super::*;
     use crate::dev::server::tests::{shared, CONF_REDIRECT, PUBLIC_ID};
     use crate::dev::server::Code;
+    use http::header::{self, HeaderValue};
+    use serde_json::json;
 
     /// The code verifier and S256 challenge of RFC 7636, appendix B.
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
