@@ -6,10 +6,11 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::jwt::{Alg, JwkSet, Unverified};
-use crate::session::cookie::{find_chunked, SessionKey};
+use crate::session::cookie::{binding, find_chunked, SessionKey};
 use crate::session::{Session, SessionRef};
 
-/// The session cookie sealer.
+/// The session cookie sealer of a single-provider layer (one key, bound to an example issuer
+/// and client id, as the layer's).
 pub struct Sealer(crate::session::cookie::Sealer);
 
 impl Sealer {
@@ -17,7 +18,7 @@ impl Sealer {
         Self(
             SessionKey::new(secret)
                 .expect("a 32-byte secret")
-                .sealer("session"),
+                .sealer("session", &[binding("https://id.example.com", "my-client")]),
         )
     }
 
@@ -50,7 +51,7 @@ pub fn encoded_session(claims_len: usize, id_token_len: usize, access_token_len:
         last_seen: 1,
         sid: Some("sid".into()),
     }
-    .encode()
+    .encode(&crate::session::new_session_id())
 }
 
 /// Parses a decrypted session (what every session request does after opening the cookie).

@@ -8,7 +8,8 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::Response;
+use http::header::{CACHE_CONTROL, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
@@ -80,8 +81,31 @@ impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
     }
 }
 
-pub(crate) fn answer_into<B>(answer: Answer) -> Response<ResponseBody<B>> {
+pub(crate) fn answer_into<B>(mut answer: Answer) -> Response<ResponseBody<B>> {
+    // The layer's own answers: one that sets a cookie (session, login) is for this browser.
+    if answer.headers().contains_key(SET_COOKIE) {
+        no_store(answer.headers_mut());
+    }
     answer.map(|bytes: Bytes| ResponseBody::full(bytes))
+}
+
+/// `Cache-Control: private, no-store` in place of whatever the response had: a response
+/// carrying a session's `Set-Cookie` must never be stored by a cache and replayed to someone
+/// else.
+pub(crate) fn no_store(headers: &mut HeaderMap) {
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+}
+
+/// Adds the layer's `Set-Cookie` values to a response of the inner service, and with any,
+/// [`no_store`].
+pub(crate) fn add_session_cookies(headers: &mut HeaderMap, cookies: Vec<String>) {
+    if cookies.is_empty() {
+        return;
+    }
+    for cookie in cookies {
+        add_set_cookie(headers, cookie);
+    }
+    no_store(headers);
 }
 
 impl<F, B, E> Future for ResponseFuture<F, B, E>
@@ -97,9 +121,7 @@ where
                 set_cookies,
             } => {
                 let mut res = ready!(future.poll(cx))?;
-                for cookie in set_cookies.drain(..) {
-                    add_set_cookie(res.headers_mut(), cookie);
-                }
+                add_session_cookies(res.headers_mut(), std::mem::take(set_cookies));
                 Poll::Ready(Ok(res.map(ResponseBody::inner)))
             }
             KindProj::Auth { future } => {

@@ -142,7 +142,7 @@ impl OidcLayer {
         // The session settings of the first configuration hold for every provider: the
         // sessions share the cookies, and a back-channel logout from any provider must reach
         // the store that sessions are checked against.
-        let sessions = Arc::new(Shared::new_sessions(&first));
+        let sessions = Arc::new(Shared::new_sessions(&first, tenants.iter().map(|(_, c)| c)));
         let mut built: Vec<Shared> = Vec::with_capacity(tenants.len());
         for (name, config) in tenants {
             let provider = Provider::discover(&config).await?;
@@ -210,7 +210,7 @@ impl OidcLayer {
     }
 
     fn with_provider(config: Config, provider: Provider) -> Self {
-        let sessions = Arc::new(Shared::new_sessions(&config));
+        let sessions = Arc::new(Shared::new_sessions(&config, [&config]));
         Self {
             shared: Arc::new(Shared::new(config, provider, sessions)),
         }

@@ -1,5 +1,6 @@
-//! Ended sessions: a back-channel logout cannot delete a cookie, so it is recorded in a
-//! [`RevocationStore`] instead, which every session request consults.
+//! Ended sessions: a logout cannot delete every copy of a cookie (a back-channel logout
+//! cannot delete any), so it is recorded in a [`RevocationStore`] instead, which every session
+//! request consults.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -42,7 +43,9 @@ pub struct Revocation {
 }
 
 /// Where revocations are kept; sessions live in cookies, so a server-side list of revocations
-/// is how a provider's logout reaches them. Implement it over Redis or a database to share
+/// is how a logout reaches them: a provider's (back-channel logout, by its `sid` or `sub`), and
+/// the app's own (`/auth/logout`, by the layer's random session id, see
+/// [`revoke_session`](Self::revoke_session)). Implement it over Redis or a database to share
 /// revocations between instances.
 ///
 /// [`is_revoked`](Self::is_revoked) is asked on every request that carries a session, so it
@@ -159,6 +162,71 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// assert!(!store.first_use_of_jti(issuer, "bWJq", 1_360, 1_001), "replayed");
     /// ```
     fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool;
+
+    /// Records that the layer's own session `session_id` of `issuer` ended (a local logout,
+    /// `/auth/logout`), kept until `keep_until` (unix seconds: the session's absolute deadline,
+    /// after which no copy of its cookie opens anyway).
+    ///
+    /// The session id is the layer's, not the provider's `sid`: 16 random bytes as base64url
+    /// (22 characters), given to each new session at login and kept across refresh and
+    /// rolling renewal, so every copy of the cookie carries it.
+    ///
+    /// The default records it through [`revoke`](Self::revoke) as a revocation of the `sid`
+    /// `tower-oidc-session:<session_id>` with `at` = `u64::MAX` (whatever the creation time),
+    /// so a store that implements only the three required methods already honours local
+    /// logouts. A store may override it (with
+    /// [`is_session_revoked`](Self::is_session_revoked)), e.g. as a Redis key
+    /// `revoked:<issuer>:<session_id>` expiring at `keep_until`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{MemoryRevocationStore, RevocationStore};
+    ///
+    /// let store = MemoryRevocationStore::default();
+    /// let issuer = "https://id.example.com";
+    /// store.revoke_session(issuer, "q1hX0rJ5yVbFz2m8n3C4dA", 2_000);
+    /// assert!(store.is_session_revoked(issuer, "q1hX0rJ5yVbFz2m8n3C4dA", 1_000));
+    /// assert!(!store.is_session_revoked(issuer, "another-session-id", 1_000));
+    /// assert!(!store.is_session_revoked(issuer, "q1hX0rJ5yVbFz2m8n3C4dA", 2_000), "expired");
+    /// ```
+    fn revoke_session(&self, issuer: &str, session_id: &str, keep_until: u64) {
+        self.revoke(
+            Revocation {
+                issuer: issuer.to_owned(),
+                sid: Some(layer_session_key(session_id)),
+                sub: None,
+                at: u64::MAX,
+            },
+            keep_until,
+        );
+    }
+
+    /// Whether the layer's own session `session_id` of `issuer` was ended by
+    /// [`revoke_session`](Self::revoke_session). Asked on every request that carries a
+    /// session, next to [`is_revoked`](Self::is_revoked): it must be as cheap.
+    ///
+    /// The default asks [`is_revoked`](Self::is_revoked) for the `sid` (and `sub`)
+    /// `tower-oidc-session:<session_id>`; override both or neither.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{MemoryRevocationStore, RevocationStore};
+    ///
+    /// let store = MemoryRevocationStore::default();
+    /// assert!(!store.is_session_revoked("https://id.example.com", "q1hX0rJ5yVbFz2m8n3C4dA", 1));
+    /// ```
+    fn is_session_revoked(&self, issuer: &str, session_id: &str, now: u64) -> bool {
+        let key = layer_session_key(session_id);
+        self.is_revoked(issuer, Some(&key), &key, 0, now)
+    }
+}
+
+/// How the default [`RevocationStore::revoke_session`] names the layer's own session among
+/// the provider's `sid`s. A provider's `sid` of this form would need the session's random id.
+fn layer_session_key(session_id: &str) -> String {
+    format!("tower-oidc-session:{session_id}")
 }
 
 /// Entries of each kind (sid, sub, jti) a [`MemoryRevocationStore`] keeps by default.
@@ -190,6 +258,8 @@ const DEFAULT_CAPACITY: usize = 100_000;
 ///
 /// The store is bounded: at most `capacity` entries of each kind (revoked `sid`s, revoked
 /// `sub`s, seen `jti`s; 100 000 each by default, see [`with_capacity`](Self::with_capacity)).
+/// Local logouts ([`revoke_session`](RevocationStore::revoke_session)) are kept with the
+/// revoked `sid`s and count towards that kind.
 /// Expired entries are dropped when a new one is inserted (judged by the latest `now` given to
 /// [`is_revoked`](RevocationStore::is_revoked) or
 /// [`first_use_of_jti`](RevocationStore::first_use_of_jti), as `revoke` takes no time).
@@ -343,6 +413,19 @@ impl RevocationStore for MemoryRevocationStore {
         sid.and_then(|sid| revocations.by_sid.get(issuer, sid, now))
             .is_some_and(covers)
             || revocations.by_sub.get(issuer, sub, now).is_some_and(covers)
+    }
+
+    fn is_session_revoked(&self, issuer: &str, session_id: &str, now: u64) -> bool {
+        // The default, without its allocation while nothing is revoked.
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        self.saw(now);
+        let key = layer_session_key(session_id);
+        self.lock_revocations()
+            .by_sid
+            .get(issuer, &key, now)
+            .is_some()
     }
 
     fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool {
@@ -512,6 +595,14 @@ impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
 
     fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool {
         (**self).first_use_of_jti(issuer, jti, keep_until, now)
+    }
+
+    fn revoke_session(&self, issuer: &str, session_id: &str, keep_until: u64) {
+        (**self).revoke_session(issuer, session_id, keep_until);
+    }
+
+    fn is_session_revoked(&self, issuer: &str, session_id: &str, now: u64) -> bool {
+        (**self).is_session_revoked(issuer, session_id, now)
     }
 }
 
@@ -748,7 +839,10 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = Arc::clone(&store);
         std::thread::spawn(move || {
-            let _ = tx.send(reader.is_revoked(ISS, Some("s1"), "alice", 0, 10));
+            let _ = tx.send(
+                reader.is_revoked(ISS, Some("s1"), "alice", 0, 10)
+                    || reader.is_session_revoked(ISS, "id-1", 10),
+            );
         });
         let answer = rx.recv_timeout(std::time::Duration::from_secs(10));
         drop(guard);
@@ -784,6 +878,65 @@ mod tests {
         assert!(store.is_revoked(ISS, Some("s9"), "alice", 0, 1));
         assert!(store.first_use_of_jti(ISS, "j1", KEEP, 1));
         assert!(format!("{store:?}").contains("revoked_subs: 1"));
+    }
+
+    #[test]
+    fn local_logout_revokes_only_that_session_until_its_deadline() {
+        let store = MemoryRevocationStore::with_capacity(2);
+        store.revoke_session(ISS, "id-1", KEEP);
+        assert!(store.is_session_revoked(ISS, "id-1", AT));
+        assert!(store.is_session_revoked(ISS, "id-1", KEEP - 1));
+        assert!(!store.is_session_revoked(ISS, "id-1", KEEP), "expired");
+        assert!(
+            !store.is_session_revoked(ISS, "id-2", AT),
+            "another session"
+        );
+        assert!(
+            !store.is_session_revoked(OTHER_ISS, "id-1", AT),
+            "another issuer"
+        );
+        // Not a revocation of a provider `sid` or `sub` of that name.
+        assert!(!store.is_revoked(ISS, Some("id-1"), "id-1", 0, AT));
+        assert_eq!(lens(&store), (1, 0, 0));
+        // Bounded with the sids; dead on arrival is not stored.
+        store.revoke_session(ISS, "id-2", KEEP + 1);
+        store.revoke_session(ISS, "id-3", KEEP + 2);
+        assert_eq!(lens(&store), (2, 0, 0));
+        assert!(!store.is_session_revoked(ISS, "id-1", AT), "evicted");
+    }
+
+    /// A store written before local logouts existed: the default methods go through its
+    /// `revoke`/`is_revoked`, also behind an `Arc`.
+    #[test]
+    fn default_local_logout_goes_through_revoke_and_is_revoked() {
+        #[derive(Default)]
+        struct Minimal(MemoryRevocationStore);
+        impl RevocationStore for Minimal {
+            fn revoke(&self, revocation: Revocation, keep_until: u64) {
+                self.0.revoke(revocation, keep_until);
+            }
+            fn is_revoked(
+                &self,
+                issuer: &str,
+                sid: Option<&str>,
+                sub: &str,
+                created_at: u64,
+                now: u64,
+            ) -> bool {
+                self.0.is_revoked(issuer, sid, sub, created_at, now)
+            }
+            fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool {
+                self.0.first_use_of_jti(issuer, jti, keep_until, now)
+            }
+        }
+        let store: Arc<dyn RevocationStore> = Arc::new(Minimal::default());
+        let shared = Arc::new(Arc::clone(&store));
+        assert!(!shared.is_session_revoked(ISS, "id-1", AT));
+        shared.revoke_session(ISS, "id-1", KEEP);
+        assert!(store.is_session_revoked(ISS, "id-1", AT));
+        assert!(shared.is_session_revoked(ISS, "id-1", AT));
+        assert!(!shared.is_session_revoked(ISS, "id-2", AT));
+        assert!(!shared.is_session_revoked(ISS, "id-1", KEEP));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::body::ResponseBody;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::login::Handle;
 use crate::flow::{backchannel, callback, login, logout, refresh};
-use crate::future::{answer_into, ResponseFuture};
+use crate::future::{add_session_cookies, answer_into, ResponseFuture};
 use crate::identity::Identity;
 use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
@@ -118,7 +118,8 @@ where
             Some((session, owner)) if owner.needs_refresh(&session, now) => {
                 let names = sessions.session_cookie_names(req.headers());
                 strip_our_cookies(shared, &mut req, true);
-                return self.call_refreshing(owner, session.to_session(), names, req);
+                let id = session.session_id().to_owned();
+                return self.call_refreshing(owner, session.to_session(), id, names, req);
             }
             other => other,
         };
@@ -140,8 +141,9 @@ where
                     last_seen: now,
                     ..s.to_session()
                 };
+                let names = sessions.session_cookie_names(req.headers());
                 sessions
-                    .session_cookies(&sessions.session_cookie_names(req.headers()), &touched)
+                    .session_cookies_with_id(&names, &touched, s.session_id())
                     .unwrap_or_default()
             }
             Some(_) => Vec::new(),
@@ -208,6 +210,7 @@ impl<S> OidcService<S> {
         &mut self,
         owner: Arc<Shared>,
         session: Session,
+        session_id: String,
         names: Vec<String>,
         mut req: Request<ReqBody>,
     ) -> ResponseFuture<S::Future, ResBody, S::Error>
@@ -225,13 +228,15 @@ impl<S> OidcService<S> {
             let issuer = owner.issuer.clone();
             // The identity is read back from the encoding, by the one path every request uses.
             let identity_of = |s: &Session| {
-                SessionRef::parse(Bytes::from(s.encode())).map(|r| r.into_identity(&issuer))
+                SessionRef::parse(Bytes::from(s.encode(&session_id)))
+                    .map(|r| r.into_identity(&issuer))
             };
             let (identity, set_cookies) = match refresh::refresh(owner, session.clone()).await {
                 Ok(new) => {
+                    // The same session goes on: its id stays (a logout still reaches it).
                     let cookies = shared
                         .sessions
-                        .session_cookies(&names, &new)
+                        .session_cookies_with_id(&names, &new, &session_id)
                         .unwrap_or_else(|e| {
                             tracing::error!(reason = %e, "refreshed session not stored");
                             Vec::new()
@@ -255,9 +260,7 @@ impl<S> OidcService<S> {
             match admit(&shared, &mut req, identity, &set_cookies) {
                 None => {
                     let mut res = inner.call(req).await?;
-                    for cookie in set_cookies {
-                        add_set_cookie(res.headers_mut(), cookie);
-                    }
+                    add_session_cookies(res.headers_mut(), set_cookies);
                     Ok(res.map(ResponseBody::inner))
                 }
                 Some(answer) => Ok(answer_into(answer)),
@@ -464,15 +467,83 @@ fn method_not_allowed(allowed: &[Method]) -> Answer {
     res
 }
 
-/// Exact match, or prefix match for entries ending in `/`.
+/// Exact match, or prefix match for entries ending in `/`; both the path as sent and its
+/// normalized form ([`normalize_path`]) must match. A path that a server normalizing it (or a
+/// proxy in front) would read as another, non-public path is therefore not public:
+/// `/public/../admin`, `/public/%2e%2e/admin`; nor is a path that only normalizes into a
+/// public one (`/admin/../public/x`, whose raw form a router may still send to `/admin`).
 fn is_public(paths: &[String], path: &str) -> bool {
-    paths.iter().any(|p| {
-        if p.ends_with('/') {
-            path.starts_with(p.as_str()) || path == p.trim_end_matches('/')
-        } else {
-            path == p
+    let matches = |path: &str| {
+        paths.iter().any(|p| {
+            if p.ends_with('/') {
+                path.starts_with(p.as_str()) || path == p.trim_end_matches('/')
+            } else {
+                path == p
+            }
+        })
+    };
+    matches(path) && matches(&normalize_path(path))
+}
+
+/// The path with percent-encoded unreserved characters decoded (RFC 3986 §2.3, so `%2e` is
+/// `.`), repeated slashes collapsed and dot segments removed (§5.2.4). Other
+/// percent-encodings (`%2F`, ...) are kept as they are. Allocates only when something changes.
+fn normalize_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let plain = !path.contains('%')
+        && !path.contains("//")
+        && !path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..");
+    if plain {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let decoded = decode_unreserved(path);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/').skip(1) {
+        match segment {
+            "." | "" => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
         }
-    })
+    }
+    // A trailing slash, `.` or `..` leaves a directory: keep the final `/`.
+    let last = decoded.rsplit('/').next().unwrap_or_default();
+    let trailing = matches!(last, "" | "." | "..") && !segments.is_empty();
+    let mut out = String::with_capacity(decoded.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if trailing || out.is_empty() {
+        out.push('/');
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Decodes `%XX` where it stands for an unreserved character (letters, digits, `-._~`).
+fn decode_unreserved(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = path
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(c) = hex.filter(|c| c.is_ascii_alphanumeric() || b"-._~".contains(c)) {
+                out.push(char::from(c));
+                i += 3;
+                continue;
+            }
+        }
+        // Copy up to the next `%` as it is (keeps multi-byte characters whole).
+        let next = path[i + 1..].find('%').map_or(path.len(), |n| i + 1 + n);
+        out.push_str(&path[i..next]);
+        i = next;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -488,5 +559,38 @@ mod tests {
         assert!(is_public(&paths, "/static"));
         assert!(!is_public(&paths, "/staticx"));
         assert!(!is_public(&paths, "/"));
+        assert!(!is_public(&paths, "/static/../admin"));
+        assert!(!is_public(&paths, "/static/%2e%2e/admin"));
+        assert!(!is_public(&paths, "/health/.."));
+        assert!(is_public(&paths, "/static//app.js"));
+        assert!(is_public(&paths, "/static/%61pp.js"));
+    }
+
+    #[test]
+    fn path_normalization() {
+        for (path, normal) in [
+            ("/a/b", "/a/b"),
+            ("/", "/"),
+            ("", ""),
+            ("/a//b", "/a/b"),
+            ("//a", "/a"),
+            ("/a/./b", "/a/b"),
+            ("/a/../b", "/b"),
+            ("/a/b/..", "/a/"),
+            ("/a/b/.", "/a/b/"),
+            ("/a/b/", "/a/b/"),
+            ("/..", "/"),
+            ("/../../a", "/a"),
+            ("/a/%2e%2e/b", "/b"),
+            ("/a/%2E./b", "/b"),
+            ("/%7Euser/%41", "/~user/A"),
+            ("/a%2Fb/..", "/"),
+            ("/a/%2F/../b", "/a/b"),
+            ("/a/%zz/%", "/a/%zz/%"),
+            ("/a/%e2%82%ac/%C3", "/a/%e2%82%ac/%C3"),
+            ("/é/%2e%2e/x", "/x"),
+        ] {
+            assert_eq!(normalize_path(path), normal, "{path}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::cache::{Refresher, TokenCache};
 use crate::config::{Config, ResponseMode};
 use crate::provider::Provider;
-use crate::session::cookie::Cookies;
+use crate::session::cookie::{binding, Cookies};
 use crate::session::sessions::Sessions;
 use crate::session::Session;
 
@@ -42,11 +42,26 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The session-wide state, from the settings of `config`.
-    pub(crate) fn new_sessions(config: &Config) -> Sessions {
+    /// The session-wide state, from the settings of `config` (the first provider's), for
+    /// the layer's `providers` in order (the first is `config` itself).
+    ///
+    /// Each provider's sessions are sealed with keys bound to its issuer and client id;
+    /// login transactions with keys bound to all of them. Another app that shares the session
+    /// key but not the client cannot open our cookies, nor we its.
+    pub(crate) fn new_sessions<'a>(
+        config: &Config,
+        providers: impl IntoIterator<Item = &'a Config>,
+    ) -> Sessions {
+        let providers: Vec<&Config> = providers.into_iter().collect();
+        let bindings: Vec<Vec<u8>> = providers
+            .iter()
+            .map(|p| binding(&p.issuer, &p.client_id))
+            .collect();
+        let key = &config.session_key;
         Sessions {
-            session_sealer: config.session_key.sealer("session"),
-            tx_sealer: config.session_key.sealer("transaction"),
+            session_sealer: key.sealer("session", &bindings),
+            issuers: providers.iter().map(|p| p.issuer.clone()).collect(),
+            tx_sealer: key.sealer("transaction", &[bindings.concat()]),
             cookies: Cookies::new(&config.cookie_name, &config.prefix, config.secure_cookies),
             session_lifetime: config.session_lifetime,
             idle_timeout: config.idle_timeout,

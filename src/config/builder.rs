@@ -337,6 +337,26 @@ impl ConfigBuilder {
 
     /// Name of the session cookie. Default `oidc_session`, with the `__Host-` prefix when the
     /// redirect URL is https.
+    ///
+    /// On https the name must start with `__Host-` (the browser then accepts the cookie only
+    /// from this host, `Secure`, with `Path=/`: a sibling subdomain cannot plant or overwrite
+    /// it); on plain http it must not start with `__Host-` or `__Secure-` (browsers refuse
+    /// such cookies without `Secure`). [`build`](Self::build) reports either mistake; the
+    /// prefix is not added silently, so the name you set is the name in the browser.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let builder = || {
+    ///     Config::builder("https://id.example.com", "my-client")
+    ///         .redirect_url("https://app.example.com/auth/callback")
+    ///         .session_key(SessionKey::generate())
+    /// };
+    /// assert!(builder().cookie_name("__Host-shop_session").build().is_ok());
+    /// assert!(builder().cookie_name("shop_session").build().is_err());
+    /// ```
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
         self.cookie_name = Some(name.into());
         self
@@ -577,6 +597,7 @@ impl ConfigBuilder {
                 reason: "use letters, digits, `-` and `_` only".into(),
             });
         }
+        crate::session::cookie::check_cookie_prefix(&cookie_name, secure_cookies)?;
         let api_audiences = if self.api_audiences.is_empty() {
             vec![self.client_id.clone()]
         } else {

@@ -1,5 +1,7 @@
-//! `GET|POST {prefix}/logout`: clears the session cookies, then ends the session at the
-//! provider (RP-Initiated Logout 1.0) when it advertises an `end_session_endpoint`.
+//! `GET|POST {prefix}/logout`: revokes the session (every copy of its cookie is refused
+//! afterwards, wherever the revocation store is shared) and clears its cookies, then ends the
+//! session at the provider (RP-Initiated Logout 1.0) when it advertises an
+//! `end_session_endpoint`.
 
 use http::HeaderMap;
 
@@ -47,7 +49,11 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
         add_set_cookie(res.headers_mut(), sessions.cookies.session_removal(&name));
     }
     match &read.session {
-        Some(s) => tracing::info!(subject = %s.subject(), "logout"),
+        Some(s) => {
+            // The browser forgets the cookie; a copy of it is refused from now on too.
+            sessions.revoke(s);
+            tracing::info!(subject = %s.subject(), "logout");
+        }
         None => tracing::debug!("logout without a session"),
     }
     res

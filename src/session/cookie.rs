@@ -4,6 +4,12 @@
 //! Wire format of a sealed value (before base64url without padding):
 //! `key id (1 byte) ‖ nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes)`, with the cookie's base
 //! name as associated data, so a value cannot be moved to another cookie.
+//!
+//! Keys are bound to what they seal for: HKDF's info names the purpose (session, login
+//! transaction) and a [`binding`] of the provider's issuer and the client id, so a cookie
+//! sealed by another app that shares the secret (another client of the same provider) opens
+//! with none of our keys. Each binding has its own key and key id byte, so the id picks the
+//! key (and with it the provider) without trying every key.
 
 use std::fmt;
 use std::sync::Arc;
@@ -109,22 +115,36 @@ impl SessionKey {
         self.with_previous(secret)
     }
 
-    pub(crate) fn sealer(&self, purpose: &'static str) -> Sealer {
-        let keys = self
-            .secrets
-            .iter()
-            .map(|secret| {
-                let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(secret);
+    /// A sealer for `purpose` with one key per secret and binding (see [`binding`]); the
+    /// binding's index in `bindings` is the provider that [`Sealer::open_for`] reports.
+    pub(crate) fn sealer(&self, purpose: &'static str, bindings: &[Vec<u8>]) -> Sealer {
+        let unbound = [Vec::new()];
+        let bindings = if bindings.is_empty() {
+            &unbound[..]
+        } else {
+            bindings
+        };
+        let mut keys = Vec::with_capacity(self.secrets.len() * bindings.len());
+        // Secrets outside, bindings inside: the first secret's keys come first, in the order
+        // of the bindings, so provider `p` seals with `keys[p]`.
+        for secret in self.secrets.iter() {
+            let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(secret);
+            for (provider, binding) in bindings.iter().enumerate() {
                 let mut key = [0u8; 32];
-                expand(&prk, purpose.as_bytes(), &mut key);
+                expand(&prk, &info(purpose, binding), &mut key);
                 let mut id = [0u8; 1];
-                expand(&prk, b"key-id", &mut id);
+                expand(&prk, &info("key-id", binding), &mut id);
                 let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key");
-                (id[0], cipher)
-            })
-            .collect();
+                keys.push(Key {
+                    id: id[0],
+                    provider,
+                    cipher,
+                });
+            }
+        }
         Sealer {
             keys: Arc::new(keys),
+            providers: bindings.len(),
         }
     }
 }
@@ -157,6 +177,27 @@ fn decode_any_base64(text: &str) -> Result<Vec<u8>, ConfigError> {
         .map_err(|_| ConfigError::InvalidSessionKey)
 }
 
+/// What a key is bound to besides its purpose: a provider's issuer and the client id, each
+/// length-prefixed (no two different pairs give the same bytes). Several bindings can be
+/// joined into one (a login transaction is bound to every provider of the layer).
+pub(crate) fn binding(issuer: &str, client_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + issuer.len() + client_id.len());
+    for part in [issuer, client_id] {
+        out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(part.as_bytes());
+    }
+    out
+}
+
+/// HKDF info: `purpose ‖ 0 ‖ binding`.
+fn info(purpose: &str, binding: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(purpose.len() + 1 + binding.len());
+    out.extend_from_slice(purpose.as_bytes());
+    out.push(0);
+    out.extend_from_slice(binding);
+    out
+}
+
 fn expand(prk: &hkdf::Prk, info: &[u8], out: &mut [u8]) {
     struct Len(usize);
     impl hkdf::KeyType for Len {
@@ -183,10 +224,20 @@ pub(crate) fn random_token(n: usize) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Seals and opens values for one purpose (session, login transaction).
+/// Seals and opens values for one purpose (session, login transaction), with a key per
+/// secret and provider binding.
 #[derive(Clone)]
 pub(crate) struct Sealer {
-    keys: Arc<Vec<(u8, Aes256Gcm)>>,
+    keys: Arc<Vec<Key>>,
+    /// How many bindings (providers) the keys are for.
+    providers: usize,
+}
+
+struct Key {
+    id: u8,
+    /// Index of the binding (provider) the key is bound to.
+    provider: usize,
+    cipher: Aes256Gcm,
 }
 
 impl fmt::Debug for Sealer {
@@ -196,9 +247,17 @@ impl fmt::Debug for Sealer {
 }
 
 impl Sealer {
-    /// Encrypts `plaintext` for the cookie named `name`; returns base64url text.
+    /// Encrypts `plaintext` for the cookie named `name` with the first binding's key;
+    /// returns base64url text.
     pub(crate) fn seal(&self, name: &str, plaintext: &[u8]) -> String {
-        let (id, cipher) = &self.keys[0];
+        self.seal_for(0, name, plaintext)
+    }
+
+    /// Encrypts `plaintext` for the cookie named `name` with the current secret's key of the
+    /// binding (provider) `provider`, which must be below the number of bindings.
+    pub(crate) fn seal_for(&self, provider: usize, name: &str, plaintext: &[u8]) -> String {
+        debug_assert!(provider < self.providers);
+        let Key { id, cipher, .. } = &self.keys[provider.min(self.providers - 1)];
         let mut buf = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
         buf.push(*id);
         let mut nonce = [0u8; NONCE_LEN];
@@ -219,6 +278,13 @@ impl Sealer {
     /// Decrypts a value sealed for the cookie named `name`. Anything malformed, tampered
     /// with, sealed for another cookie or with an unknown key gives `None`.
     pub(crate) fn open(&self, name: &str, value: &str) -> Option<Bytes> {
+        self.open_for(name, value).map(|(bytes, _)| bytes)
+    }
+
+    /// [`Sealer::open`], also telling which binding (provider) the key that opened it is
+    /// bound to. One AES-GCM attempt per key whose id matches: with one provider and one
+    /// secret, exactly one.
+    pub(crate) fn open_for(&self, name: &str, value: &str) -> Option<(Bytes, usize)> {
         if value.len() > CHUNK_SIZE * MAX_CHUNKS {
             return None;
         }
@@ -226,13 +292,13 @@ impl Sealer {
         let mut buf = base64_simd::URL_SAFE_NO_PAD
             .decode_to_vec(value.as_bytes())
             .ok()?;
-        self.open_in_place(name, &mut buf)?;
+        let provider = self.open_in_place(name, &mut buf)?;
         let end = buf.len() - TAG_LEN;
         // The plaintext is a window of the decoded buffer: no copy.
-        Some(Bytes::from(buf).slice(HEADER_LEN..end))
+        Some((Bytes::from(buf).slice(HEADER_LEN..end), provider))
     }
 
-    fn open_in_place(&self, name: &str, buf: &mut [u8]) -> Option<()> {
+    fn open_in_place(&self, name: &str, buf: &mut [u8]) -> Option<usize> {
         if buf.len() < HEADER_LEN + TAG_LEN {
             return None;
         }
@@ -240,17 +306,18 @@ impl Sealer {
         let (body, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
         let nonce = Nonce::try_from(&header[1..]).ok()?;
         let tag = Tag::try_from(&*tag).ok()?;
-        for (id, cipher) in self.keys.iter() {
-            if *id != header[0] {
+        for key in self.keys.iter() {
+            if key.id != header[0] {
                 continue;
             }
             // A failed open leaves `body` untouched (the tag is checked before decrypting),
             // so the next key with the same id sees the original ciphertext.
-            if cipher
+            if key
+                .cipher
                 .decrypt_inout_detached(&nonce, name.as_bytes(), (&mut *body).into(), &tag)
                 .is_ok()
             {
-                return Some(());
+                return Some(key.provider);
             }
         }
         None
@@ -508,6 +575,27 @@ impl Cookies {
     }
 }
 
+/// The session cookie's name prefix matches the scheme: `__Host-` on https (host-only,
+/// `Secure`, `Path=/`: a sibling subdomain cannot toss a session cookie in), neither `__Host-`
+/// nor `__Secure-` on plain http (browsers refuse them without `Secure`).
+pub(crate) fn check_cookie_prefix(name: &str, secure: bool) -> Result<(), ConfigError> {
+    let prefixed = |prefix: &str| {
+        name.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    let reason = if secure && !name.starts_with("__Host-") {
+        format!("on https the session cookie name must start with `__Host-` (e.g. `__Host-{name}`)")
+    } else if !secure && (prefixed("__Host-") || prefixed("__Secure-")) {
+        "on plain http browsers refuse `__Host-` and `__Secure-` cookies; drop the prefix".into()
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::Invalid {
+        field: "cookie_name",
+        reason,
+    })
+}
+
 /// Appends a `Set-Cookie` header; a value that is not a valid header is logged and skipped.
 pub(crate) fn add_set_cookie(headers: &mut HeaderMap, cookie: String) {
     match HeaderValue::try_from(cookie) {
@@ -522,8 +610,14 @@ pub(crate) fn add_set_cookie(headers: &mut HeaderMap, cookie: String) {
 mod tests {
     use super::*;
 
+    const ISS: &str = "https://id.example.com";
+
+    fn bound(key: &SessionKey, purpose: &'static str, client_id: &str) -> Sealer {
+        key.sealer(purpose, &[binding(ISS, client_id)])
+    }
+
     fn sealer(secret: u8) -> Sealer {
-        SessionKey::new([secret; 32]).unwrap().sealer("session")
+        bound(&SessionKey::new([secret; 32]).unwrap(), "session", "c")
     }
 
     #[test]
@@ -559,9 +653,51 @@ mod tests {
     #[test]
     fn value_is_bound_to_cookie_name_and_purpose() {
         let key = SessionKey::new([1; 32]).unwrap();
-        let sealed = key.sealer("session").seal("sid", b"x");
-        assert!(key.sealer("session").open("other", &sealed).is_none());
-        assert!(key.sealer("transaction").open("sid", &sealed).is_none());
+        let sealed = bound(&key, "session", "c").seal("sid", b"x");
+        assert!(bound(&key, "session", "c").open("other", &sealed).is_none());
+        assert!(bound(&key, "transaction", "c")
+            .open("sid", &sealed)
+            .is_none());
+    }
+
+    #[test]
+    fn value_is_bound_to_issuer_and_client_id() {
+        let key = SessionKey::new([1; 32]).unwrap();
+        let sealed = bound(&key, "session", "app-a").seal("sid", b"x");
+        assert!(bound(&key, "session", "app-a")
+            .open("sid", &sealed)
+            .is_some());
+        assert!(bound(&key, "session", "app-b")
+            .open("sid", &sealed)
+            .is_none());
+        let other_issuer = key.sealer("session", &[binding("https://other.example.com", "app-a")]);
+        assert!(other_issuer.open("sid", &sealed).is_none());
+        // Length prefixes: moving a character between issuer and client id changes the key.
+        let shifted = key.sealer("session", &[binding("https://id.example.coma", "pp-a")]);
+        assert!(shifted.open("sid", &sealed).is_none());
+    }
+
+    #[test]
+    fn each_provider_has_its_own_key_and_open_names_it() {
+        let key = SessionKey::new([1; 32]).unwrap();
+        let bindings: Vec<Vec<u8>> = (0..4)
+            .map(|i| binding(&format!("https://id.example.com/t{i}"), "app"))
+            .collect();
+        let s = key.sealer("session", &bindings);
+        for p in 0..4 {
+            let sealed = s.seal_for(p, "sid", b"x");
+            let (bytes, provider) = s.open_for("sid", &sealed).unwrap();
+            assert_eq!((&bytes[..], provider), (&b"x"[..], p));
+            // A layer with only that provider opens it; one with only another does not.
+            let alone = key.sealer("session", &bindings[p..=p]);
+            assert_eq!(alone.open_for("sid", &sealed).map(|(_, i)| i), Some(0));
+            let other = key.sealer("session", &bindings[(p + 1) % 4..=(p + 1) % 4]);
+            assert!(other.open("sid", &sealed).is_none());
+        }
+        // The key id byte is derived per provider too.
+        let ids: std::collections::HashSet<u8> = s.keys.iter().map(|k| k.id).collect();
+        assert!(ids.len() > 1);
+        assert_eq!(s.seal("sid", b"x").len(), s.seal_for(0, "sid", b"x").len());
     }
 
     #[test]
@@ -573,24 +709,32 @@ mod tests {
     #[test]
     fn rotation_first_seals_all_open() {
         let old = SessionKey::new([1; 32]).unwrap();
-        let old_sealed = old.sealer("session").seal("sid", b"old");
+        let old_sealed = bound(&old, "session", "c").seal("sid", b"old");
         let rotated = SessionKey::new([2; 32])
             .unwrap()
             .with_previous([1; 32])
             .unwrap();
-        let s = rotated.sealer("session");
+        let s = bound(&rotated, "session", "c");
         assert_eq!(s.open("sid", &old_sealed).as_deref(), Some(&b"old"[..]));
         let new_sealed = s.seal("sid", b"new");
         // sealed with the new key: the old key alone cannot open it
-        assert!(old.sealer("session").open("sid", &new_sealed).is_none());
+        assert!(bound(&old, "session", "c")
+            .open("sid", &new_sealed)
+            .is_none());
         assert_eq!(
-            SessionKey::new([2; 32])
-                .unwrap()
-                .sealer("session")
+            bound(&SessionKey::new([2; 32]).unwrap(), "session", "c")
                 .open("sid", &new_sealed)
                 .as_deref(),
             Some(&b"new"[..])
         );
+        // With several providers, each opens its own old cookies under rotation.
+        let bindings = [binding(ISS, "c"), binding("https://b.example.com", "c")];
+        let old_b = old.sealer("session", &bindings).seal_for(1, "sid", b"b");
+        let (_, provider) = rotated
+            .sealer("session", &bindings)
+            .open_for("sid", &old_b)
+            .unwrap();
+        assert_eq!(provider, 1);
     }
 
     #[test]

@@ -16,10 +16,20 @@ use bytes::Bytes;
 
 use crate::identity::{AccessToken, Identity, Source};
 
-const SESSION_VERSION: u8 = 1;
+/// Version 2 added the session id; version 1 cookies (sealed with keys not yet bound to the
+/// client, so they no longer open) are refused like any unreadable cookie.
+const SESSION_VERSION: u8 = 2;
+/// Longest session id accepted when reading (ours are 22 characters).
+const MAX_SESSION_ID_LEN: usize = 64;
 const TRANSACTION_VERSION: u8 = 1;
 
-/// A logged-in session, as sealed into the session cookie.
+/// A fresh random session id: 16 random bytes as base64url (22 characters).
+pub(crate) fn new_session_id() -> String {
+    cookie::random_token(16)
+}
+
+/// A logged-in session, as sealed into the session cookie, next to its session id (see
+/// [`Session::encode`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Session {
     /// Unix seconds when the user logged in.
@@ -44,7 +54,9 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The encoding, with the layer's own random id of this session (kept for its whole life,
+    /// across refresh and rolling renewal; a logout revokes it).
+    pub(crate) fn encode(&self, session_id: &str) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(
             64 + self.subject.len()
                 + self.issuer.len()
@@ -66,12 +78,14 @@ impl Session {
         w.bytes(self.scope.as_bytes());
         w.u64(self.last_seen);
         w.opt(self.sid.as_deref());
+        w.bytes(session_id.as_bytes());
         w.0
     }
 
     #[cfg(test)]
-    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        SessionRef::parse(Bytes::copy_from_slice(bytes)).map(|r| r.to_session())
+    pub(crate) fn decode(bytes: &[u8]) -> Option<(Self, String)> {
+        SessionRef::parse(Bytes::copy_from_slice(bytes))
+            .map(|r| (r.to_session(), r.session_id().to_owned()))
     }
 }
 
@@ -95,6 +109,7 @@ pub(crate) struct SessionRef {
     refresh_token: Option<Span>,
     scope: Span,
     sid: Option<Span>,
+    session_id: Span,
 }
 
 impl SessionRef {
@@ -117,7 +132,8 @@ impl SessionRef {
         let scope = r.string()?;
         let last_seen = r.u64()?;
         let sid = r.opt()?;
-        if r.pos != buf.len() {
+        let session_id = r.string()?;
+        if r.pos != buf.len() || session_id.is_empty() || session_id.len() > MAX_SESSION_ID_LEN {
             return None;
         }
         Some(Self {
@@ -133,6 +149,7 @@ impl SessionRef {
             refresh_token,
             scope,
             sid,
+            session_id,
             buf,
         })
     }
@@ -153,6 +170,11 @@ impl SessionRef {
 
     pub(crate) fn sid(&self) -> Option<&str> {
         self.sid.as_ref().map(|s| self.str(s))
+    }
+
+    /// The layer's own id of this session (not the provider's `sid`).
+    pub(crate) fn session_id(&self) -> &str {
+        self.str(&self.session_id)
     }
 
     pub(crate) fn id_token(&self) -> Option<&str> {
@@ -398,12 +420,27 @@ mod tests {
     #[test]
     fn session_round_trip() {
         let s = session();
-        assert_eq!(Session::decode(&s.encode()), Some(s));
+        let id = new_session_id();
+        assert_eq!(id.len(), 22);
+        assert_ne!(id, new_session_id());
+        assert_eq!(Session::decode(&s.encode(&id)), Some((s, id)));
+    }
+
+    #[test]
+    fn session_without_a_valid_id_is_refused() {
+        assert!(Session::decode(&session().encode("")).is_none());
+        assert!(Session::decode(&session().encode(&"x".repeat(65))).is_none());
+        assert!(Session::decode(&session().encode(&"x".repeat(64))).is_some());
+        // Version 1 (no session id): refused, never misread.
+        let mut v1 = session().encode("id");
+        v1.truncate(v1.len() - 6);
+        v1[0] = 1;
+        assert!(Session::decode(&v1).is_none());
     }
 
     #[test]
     fn truncated_or_padded_session_is_refused() {
-        let bytes = session().encode();
+        let bytes = session().encode("session-id");
         for n in 0..bytes.len() {
             assert!(Session::decode(&bytes[..n]).is_none(), "prefix {n}");
         }
@@ -457,8 +494,8 @@ mod robustness {
             last_seen: 4,
             sid: None,
         }
-        .encode();
-        let sealer = SessionKey::new([9; 32]).unwrap().sealer("session");
+        .encode(&new_session_id());
+        let sealer = SessionKey::new([9; 32]).unwrap().sealer("session", &[]);
         let mut buf = vec![0u8; 512];
         for round in 0..20_000usize {
             fill_random(&mut buf);

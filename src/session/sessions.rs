@@ -11,7 +11,7 @@ use http::HeaderMap;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::revocation::RevocationStore;
 use crate::session::cookie::{chunk, find_chunked, Cookies, Sealer};
-use crate::session::{Session, SessionRef};
+use crate::session::{new_session_id, Session, SessionRef};
 
 /// The time source: the system clock, or a test's.
 pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -27,7 +27,12 @@ pub(crate) fn unix_millis(clock: &Clock) -> u64 {
 /// cookies, and a back-channel logout from any provider must reach the store that sessions are
 /// checked against.
 pub(crate) struct Sessions {
+    /// Seals sessions with a key per provider, bound to its issuer and client id.
     pub(crate) session_sealer: Sealer,
+    /// Each provider's issuer, in the order of the session sealer's bindings: a session must
+    /// name the issuer of the provider whose key opened it.
+    pub(crate) issuers: Vec<String>,
+    /// Seals login transactions, bound to every provider's issuer and client id.
     pub(crate) tx_sealer: Sealer,
     pub(crate) cookies: Cookies,
     pub(crate) session_lifetime: Duration,
@@ -77,7 +82,9 @@ impl Sessions {
     }
 
     /// Opens the session cookie; a missing, tampered, foreign-key, oversized, expired, idle
-    /// or revoked (back-channel logout) cookie gives no session.
+    /// or revoked (logout) cookie gives no session, and so does a cookie of another client
+    /// sharing the key (no key of ours opens it) or one naming another provider's issuer than
+    /// the one whose key opened it.
     pub(crate) fn read_session(&self, headers: &HeaderMap) -> SessionRead {
         let base = &self.cookies.session;
         let found = find_chunked(headers, base);
@@ -87,8 +94,12 @@ impl Sessions {
         let now = self.now();
         let session = found
             .value()
-            .and_then(|v| self.session_sealer.open(base, &v))
-            .and_then(SessionRef::parse)
+            .and_then(|v| self.session_sealer.open_for(base, &v))
+            .and_then(|(bytes, provider)| {
+                let session = SessionRef::parse(bytes)?;
+                let issuer = self.issuers.get(provider)?;
+                (session.issuer() == issuer).then_some(session)
+            })
             .filter(|s| self.is_live(s, now));
         let stale = if session.is_none() {
             found.names(base)
@@ -117,9 +128,17 @@ impl Sessions {
                 return false;
             }
         }
-        !self
-            .revocations
-            .is_revoked(s.issuer(), s.sid(), s.subject(), s.created_at, now)
+        let store = &self.revocations;
+        !(store.is_revoked(s.issuer(), s.sid(), s.subject(), s.created_at, now)
+            || store.is_session_revoked(s.issuer(), s.session_id(), now))
+    }
+
+    /// Ends the session (a local logout): every copy of its cookie, on every instance that
+    /// shares the revocation store, is refused from now on. Kept until the session's
+    /// absolute deadline, after which no copy opens anyway.
+    pub(crate) fn revoke(&self, s: &SessionRef) {
+        self.revocations
+            .revoke_session(s.issuer(), s.session_id(), s.expires_at);
     }
 
     /// Whether the rolling deadline is near enough that the cookie should be re-issued.
@@ -128,15 +147,39 @@ impl Sessions {
             .is_some_and(|idle| now.saturating_sub(s.last_seen) * 2 >= idle.as_secs())
     }
 
-    /// `Set-Cookie` values for a new session, clearing chunks of an older, larger one
-    /// (`old_names`: the session cookies the request carried).
+    /// `Set-Cookie` values for a new session (a login: it gets a new random session id),
+    /// clearing chunks of an older, larger one (`old_names`: the session cookies the request
+    /// carried).
     pub(crate) fn session_cookies(
         &self,
         old_names: &[String],
         session: &Session,
     ) -> Result<Vec<String>, AuthError> {
+        self.session_cookies_with_id(old_names, session, &new_session_id())
+    }
+
+    /// `Set-Cookie` values for a session that goes on (refreshed, renewed) under its id.
+    pub(crate) fn session_cookies_with_id(
+        &self,
+        old_names: &[String],
+        session: &Session,
+        session_id: &str,
+    ) -> Result<Vec<String>, AuthError> {
         let base = &self.cookies.session;
-        let sealed = self.session_sealer.seal(base, &session.encode());
+        // Sealed with the key of the provider that issued it.
+        let provider = self
+            .issuers
+            .iter()
+            .position(|issuer| *issuer == session.issuer)
+            .ok_or_else(|| {
+                AuthError::new(
+                    AuthErrorKind::Internal,
+                    "the session's issuer is not a provider of this layer",
+                )
+            })?;
+        let sealed = self
+            .session_sealer
+            .seal_for(provider, base, &session.encode(session_id));
         let chunks = chunk(base, &sealed).ok_or_else(|| {
             AuthError::new(
                 AuthErrorKind::Internal,
@@ -170,5 +213,128 @@ impl Sessions {
                 .map(|(name, value)| self.cookies.session_cookie(name, value, max_age)),
         );
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revocation::MemoryRevocationStore;
+    use crate::session::cookie::{binding, SessionKey};
+    use http::header::COOKIE;
+
+    const A: &str = "https://a.example.com";
+    const B: &str = "https://b.example.com";
+
+    fn sessions(key: &SessionKey, providers: &[(&str, &str)]) -> Sessions {
+        let bindings: Vec<Vec<u8>> = providers.iter().map(|(i, c)| binding(i, c)).collect();
+        Sessions {
+            session_sealer: key.sealer("session", &bindings),
+            issuers: providers.iter().map(|(i, _)| (*i).to_owned()).collect(),
+            tx_sealer: key.sealer("transaction", &[bindings.concat()]),
+            cookies: Cookies::new("oidc_session", "/auth", false),
+            session_lifetime: Duration::from_secs(3600),
+            idle_timeout: None,
+            transaction_ttl: Duration::from_secs(600),
+            max_transactions: 5,
+            revocations: Arc::new(MemoryRevocationStore::default()),
+            clock: Arc::new(SystemTime::now),
+            size_warned: AtomicBool::new(false),
+        }
+    }
+
+    fn session(issuer: &str, now: u64) -> Session {
+        Session {
+            created_at: now,
+            expires_at: now + 3600,
+            access_expires_at: 0,
+            subject: "alice".into(),
+            issuer: issuer.into(),
+            claims: br#"{"sub":"alice"}"#.to_vec(),
+            id_token: None,
+            access_token: None,
+            refresh_token: None,
+            scope: "openid".into(),
+            last_seen: now,
+            sid: None,
+        }
+    }
+
+    /// The request headers a browser sends back for these `Set-Cookie` values.
+    fn request(set_cookies: &[String]) -> HeaderMap {
+        let pairs: Vec<&str> = set_cookies
+            .iter()
+            .filter_map(|c| c.split(';').next())
+            .collect();
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, pairs.join("; ").parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn each_provider_opens_its_own_sessions() {
+        let key = SessionKey::generate();
+        let layer = sessions(&key, &[(A, "app"), (B, "app")]);
+        let now = layer.now();
+        for issuer in [A, B] {
+            let cookies = layer.session_cookies(&[], &session(issuer, now)).unwrap();
+            let read = layer.read_session(&request(&cookies));
+            assert_eq!(
+                read.session.map(|s| s.issuer().to_owned()).as_deref(),
+                Some(issuer)
+            );
+        }
+        // A layer with only provider B, or with A under another client, opens none of A's.
+        let a_cookie = request(&layer.session_cookies(&[], &session(A, now)).unwrap());
+        for other in [
+            sessions(&key, &[(B, "app")]),
+            sessions(&key, &[(A, "other-app"), (B, "app")]),
+        ] {
+            let read = other.read_session(&a_cookie);
+            assert!(read.session.is_none() && read.stale == ["oidc_session"]);
+        }
+        // A session of an issuer that is not a provider of the layer is not sealed at all.
+        assert!(layer
+            .session_cookies(&[], &session("https://c.example.com", now))
+            .is_err());
+    }
+
+    #[test]
+    fn session_must_name_the_issuer_of_the_key_that_opened_it() {
+        let key = SessionKey::generate();
+        let layer = sessions(&key, &[(A, "app"), (B, "app")]);
+        let now = layer.now();
+        // Sealed with B's key but naming A (what a mix-up elsewhere could produce).
+        let sealed =
+            layer
+                .session_sealer
+                .seal_for(1, "oidc_session", &session(A, now).encode("id"));
+        let read = layer.read_session(&request(&[format!("oidc_session={sealed}")]));
+        assert!(read.session.is_none());
+        assert_eq!(read.stale, ["oidc_session"]);
+    }
+
+    #[test]
+    fn revoked_session_id_is_no_session_and_the_id_survives_renewal() {
+        let key = SessionKey::generate();
+        let layer = sessions(&key, &[(A, "app")]);
+        let now = layer.now();
+        let first = request(&layer.session_cookies(&[], &session(A, now)).unwrap());
+        let other = request(&layer.session_cookies(&[], &session(A, now)).unwrap());
+        let s = layer.read_session(&first).session.unwrap();
+        assert_ne!(
+            s.session_id(),
+            layer.read_session(&other).session.unwrap().session_id(),
+            "every login is a new session id"
+        );
+        let renewed = request(
+            &layer
+                .session_cookies_with_id(&[], &s.to_session(), s.session_id())
+                .unwrap(),
+        );
+        layer.revoke(&s);
+        assert!(layer.read_session(&first).session.is_none());
+        assert!(layer.read_session(&renewed).session.is_none());
+        assert!(layer.read_session(&other).session.is_some());
     }
 }
