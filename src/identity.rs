@@ -180,12 +180,34 @@ impl Identity {
         self.scopes().any(|s| s == scope)
     }
 
-    /// The subject (`sub`): the provider's stable identifier of the user.
+    /// The subject (`sub`): the provider's stable identifier of the user, unique only within
+    /// its [`issuer`](Self::issuer).
+    ///
+    /// With several providers ([`OidcLayer::discover_many`](crate::OidcLayer::discover_many)),
+    /// two providers may hand out the same `sub` for different people: key users by the pair
+    /// `(issuer(), subject())`, never by `subject()` alone (OpenID Connect Core §2: "the sub
+    /// value is a case-sensitive string ... locally unique ... within the Issuer").
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::Identity;
+    ///
+    /// /// The key of a user row: unique across every provider of the layer.
+    /// fn user_key(id: &Identity) -> (String, String) {
+    ///     (id.issuer().to_owned(), id.subject().to_owned())
+    /// }
+    ///
+    /// let a = Identity::new("248289761001", "https://a.example.com", Default::default());
+    /// let b = Identity::new("248289761001", "https://b.example.com", Default::default());
+    /// assert_ne!(user_key(&a), user_key(&b));
+    /// ```
     pub fn subject(&self) -> &str {
         &self.inner.subject
     }
 
-    /// The issuer (`iss`) that vouches for the subject.
+    /// The issuer (`iss`) that vouches for the subject; with several providers, part of the
+    /// user's key `(issuer(), subject())` (see [`subject`](Self::subject)).
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
     }
