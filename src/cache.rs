@@ -389,6 +389,136 @@ impl<T: Send + Sync + 'static> Refresher<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::time::SystemTime;
+
+    /// A clock standing at `ms` milliseconds after the epoch, moved by the test.
+    fn test_clock() -> (Arc<AtomicU64>, Clock) {
+        let ms = Arc::new(AtomicU64::new(1_000_000));
+        let read = ms.clone();
+        let clock: Clock = Arc::new(move || {
+            SystemTime::UNIX_EPOCH + Duration::from_millis(read.load(Ordering::SeqCst))
+        });
+        (ms, clock)
+    }
+
+    fn rules<'a>(
+        clock: &'a Clock,
+        reusable: &'a (dyn Fn(&u32) -> bool + Sync),
+    ) -> RefreshRules<'a, u32> {
+        RefreshRules {
+            clock,
+            grace: Duration::from_secs(30),
+            max_attempts: 100,
+            window: Duration::from_secs(60),
+            session: token_key("session"),
+            refused_until: 0,
+            reusable,
+        }
+    }
+
+    async fn run(
+        refresher: &Refresher<u32>,
+        rules: &RefreshRules<'_, u32>,
+        calls: &Arc<AtomicUsize>,
+        answer: Result<u32, AuthErrorKind>,
+    ) -> Result<u32, AuthErrorKind> {
+        let calls = calls.clone();
+        refresher
+            .share(token_key("rt"), rules, move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                answer.map(Arc::new).map_err(|k| AuthError::new(k, "x"))
+            })
+            .await
+            .map(|v| *v)
+            .map_err(|e| e.kind())
+    }
+
+    #[tokio::test]
+    async fn refresher_windows_follow_the_layer_clock() {
+        let (ms, clock) = test_clock();
+        let yes = |_: &u32| true;
+        let rules = rules(&clock, &yes);
+        let refresher = Refresher::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        assert_eq!(run(&refresher, &rules, &calls, Ok(1)).await, Ok(1));
+        ms.fetch_add(29_999, Ordering::SeqCst);
+        assert_eq!(run(&refresher, &rules, &calls, Ok(2)).await, Ok(1), "grace");
+        ms.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(
+            run(&refresher, &rules, &calls, Ok(2)).await,
+            Ok(2),
+            "after it"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        // An outage is remembered 2 s from when it happened, however often it is asked for.
+        let unavailable = Err(AuthErrorKind::ProviderUnavailable);
+        ms.fetch_add(30_000, Ordering::SeqCst);
+        assert_eq!(
+            run(&refresher, &rules, &calls, unavailable).await,
+            unavailable
+        );
+        for _ in 0..3 {
+            ms.fetch_add(600, Ordering::SeqCst);
+            assert_eq!(run(&refresher, &rules, &calls, Ok(3)).await, unavailable);
+        }
+        ms.fetch_add(200, Ordering::SeqCst);
+        assert_eq!(run(&refresher, &rules, &calls, Ok(3)).await, Ok(3));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn refresher_remembers_refusals_and_caps_attempts() {
+        let (ms, clock) = test_clock();
+        let no = |_: &u32| false;
+        let mut rules = rules(&clock, &no);
+        rules.refused_until = 1_000_000 + 3_600_000;
+        rules.max_attempts = 3;
+        let refresher = Refresher::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let refused = Err(AuthErrorKind::InvalidToken);
+        assert_eq!(run(&refresher, &rules, &calls, refused).await, refused);
+        ms.fetch_add(3_599_000, Ordering::SeqCst);
+        assert_eq!(run(&refresher, &rules, &calls, Ok(1)).await, refused);
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "answered from memory");
+        ms.fetch_add(1_000, Ordering::SeqCst);
+        // not reusable: each call is a new attempt, until the cap
+        for _ in 0..4 {
+            let _ = run(&refresher, &rules, &calls, Ok(1)).await;
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            4,
+            "the refusal, then three attempts in a later window"
+        );
+        ms.fetch_add(60_000, Ordering::SeqCst);
+        assert_eq!(
+            run(&refresher, &rules, &calls, Ok(1)).await,
+            Ok(1),
+            "a new window"
+        );
+    }
+
+    #[test]
+    fn refresher_tables_stay_bounded() {
+        let mut map: HashMap<TokenKey, u64> = HashMap::new();
+        for i in 0..50_000u32 {
+            if make_room(&mut map, 1_000, |_| false, |_| true) {
+                map.insert(token_key(&i.to_string()), 0);
+            }
+        }
+        assert!(map.len() <= 1_000, "{}", map.len());
+        // nothing evictable: full, and says so
+        let mut pinned: HashMap<TokenKey, u64> =
+            (0..10u32).map(|i| (token_key(&i.to_string()), 0)).collect();
+        assert!(!make_room(&mut pinned, 10, |_| false, |_| false));
+        assert!(
+            make_room(&mut pinned, 10, |_| true, |_| false),
+            "dead entries go first"
+        );
+        assert!(pinned.is_empty());
+    }
 
     #[test]
     fn cache_is_bounded_and_expires() {

@@ -194,11 +194,12 @@ async fn an_older_session_refused_at_refresh_still_goes_to_the_login() {
 #[tokio::test]
 async fn the_grace_window_never_hands_out_an_expired_access_token() {
     let clock = TestClock::frozen();
-    let (dev, app) = setup(&clock, SHORT, |b| b).await;
+    // Refresh only once a token has expired, to see what the grace window hands out.
+    let (dev, app) = setup(&clock, SHORT, |b| b.refresh_margin(Duration::ZERO)).await;
     let browser = Browser::new();
     let first = login(&browser, &app).await;
 
-    clock.advance(secs(3));
+    clock.advance(secs(4));
     let res = get_with(&app, "/token", &first).await;
     assert_eq!(res.status(), StatusCode::OK);
     let second = new_session_cookie(&res).expect("refreshed");
@@ -206,7 +207,7 @@ async fn the_grace_window_never_hands_out_an_expired_access_token() {
     assert_eq!(token_requests(&dev), 2);
 
     // 5 s later the first cookie is still within the grace window (30 s), but the refreshed
-    // access token it would get from there expired at +7 s.
+    // access token it would get from there expired at +8 s.
     clock.advance(secs(5));
     let res = get_with(&app, "/token", &first).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -393,7 +394,8 @@ async fn a_busy_session_retries_once_the_outage_memory_has_passed() {
 #[tokio::test]
 async fn a_replayed_refused_cookie_does_not_reach_the_provider() {
     let clock = TestClock::frozen();
-    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    // No grace window at all: refusals are remembered apart from it.
+    let (dev, app) = setup(&clock, LONG, |b| b.refresh_grace(Duration::ZERO)).await;
     let browser = Browser::new();
     let cookie = login(&browser, &app).await;
     clock.advance(LONG + secs(1));
@@ -403,7 +405,6 @@ async fn a_replayed_refused_cookie_does_not_reach_the_provider() {
     let refused_at = token_requests(&dev);
     dev.clear_faults();
     for _ in 0..20 {
-        // past the grace window (30 s) every time
         clock.advance(secs(31));
         let res = get_with(&app, "/whoami", &cookie).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
