@@ -41,6 +41,7 @@ pub fn encoded_session(claims_len: usize, id_token_len: usize, access_token_len:
         created_at: 1,
         expires_at: u64::MAX,
         access_expires_at: u64::MAX,
+        access_issued_at: 1,
         subject: "alice".into(),
         issuer: "https://id.example.com".into(),
         claims: claims.into_bytes(),

@@ -7,12 +7,13 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use crate::error::{AuthError, AuthErrorKind};
 use crate::identity::Identity;
+use crate::session::sessions::{unix_millis, Clock};
 
 const SHARDS: usize = 16;
 
@@ -104,23 +105,56 @@ impl TokenCache {
     }
 }
 
-/// How long a refresh that failed because the provider was unreachable is remembered.
+/// How long a refresh that failed for a passing reason (the provider unreachable or refusing
+/// the client) is remembered: requests meanwhile go on with the session they have instead of
+/// each waiting for the provider; the first request after it tries again.
 const OUTAGE_MEMORY: Duration = Duration::from_secs(2);
 
-/// Most refreshes remembered at once; beyond it, refreshes still work but without sharing.
+/// Most refreshes remembered at once (running, or finished within their memory).
 const MAX_FLIGHTS: usize = 10_000;
+
+/// Most refused refresh tokens remembered at once.
+const MAX_REFUSALS: usize = 10_000;
+
+/// Most sessions whose refresh attempts are counted at once.
+const MAX_COUNTED_SESSIONS: usize = 10_000;
 
 type Flight<T> = Shared<BoxFuture<'static, Result<Arc<T>, AuthError>>>;
 
-/// In-flight and recently finished refreshes, keyed by a hash of the refresh token.
+/// A refresh, running (`forget_at` is `None`) or finished and remembered until `forget_at`
+/// (milliseconds by the layer's clock).
+struct Remembered<T> {
+    id: u64,
+    flight: Flight<T>,
+    forget_at: Option<u64>,
+}
+
+struct RefreshState<T> {
+    next_id: u64,
+    /// By the hash of the refresh token used.
+    flights: HashMap<TokenKey, Remembered<T>>,
+    /// Refresh tokens the provider refused, by hash: until when, and the refusal.
+    refused: HashMap<TokenKey, (u64, AuthError)>,
+    /// Per session: the start of its attempt window and the attempts in it.
+    attempts: HashMap<TokenKey, (u64, u32)>,
+}
+
+/// The refresh single flight: one refresh per refresh token however many requests need it
+/// at once, its result kept for a grace window, refusals remembered, attempts per session
+/// capped. Every table is bounded; all time is the layer's clock.
 pub(crate) struct Refresher<T> {
-    flights: Mutex<HashMap<TokenKey, (Instant, Flight<T>)>>,
+    state: Arc<Mutex<RefreshState<T>>>,
 }
 
 impl<T> Default for Refresher<T> {
     fn default() -> Self {
         Self {
-            flights: Mutex::default(),
+            state: Arc::new(Mutex::new(RefreshState {
+                next_id: 0,
+                flights: HashMap::new(),
+                refused: HashMap::new(),
+                attempts: HashMap::new(),
+            })),
         }
     }
 }
@@ -131,64 +165,360 @@ impl<T> std::fmt::Debug for Refresher<T> {
     }
 }
 
+/// How [`Refresher::share`] treats one refresh.
+pub(crate) struct RefreshRules<'a, T> {
+    /// The layer's clock.
+    pub(crate) clock: &'a Clock,
+    /// How long a successful result is handed to requests with the same refresh token.
+    pub(crate) grace: Duration,
+    /// At most this many refreshes started per session within `window`.
+    pub(crate) max_attempts: u32,
+    pub(crate) window: Duration,
+    /// The session the refresh is for (attempts are counted per session).
+    pub(crate) session: TokenKey,
+    /// Until when (milliseconds by the clock) a refusal of this refresh token is remembered.
+    pub(crate) refused_until: u64,
+    /// Whether a remembered result may still be handed out (false: refresh again).
+    pub(crate) reusable: &'a (dyn Fn(&T) -> bool + Sync),
+}
+
+/// Removes the entry of a refresh task that ended without finishing (panicked, aborted), so
+/// its refresh token is not blocked.
+struct Unfinished<T> {
+    state: Arc<Mutex<RefreshState<T>>>,
+    key: TokenKey,
+    id: u64,
+    done: bool,
+}
+
+impl<T> Unfinished<T> {
+    fn finish(&mut self) {
+        self.done = true;
+    }
+}
+
+impl<T> Drop for Unfinished<T> {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state
+                .flights
+                .get(&self.key)
+                .is_some_and(|f| f.id == self.id)
+            {
+                state.flights.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Makes room for one more entry in `map` (at most `cap`): drops dead entries, then, while
+/// still full, about a quarter of the evictable ones, chosen by bits of the (uniformly
+/// random) SHA-256 keys. `false` when nothing evictable is left and the map is full.
+fn make_room<V>(
+    map: &mut HashMap<TokenKey, V>,
+    cap: usize,
+    dead: impl Fn(&V) -> bool,
+    evictable: impl Fn(&V) -> bool,
+) -> bool {
+    if map.len() < cap {
+        return true;
+    }
+    map.retain(|_, v| !dead(v));
+    for quarter in 0..4u8 {
+        if map.len() < cap {
+            break;
+        }
+        map.retain(|k, v| k[1] & 3 != quarter || !evictable(v));
+    }
+    map.len() < cap
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl<T: Send + Sync + 'static> Refresher<T> {
-    /// The result of the refresh for `key`: shared with every concurrent request, and with
-    /// every request within `grace` after it; `start` begins one when there is none.
+    /// The result of the refresh for `key` (the hash of the refresh token): shared with
+    /// every concurrent request, and with every request within the grace window after it
+    /// while `rules.reusable` accepts it; a refusal is answered from memory; `start` begins a
+    /// refresh when there is none and the session's attempts allow it.
     pub(crate) async fn share<F>(
         &self,
         key: TokenKey,
-        grace: Duration,
+        rules: &RefreshRules<'_, T>,
         start: impl FnOnce() -> F,
     ) -> Result<Arc<T>, AuthError>
     where
         F: Future<Output = Result<Arc<T>, AuthError>> + Send + 'static,
     {
-        let flight = {
-            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-            flights.retain(|_, (started, _)| started.elapsed() < grace);
-            match flights.get(&key) {
-                Some((_, flight)) => flight.clone(),
-                None => {
-                    // A task of its own: the refresh completes (and its rotated refresh token
-                    // is kept) even when the request that started it goes away.
-                    let task = tokio::spawn(start());
-                    let flight = async move {
-                        task.await.unwrap_or_else(|_| {
-                            Err(AuthError::new(
-                                AuthErrorKind::Internal,
-                                "the refresh task failed",
-                            ))
-                        })
+        let flight = self.flight(key, rules, start)?;
+        flight.await
+    }
+
+    fn flight<F>(
+        &self,
+        key: TokenKey,
+        rules: &RefreshRules<'_, T>,
+        start: impl FnOnce() -> F,
+    ) -> Result<Flight<T>, AuthError>
+    where
+        F: Future<Output = Result<Arc<T>, AuthError>> + Send + 'static,
+    {
+        let now = unix_millis(rules.clock);
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = &mut *guard;
+        match state.refused.get(&key) {
+            Some((until, refusal)) if *until > now => return Err(refusal.clone()),
+            Some(_) => {
+                state.refused.remove(&key);
+            }
+            None => {}
+        }
+        if let Some(known) = state.flights.get(&key) {
+            let live = known.forget_at.is_none_or(|at| at > now);
+            let stale = matches!(known.flight.peek(), Some(Ok(v)) if !(rules.reusable)(v));
+            if live && !stale {
+                return Ok(known.flight.clone());
+            }
+            state.flights.remove(&key);
+        }
+        // A new refresh: within the session's attempts, and with room to share it.
+        let window = millis(rules.window);
+        let counted = make_room(
+            &mut state.attempts,
+            MAX_COUNTED_SESSIONS,
+            |(since, _)| now.saturating_sub(*since) >= window,
+            |_| true,
+        );
+        let has_room = make_room(
+            &mut state.flights,
+            MAX_FLIGHTS,
+            |f| f.forget_at.is_some_and(|at| at <= now),
+            |f| f.forget_at.is_some(),
+        );
+        if !has_room {
+            return Err(AuthError::new(
+                AuthErrorKind::ProviderUnavailable,
+                "too many refreshes at once; trying again later",
+            ));
+        }
+        if counted {
+            let (since, count) = state.attempts.entry(rules.session).or_insert((now, 0));
+            if now.saturating_sub(*since) >= window {
+                (*since, *count) = (now, 0);
+            }
+            if *count >= rules.max_attempts {
+                return Err(AuthError::new(
+                    AuthErrorKind::ProviderUnavailable,
+                    "this session used up its refresh attempts for now",
+                ));
+            }
+            *count += 1;
+        }
+        state.next_id = state.next_id.wrapping_add(1);
+        let id = state.next_id;
+        let mut unfinished = Unfinished {
+            state: self.state.clone(),
+            key,
+            id,
+            done: false,
+        };
+        let clock = rules.clock.clone();
+        let (grace, refused_until) = (millis(rules.grace), rules.refused_until);
+        let refresh = start();
+        // A task of its own: the refresh completes (and its rotated refresh token is kept)
+        // even when the request that started it goes away.
+        let task = tokio::spawn(async move {
+            let result = refresh.await;
+            let now = unix_millis(&clock);
+            let mut state = unfinished
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let ours = state.flights.get(&key).is_some_and(|f| f.id == id);
+            match &result {
+                Err(e) if e.kind() == AuthErrorKind::InvalidToken => {
+                    // The provider refused this refresh token: it never works again, so
+                    // replays are answered from memory, not by the provider.
+                    if ours {
+                        state.flights.remove(&key);
                     }
-                    .boxed()
-                    .shared();
-                    if flights.len() < MAX_FLIGHTS {
-                        flights.insert(key, (Instant::now(), flight.clone()));
+                    let until = refused_until.max(now.saturating_add(grace));
+                    if make_room(&mut state.refused, MAX_REFUSALS, |r| r.0 <= now, |_| true) {
+                        state.refused.insert(key, (until, e.clone()));
                     }
-                    flight
+                }
+                other => {
+                    let memory = if other.is_ok() {
+                        grace
+                    } else {
+                        millis(OUTAGE_MEMORY)
+                    };
+                    if let Some(f) = state.flights.get_mut(&key).filter(|_| ours) {
+                        f.forget_at = Some(now.saturating_add(memory));
+                    }
                 }
             }
-        };
-        let result = flight.await;
-        if matches!(&result, Err(e) if e.kind() == AuthErrorKind::ProviderUnavailable) {
-            // Successes and refusals are remembered for the grace window; an outage only for a
-            // moment, so requests meanwhile go on with the session they have instead of each
-            // waiting for the provider, and a request after it tries again.
-            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(entry) = flights.get_mut(&key) {
-                let forget_after = grace.saturating_sub(OUTAGE_MEMORY);
-                entry.0 = Instant::now()
-                    .checked_sub(forget_after)
-                    .unwrap_or_else(Instant::now);
-            }
+            drop(state);
+            unfinished.finish();
+            result
+        });
+        let flight = async move {
+            task.await.unwrap_or_else(|_| {
+                Err(AuthError::new(
+                    AuthErrorKind::Internal,
+                    "the refresh task failed",
+                ))
+            })
         }
-        result
+        .boxed()
+        .shared();
+        state.flights.insert(
+            key,
+            Remembered {
+                id,
+                flight: flight.clone(),
+                forget_at: None,
+            },
+        );
+        Ok(flight)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::time::SystemTime;
+
+    /// A clock standing at `ms` milliseconds after the epoch, moved by the test.
+    fn test_clock() -> (Arc<AtomicU64>, Clock) {
+        let ms = Arc::new(AtomicU64::new(1_000_000));
+        let read = ms.clone();
+        let clock: Clock = Arc::new(move || {
+            SystemTime::UNIX_EPOCH + Duration::from_millis(read.load(Ordering::SeqCst))
+        });
+        (ms, clock)
+    }
+
+    fn rules<'a>(
+        clock: &'a Clock,
+        reusable: &'a (dyn Fn(&u32) -> bool + Sync),
+    ) -> RefreshRules<'a, u32> {
+        RefreshRules {
+            clock,
+            grace: Duration::from_secs(30),
+            max_attempts: 100,
+            window: Duration::from_secs(60),
+            session: token_key("session"),
+            refused_until: 0,
+            reusable,
+        }
+    }
+
+    async fn run(
+        refresher: &Refresher<u32>,
+        rules: &RefreshRules<'_, u32>,
+        calls: &Arc<AtomicUsize>,
+        answer: Result<u32, AuthErrorKind>,
+    ) -> Result<u32, AuthErrorKind> {
+        let calls = calls.clone();
+        refresher
+            .share(token_key("rt"), rules, move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                answer.map(Arc::new).map_err(|k| AuthError::new(k, "x"))
+            })
+            .await
+            .map(|v| *v)
+            .map_err(|e| e.kind())
+    }
+
+    #[tokio::test]
+    async fn refresher_windows_follow_the_layer_clock() {
+        let (ms, clock) = test_clock();
+        let yes = |_: &u32| true;
+        let rules = rules(&clock, &yes);
+        let refresher = Refresher::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        assert_eq!(run(&refresher, &rules, &calls, Ok(1)).await, Ok(1));
+        ms.fetch_add(29_999, Ordering::SeqCst);
+        assert_eq!(run(&refresher, &rules, &calls, Ok(2)).await, Ok(1), "grace");
+        ms.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(
+            run(&refresher, &rules, &calls, Ok(2)).await,
+            Ok(2),
+            "after it"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        // An outage is remembered 2 s from when it happened, however often it is asked for.
+        let unavailable = Err(AuthErrorKind::ProviderUnavailable);
+        ms.fetch_add(30_000, Ordering::SeqCst);
+        assert_eq!(
+            run(&refresher, &rules, &calls, unavailable).await,
+            unavailable
+        );
+        for _ in 0..3 {
+            ms.fetch_add(600, Ordering::SeqCst);
+            assert_eq!(run(&refresher, &rules, &calls, Ok(3)).await, unavailable);
+        }
+        ms.fetch_add(200, Ordering::SeqCst);
+        assert_eq!(run(&refresher, &rules, &calls, Ok(3)).await, Ok(3));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn refresher_remembers_refusals_and_caps_attempts() {
+        let (ms, clock) = test_clock();
+        let no = |_: &u32| false;
+        let mut rules = rules(&clock, &no);
+        rules.refused_until = 1_000_000 + 3_600_000;
+        rules.max_attempts = 3;
+        let refresher = Refresher::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let refused = Err(AuthErrorKind::InvalidToken);
+        assert_eq!(run(&refresher, &rules, &calls, refused).await, refused);
+        ms.fetch_add(3_599_000, Ordering::SeqCst);
+        assert_eq!(run(&refresher, &rules, &calls, Ok(1)).await, refused);
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "answered from memory");
+        ms.fetch_add(1_000, Ordering::SeqCst);
+        // not reusable: each call is a new attempt, until the cap
+        for _ in 0..4 {
+            let _ = run(&refresher, &rules, &calls, Ok(1)).await;
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            4,
+            "the refusal, then three attempts in a later window"
+        );
+        ms.fetch_add(60_000, Ordering::SeqCst);
+        assert_eq!(
+            run(&refresher, &rules, &calls, Ok(1)).await,
+            Ok(1),
+            "a new window"
+        );
+    }
+
+    #[test]
+    fn refresher_tables_stay_bounded() {
+        let mut map: HashMap<TokenKey, u64> = HashMap::new();
+        for i in 0..50_000u32 {
+            if make_room(&mut map, 1_000, |_| false, |_| true) {
+                map.insert(token_key(&i.to_string()), 0);
+            }
+        }
+        assert!(map.len() <= 1_000, "{}", map.len());
+        // nothing evictable: full, and says so
+        let mut pinned: HashMap<TokenKey, u64> =
+            (0..10u32).map(|i| (token_key(&i.to_string()), 0)).collect();
+        assert!(!make_room(&mut pinned, 10, |_| false, |_| false));
+        assert!(
+            make_room(&mut pinned, 10, |_| true, |_| false),
+            "dead entries go first"
+        );
+        assert!(pinned.is_empty());
+    }
 
     #[test]
     fn cache_is_bounded_and_expires() {

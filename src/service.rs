@@ -250,10 +250,23 @@ impl<S> OidcService<S> {
                 }
                 Err(e) => {
                     tracing::info!(subject = %session.subject, reason = %e, "session ended: refresh refused");
-                    let clear = names
+                    let clear: Vec<String> = names
                         .iter()
                         .map(|name| shared.sessions.cookies.session_removal(name))
                         .collect();
+                    let now = shared.now();
+                    if now.saturating_sub(session.created_at) < refresh::FRESH_LOGIN_SECS
+                        && caller_kind(req.headers()) == CallerKind::Navigation
+                    {
+                        // The login just happened: another trip to the provider would bring
+                        // the browser straight back here (a loop). Say so, and let the user
+                        // choose to log in again.
+                        let mut answer = refused_after_login(&shared, req.uri(), req.headers());
+                        for cookie in clear {
+                            add_set_cookie(answer.headers_mut(), cookie);
+                        }
+                        return Ok(answer_into(answer));
+                    }
                     (None, clear)
                 }
             };
@@ -267,6 +280,36 @@ impl<S> OidcService<S> {
             }
         }))
     }
+}
+
+/// The page for a navigation whose session, created moments ago, could not be refreshed:
+/// 401 with a "log in again" link back to the page (a deliberate click starts the next login,
+/// never an automatic redirect).
+fn refused_after_login(shared: &Shared, uri: &http::Uri, headers: &http::HeaderMap) -> Answer {
+    let return_to = uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .and_then(login::sanitize_return_to)
+        .unwrap_or("/");
+    let link = format!(
+        "{}?{}",
+        shared.paths.login,
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("return_to", return_to)
+            .finish()
+    );
+    let err = AuthError::new(
+        AuthErrorKind::InvalidToken,
+        "You have just logged in, but the identity provider refused to renew your session. \
+         Logging in again may help; if it keeps happening, the application's configuration \
+         needs attention.",
+    );
+    response::error_answer(
+        CallerKind::Navigation,
+        err,
+        headers,
+        Some((&link, "Log in again")),
+    )
 }
 
 impl<S> OidcService<S> {

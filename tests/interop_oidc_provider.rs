@@ -305,23 +305,50 @@ fn expire_access_token(clock: &TestClock) {
 
 #[tokio::test]
 async fn refresh_with_rotation() {
-    let clock = TestClock::new();
+    let clock = TestClock::frozen();
     let (provider, app) = lifecycle_setup(&clock).await;
     let (_browser, old) = logged_in(&provider, &app).await;
     expire_access_token(&clock);
     let res = whoami_with_cookie(&app, &old).await;
     assert_eq!(res.status(), StatusCode::OK, "{}", provider.logs());
     let new = session_cookie_of(res.headers()).expect("refreshed session cookie");
-    // within the grace window (30 s of real time) the old cookie gets the same refreshed
-    // session
-    let again = whoami_with_cookie(&app, &old).await;
+    // within the grace window (30 s by the layer's clock) the old cookie gets the same
+    // refreshed session, without replaying the rotated refresh token
+    clock.advance(std::time::Duration::from_secs(20));
+    let again = get_with_cookie(&app, "/token", &old).await;
     assert_eq!(again.status(), StatusCode::OK);
     assert!(session_cookie_of(again.headers()).is_some());
+    let shared_token = again.text().await.expect("body");
+    let current = get_with_cookie(&app, "/token", &new).await;
+    assert_eq!(
+        current.text().await.expect("body"),
+        shared_token,
+        "one refresh"
+    );
     // and after the next expiry the new cookie refreshes with the rotated token
     expire_access_token(&clock);
     let res = whoami_with_cookie(&app, &new).await;
     assert_eq!(res.status(), StatusCode::OK, "{}", provider.logs());
     assert!(session_cookie_of(res.headers()).is_some());
+    // long after the grace window, the old cookie's refresh token (rotated away) goes to the
+    // provider, which refuses it
+    let stale = whoami_with_cookie(&app, &old).await;
+    assert_eq!(
+        stale.status(),
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        provider.logs()
+    );
+}
+
+async fn get_with_cookie(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(app.url(path))
+        .header("accept", "application/json")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request")
 }
 
 #[tokio::test]

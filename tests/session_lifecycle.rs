@@ -121,7 +121,7 @@ async fn expired_access_token_is_refreshed_and_the_cookie_updated() {
 
 #[tokio::test]
 async fn fifty_concurrent_requests_share_one_refresh() {
-    let clock = TestClock::new();
+    let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
     login(&browser, &app).await;
@@ -144,12 +144,20 @@ async fn fifty_concurrent_requests_share_one_refresh() {
     );
     assert_eq!(cookies.len(), 50, "fresh nonces, one session");
 
-    // Within the grace window (30 s of real time, see `refresh_grace`) the old cookie still
-    // works without replaying the rotated refresh token (the provider would refuse it and
-    // revoke the grant).
+    // Within the grace window (`refresh_grace`, 30 s by the layer's clock) the old cookie
+    // still works without replaying the rotated refresh token (the provider would refuse it
+    // and revoke the grant).
+    clock.advance(Duration::from_secs(29));
     let late = get_with(&app, "/whoami", &old).await;
     assert_eq!(late.status(), StatusCode::OK);
+    assert!(new_session_cookie(&late).is_some());
     assert_eq!(dev.stats().token_requests, before + 1);
+    // After it, the old cookie is no longer answered from memory: its rotated refresh token
+    // goes to the provider, which refuses it.
+    clock.advance(Duration::from_secs(2));
+    let stale = get_with(&app, "/whoami", &old).await;
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(dev.stats().token_requests, before + 2);
 }
 
 #[tokio::test]
@@ -199,7 +207,7 @@ async fn userinfo_subject_mismatch_after_refresh_ends_the_session() {
 
 #[tokio::test]
 async fn provider_down_during_refresh_keeps_the_session() {
-    let clock = TestClock::new();
+    let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
     login(&browser, &app).await;
@@ -209,20 +217,21 @@ async fn provider_down_during_refresh_keeps_the_session() {
     let res = get_with(&app, "/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_none());
-    // the outage is remembered for a moment: no new attempt, the session goes on
+    let attempts = dev.stats().token_requests;
+    // the outage is remembered for a moment (2 s by the layer's clock): no new attempt, the
+    // session goes on
+    clock.advance(Duration::from_secs(1));
     let res = get_with(&app, "/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_none());
-    // back up: the refresh happens on a later request, once the refresher forgot the outage.
-    // That memory is 2 s of the monotonic clock (src/flow/refresh.rs, not the layer's clock),
-    // counted again from every request answered from it, so it can neither be advanced nor
-    // polled: the test waits past it. A lower bound, not a race: a busy machine only makes
-    // the wait longer, and nothing else expires meanwhile (the layer's clock stands still).
+    assert_eq!(dev.stats().token_requests, attempts);
+    // back up: the refresh happens on the first request after the outage memory
     dev.clear_faults();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    clock.advance(Duration::from_millis(1500));
     let res = get_with(&app, "/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_some());
+    assert_eq!(dev.stats().token_requests, attempts + 1);
 }
 
 /// An app on `clock`, against a provider whose access tokens outlive every clock offset used.

@@ -69,6 +69,7 @@ pub struct ConfigBuilder {
     idle_timeout: Option<Duration>,
     refresh_margin: Duration,
     refresh_grace: Duration,
+    refresh_attempts: (u32, Duration),
     claims_filter: ClaimsFilter,
     store_access_token: bool,
     store_id_token: Option<bool>,
@@ -137,6 +138,7 @@ impl ConfigBuilder {
             idle_timeout: None,
             refresh_margin: Duration::from_secs(30),
             refresh_grace: Duration::from_secs(30),
+            refresh_attempts: (10, Duration::from_secs(60)),
             claims_filter: ClaimsFilter::All,
             store_access_token: true,
             store_id_token: None,
@@ -439,6 +441,10 @@ impl ConfigBuilder {
 
     /// Refresh the tokens (with the refresh token, when the provider gave one) this long
     /// before the access token expires. Default 30 s.
+    ///
+    /// The margin is capped at half the access token's lifetime: a token is never refreshed
+    /// while it is younger than half its lifetime, so short-lived tokens (shorter than twice
+    /// the margin) do not make every request refresh.
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
         self
@@ -448,6 +454,33 @@ impl ConfigBuilder {
     /// cookie (concurrent requests of one page, rotated refresh tokens). Default 30 s.
     pub fn refresh_grace(mut self, grace: Duration) -> Self {
         self.refresh_grace = grace;
+        self
+    }
+
+    /// At most `max` refresh requests to the provider per session within any `per` (counted
+    /// from the first of them), however the requests of the session arrive: an outage, a
+    /// provider that keeps refusing the client or a replayed cookie cannot make a session
+    /// call the token endpoint more often. Beyond the cap the session goes on with the tokens
+    /// it has (handlers can see an expired [`AccessToken`](crate::AccessToken)) until the window
+    /// has passed. Default: 10 per minute (enough for access tokens living 12 s or longer).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .refresh_attempts(20, Duration::from_secs(60))
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    ///
+    /// `max` must be at least 1 and `per` longer than zero ([`ConfigError`] otherwise).
+    pub fn refresh_attempts(mut self, max: u32, per: Duration) -> Self {
+        self.refresh_attempts = (max, per);
         self
     }
 
@@ -638,10 +671,17 @@ impl ConfigBuilder {
             }
             None => None,
         };
+        if self.refresh_attempts.0 == 0 || self.refresh_attempts.1.is_zero() {
+            return Err(ConfigError::Invalid {
+                field: "refresh_attempts",
+                reason: "allow at least one attempt in a window longer than zero".into(),
+            });
+        }
         Ok(Config {
             idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),
             refresh_margin: self.refresh_margin,
             refresh_grace: self.refresh_grace,
+            refresh_attempts: self.refresh_attempts,
             claims_filter: self.claims_filter,
             store_access_token: self.store_access_token,
             store_id_token: self.store_id_token,

@@ -138,6 +138,8 @@ pub struct Config {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) refresh_margin: Duration,
     pub(crate) refresh_grace: Duration,
+    /// At most this many refresh requests per session within the window.
+    pub(crate) refresh_attempts: (u32, Duration),
     pub(crate) claims_filter: ClaimsFilter,
     pub(crate) store_access_token: bool,
     pub(crate) store_id_token: Option<bool>,

@@ -680,6 +680,31 @@ pub enum Fault {
     MissingIdToken,
     /// The `iss` parameter of authorization responses names a different issuer.
     WrongAuthorizationIss,
+    /// The token endpoint answers every request with this status, `Content-Type` and body
+    /// (after counting it): a `429`, a proxy's HTML error page, a `200` that is not JSON...
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// use tower_oidc::dev::{DevProvider, Fault};
+    ///
+    /// let dev = DevProvider::start().await?;
+    /// dev.set_fault(Fault::TokenAnswer {
+    ///     status: 502,
+    ///     content_type: "text/html".into(),
+    ///     body: "<html><h1>Bad Gateway</h1></html>".into(),
+    /// });
+    /// # Ok(()) }
+    /// ```
+    TokenAnswer {
+        /// The HTTP status code (an invalid code answers `500`).
+        status: u16,
+        /// The `Content-Type` header.
+        content_type: String,
+        /// The body.
+        body: String,
+    },
+    /// The JWKS endpoint answers `503 Service Unavailable` while every other endpoint works.
+    JwksDown,
 }
 
 /// How [`Fault::IdToken`] breaks ID tokens.

@@ -342,6 +342,7 @@ pub(crate) fn new_session(
         created_at,
         expires_at,
         access_expires_at,
+        access_issued_at: now,
         subject,
         issuer: shared.provider.metadata.issuer.clone(),
         claims: serde_json::to_vec(&claims).map_err(|_| {

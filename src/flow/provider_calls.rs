@@ -41,6 +41,27 @@ fn unavailable(message: String) -> AuthError {
     AuthError::new(AuthErrorKind::ProviderUnavailable, message)
 }
 
+/// A token endpoint request that gave no tokens, by what it says about the grant.
+#[derive(Debug)]
+pub(crate) enum TokenFailure {
+    /// No answer, a server error, `429 Too Many Requests` or `408`: try again later.
+    Unavailable(AuthError),
+    /// An OAuth error answer (RFC 6749 §5.2) with this `error` code.
+    Refused { code: String, error: AuthError },
+    /// An answer that is neither tokens nor an OAuth error (a proxy's or firewall's page, a
+    /// body that is not JSON, a token type we cannot use).
+    Garbled(AuthError),
+}
+
+impl TokenFailure {
+    /// The error as the login callback reports it (its kind is already the callback's).
+    fn into_callback_error(self) -> AuthError {
+        match self {
+            Self::Unavailable(e) | Self::Garbled(e) | Self::Refused { error: e, .. } => e,
+        }
+    }
+}
+
 /// Exchanges an authorization code (with its PKCE verifier) for tokens.
 pub(crate) async fn exchange_code(
     shared: &Shared,
@@ -56,7 +77,8 @@ pub(crate) async fn exchange_code(
             ("code_verifier", pkce_verifier),
         ],
     )
-    .await?;
+    .await
+    .map_err(TokenFailure::into_callback_error)?;
     if tokens.id_token.is_none() {
         return Err(AuthError::new(
             AuthErrorKind::InvalidCallback,
@@ -71,7 +93,7 @@ pub(crate) async fn exchange_code(
 pub(crate) async fn refresh_grant(
     shared: &Shared,
     refresh_token: &str,
-) -> Result<Tokens, AuthError> {
+) -> Result<Tokens, TokenFailure> {
     token_request(
         shared,
         &[
@@ -83,7 +105,7 @@ pub(crate) async fn refresh_grant(
 }
 
 /// A token endpoint request with client authentication.
-async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Tokens, AuthError> {
+async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Tokens, TokenFailure> {
     let (status, body) = shared
         .provider
         .authenticated_post(
@@ -92,38 +114,47 @@ async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Token
             &shared.provider.metadata.token_endpoint,
             params,
         )
-        .await?;
-    if status.is_server_error() {
-        return Err(unavailable(format!(
+        .await
+        .map_err(|e| match e.kind() {
+            AuthErrorKind::ProviderUnavailable => TokenFailure::Unavailable(e),
+            // The client assertion could not be made: a fault here, not the grant's.
+            _ => TokenFailure::Garbled(e),
+        })?;
+    let garbled = |message: String| {
+        TokenFailure::Garbled(AuthError::new(AuthErrorKind::InvalidCallback, message))
+    };
+    if status.is_server_error()
+        || status == http::StatusCode::TOO_MANY_REQUESTS
+        || status == http::StatusCode::REQUEST_TIMEOUT
+    {
+        return Err(TokenFailure::Unavailable(unavailable(format!(
             "token endpoint answered HTTP {status}"
-        )));
+        ))));
     }
     if !status.is_success() {
-        let code = serde_json::from_slice::<RawError>(&body)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| format!("HTTP {status}"));
-        return Err(AuthError::new(
-            AuthErrorKind::InvalidCallback,
-            format!(
-                "the token endpoint refused the request: {}",
-                printable(&code)
-            ),
-        ));
+        return Err(match serde_json::from_slice::<RawError>(&body) {
+            Ok(e) => TokenFailure::Refused {
+                error: AuthError::new(
+                    AuthErrorKind::InvalidCallback,
+                    format!(
+                        "the token endpoint refused the request: {}",
+                        printable(&e.error)
+                    ),
+                ),
+                code: e.error,
+            },
+            Err(_) => garbled(format!(
+                "the token endpoint refused the request: HTTP {status}"
+            )),
+        });
     }
-    let raw: RawTokens = serde_json::from_slice(&body).map_err(|e| {
-        AuthError::new(
-            AuthErrorKind::InvalidCallback,
-            format!("the token response is not valid: {e}"),
-        )
-    })?;
+    let raw: RawTokens = serde_json::from_slice(&body)
+        .map_err(|e| garbled(format!("the token response is not valid: {e}")))?;
     if !raw.token_type.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::new(
-            AuthErrorKind::InvalidCallback,
-            format!(
-                "the token response has token_type `{}`, not `Bearer`",
-                printable(&raw.token_type)
-            ),
-        ));
+        return Err(garbled(format!(
+            "the token response has token_type `{}`, not `Bearer`",
+            printable(&raw.token_type)
+        )));
     }
     // A lifetime beyond ten years is nonsense; clamp it so time arithmetic stays sane.
     const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;

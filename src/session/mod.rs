@@ -16,9 +16,10 @@ use bytes::Bytes;
 
 use crate::identity::{AccessToken, Identity, Source};
 
-/// Version 2 added the session id; version 1 cookies (sealed with keys not yet bound to the
-/// client, so they no longer open) are refused like any unreadable cookie.
-const SESSION_VERSION: u8 = 2;
+/// Version 3 added the session id and the time the access token was obtained; older cookies
+/// (sealed with keys not yet bound to the client, so they no longer open) are refused like any
+/// unreadable cookie.
+const SESSION_VERSION: u8 = 3;
 /// Longest session id accepted when reading (ours are 22 characters).
 const MAX_SESSION_ID_LEN: usize = 64;
 const TRANSACTION_VERSION: u8 = 1;
@@ -38,6 +39,8 @@ pub(crate) struct Session {
     pub(crate) expires_at: u64,
     /// Unix seconds when the access token expires (0: unknown).
     pub(crate) access_expires_at: u64,
+    /// Unix seconds when the access token was obtained (its lifetime decides when to refresh).
+    pub(crate) access_issued_at: u64,
     pub(crate) subject: String,
     pub(crate) issuer: String,
     /// The identity's claims as a JSON object.
@@ -69,6 +72,7 @@ impl Session {
         w.u64(self.created_at);
         w.u64(self.expires_at);
         w.u64(self.access_expires_at);
+        w.u64(self.access_issued_at);
         w.bytes(self.subject.as_bytes());
         w.bytes(self.issuer.as_bytes());
         w.bytes(&self.claims);
@@ -100,6 +104,7 @@ pub(crate) struct SessionRef {
     pub(crate) created_at: u64,
     pub(crate) expires_at: u64,
     pub(crate) access_expires_at: u64,
+    pub(crate) access_issued_at: u64,
     pub(crate) last_seen: u64,
     subject: Span,
     issuer: Span,
@@ -122,6 +127,7 @@ impl SessionRef {
         let created_at = r.u64()?;
         let expires_at = r.u64()?;
         let access_expires_at = r.u64()?;
+        let access_issued_at = r.u64()?;
         let subject = r.string()?;
         let issuer = r.string()?;
         let claims = r.bytes()?;
@@ -140,6 +146,7 @@ impl SessionRef {
             created_at,
             expires_at,
             access_expires_at,
+            access_issued_at,
             last_seen,
             subject,
             issuer,
@@ -192,6 +199,7 @@ impl SessionRef {
             created_at: self.created_at,
             expires_at: self.expires_at,
             access_expires_at: self.access_expires_at,
+            access_issued_at: self.access_issued_at,
             subject: self.subject().to_owned(),
             issuer: self.issuer().to_owned(),
             claims: self.buf[self.claims.clone()].to_vec(),
@@ -405,6 +413,7 @@ mod tests {
             created_at: 1,
             expires_at: 2,
             access_expires_at: 3,
+            access_issued_at: 2,
             subject: "alice".into(),
             issuer: "https://id.example.com".into(),
             claims: br#"{"sub":"alice"}"#.to_vec(),
@@ -484,6 +493,7 @@ mod robustness {
             created_at: 1,
             expires_at: 2,
             access_expires_at: 3,
+            access_issued_at: 2,
             subject: "alice".into(),
             issuer: "https://id.example.com".into(),
             claims: br#"{"sub":"alice"}"#.to_vec(),

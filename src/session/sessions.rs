@@ -247,6 +247,7 @@ mod tests {
         Session {
             created_at: now,
             expires_at: now + 3600,
+            access_issued_at: 0,
             access_expires_at: 0,
             subject: "alice".into(),
             issuer: issuer.into(),

@@ -12,16 +12,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Real time plus an offset in milliseconds; clones share the offset.
+/// Real time (or a frozen instant) plus an offset in milliseconds; clones share the offset.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TestClock {
     offset_ms: Arc<AtomicU64>,
+    frozen_at: Option<SystemTime>,
 }
 
 impl TestClock {
     /// A clock at real time (offset zero).
     pub(crate) fn new() -> Self {
         Self::default()
+    }
+
+    /// A clock that stands still at the time of this call and moves only when the test moves
+    /// it: for deadlines of a few whole seconds (a 4-second token), where the real time a busy
+    /// machine takes between two requests must not count.
+    pub(crate) fn frozen() -> Self {
+        Self {
+            offset_ms: Arc::default(),
+            frozen_at: Some(SystemTime::now()),
+        }
     }
 
     /// Moves the clock forward by `by`.
@@ -41,7 +52,7 @@ impl TestClock {
 
     /// The clock's time now.
     pub(crate) fn now(&self) -> SystemTime {
-        SystemTime::now() + self.offset()
+        self.frozen_at.unwrap_or_else(SystemTime::now) + self.offset()
     }
 
     /// The clock as `ConfigBuilder::clock` takes it.

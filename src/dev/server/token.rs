@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use axum::extract::State as AxState;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::HeaderMap;
 use http::StatusCode;
@@ -24,6 +24,15 @@ pub(super) async fn token(AxState(s): St, headers: HeaderMap, body: Bytes) -> Re
     s.stats.token.fetch_add(1, Ordering::Relaxed);
     if let Some(r) = s.gate().await {
         return r;
+    }
+    if let Some(Fault::TokenAnswer {
+        status,
+        content_type,
+        body,
+    }) = s.fault(|f| matches!(f, Fault::TokenAnswer { .. }))
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, [(http::header::CONTENT_TYPE, content_type)], body).into_response();
     }
     match token_inner(&s, &headers, &body) {
         Ok(body) => json_response(StatusCode::OK, &body),

@@ -1,0 +1,477 @@
+//! Refresh under pressure, against the dev provider: short-lived tokens (no refresh while a
+//! token is young, no login loop when the provider refuses right after login, no expired
+//! access token from the grace window), temporary provider failures (the session is kept and
+//! the refresh tried again later), and bounded work (refusals remembered, attempts per
+//! session capped).
+//!
+//! Time is the layer's clock ([`TestClock`]), frozen unless a test moves it: no real sleeps.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use support::app::{set_cookies, start_app, Browser, TestApp};
+use support::clock::TestClock;
+use tower_oidc::dev::{DevProvider, Fault};
+use tower_oidc::ConfigBuilder;
+
+const SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// A provider whose access tokens live `access_ttl` (ID tokens an hour) with refresh tokens,
+/// and an app on `clock` with the default refresh settings.
+async fn setup(
+    clock: &TestClock,
+    access_ttl: Duration,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> (DevProvider, TestApp) {
+    let dev = DevProvider::builder()
+        .access_token_ttl(access_ttl)
+        .id_token_ttl(Duration::from_secs(3600))
+        .refresh_tokens(true)
+        .start()
+        .await
+        .expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    let client = dev.confidential_client().clone();
+    let secret = client.secret.clone().expect("secret");
+    let app = start_app(dev.issuer(), &client.id, |b| {
+        configure(
+            b.client_secret(secret)
+                .scopes(SCOPES)
+                .clock(clock.closure()),
+        )
+    })
+    .await
+    .expect("app");
+    (dev, app)
+}
+
+const SHORT: Duration = Duration::from_secs(4);
+const LONG: Duration = Duration::from_secs(600);
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+async fn login(browser: &Browser, app: &TestApp) -> String {
+    let landing = browser.follow(&app.url("/me")).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    session_header(browser, app)
+}
+
+fn session_header(browser: &Browser, app: &TestApp) -> String {
+    browser
+        .cookies(&app.url("/"))
+        .split("; ")
+        .filter(|c| c.starts_with("oidc_session"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// An API request (no redirects) with `cookie`.
+async fn get_with(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(app.url(path))
+        .header("accept", "application/json")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request")
+}
+
+fn new_session_cookie(res: &reqwest::Response) -> Option<String> {
+    let cookies: Vec<String> = set_cookies(res.headers())
+        .into_iter()
+        .filter(|c| c.starts_with("oidc_session") && !c.contains("Max-Age=0"))
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+        .collect();
+    (!cookies.is_empty()).then(|| cookies.join("; "))
+}
+
+fn cleared(res: &reqwest::Response) -> bool {
+    set_cookies(res.headers())
+        .iter()
+        .any(|c| c.starts_with("oidc_session=;") && c.contains("Max-Age=0"))
+}
+
+fn token_requests(dev: &DevProvider) -> u64 {
+    dev.stats().token_requests
+}
+
+// ---- #6: short-lived tokens ----
+
+#[tokio::test]
+async fn a_young_token_is_not_refreshed() {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, SHORT, |b| b).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    // The default margin (30 s) exceeds the 4 s lifetime; it is capped at half of it.
+    assert_eq!(token_requests(&dev), 1, "no refresh right after the login");
+    clock.advance(secs(1));
+    let res = get_with(&app, "/whoami", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(new_session_cookie(&res).is_none());
+    assert_eq!(
+        token_requests(&dev),
+        1,
+        "no refresh of a token younger than half its life"
+    );
+    clock.advance(secs(1));
+    let res = get_with(&app, "/whoami", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        new_session_cookie(&res).is_some(),
+        "refreshed at half its life"
+    );
+    assert_eq!(token_requests(&dev), 2);
+}
+
+#[tokio::test]
+async fn a_refresh_refused_right_after_login_shows_a_page_instead_of_looping() {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, SHORT, |b| b).await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    let authorizations = dev.stats().authorization_requests;
+    clock.advance(secs(3));
+    dev.set_fault(Fault::TokenError("invalid_grant".into()));
+
+    let landing = browser.follow(&app.url("/me?tab=2")).await;
+    assert_eq!(
+        landing.visited.len(),
+        1,
+        "no redirect: {:?}",
+        landing.visited
+    );
+    assert_eq!(landing.status, StatusCode::UNAUTHORIZED, "{}", landing.body);
+    assert!(landing.body.contains("Log in again"), "{}", landing.body);
+    assert!(
+        landing
+            .body
+            .contains("/auth/login?return_to=%2Fme%3Ftab%3D2"),
+        "{}",
+        landing.body
+    );
+    assert_eq!(
+        dev.stats().authorization_requests,
+        authorizations,
+        "the browser was not sent to the provider"
+    );
+    assert!(
+        session_header(&browser, &app).is_empty(),
+        "the refused session is cleared"
+    );
+
+    // The link is the user's choice: it logs in again, back to the page.
+    dev.clear_faults();
+    let again = browser
+        .follow(&app.url("/auth/login?return_to=%2Fme%3Ftab%3D2"))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.url.path(), "/me");
+}
+
+#[tokio::test]
+async fn an_older_session_refused_at_refresh_still_goes_to_the_login() {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    let browser = Browser::new();
+    login(&browser, &app).await;
+    clock.advance(LONG + secs(1));
+    dev.set_fault(Fault::TokenError("invalid_grant".into()));
+    let stop = browser
+        .follow_until(&app.url("/me"), |u| u.as_str().starts_with(dev.issuer()))
+        .await;
+    assert_eq!(
+        stop.status,
+        StatusCode::FOUND,
+        "a new login, as for any ended session"
+    );
+}
+
+#[tokio::test]
+async fn the_grace_window_never_hands_out_an_expired_access_token() {
+    let clock = TestClock::frozen();
+    // Refresh only once a token has expired, to see what the grace window hands out.
+    let (dev, app) = setup(&clock, SHORT, |b| b.refresh_margin(Duration::ZERO)).await;
+    let browser = Browser::new();
+    let first = login(&browser, &app).await;
+
+    clock.advance(secs(4));
+    let res = get_with(&app, "/token", &first).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let second = new_session_cookie(&res).expect("refreshed");
+    let second_token = res.text().await.unwrap();
+    assert_eq!(token_requests(&dev), 2);
+
+    // 5 s later the first cookie is still within the grace window (30 s), but the refreshed
+    // access token it would get from there expired at +8 s.
+    clock.advance(secs(5));
+    let res = get_with(&app, "/token", &first).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let third = new_session_cookie(&res).expect("a newer session");
+    let third_token = res.text().await.unwrap();
+    assert_ne!(third_token, second_token, "not the expired token");
+    assert_eq!(
+        token_requests(&dev),
+        3,
+        "refreshed again with the newer refresh token"
+    );
+    // The second cookie shares that refresh.
+    let res = get_with(&app, "/token", &second).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap(), third_token);
+    assert_eq!(token_requests(&dev), 3);
+    assert_eq!(
+        get_with(&app, "/whoami", &third).await.status(),
+        StatusCode::OK
+    );
+}
+
+// ---- #7: temporary provider failures keep the session ----
+
+/// Logs in, makes the access token due, sets `fault`, and checks that a request keeps the
+/// session (no new cookie, nothing cleared); then clears the fault and checks that a request
+/// after the outage memory refreshes.
+async fn assert_kept_then_retried(fault: Fault, configure: fn(ConfigBuilder) -> ConfigBuilder) {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, configure).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    clock.advance(LONG + secs(1));
+    dev.set_fault(fault.clone());
+    let res = get_with(&app, "/whoami", &cookie).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{fault:?}: the session is kept"
+    );
+    assert!(!cleared(&res), "{fault:?}");
+    assert!(new_session_cookie(&res).is_none(), "{fault:?}");
+    assert_eq!(res.text().await.unwrap().split(' ').nth(1), Some("alice"));
+    let attempts = token_requests(&dev);
+
+    dev.clear_faults();
+    clock.advance(secs(3));
+    let res = get_with(&app, "/whoami", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK, "{fault:?}");
+    assert!(
+        new_session_cookie(&res).is_some(),
+        "{fault:?}: refreshed once the provider is back"
+    );
+    assert_eq!(token_requests(&dev), attempts + 1);
+}
+
+fn json_answer(status: u16, body: &str) -> Fault {
+    Fault::TokenAnswer {
+        status,
+        content_type: "application/json".into(),
+        body: body.into(),
+    }
+}
+
+fn html_answer(status: u16) -> Fault {
+    Fault::TokenAnswer {
+        status,
+        content_type: "text/html".into(),
+        body: "<html><body><h1>Oops</h1></body></html>".into(),
+    }
+}
+
+#[tokio::test]
+async fn too_many_requests_keeps_the_session() {
+    assert_kept_then_retried(json_answer(429, r#"{"error":"slow_down"}"#), |b| b).await;
+    assert_kept_then_retried(html_answer(429), |b| b).await;
+}
+
+#[tokio::test]
+async fn server_errors_with_odd_bodies_keep_the_session() {
+    assert_kept_then_retried(html_answer(502), |b| b).await;
+    assert_kept_then_retried(json_answer(500, r#"{"error":"invalid_grant"}"#), |b| b).await;
+    assert_kept_then_retried(Fault::Down, |b| b).await;
+}
+
+#[tokio::test]
+async fn an_answer_that_is_no_token_response_keeps_the_session() {
+    assert_kept_then_retried(html_answer(200), |b| b).await;
+    assert_kept_then_retried(json_answer(200, r#"{"access_token": 42}"#), |b| b).await;
+    // a proxy's or firewall's page instead of an OAuth error
+    assert_kept_then_retried(html_answer(403), |b| b).await;
+}
+
+#[tokio::test]
+async fn a_timeout_keeps_the_session() {
+    assert_kept_then_retried(Fault::Delay(secs(5)), |b| {
+        b.http_timeout(Duration::from_millis(300))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refusal_of_the_client_keeps_the_session() {
+    assert_kept_then_retried(Fault::TokenError("invalid_client".into()), |b| b).await;
+    assert_kept_then_retried(Fault::TokenError("unauthorized_client".into()), |b| b).await;
+}
+
+#[tokio::test]
+async fn keys_unavailable_while_checking_the_refreshed_id_token_keep_the_session() {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    let before: serde_json::Value =
+        serde_json::from_str(&get_with(&app, "/me", &cookie).await.text().await.unwrap()).unwrap();
+    clock.advance(LONG + secs(1));
+    // The refreshed ID token is signed with a key the app has not seen, and the key set
+    // cannot be fetched.
+    dev.rotate_keys();
+    dev.set_fault(Fault::JwksDown);
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK, "the session is kept");
+    assert!(!cleared(&res));
+    // The provider rotated the refresh token already: the new tokens are kept (the unchecked
+    // ID token is not), so the session still refreshes afterwards.
+    let newer = new_session_cookie(&res).expect("the new tokens are kept");
+    let after: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(after["sub"], "alice");
+    assert_eq!(after["email"], before["email"]);
+    dev.clear_faults();
+    clock.advance(LONG + secs(1));
+    let res = get_with(&app, "/me", &newer).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(new_session_cookie(&res).is_some());
+}
+
+#[tokio::test]
+async fn invalid_grant_still_ends_the_session() {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    clock.advance(LONG + secs(1));
+    dev.set_fault(Fault::TokenError("invalid_grant".into()));
+    let res = get_with(&app, "/whoami", &cookie).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(cleared(&res));
+}
+
+// ---- the outage memory, on the layer's clock ----
+
+#[tokio::test]
+async fn a_busy_session_retries_once_the_outage_memory_has_passed() {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    clock.advance(LONG + secs(1));
+    dev.set_fault(Fault::Down);
+    assert_eq!(
+        get_with(&app, "/whoami", &cookie).await.status(),
+        StatusCode::OK
+    );
+    let attempts = token_requests(&dev);
+    // Requests answered from the outage memory (2 s) do not extend it.
+    for _ in 0..3 {
+        clock.advance(Duration::from_millis(600));
+        let res = get_with(&app, "/whoami", &cookie).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        token_requests(&dev),
+        attempts,
+        "no attempt during the memory"
+    );
+    clock.advance(Duration::from_millis(300));
+    let res = get_with(&app, "/whoami", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(token_requests(&dev), attempts + 1, "tried again after 2 s");
+}
+
+// ---- #5: bounded refresh work ----
+
+#[tokio::test]
+async fn a_replayed_refused_cookie_does_not_reach_the_provider() {
+    let clock = TestClock::frozen();
+    // No grace window at all: refusals are remembered apart from it.
+    let (dev, app) = setup(&clock, LONG, |b| b.refresh_grace(Duration::ZERO)).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    clock.advance(LONG + secs(1));
+    dev.set_fault(Fault::TokenError("invalid_grant".into()));
+    let res = get_with(&app, "/whoami", &cookie).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let refused_at = token_requests(&dev);
+    dev.clear_faults();
+    for _ in 0..20 {
+        clock.advance(secs(31));
+        let res = get_with(&app, "/whoami", &cookie).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(cleared(&res));
+    }
+    assert_eq!(
+        token_requests(&dev),
+        refused_at,
+        "replays answered from memory"
+    );
+}
+
+#[tokio::test]
+async fn refresh_attempts_beyond_the_cap_are_not_sent() {
+    // Default cap: 10 per minute per session. A 4 s token is due every 2 s.
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, SHORT, |b| b).await;
+    let browser = Browser::new();
+    let mut cookie = login(&browser, &app).await;
+    for _ in 0..20 {
+        clock.advance(secs(2));
+        let res = get_with(&app, "/whoami", &cookie).await;
+        assert_eq!(res.status(), StatusCode::OK, "the session goes on");
+        cookie = new_session_cookie(&res).unwrap_or(cookie);
+    }
+    assert_eq!(
+        token_requests(&dev),
+        1 + 10,
+        "ten refreshes in the first minute"
+    );
+    clock.advance(secs(30));
+    let res = get_with(&app, "/whoami", &cookie).await;
+    assert!(new_session_cookie(&res).is_some(), "a new window");
+    assert_eq!(token_requests(&dev), 1 + 11);
+}
+
+#[tokio::test]
+async fn the_cap_bounds_retries_during_an_outage() {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b.refresh_attempts(3, secs(60))).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    clock.advance(LONG + secs(1));
+    dev.set_fault(Fault::Down);
+    let before = token_requests(&dev);
+    for _ in 0..10 {
+        let res = get_with(&app, "/whoami", &cookie).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        clock.advance(secs(3));
+    }
+    assert_eq!(token_requests(&dev), before + 3);
+    dev.clear_faults();
+    clock.advance(secs(60));
+    let res = get_with(&app, "/whoami", &cookie).await;
+    assert!(new_session_cookie(&res).is_some());
+    assert_eq!(token_requests(&dev), before + 4);
+}
+
+#[test]
+fn refresh_attempts_must_allow_one() {
+    for (max, per) in [(0, secs(60)), (3, Duration::ZERO)] {
+        let err = tower_oidc::Config::builder("https://id.example.com", "c")
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(tower_oidc::SessionKey::generate())
+            .refresh_attempts(max, per)
+            .build()
+            .expect_err("refused");
+        assert!(err.to_string().contains("refresh_attempts"), "{err}");
+    }
+}
