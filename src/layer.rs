@@ -70,10 +70,20 @@ impl OidcLayer {
     /// that issued it (refresh and logout go there), and bearer tokens are checked against the
     /// provider named by their `iss`.
     ///
+    /// Each provider needs a redirect URL of its own, registered only with that provider:
+    /// `{prefix}/callback/{name}` is the natural choice (RFC 9700 §4.4.2.2). The layer serves
+    /// the callback at each of these paths and refuses an authorization response that arrives
+    /// at the redirect URI of another provider than the one the login went to: that is how a
+    /// hostile or compromised provider would relay an honest provider's code to itself
+    /// (the mix-up attack, RFC 9700 §4.4). When the response carries `iss` (RFC 9207) it
+    /// must name the provider whose redirect URI was hit; when a provider advertises
+    /// `authorization_response_iss_parameter_supported`, `iss` is required.
+    ///
     /// The session settings of the first configuration hold for all (session key, session
     /// and idle lifetimes, login timeout, concurrent logins, revocation store, clock); the
-    /// others must use the same cookie name, route prefix and redirect URL. Each keeps its own
-    /// client, claims and token settings.
+    /// others must use the same cookie name and route prefix. Each keeps its own client,
+    /// redirect URL, claims and token settings. Users are told apart by `(iss, sub)`: the
+    /// same `sub` at two providers may be two people.
     ///
     /// # Example
     ///
@@ -85,20 +95,22 @@ impl OidcLayer {
     /// let tenant = |name: &str| {
     ///     Config::builder(format!("https://id.example.com/oidc/{name}"), "my-app")
     ///         .client_secret("s3cret")
-    ///         .redirect_url("https://app.example.com/auth/callback")
+    ///         .redirect_url(format!("https://app.example.com/auth/callback/{name}"))
     ///         .session_key(key.clone())
     ///         .build()
     /// };
     /// let oidc = OidcLayer::discover_many([("acme", tenant("acme")?), ("globex", tenant("globex")?)])
     ///     .await?;
-    /// // /auth/login?provider=globex&return_to=/me logs in at the second tenant
+    /// // /auth/login?provider=globex&return_to=/me logs in at the second tenant, which answers
+    /// // at /auth/callback/globex
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
     ///
     /// As [`OidcLayer::discover`] for each provider, and [`ConfigError::Invalid`] for no
-    /// providers, duplicate or malformed names, or settings that must be shared but differ.
+    /// providers, duplicate or malformed names, two providers with the same redirect URL
+    /// (path), or settings that must be shared but differ.
     pub async fn discover_many<I, N>(providers: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (N, Config)>,
@@ -126,15 +138,28 @@ impl OidcLayer {
                 reason: "no provider given".into(),
             });
         };
-        for (name, config) in &tenants[1..] {
-            if config.cookie_name != first.cookie_name
-                || config.prefix != first.prefix
-                || config.redirect_url != first.redirect_url
-            {
+        for (i, (name, config)) in tenants.iter().enumerate().skip(1) {
+            if config.cookie_name != first.cookie_name || config.prefix != first.prefix {
                 return Err(ConfigError::Invalid {
                     field: "providers",
                     reason: format!(
-                        "provider `{name}` must use the first provider's cookie name, route prefix and redirect URL"
+                        "provider `{name}` must use the first provider's cookie name and route prefix"
+                    ),
+                });
+            }
+            // The callback is routed by the redirect URL's path; a shared one would let a
+            // response meant for one provider be taken for another's (mix-up).
+            let path = config.redirect_url.path();
+            if let Some((other, _)) = tenants[..i]
+                .iter()
+                .find(|(_, c)| c.redirect_url.path() == path)
+            {
+                return Err(ConfigError::Invalid {
+                    field: "redirect_url",
+                    reason: format!(
+                        "providers `{other}` and `{name}` share the redirect URL path `{path}`; \
+                         each provider needs its own, e.g. `{}/callback/{name}`",
+                        config.prefix
                     ),
                 });
             }
@@ -219,6 +244,12 @@ impl OidcLayer {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// The shared state, for the crate's unit tests.
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 

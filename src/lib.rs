@@ -75,7 +75,10 @@
 //! # Several providers
 //!
 //! [`OidcLayer::discover_many`] serves several providers (tenants) in one layer; a login picks
-//! one with `/auth/login?provider=<name>`.
+//! one with `/auth/login?provider=<name>`. Each provider has its own redirect URL
+//! (`/auth/callback/<name>`), and an answer at another provider's redirect URL than the one the
+//! login went to is refused (the mix-up defence of RFC 9700 §4.4). Users are told apart by
+//! `(iss, sub)`.
 //!
 //! # Development provider
 //!

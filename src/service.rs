@@ -59,7 +59,8 @@ impl<S> OidcService<S> {
 
 enum Route {
     Login,
-    Callback,
+    /// The redirect URI of this provider (one of several, or the only one).
+    Callback(Arc<Shared>),
     Logout,
     BackchannelLogout,
 }
@@ -87,8 +88,8 @@ where
         let path = req.uri().path();
         let route = if path == shared.paths.login {
             Some(Route::Login)
-        } else if path == shared.paths.callback {
-            Some(Route::Callback)
+        } else if let Some(provider) = shared.by_callback(path) {
+            Some(Route::Callback(provider))
         } else if path == shared.paths.logout {
             Some(Route::Logout)
         } else if path == shared.paths.backchannel_logout {
@@ -412,7 +413,7 @@ impl<S> OidcService<S> {
         let method = req.method();
         let allowed: &[Method] = match route {
             Route::Login => &[Method::GET, Method::HEAD],
-            Route::Callback => &[Method::GET, Method::HEAD, Method::POST],
+            Route::Callback(_) => &[Method::GET, Method::HEAD, Method::POST],
             Route::Logout => &[Method::GET, Method::HEAD, Method::POST],
             Route::BackchannelLogout => &[Method::POST],
         };
@@ -437,7 +438,7 @@ impl<S> OidcService<S> {
                     }
                 }))
             }
-            Route::Callback => {
+            Route::Callback(shared) => {
                 let query = req.uri().query().map(str::to_owned);
                 let (parts, body) = req.into_parts();
                 if parts.method != Method::POST {

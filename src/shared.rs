@@ -16,6 +16,8 @@ use crate::session::Session;
 #[derive(Debug)]
 pub(crate) struct Paths {
     pub(crate) login: String,
+    /// The path of this provider's redirect URL (`{prefix}/callback` for a single provider,
+    /// its own path below it for each of several).
     pub(crate) callback: String,
     pub(crate) logout: String,
     pub(crate) backchannel_logout: String,
@@ -79,7 +81,7 @@ impl Shared {
         let prefix = &config.prefix;
         let paths = Paths {
             login: format!("{prefix}/login"),
-            callback: format!("{prefix}/callback"),
+            callback: config.redirect_url.path().to_owned(),
             logout: format!("{prefix}/logout"),
             backchannel_logout: format!("{prefix}/backchannel-logout"),
         };
@@ -124,6 +126,8 @@ pub(crate) trait Tenants {
     fn by_name(&self, name: &str) -> Option<Arc<Shared>>;
     /// The provider whose issuer is `issuer`.
     fn by_issuer(&self, issuer: &str) -> Option<Arc<Shared>>;
+    /// The provider whose redirect URL has the path `path` (each has its own).
+    fn by_callback(&self, path: &str) -> Option<Arc<Shared>>;
     /// The provider a JWT claims to come from (its unverified `iss`); the default when there
     /// is only one or the token names none of them. Its keys then decide.
     fn for_jwt(&self, token: &str) -> Arc<Shared>;
@@ -142,6 +146,16 @@ impl Tenants for Arc<Shared> {
             return Some(self.clone());
         }
         self.tenants.iter().find(|t| &*t.issuer == issuer).cloned()
+    }
+
+    fn by_callback(&self, path: &str) -> Option<Arc<Shared>> {
+        if path == self.paths.callback {
+            return Some(self.clone());
+        }
+        self.tenants
+            .iter()
+            .find(|t| t.paths.callback == path)
+            .cloned()
     }
 
     fn for_jwt(&self, token: &str) -> Arc<Shared> {

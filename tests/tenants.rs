@@ -1,6 +1,7 @@
-//! Several providers (tenants) in one layer: picked per login, remembered by the session,
-//! and deciding bearer tokens by their issuer — with dev providers whose issuers differ by
-//! path, and with a second real `oidc-provider` instance as the second tenant.
+//! Several providers (tenants) in one layer: picked per login, answering at redirect URIs of
+//! their own, remembered by the session, and deciding bearer tokens by their issuer — with
+//! dev providers whose issuers differ by path, and with a second real `oidc-provider`
+//! instance as the second tenant.
 
 mod support;
 
@@ -22,11 +23,12 @@ async fn dev(path: &str) -> DevProvider {
     dev
 }
 
-fn config(dev: &DevProvider, base: &str, key: &SessionKey) -> Config {
+/// The configuration of tenant `name`, with its own redirect URL `{base}auth/callback/{name}`.
+fn config(dev: &DevProvider, base: &str, key: &SessionKey, name: &str) -> Config {
     let client = dev.confidential_client();
     Config::builder(dev.issuer(), &client.id)
         .client_secret(client.secret.clone().expect("secret"))
-        .redirect_url(format!("{base}auth/callback"))
+        .redirect_url(format!("{base}auth/callback/{name}"))
         .session_key(key.clone())
         .build()
         .expect("config")
@@ -38,8 +40,8 @@ async fn two_tenants() -> (DevProvider, DevProvider, TestApp) {
     let base = format!("http://{}/", listener.local_addr().unwrap());
     let key = SessionKey::generate();
     let layer = OidcLayer::discover_many([
-        ("a", config(&a, &base, &key)),
-        ("b", config(&b, &base, &key)),
+        ("a", config(&a, &base, &key, "a")),
+        ("b", config(&b, &base, &key, "b")),
     ])
     .await
     .expect("layer");
@@ -63,6 +65,11 @@ async fn login_picks_the_provider_and_the_session_remembers_it() {
         .visited
         .iter()
         .any(|u| u.as_str().starts_with(b.issuer())));
+    // the answer came to tenant b's own redirect URI
+    assert!(landing
+        .visited
+        .iter()
+        .any(|u| u.path() == "/auth/callback/b"));
     // logout goes to the provider that issued the session
     let res = browser.get(&app.url("/auth/logout")).await;
     let location = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
@@ -118,14 +125,16 @@ async fn shared_settings_must_match() {
         .cookie_name("other")
         .build()
         .unwrap();
-    let err =
-        OidcLayer::discover_many([("a", config(&a, "http://127.0.0.1:1/", &key)), ("b", other)])
-            .await
-            .unwrap_err();
+    let err = OidcLayer::discover_many([
+        ("a", config(&a, "http://127.0.0.1:1/", &key, "a")),
+        ("b", other),
+    ])
+    .await
+    .unwrap_err();
     assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
     let err = OidcLayer::discover_many([
-        ("a", config(&a, "http://127.0.0.1:1/", &key)),
-        ("a", config(&b, "http://127.0.0.1:1/", &key)),
+        ("a", config(&a, "http://127.0.0.1:1/", &key, "a")),
+        ("a", config(&b, "http://127.0.0.1:1/", &key, "b")),
     ])
     .await
     .unwrap_err();
@@ -135,31 +144,84 @@ async fn shared_settings_must_match() {
 }
 
 #[tokio::test]
+async fn a_redirect_url_shared_by_two_providers_is_a_config_error() {
+    let (a, b) = (dev("/tenants/a").await, dev("/tenants/b").await);
+    let key = SessionKey::generate();
+    let base = "http://127.0.0.1:1/";
+    // the same URL, and the same path on another host: either way one path for two providers
+    for other_base in [base, "http://localhost:1/"] {
+        let err = OidcLayer::discover_many([
+            ("a", config(&a, base, &key, "x")),
+            ("b", config(&b, other_base, &key, "x")),
+        ])
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    field: "redirect_url",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    // the plain callback URL for both, as before each provider had its own
+    let plain = |dev: &DevProvider| {
+        Config::builder(dev.issuer(), "dev-client")
+            .client_secret("dev-secret")
+            .redirect_url(format!("{base}auth/callback"))
+            .session_key(key.clone())
+            .build()
+            .unwrap()
+    };
+    let err = OidcLayer::discover_many([("a", plain(&a)), ("b", plain(&b))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::Invalid {
+                field: "redirect_url",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // one provider may keep the plain callback URL
+    OidcLayer::discover_many([("a", plain(&a)), ("b", config(&b, base, &key, "b"))])
+        .await
+        .expect("distinct redirect URLs");
+}
+
+#[tokio::test]
 async fn second_oidc_provider_instance_as_a_second_tenant() {
     let listener = bind_loopback().await;
     let base = format!("http://{}/", listener.local_addr().unwrap());
-    let callback = format!("{base}auth/callback");
-    let start =
-        |path: &'static str| {
-            let callback = callback.clone();
-            async move {
-                NodeProvider::start(ProviderOptions::new().path(path).client(
-                    ClientConfig::confidential("rp-app", "rp-secret").redirect_uri(&callback),
-                ))
-                .await
-            }
-        };
-    let (first, second) = tokio::join!(start("/tenant-a"), start("/tenant-b"));
+    let callback = |name: &str| format!("{base}auth/callback/{name}");
+    let start = |path: &'static str, callback: String| async move {
+        NodeProvider::start(
+            ProviderOptions::new()
+                .path(path)
+                .client(ClientConfig::confidential("rp-app", "rp-secret").redirect_uri(&callback)),
+        )
+        .await
+    };
+    let (first, second) = tokio::join!(
+        start("/tenant-a", callback("a")),
+        start("/tenant-b", callback("b"))
+    );
     let key = SessionKey::generate();
-    let cfg = |p: &NodeProvider| {
+    let cfg = |p: &NodeProvider, name: &str| {
         Config::builder(p.issuer(), "rp-app")
             .client_secret("rp-secret")
-            .redirect_url(&callback)
+            .redirect_url(callback(name))
             .session_key(key.clone())
             .build()
             .expect("config")
     };
-    let layer = OidcLayer::discover_many([("a", cfg(&first)), ("b", cfg(&second))])
+    let layer = OidcLayer::discover_many([("a", cfg(&first, "a")), ("b", cfg(&second, "b"))])
         .await
         .expect("layer");
     let app = serve_app(listener, layer);
@@ -231,8 +293,8 @@ async fn session_of_a_provider_no_longer_configured_is_no_session() {
     let both = bind_loopback().await;
     let both_base = format!("http://{}/", both.local_addr().unwrap());
     let layer = OidcLayer::discover_many([
-        ("a", config(&a, &both_base, &key)),
-        ("b", config(&b, &both_base, &key)),
+        ("a", config(&a, &both_base, &key, "a")),
+        ("b", config(&b, &both_base, &key, "b")),
     ])
     .await
     .expect("layer");
@@ -240,7 +302,7 @@ async fn session_of_a_provider_no_longer_configured_is_no_session() {
     // The same deployment later configured with tenant a only (same key and cookie name).
     let only_a = bind_loopback().await;
     let only_a_base = format!("http://{}/", only_a.local_addr().unwrap());
-    let layer = OidcLayer::discover(config(&a, &only_a_base, &key))
+    let layer = OidcLayer::discover(config(&a, &only_a_base, &key, "a"))
         .await
         .expect("layer");
     let app_a = serve_app(only_a, layer);

@@ -13,6 +13,9 @@ use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::session::cookie::SessionKey;
 use crate::session::sessions::Clock;
 
+/// Most login-transaction cookie slots (`max_concurrent_logins`): each can hold about 1 KB.
+const MAX_CONCURRENT_LOGINS: usize = 16;
+
 /// Builder of [`Config`]; every setter takes and returns `self`.
 ///
 /// # Example
@@ -184,7 +187,24 @@ impl ConfigBuilder {
     }
 
     /// The absolute callback URL registered with the provider, e.g.
-    /// `https://app.example.com/auth/callback`. Its path must be the layer's callback route.
+    /// `https://app.example.com/auth/callback`. Its path must be the layer's callback route
+    /// `{prefix}/callback`, or one segment below it (`{prefix}/callback/{name}`: with
+    /// several providers each needs its own, see
+    /// [`OidcLayer::discover_many`](crate::OidcLayer::discover_many)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com/oidc/acme", "my-client")
+    ///     .client_secret("s3cret")
+    ///     .redirect_url("https://app.example.com/auth/callback/acme")
+    ///     .session_key(SessionKey::generate())
+    ///     .build()?;
+    /// assert_eq!(config.redirect_url(), "https://app.example.com/auth/callback/acme");
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
     pub fn redirect_url(mut self, url: impl Into<String>) -> Self {
         self.redirect_url = Some(url.into());
         self
@@ -305,8 +325,24 @@ impl ConfigBuilder {
         self
     }
 
-    /// How many logins may be in flight at once per browser (tabs); the oldest is dropped
-    /// beyond it. Default 5.
+    /// How many logins may be in flight at once per browser (tabs): the number of
+    /// login-transaction cookie slots. A new login takes a free slot, else the oldest; logins
+    /// started in parallel can only overwrite slots, so a browser never holds more than this
+    /// many transaction cookies. Default 5, at most 16.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .client_secret("s3cret")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .max_concurrent_logins(3)
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
     pub fn max_concurrent_logins(mut self, max: usize) -> Self {
         self.max_transactions = max;
         self
@@ -569,10 +605,24 @@ impl ConfigBuilder {
             });
         }
         let callback = format!("{prefix}/callback");
-        if redirect_url.path() != callback {
+        let below_callback = redirect_url
+            .path()
+            .strip_prefix(callback.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|name| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+                    && name != "."
+                    && name != ".."
+            });
+        if redirect_url.path() != callback && !below_callback {
             return Err(ConfigError::InvalidUrl {
                 field: "redirect_url",
-                reason: format!("its path must be the callback route `{callback}`"),
+                reason: format!(
+                    "its path must be the callback route `{callback}` or `{callback}/<name>`"
+                ),
             });
         }
         let post_logout_redirect_url = match &self.post_logout_redirect_url {
@@ -606,10 +656,10 @@ impl ConfigBuilder {
             }
             _ => {}
         }
-        if self.max_transactions == 0 {
+        if !(1..=MAX_CONCURRENT_LOGINS).contains(&self.max_transactions) {
             return Err(ConfigError::Invalid {
                 field: "max_concurrent_logins",
-                reason: "must be at least 1".into(),
+                reason: format!("must be between 1 and {MAX_CONCURRENT_LOGINS}"),
             });
         }
         let secure_cookies = redirect_url.scheme() == "https";
@@ -811,6 +861,37 @@ mod tests {
                 ..
             }
         ));
+        for path in [
+            "/auth/callbackx",
+            "/auth/callback/",
+            "/auth/callback/a/b",
+            "/auth/callback/%2F",
+        ] {
+            assert!(
+                matches!(
+                    err(base().redirect_url(format!("https://app.example.com{path}"))),
+                    ConfigError::InvalidUrl {
+                        field: "redirect_url",
+                        ..
+                    }
+                ),
+                "{path}"
+            );
+        }
+        let named = base()
+            .redirect_url("https://app.example.com/auth/callback/acme")
+            .build()
+            .unwrap();
+        assert_eq!(named.redirect_url.path(), "/auth/callback/acme");
+        for logins in [0, 17] {
+            assert!(matches!(
+                err(base().max_concurrent_logins(logins)),
+                ConfigError::Invalid {
+                    field: "max_concurrent_logins",
+                    ..
+                }
+            ));
+        }
         assert!(matches!(
             err(base().scopes(["profile"])),
             ConfigError::MissingOpenidScope

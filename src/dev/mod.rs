@@ -260,6 +260,7 @@ pub struct DevProviderBuilder {
     access_token_ttl: Duration,
     refresh_tokens: bool,
     access_token_audience: Option<String>,
+    authorization_response_iss: bool,
 }
 
 impl Default for DevProviderBuilder {
@@ -276,6 +277,7 @@ impl Default for DevProviderBuilder {
             access_token_ttl: Duration::from_secs(10 * 60),
             refresh_tokens: true,
             access_token_audience: None,
+            authorization_response_iss: true,
         }
     }
 }
@@ -294,6 +296,10 @@ impl fmt::Debug for DevProviderBuilder {
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_tokens", &self.refresh_tokens)
             .field("access_token_audience", &self.access_token_audience)
+            .field(
+                "authorization_response_iss",
+                &self.authorization_response_iss,
+            )
             .finish()
     }
 }
@@ -381,6 +387,29 @@ impl DevProviderBuilder {
         self
     }
 
+    /// Whether authorization responses carry `iss` (RFC 9207) and discovery advertises
+    /// `authorization_response_iss_parameter_supported`; default `true`. `false` plays a
+    /// provider without RFC 9207 (as Microsoft Entra ID and Google are at the time of
+    /// writing): responses carry only `code` (or `error`) and `state`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_oidc::dev::DevProvider;
+    ///
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let like_entra = DevProvider::builder()
+    ///     .authorization_response_iss(false)
+    ///     .start()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn authorization_response_iss(mut self, enabled: bool) -> Self {
+        self.authorization_response_iss = enabled;
+        self
+    }
+
     /// Generates the signing key, binds the listener and starts serving on the current
     /// Tokio runtime.
     ///
@@ -459,6 +488,7 @@ impl DevProviderBuilder {
             refresh_tokens: self.refresh_tokens,
             access_token_audience: self.access_token_audience,
             auto_login: self.auto_login,
+            authorization_response_iss: self.authorization_response_iss,
             key,
         }));
         let router = server::router(shared.clone());
@@ -705,6 +735,36 @@ pub enum Fault {
     },
     /// The JWKS endpoint answers `503 Service Unavailable` while every other endpoint works.
     JwksDown,
+    /// The provider turns hostile, as in a mix-up attack (RFC 9700 §4.4.1): its
+    /// authorization endpoint answers every request with a redirect to another provider's
+    /// `authorization_endpoint`, carrying over `response_type`, `response_mode`, `scope`,
+    /// `state`, `nonce`, `code_challenge` and `code_challenge_method`, but with this
+    /// `client_id` and `redirect_uri` (the relying party's client at the other provider and
+    /// the redirect URI registered there). The other provider then authenticates the user
+    /// and sends its code to the relying party, for a login that went to this provider.
+    ///
+    /// ```no_run
+    /// use tower_oidc::dev::{DevProvider, Fault};
+    ///
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let honest = DevProvider::start().await?;
+    /// let hostile = DevProvider::builder().issuer_path("/hostile").start().await?;
+    /// hostile.set_fault(Fault::MixUpRelay {
+    ///     authorization_endpoint: format!("{}/authorize", honest.issuer()),
+    ///     client_id: honest.confidential_client().id.clone(),
+    ///     redirect_uri: "http://127.0.0.1:3000/auth/callback/honest".to_owned(),
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
+    MixUpRelay {
+        /// The other (honest) provider's authorization endpoint.
+        authorization_endpoint: String,
+        /// The relying party's client id at the other provider.
+        client_id: String,
+        /// The relying party's redirect URI registered at the other provider.
+        redirect_uri: String,
+    },
 }
 
 /// How [`Fault::IdToken`] breaks ID tokens.

@@ -1,20 +1,20 @@
-//! `GET {prefix}/callback`: the provider's answer. Finds the transaction by `state`, checks
-//! `iss`, exchanges the code, validates the ID token and userinfo, and creates the session
+//! `GET {prefix}/callback` (the path of each provider's redirect URL): the provider's
+//! answer. Finds the transaction by `state`, checks that the login went to the provider whose
+//! redirect URI was hit and `iss`, exchanges the code, validates the ID token and userinfo, and creates the session
 //! ([`new_session`], also used by refresh).
 
 use std::sync::Arc;
 
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
-use subtle::ConstantTimeEq;
 
 use crate::error::{AuthError, AuthErrorKind};
-use crate::flow::id_token;
 use crate::flow::provider_calls::{self, Tokens};
+use crate::flow::{id_token, login};
 use crate::response::{self, caller_kind, Answer};
-use crate::session::cookie::{add_set_cookie, request_cookies};
+use crate::session::cookie::add_set_cookie;
 use crate::session::{Session, Transaction};
-use crate::shared::{Shared, Tenants};
+use crate::shared::Shared;
 
 /// Claims that describe the token rather than the user; not kept in the session.
 pub(crate) const TOKEN_ONLY_CLAIMS: &[&str] = &["nonce", "at_hash", "c_hash", "s_hash"];
@@ -69,7 +69,7 @@ pub(crate) async fn handle(
 ) -> Answer {
     let query = params;
     let caller = caller_kind(&headers);
-    let start_again = shared.paths.login.clone();
+    let start_again = login_link(&shared, None);
     let fail = |err: AuthError, mut extra: Vec<String>| {
         log_failure(&err);
         let mut res = response::error_answer(
@@ -96,13 +96,7 @@ pub(crate) async fn handle(
             vec![],
         );
     };
-    let tx_name = shared.sessions.cookies.tx_name(state);
-    let tx = request_cookies(&headers)
-        .find(|(name, _)| *name == tx_name)
-        .and_then(|(name, value)| shared.sessions.tx_sealer.open(name, value))
-        .and_then(|bytes| Transaction::decode(&bytes))
-        .filter(|tx| bool::from(tx.state.as_bytes().ct_eq(state.as_bytes())));
-    let Some(tx) = tx else {
+    let Some(found) = shared.sessions.find_transaction(&headers, state) else {
         // Back button or an old tab after a finished login: nothing to do but go on.
         if shared.sessions.read_session(&headers).session.is_some() {
             return response::redirect("/");
@@ -115,26 +109,40 @@ pub(crate) async fn handle(
             vec![],
         );
     };
+    let tx = found.tx;
     // From here on, the transaction is used up whatever happens.
     let clear_tx = vec![shared
         .sessions
         .cookies
-        .tx_removal(&tx_name, shared.tx_cross_site())];
-    // The provider (tenant) this login went to.
-    let Some(shared) = shared.by_name(&tx.provider) else {
+        .tx_removal(&found.name, shared.tx_cross_site())];
+    // RFC 9700 §4.4.2.2: each provider has its own redirect URI, and `shared` is the one
+    // whose redirect URI was hit. A login that went to another provider is refused before
+    // any code goes anywhere: a hostile provider may have relayed the browser to an honest
+    // one (mix-up), whose code must not reach the hostile provider's token endpoint.
+    if tx.provider != shared.name {
+        tracing::warn!(
+            callback_of = %shared.name,
+            login_went_to = %provider_calls::printable(&tx.provider),
+            "authorization response at another provider's redirect URI (mix-up attempt?)"
+        );
         return fail(
             AuthError::new(
                 AuthErrorKind::InvalidCallback,
-                "this login went to an identity provider that is no longer configured",
+                "the authorization response came to another provider's redirect URI (mix-up)",
             ),
             clear_tx,
         );
-    };
-    let login_again = format!(
-        "{}?return_to={}",
-        shared.paths.login,
-        form_urlencoded::byte_serialize(tx.return_to.as_bytes()).collect::<String>()
-    );
+    }
+    if found.legacy {
+        // Started before an upgrade, in the older cookie format: start it again.
+        tracing::debug!("login transaction of an older format: the login restarts");
+        let mut res = login::start(&shared, &headers, tx.return_to, Vec::new());
+        for cookie in clear_tx {
+            add_set_cookie(res.headers_mut(), cookie);
+        }
+        return res;
+    }
+    let login_again = login_link(&shared, Some(&tx.return_to));
     let fail = |err: AuthError, extra: Vec<String>| {
         log_failure(&err);
         let mut res =
@@ -219,6 +227,23 @@ pub(crate) async fn handle(
     match complete(&shared, &tx, code, params.id_token.as_deref(), now).await {
         Ok(session) => finish(&shared, &headers, session, &tx, clear_tx),
         Err(err) => fail(err, clear_tx),
+    }
+}
+
+/// A link that starts a login at this provider (named when it is one of several).
+fn login_link(shared: &Shared, return_to: Option<&str>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if !shared.name.is_empty() {
+        query.append_pair("provider", &shared.name);
+    }
+    if let Some(return_to) = return_to {
+        query.append_pair("return_to", return_to);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        shared.paths.login.clone()
+    } else {
+        format!("{}?{query}", shared.paths.login)
     }
 }
 
@@ -623,6 +648,77 @@ mod tests {
             assert_eq!(status, http::StatusCode::BAD_REQUEST, "{extra}");
             assert!(body.contains("mix-up"), "{body}");
         }
+    }
+
+    /// A transaction cookie as sealed before slots: named after the state.
+    fn legacy_cookie(layer: &OidcLayer, state: &str, return_to: &str) -> String {
+        let sessions = &layer.shared().sessions;
+        let tx = Transaction {
+            created_at_ms: sessions.now_millis(),
+            state: state.to_owned(),
+            nonce: "n".repeat(43),
+            pkce_verifier: "v".repeat(43),
+            return_to: return_to.to_owned(),
+            hybrid: false,
+            form_post: false,
+            prompt_none: false,
+            max_age: None,
+            provider: String::new(),
+        };
+        let name = sessions.cookies.tx_legacy_name(state);
+        let sealed = sessions.tx_sealer.seal(&name, &tx.encode());
+        format!("{name}={sealed}")
+    }
+
+    #[tokio::test]
+    async fn a_login_in_flight_across_the_upgrade_restarts() {
+        let key = TestKey::new("k1");
+        let layer = layer(&key, ResponseType::Code);
+        let state = crate::session::cookie::random_token(32);
+        let cookie = legacy_cookie(&layer, &state, "/deep?x=1");
+        let req = Request::get(format!("/auth/callback?code=c&state={state}&iss={ISSUER}"))
+            .header("accept", "text/html")
+            .header("cookie", &cookie)
+            .body(String::new())
+            .unwrap();
+        let (status, headers, body) = send(&layer, req).await;
+        assert_eq!(status, http::StatusCode::FOUND, "{body}");
+        let location = headers["location"].to_str().unwrap();
+        assert!(
+            location.starts_with(&format!("{ISSUER}/authorize?")),
+            "{location}"
+        );
+        let set: Vec<&str> = headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        let legacy = cookie.split('=').next().unwrap();
+        assert!(
+            set.iter()
+                .any(|c| c.starts_with(&format!("{legacy}=;")) && c.contains("Max-Age=0")),
+            "{set:?}"
+        );
+        // the new login keeps the deep link, in a slot cookie
+        let new = set
+            .iter()
+            .find(|c| !c.contains("Max-Age=0"))
+            .expect("a new transaction cookie");
+        let (name, value) = new.split(';').next().unwrap().split_once('=').unwrap();
+        let sessions = &layer.shared().sessions;
+        assert!(sessions.cookies.tx_slot(name).is_some(), "{name}");
+        let tx = sessions.open_transaction(name, value).expect("opens");
+        assert_eq!(tx.return_to, "/deep?x=1");
+        assert!(location.contains(&format!("state={}", tx.state)));
+
+        // without its cookie it is an unknown login: explained, not a 500
+        let req = Request::get(format!("/auth/callback?code=c&state={state}&iss={ISSUER}"))
+            .header("accept", "text/html")
+            .body(String::new())
+            .unwrap();
+        let (status, _, body) = send(&layer, req).await;
+        assert_eq!(status, http::StatusCode::BAD_REQUEST);
+        assert!(body.contains("/auth/login"), "{body}");
     }
 
     #[tokio::test]

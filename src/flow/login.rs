@@ -10,12 +10,15 @@ use std::sync::Arc;
 
 use crate::error::{AuthError, AuthErrorKind};
 use crate::response::{self, caller_kind, Answer, CallerKind};
-use crate::session::cookie::{add_set_cookie, random_token, request_cookies};
+use crate::session::cookie::{add_set_cookie, random_token};
+use crate::session::sessions::Sessions;
 use crate::session::Transaction;
 use crate::shared::{Shared, Tenants};
 
-/// Longest `return_to` we keep; longer ones fall back to `/`.
-const MAX_RETURN_TO: usize = 2048;
+/// Longest `return_to` we keep; longer ones fall back to `/`. It is sealed into the
+/// transaction cookie, which travels with every request for the login's lifetime (on https
+/// with `Path=/`): a short cap keeps a browser's cookies small whatever a page links to.
+const MAX_RETURN_TO: usize = 512;
 
 /// Parameters the flow sets itself; configured extras cannot override them.
 const RESERVED_PARAMS: &[&str] = &[
@@ -43,7 +46,15 @@ pub(crate) fn sanitize_return_to(raw: &str) -> Option<&str> {
                 .chars()
                 .any(|c| c == '\\' || c.is_whitespace() || c.is_control())
     }
-    if raw.len() > MAX_RETURN_TO || !plain_relative(raw) {
+    if raw.len() > MAX_RETURN_TO {
+        tracing::debug!(
+            len = raw.len(),
+            max = MAX_RETURN_TO,
+            "return_to too long; the login returns to /"
+        );
+        return None;
+    }
+    if !plain_relative(raw) {
         return None;
     }
     let decoded = percent_decode(raw)?;
@@ -116,13 +127,37 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap, query: Option<&s
     )
 }
 
-/// Starts a login: a fresh transaction cookie and a redirect to the provider.
+/// Whether the request is a top-level navigation, as far as its `Sec-Fetch-*` headers tell
+/// (a client that sends none counts as one). Logins start only from those: a hidden iframe,
+/// an image or a script on another site must not plant transaction cookies.
+fn is_top_level_navigation(headers: &HeaderMap) -> bool {
+    let is = |name: &str, expected: &[u8]| {
+        headers
+            .get(name)
+            .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(expected))
+    };
+    is("sec-fetch-mode", b"navigate") && is("sec-fetch-dest", b"document")
+}
+
+/// Starts a login: a fresh transaction cookie and a redirect to the provider; refused
+/// (without a cookie) when the request is no top-level navigation.
 pub(crate) fn start(
     shared: &Shared,
     headers: &HeaderMap,
     return_to: String,
     extra: Vec<(String, String)>,
 ) -> Answer {
+    if !is_top_level_navigation(headers) {
+        tracing::debug!("login refused: the request is no top-level navigation");
+        return response::reject(
+            caller_kind(headers),
+            AuthError::new(
+                AuthErrorKind::LoginRequired,
+                "a login starts only from a top-level navigation",
+            ),
+            headers,
+        );
+    }
     let config = &shared.config;
     let params: Vec<(&str, &str)> = config
         .auth_params
@@ -132,9 +167,11 @@ pub(crate) fn start(
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let sessions = &shared.sessions;
+    let slot = sessions.choose_tx_slot(headers);
     let tx = Transaction {
-        created_at_ms: shared.sessions.now_millis(),
-        state: random_token(32),
+        created_at_ms: sessions.now_millis(),
+        state: Sessions::new_state(slot.slot),
         nonce: random_token(32),
         pkce_verifier: random_token(32),
         return_to,
@@ -171,15 +208,14 @@ pub(crate) fn start(
         }
     }
     let mut res = response::redirect(url.as_str());
-    let sessions = &shared.sessions;
     let cookies = &sessions.cookies;
-    for name in evictions(shared, headers) {
+    for name in &slot.stray {
         add_set_cookie(
             res.headers_mut(),
-            cookies.tx_removal(&name, shared.tx_cross_site()),
+            cookies.tx_removal(name, shared.tx_cross_site()),
         );
     }
-    let name = cookies.tx_name(&tx.state);
+    let name = cookies.tx_slot_name(slot.slot);
     let sealed = sessions.tx_sealer.seal(&name, &tx.encode());
     add_set_cookie(
         res.headers_mut(),
@@ -229,34 +265,6 @@ impl Handle {
     pub(crate) fn login_required(&self, uri: &http::Uri, headers: &HeaderMap) -> Answer {
         login_required(&self.0, uri, headers)
     }
-}
-
-/// Transaction cookies to drop so that, with the new one, at most `max_concurrent_logins`
-/// remain: unreadable or expired ones first, then the oldest.
-fn evictions(shared: &Shared, headers: &HeaderMap) -> Vec<String> {
-    let sessions = &shared.sessions;
-    let prefix = &sessions.cookies.tx_prefix;
-    let now = sessions.now_millis();
-    let ttl = u64::try_from(sessions.transaction_ttl.as_millis()).unwrap_or(u64::MAX);
-    let mut existing: Vec<(u64, String)> = request_cookies(headers)
-        .filter(|(name, _)| name.starts_with(prefix.as_str()))
-        .map(|(name, value)| {
-            let created = sessions
-                .tx_sealer
-                .open(name, value)
-                .and_then(|b| Transaction::decode(&b))
-                .map(|tx| tx.created_at_ms)
-                .filter(|created| created.saturating_add(ttl) >= now)
-                .unwrap_or(0);
-            (created, name.to_owned())
-        })
-        .collect();
-    existing.sort();
-    existing.dedup_by(|a, b| a.1 == b.1);
-    let keep = sessions.max_transactions.saturating_sub(1);
-    let stale = existing.iter().filter(|(created, _)| *created == 0).count();
-    let excess = existing.len().saturating_sub(keep).max(stale);
-    existing.into_iter().take(excess).map(|(_, n)| n).collect()
 }
 
 #[cfg(test)]

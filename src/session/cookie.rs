@@ -491,7 +491,8 @@ pub(crate) fn strip_cookies(headers: &mut HeaderMap, ours: impl Fn(&str) -> bool
 pub(crate) struct Cookies {
     /// Base name of the session cookie (chunks add `.0`, `.1`, ...).
     pub(crate) session: String,
-    /// Prefix of login-transaction cookie names; the `state` follows.
+    /// Prefix of login-transaction cookie names; the slot number follows (before 0.x: the
+    /// `state`, see [`Cookies::tx_legacy_name`]).
     pub(crate) tx_prefix: String,
     /// Path of transaction cookies: the route prefix on http (they only travel to our
     /// routes), `/` on https (required by the `__Host-` prefix).
@@ -532,7 +533,25 @@ impl Cookies {
         attrs
     }
 
-    pub(crate) fn tx_name(&self, state: &str) -> String {
+    /// The login-transaction cookie of slot `slot`: one of a fixed set of names, so that
+    /// logins started in parallel can only overwrite each other's cookies, never add more.
+    pub(crate) fn tx_slot_name(&self, slot: usize) -> String {
+        format!("{}{slot}", self.tx_prefix)
+    }
+
+    /// The slot of a login-transaction cookie name (`None`: not a slot name, e.g. a cookie
+    /// of the older format named after the `state`).
+    pub(crate) fn tx_slot(&self, name: &str) -> Option<usize> {
+        let digits = name.strip_prefix(self.tx_prefix.as_str())?;
+        if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    /// The name a login-transaction cookie had before slots: the prefix and the `state`.
+    /// Only read (a login in flight across an upgrade restarts), never set.
+    pub(crate) fn tx_legacy_name(&self, state: &str) -> String {
         format!("{}{state}", self.tx_prefix)
     }
 
@@ -802,12 +821,23 @@ mod tests {
             "__Host-oidc_session=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=10"
         );
         let tx = c.tx_cookie(
-            &c.tx_name("st"),
+            &c.tx_slot_name(3),
             "v",
             std::time::Duration::from_secs(600),
             false,
         );
-        assert!(tx.starts_with("__Host-oidc_tx_st=v; Path=/;"), "{tx}");
+        assert!(tx.starts_with("__Host-oidc_tx_3=v; Path=/;"), "{tx}");
+        assert_eq!(c.tx_slot("__Host-oidc_tx_3"), Some(3));
+        assert_eq!(c.tx_slot("__Host-oidc_tx_12"), Some(12));
+        for not_a_slot in [
+            "__Host-oidc_tx_",
+            "__Host-oidc_tx_st",
+            "__Host-oidc_tx_+1",
+            "oidc_tx_1",
+        ] {
+            assert_eq!(c.tx_slot(not_a_slot), None, "{not_a_slot}");
+        }
+        assert_eq!(c.tx_legacy_name("st"), "__Host-oidc_tx_st");
         assert!(c
             .tx_removal("__Host-oidc_tx_st", false)
             .contains("Max-Age=0"));

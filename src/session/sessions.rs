@@ -10,8 +10,11 @@ use http::HeaderMap;
 
 use crate::error::{AuthError, AuthErrorKind};
 use crate::revocation::RevocationStore;
-use crate::session::cookie::{chunk, find_chunked, Cookies, Sealer};
-use crate::session::{new_session_id, Session, SessionRef};
+use crate::session::cookie::{
+    chunk, fill_random, find_chunked, random_token, request_cookies, Cookies, Sealer,
+};
+use crate::session::{new_session_id, Session, SessionRef, Transaction};
+use subtle::ConstantTimeEq;
 
 /// The time source: the system clock, or a test's.
 pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -39,7 +42,7 @@ pub(crate) struct Sessions {
     pub(crate) idle_timeout: Option<Duration>,
     /// How long a login may take (the transaction cookie's lifetime).
     pub(crate) transaction_ttl: Duration,
-    /// Most concurrent logins (transaction cookies) of one browser.
+    /// Most concurrent logins of one browser: the number of transaction cookie slots.
     pub(crate) max_transactions: usize,
     pub(crate) revocations: Arc<dyn RevocationStore>,
     pub(crate) clock: Clock,
@@ -213,6 +216,122 @@ impl Sessions {
                 .map(|(name, value)| self.cookies.session_cookie(name, value, max_age)),
         );
         Ok(out)
+    }
+}
+
+/// Most stray transaction cookies (older format, or slots beyond the configured number)
+/// cleared by one login; any others expire on their own.
+const MAX_STRAY_REMOVALS: usize = 16;
+
+/// A login transaction found for a callback's `state`.
+#[derive(Debug)]
+pub(crate) struct FoundTransaction {
+    /// The name of its cookie (to clear it).
+    pub(crate) name: String,
+    pub(crate) tx: Transaction,
+    /// Sealed by an older version, in a cookie named after the state: it is not completed,
+    /// the login restarts.
+    pub(crate) legacy: bool,
+}
+
+/// Where a new login's transaction goes.
+#[derive(Debug)]
+pub(crate) struct TxSlot {
+    /// The slot (its cookie name is [`Cookies::tx_slot_name`]).
+    pub(crate) slot: usize,
+    /// Transaction cookies of the request that are no slot of ours (to clear them).
+    pub(crate) stray: Vec<String>,
+}
+
+impl Sessions {
+    /// A fresh `state` for a login in `slot`: the slot number, `_`, then 32 random bytes
+    /// (base64url), so the callback finds the transaction cookie without trying them all.
+    pub(crate) fn new_state(slot: usize) -> String {
+        format!("{slot}_{}", random_token(32))
+    }
+
+    /// The slot a `state` names, when it is one of ours.
+    pub(crate) fn state_slot(&self, state: &str) -> Option<usize> {
+        let (digits, _) = state.split_once('_')?;
+        if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits
+            .parse()
+            .ok()
+            .filter(|slot| *slot < self.max_transactions)
+    }
+
+    /// Opens a transaction cookie; `None` for anything tampered, foreign or malformed.
+    pub(crate) fn open_transaction(&self, name: &str, value: &str) -> Option<Transaction> {
+        self.tx_sealer
+            .open(name, value)
+            .and_then(|bytes| Transaction::decode(&bytes))
+    }
+
+    /// The transaction of the login that `state` answers: in the slot the state names, or
+    /// (sealed by an older version) in a cookie named after the state. Its own `state` must
+    /// equal the one given (compared in constant time): a slot overwritten by a later login
+    /// holds another login's transaction.
+    pub(crate) fn find_transaction(
+        &self,
+        headers: &HeaderMap,
+        state: &str,
+    ) -> Option<FoundTransaction> {
+        let (name, legacy) = match self.state_slot(state) {
+            Some(slot) => (self.cookies.tx_slot_name(slot), false),
+            None => (self.cookies.tx_legacy_name(state), true),
+        };
+        let tx = request_cookies(headers)
+            .filter(|(n, _)| *n == name)
+            .find_map(|(n, value)| self.open_transaction(n, value))
+            .filter(|tx| bool::from(tx.state.as_bytes().ct_eq(state.as_bytes())))?;
+        Some(FoundTransaction { name, tx, legacy })
+    }
+
+    /// The slot for a new login: a free one (picked at random, so tabs started together
+    /// rarely collide), else the one holding an unreadable or expired transaction, else the
+    /// oldest. Only the request's cookies are seen, so logins racing in parallel may pick
+    /// the same slot: they overwrite each other, and the number of cookies stays bounded.
+    pub(crate) fn choose_tx_slot(&self, headers: &HeaderMap) -> TxSlot {
+        let now = self.now_millis();
+        let ttl = u64::try_from(self.transaction_ttl.as_millis()).unwrap_or(u64::MAX);
+        let slots = self.max_transactions.max(1);
+        // Creation time of the transaction in each slot; 0: unreadable or expired.
+        let mut taken: Vec<Option<u64>> = vec![None; slots];
+        let mut stray = Vec::new();
+        for (name, value) in request_cookies(headers) {
+            if !name.starts_with(self.cookies.tx_prefix.as_str()) {
+                continue;
+            }
+            match self.cookies.tx_slot(name).filter(|slot| *slot < slots) {
+                Some(slot) => {
+                    let created = self
+                        .open_transaction(name, value)
+                        .map(|tx| tx.created_at_ms)
+                        .filter(|created| created.saturating_add(ttl) >= now)
+                        .unwrap_or(0);
+                    // A name sent twice counts as its oldest (or unreadable) value.
+                    taken[slot] = Some(taken[slot].map_or(created, |c| c.min(created)));
+                }
+                None => {
+                    if stray.len() < MAX_STRAY_REMOVALS && !stray.iter().any(|s| s == name) {
+                        stray.push(name.to_owned());
+                    }
+                }
+            }
+        }
+        let free: Vec<usize> = (0..slots).filter(|s| taken[*s].is_none()).collect();
+        let slot = if free.is_empty() {
+            (0..slots)
+                .min_by_key(|s| (taken[*s].unwrap_or(0), *s))
+                .unwrap_or(0)
+        } else {
+            let mut pick = [0u8; 2];
+            fill_random(&mut pick);
+            free[usize::from(u16::from_be_bytes(pick)) % free.len()]
+        };
+        TxSlot { slot, stray }
     }
 }
 

@@ -207,7 +207,9 @@ impl Shared {
         if let Some(state) = &target.state {
             all.push(("state", state.clone()));
         }
-        all.push(("iss", self.authorization_iss().to_owned()));
+        if let Some(iss) = self.authorization_iss() {
+            all.push(("iss", iss.to_owned()));
+        }
         match target.mode {
             ResponseMode::Query => {
                 let Ok(mut url) = Url::parse(&target.redirect_uri) else {
@@ -369,6 +371,9 @@ pub(super) async fn authorize(
     } else {
         Params::parse(query.unwrap_or_default().as_bytes())
     };
+    if let Some(relay) = s.fault(|f| matches!(f, Fault::MixUpRelay { .. })) {
+        return mix_up_relay(&relay, &p);
+    }
     let req = match s.validate_authorization(&p) {
         Ok(req) => req,
         Err(failure) => return s.failure_response(failure),
@@ -385,6 +390,45 @@ pub(super) async fn authorize(
             s.authorization_error(&req.target, "login_required", "the user is not signed in")
         }
         None => s.login_page(&p),
+    }
+}
+
+/// [`Fault::MixUpRelay`]: what a hostile provider does in a mix-up attack (RFC 9700 §4.4.1):
+/// send the browser on to an honest provider's authorization endpoint with the relying
+/// party's request parameters, as the relying party's client there.
+fn mix_up_relay(relay: &Fault, p: &Params) -> Response {
+    let Fault::MixUpRelay {
+        authorization_endpoint,
+        client_id,
+        redirect_uri,
+    } = relay
+    else {
+        return error_page("No relay is configured.");
+    };
+    let Ok(mut url) = Url::parse(authorization_endpoint) else {
+        return error_page("The relay's authorization endpoint is not a valid URI.");
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("client_id", client_id)
+            .append_pair("redirect_uri", redirect_uri);
+        for name in [
+            "response_type",
+            "response_mode",
+            "scope",
+            "state",
+            "nonce",
+            "code_challenge",
+            "code_challenge_method",
+        ] {
+            if let Some(value) = p.get(name) {
+                q.append_pair(name, value);
+            }
+        }
+    }
+    match HeaderValue::from_str(url.as_str()) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(_) => error_page("The relay URI cannot be used in a Location header."),
     }
 }
 
@@ -607,6 +651,59 @@ mod tests {
         let query = "client_id=conf&redirect_uri=https%3A%2F%2Frp.test%2Fcb\
                      &response_type=code&scope=openid";
         assert_eq!(redirect(validate(&s, query)).1, "temporarily_unavailable");
+    }
+
+    #[test]
+    fn the_mix_up_relay_carries_the_request_over() {
+        let relay = Fault::MixUpRelay {
+            authorization_endpoint: "https://honest.test/authorize?x=1".to_owned(),
+            client_id: "app-at-honest".to_owned(),
+            redirect_uri: "https://rp.test/cb/honest".to_owned(),
+        };
+        let p = Params::parse(
+            format!(
+                "client_id=app-at-hostile&redirect_uri=https%3A%2F%2Frp.test%2Fcb%2Fhostile\
+                 &response_type=code&scope=openid+email&state=st&nonce=n\
+                 &code_challenge={CHALLENGE}&code_challenge_method=S256&prompt=login"
+            )
+            .as_bytes(),
+        );
+        let url = location(&mix_up_relay(&relay, &p));
+        assert!(url
+            .as_str()
+            .starts_with("https://honest.test/authorize?x=1&"));
+        for (name, value) in [
+            ("client_id", "app-at-honest"),
+            ("redirect_uri", "https://rp.test/cb/honest"),
+            ("response_type", "code"),
+            ("scope", "openid email"),
+            ("state", "st"),
+            ("nonce", "n"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ] {
+            assert_eq!(query_value(&url, name).as_deref(), Some(value), "{name}");
+        }
+        assert_eq!(
+            url.query_pairs().filter(|(k, _)| k == "client_id").count(),
+            1
+        );
+        assert_eq!(query_value(&url, "prompt"), None);
+    }
+
+    #[test]
+    fn without_rfc_9207_responses_carry_no_iss() {
+        let mut s = shared();
+        s.authorization_response_iss = false;
+        let target = Target {
+            redirect_uri: "https://rp.test/cb".to_owned(),
+            state: Some("st".to_owned()),
+            mode: ResponseMode::Query,
+        };
+        let url = location(&s.authorization_response(&target, vec![("code", "c".to_owned())]));
+        assert_eq!(query_value(&url, "code").as_deref(), Some("c"));
+        assert_eq!(query_value(&url, "state").as_deref(), Some("st"));
+        assert_eq!(query_value(&url, "iss"), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
         scopes.push("offline_access");
         grants.push("refresh_token");
     }
-    let doc = json!({
+    let mut doc = json!({
         "issuer": s.issuer,
         "authorization_endpoint": s.endpoint("authorize"),
         "token_endpoint": s.endpoint("token"),
@@ -44,8 +44,10 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
-        "authorization_response_iss_parameter_supported": true,
     });
+    if s.authorization_response_iss {
+        doc["authorization_response_iss_parameter_supported"] = true.into();
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
         doc.to_string(),

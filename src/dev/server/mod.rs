@@ -44,6 +44,7 @@ pub(crate) struct Settings {
     pub(crate) refresh_tokens: bool,
     pub(crate) access_token_audience: Option<String>,
     pub(crate) auto_login: Option<String>,
+    pub(crate) authorization_response_iss: bool,
     pub(crate) key: SigningKey,
 }
 
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     access_token_ttl: u64,
     refresh_tokens: bool,
     access_token_audience: Option<String>,
+    /// RFC 9207: `iss` in authorization responses, advertised in discovery.
+    authorization_response_iss: bool,
     rng: SystemRandom,
     pub(crate) stats: Counters,
     state: Mutex<State>,
@@ -158,6 +161,7 @@ impl Shared {
             access_token_ttl: s.access_token_ttl.as_secs(),
             refresh_tokens: s.refresh_tokens,
             access_token_audience: s.access_token_audience,
+            authorization_response_iss: s.authorization_response_iss,
             rng: SystemRandom::new(),
             stats: Counters::default(),
             state: Mutex::new(State {
@@ -242,11 +246,14 @@ impl Shared {
         format!("{}/{name}", self.issuer)
     }
 
-    fn authorization_iss(&self) -> &str {
-        if self.has_fault(&Fault::WrongAuthorizationIss) {
-            WRONG_ISSUER
+    /// The `iss` of authorization responses; `None` for a provider without RFC 9207.
+    fn authorization_iss(&self) -> Option<&str> {
+        if !self.authorization_response_iss {
+            None
+        } else if self.has_fault(&Fault::WrongAuthorizationIss) {
+            Some(WRONG_ISSUER)
         } else {
-            &self.issuer
+            Some(&self.issuer)
         }
     }
 }
@@ -335,6 +342,7 @@ mod tests {
             refresh_tokens: true,
             access_token_audience: None,
             auto_login: None,
+            authorization_response_iss: true,
             key: SigningKey::generate(DevSigningAlg::Es256, &SystemRandom::new())
                 .expect("key generation"),
         })
@@ -394,15 +402,17 @@ mod tests {
 
     #[test]
     fn lookups_endpoints_and_the_authorization_iss_fault() {
-        let s = shared();
+        let mut s = shared();
         assert_eq!(s.client(CONF_ID).map(|c| c.id.as_str()), Some(CONF_ID));
         assert!(s.client("nobody").is_none());
         assert_eq!(s.user("bob").map(|u| u.name.as_str()), Some("Bob Example"));
         assert!(s.user("carol").is_none());
         assert_eq!(s.endpoint("token"), "https://op.test/token");
-        assert_eq!(s.authorization_iss(), ISSUER);
+        assert_eq!(s.authorization_iss(), Some(ISSUER));
         s.state().faults.push(Fault::WrongAuthorizationIss);
-        assert_eq!(s.authorization_iss(), WRONG_ISSUER);
+        assert_eq!(s.authorization_iss(), Some(WRONG_ISSUER));
+        s.authorization_response_iss = false;
+        assert_eq!(s.authorization_iss(), None);
     }
 
     #[test]

@@ -1,0 +1,354 @@
+//! Login-transaction cookies stay few and small whatever arrives: a fixed set of slot names
+//! (parallel logins overwrite slots, never add names), a capped `return_to`, and no login
+//! started by requests that are not top-level navigations (hidden iframes, images, scripts).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::StatusCode;
+use support::app::{set_cookies, start_app, Browser, TestApp};
+use tower_oidc::dev::DevProvider;
+use tower_oidc::ConfigBuilder;
+use url::Url;
+
+const TX_PREFIX: &str = "oidc_tx_";
+
+async fn provider() -> DevProvider {
+    let dev = DevProvider::start().await.expect("dev provider starts");
+    dev.set_auto_login(Some("alice"));
+    dev
+}
+
+async fn app_with(
+    dev: &DevProvider,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> TestApp {
+    let client = dev.confidential_client();
+    let secret = client.secret.clone().expect("secret");
+    start_app(dev.issuer(), &client.id, |b| {
+        configure(b.client_secret(secret))
+    })
+    .await
+    .expect("app starts")
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client")
+}
+
+/// Names of the transaction cookies a response sets (not the removals).
+fn tx_cookies_set(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    set_cookies(headers)
+        .iter()
+        .filter(|c| c.starts_with(TX_PREFIX) && !c.contains("Max-Age=0"))
+        .filter_map(|c| {
+            let pair = c.split(';').next()?;
+            let (name, value) = pair.split_once('=')?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+fn tx_names_in(cookie_header: &str) -> BTreeSet<String> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('=').map(|(n, _)| n.to_owned()))
+        .filter(|n| n.starts_with(TX_PREFIX))
+        .collect()
+}
+
+#[tokio::test]
+async fn fifty_parallel_logins_set_at_most_the_configured_number_of_cookie_names() {
+    let dev = provider().await;
+    let app = app_with(&dev, |b| b).await;
+    let login = app.url("/auth/login?return_to=/me");
+    // Some cookies the browser already holds (two earlier logins), sent with every request.
+    let browser = Browser::new();
+    for _ in 0..2 {
+        let res = browser.get(&login).await;
+        assert_eq!(res.status(), StatusCode::FOUND);
+    }
+    let carried = browser.cookies(&app.url("/auth/callback"));
+    assert_eq!(tx_names_in(&carried).len(), 2);
+
+    let http = no_redirects();
+    let requests = (0..50).map(|_| {
+        http.get(login.clone())
+            .header("accept", "text/html")
+            .header("cookie", carried.clone())
+            .send()
+    });
+    let mut names: BTreeSet<String> = tx_names_in(&carried);
+    for res in futures_util::future::join_all(requests).await {
+        let res = res.expect("login answered");
+        assert_eq!(res.status(), StatusCode::FOUND);
+        let set = tx_cookies_set(res.headers());
+        assert_eq!(set.len(), 1, "one transaction cookie per login");
+        names.extend(set.into_iter().map(|(n, _)| n));
+    }
+    assert!(
+        names.len() <= 5,
+        "at most max_concurrent_logins (5) names: {names:?}"
+    );
+
+    // The same from a cookie-keeping client whose jar changes while the requests race.
+    let jar = Arc::new(Jar::default());
+    let racing = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let requests = (0..50).map(|_| {
+        racing
+            .get(login.clone())
+            .header("accept", "text/html")
+            .send()
+    });
+    for res in futures_util::future::join_all(requests).await {
+        assert_eq!(res.expect("login answered").status(), StatusCode::FOUND);
+    }
+    let held = jar
+        .cookies(&app.url("/auth/callback"))
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let held = tx_names_in(&held);
+    assert!(!held.is_empty() && held.len() <= 5, "{held:?}");
+}
+
+#[tokio::test]
+async fn the_configured_number_of_slots_bounds_the_names_too() {
+    let dev = provider().await;
+    let app = app_with(&dev, |b| b.max_concurrent_logins(2)).await;
+    let http = no_redirects();
+    let requests = (0..50).map(|i| {
+        http.get(app.url(&format!("/auth/login?return_to=/me%3Fn%3D{i}")))
+            .header("accept", "text/html")
+            .header("cookie", "oidc_tx_0=garbage; oidc_tx_1=garbage")
+            .send()
+    });
+    let mut names = BTreeSet::new();
+    for res in futures_util::future::join_all(requests).await {
+        let res = res.unwrap();
+        names.extend(tx_cookies_set(res.headers()).into_iter().map(|(n, _)| n));
+    }
+    assert!(names.len() <= 2, "{names:?}");
+    assert!(
+        names.iter().all(|n| n == "oidc_tx_0" || n == "oidc_tx_1"),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_login_overwritten_in_its_slot_is_unknown_and_the_newer_one_completes() {
+    let dev = provider().await;
+    let app = app_with(&dev, |b| b.max_concurrent_logins(1)).await;
+    let browser = Browser::new();
+    let is_callback = |u: &Url| u.path() == "/auth/callback";
+    let first = browser
+        .follow_until(&app.url("/auth/login?return_to=/me%3Ftab%3D1"), is_callback)
+        .await
+        .url;
+    let second = browser
+        .follow_until(&app.url("/auth/login?return_to=/me%3Ftab%3D2"), is_callback)
+        .await
+        .url;
+    let res = browser.get(&first).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // the slot holds the second login's transaction: it is not cleared
+    assert!(
+        !set_cookies(res.headers())
+            .iter()
+            .any(|c| c.starts_with(TX_PREFIX)),
+        "{:?}",
+        set_cookies(res.headers())
+    );
+    let landing = browser.follow(&second).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    assert_eq!(landing.url.query(), Some("tab=2"));
+    assert_eq!(dev.stats().token_requests, 1);
+}
+
+#[tokio::test]
+async fn an_overlong_return_to_is_not_sealed_and_the_login_lands_on_the_root() {
+    let dev = provider().await;
+    let app = app_with(&dev, |b| b).await;
+    let http = no_redirects();
+    let short = http
+        .get(app.url("/auth/login?return_to=/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let (_, short) = tx_cookies_set(short.headers())
+        .pop()
+        .expect("a transaction cookie");
+    let long_path = format!("/me?pad={}", "a".repeat(600));
+    let long = http
+        .get(app.url("/auth/login"))
+        .query(&[("return_to", &long_path)])
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long.status(), StatusCode::FOUND);
+    let (_, sealed) = tx_cookies_set(long.headers())
+        .pop()
+        .expect("a transaction cookie");
+    assert_eq!(
+        sealed.len(),
+        short.len(),
+        "the long return_to was dropped, not sealed"
+    );
+    assert!(sealed.len() < 400, "{}", sealed.len());
+
+    let landing = Browser::new()
+        .follow(&app.url(&format!(
+            "/auth/login?return_to={}",
+            form_urlencoded::byte_serialize(long_path.as_bytes()).collect::<String>()
+        )))
+        .await;
+    assert_eq!(landing.status, StatusCode::OK);
+    assert_eq!(landing.url.path(), "/");
+    assert_eq!(landing.body, "hello alice");
+
+    // A return_to within the cap is kept.
+    let kept = format!("/me?pad={}", "b".repeat(400));
+    let landing = Browser::new()
+        .follow(&app.url(&format!(
+            "/auth/login?return_to={}",
+            form_urlencoded::byte_serialize(kept.as_bytes()).collect::<String>()
+        )))
+        .await;
+    assert_eq!(landing.status, StatusCode::OK);
+    assert_eq!(landing.url.path(), "/me");
+    assert_eq!(landing.url.query(), Some(&kept[4..]));
+}
+
+/// A request as a browser sends it, with these `Sec-Fetch-*` headers.
+async fn fetch(
+    app: &TestApp,
+    path: &str,
+    mode: &str,
+    dest: &str,
+    accept: &str,
+) -> reqwest::Response {
+    no_redirects()
+        .get(app.url(path))
+        .header("accept", accept)
+        .header("sec-fetch-mode", mode)
+        .header("sec-fetch-dest", dest)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn logins_start_only_from_top_level_navigations() {
+    let dev = provider().await;
+    let app = app_with(&dev, |b| b).await;
+    let html = "text/html,application/xhtml+xml,*/*;q=0.8";
+    for path in ["/auth/login?return_to=/me", "/me"] {
+        for (mode, dest, accept) in [
+            ("cors", "empty", "*/*"),
+            ("navigate", "iframe", html),
+            ("no-cors", "image", "image/avif,image/webp,*/*"),
+            ("navigate", "frame", html),
+            ("navigate", "object", html),
+            ("no-cors", "script", "*/*"),
+        ] {
+            let res = fetch(&app, path, mode, dest, accept).await;
+            let what = format!("{path} {mode}/{dest}");
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+            assert!(
+                !set_cookies(res.headers())
+                    .iter()
+                    .any(|c| c.starts_with(TX_PREFIX)),
+                "{what}: {:?}",
+                set_cookies(res.headers())
+            );
+            assert!(res.headers().get("location").is_none(), "{what}");
+        }
+    }
+    // a script gets the JSON answer
+    let res = fetch(&app, "/auth/login", "cors", "empty", "*/*").await;
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    let body: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "unauthenticated");
+    // a top-level navigation logs in
+    let res = fetch(
+        &app,
+        "/auth/login?return_to=/me",
+        "navigate",
+        "document",
+        html,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(tx_cookies_set(res.headers()).len(), 1);
+    let res = fetch(&app, "/me", "navigate", "document", html).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(tx_cookies_set(res.headers()).len(), 1);
+    assert_eq!(dev.stats().authorization_requests, 0);
+}
+
+#[tokio::test]
+async fn the_automatic_login_of_require_login_refuses_iframes_too() {
+    let dev = provider().await;
+    let app = app_with(&dev, |b| b.require_login(true)).await;
+    let html = "text/html";
+    let res = fetch(&app, "/", "navigate", "iframe", html).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        set_cookies(res.headers()).is_empty(),
+        "{:?}",
+        set_cookies(res.headers())
+    );
+    let res = fetch(&app, "/", "navigate", "document", html).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    // and a browser without Sec-Fetch-* headers still logs in
+    let landing = Browser::new().follow(&app.url("/")).await;
+    assert_eq!(landing.body, "hello alice");
+}
+
+#[tokio::test]
+async fn transaction_cookies_of_the_older_format_are_cleared_at_the_next_login() {
+    let dev = provider().await;
+    let app = app_with(&dev, |b| b).await;
+    let old = "oidc_tx_Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmE";
+    let res = no_redirects()
+        .get(app.url("/auth/login?return_to=/me"))
+        .header("accept", "text/html")
+        .header("cookie", format!("{old}=AAAA; theme=dark"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let cookies = set_cookies(res.headers());
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with(&format!("{old}=;")) && c.contains("Max-Age=0")),
+        "{cookies:?}"
+    );
+    assert_eq!(tx_cookies_set(res.headers()).len(), 1);
+    // its callback is an unknown login: an explanation with a way to start again, no 500
+    let res = no_redirects()
+        .get(app.url("/auth/callback?code=c&state=Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmE"))
+        .header("accept", "text/html")
+        .header("cookie", format!("{old}=AAAA"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("/auth/login"));
+}
