@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::header;
 use serde_json::json;
 
-use super::St;
+use super::{Fault, St};
 
 pub(super) async fn jwks(AxState(s): St) -> Response {
     s.stats.jwks.fetch_add(1, Ordering::Relaxed);
@@ -15,9 +15,13 @@ pub(super) async fn jwks(AxState(s): St) -> Response {
         return r;
     }
     let jwk = s.state().key.public.jwk();
+    let mut doc = json!({ "keys": [jwk] });
+    if s.has_fault(&Fault::OversizedJwks) {
+        doc["x_padding"] = json!(super::padding());
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
-        json!({ "keys": [jwk] }).to_string(),
+        doc.to_string(),
     )
         .into_response()
 }
