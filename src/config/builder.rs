@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use url::Url;
 
+use super::hardening::Hardening;
 use super::{ClaimsFilter, Config, ResponseMode, ResponseType, Secret};
 use crate::client_auth::{ClientAuth, ClientKey};
 use crate::error::ConfigError;
@@ -73,6 +74,7 @@ pub struct ConfigBuilder {
     store_access_token: bool,
     store_id_token: Option<bool>,
     revocations: Option<Arc<dyn RevocationStore>>,
+    pub(super) hardening: Hardening,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -141,6 +143,7 @@ impl ConfigBuilder {
             store_access_token: true,
             store_id_token: None,
             revocations: None,
+            hardening: Hardening::default(),
         }
     }
 
@@ -617,7 +620,9 @@ impl ConfigBuilder {
             }
             None => None,
         };
+        self.hardening.check()?;
         Ok(Config {
+            hardening: self.hardening,
             idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),
             refresh_margin: self.refresh_margin,
             refresh_grace: self.refresh_grace,
