@@ -217,6 +217,9 @@ impl Shared {
         let key = token_key(token);
         let now = self.now();
         if token.bytes().filter(|b| *b == b'.').count() != 2 {
+            if self.introspection_endpoint().is_none() {
+                return Err(invalid("opaque tokens are not accepted (no introspection)"));
+            }
             let this = self.clone();
             let token = token.to_owned();
             return self

@@ -380,9 +380,9 @@ impl ConfigBuilder {
     }
 
     /// Accept only JWT access tokens with header `typ: at+jwt` (RFC 9068). Default off, as
-    /// several providers issue `typ: JWT`. Without it, a JWT carrying a claim only ID tokens
-    /// have (`nonce`, `at_hash`, `c_hash`) is still refused; turn this on when your provider
-    /// issues `at+jwt`, to refuse every ID token (a refreshed one may carry none of those).
+    /// several providers issue `typ: JWT`. Without it, ID tokens are still refused: a bearer
+    /// JWT must carry an access-token marker (see
+    /// [`accept_unmarked_access_tokens`](ConfigBuilder::accept_unmarked_access_tokens)).
     pub fn require_access_token_type(mut self, required: bool) -> Self {
         self.require_access_token_type = required;
         self
