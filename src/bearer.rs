@@ -4,16 +4,18 @@
 //! signature check.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use serde::Deserialize;
 
-use crate::cache::{token_key, Entry};
+use crate::cache::{token_key, Entry, TokenKey};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::identity::{scope_of, Identity, Source};
 use crate::jwt::{Alg, JwtError, Unverified};
 use crate::provider::VerifyError;
+use crate::response::Answer;
 use crate::shared::Shared;
 
 /// Every asymmetric algorithm this crate verifies.
@@ -28,6 +30,10 @@ const ACCESS_TOKEN_ALGS: &[Alg] = &[
     Alg::Es384,
     Alg::EdDsa,
 ];
+
+/// Why a token whose header has `crit` is refused (RFC 7515 §4.1.11: no extension is
+/// understood here).
+const CRITICAL: &str = "the token names critical header extensions (crit)";
 
 /// Tokens longer than this are refused without further work.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -65,6 +71,18 @@ const B64TOKEN: [bool; 256] = {
     table
 };
 
+/// A `503` answer to a bearer caller gets `Retry-After: 1`: the provider may be back, and an
+/// introspection budget (see `ConfigBuilder::introspection_per_second`) refills, by then.
+pub(crate) fn retry_later(mut answer: Answer) -> Answer {
+    if answer.status() == http::StatusCode::SERVICE_UNAVAILABLE {
+        answer.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+    }
+    answer
+}
+
 fn invalid(reason: &'static str) -> AuthError {
     AuthError::new(AuthErrorKind::InvalidToken, reason)
 }
@@ -84,6 +102,53 @@ impl Audience<'_> {
             Audience::One(a) => wanted.iter().any(|w| w == a),
             Audience::Many(list) => list.iter().any(|a| wanted.iter().any(|w| w == a)),
         }
+    }
+}
+
+/// A claim that is a string, or something else (ignored).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Text<'a> {
+    #[serde(borrow)]
+    Str(Cow<'a, str>),
+    Other(serde::de::IgnoredAny),
+}
+
+impl Text<'_> {
+    fn is(&self, value: &str) -> bool {
+        matches!(self, Text::Str(s) if s.eq_ignore_ascii_case(value))
+    }
+}
+
+impl AccessClaims<'_> {
+    /// Claims that say the token is another kind of token (whatever the settings): ID-token
+    /// claims, a logout event, Keycloak's `typ` and Cognito's `token_use` of other tokens.
+    fn names_another_kind(&self) -> bool {
+        self.nonce.is_some()
+            || self.at_hash.is_some()
+            || self.c_hash.is_some()
+            || self.events.is_some()
+            || self.typ.as_ref().is_some_and(|t| {
+                ["ID", "Refresh", "Offline", "Logout"]
+                    .iter()
+                    .any(|k| t.is(k))
+            })
+            || self.token_use.as_ref().is_some_and(|t| t.is("id"))
+    }
+
+    /// Claims only access tokens carry, at mainstream providers (RFC 9068 `client_id`,
+    /// `scope`; Entra `scp`, `azpacr`, `appidacr`, `idtyp`; Okta `cid`, `scp`; Keycloak
+    /// `typ: Bearer`; Cognito `token_use: access`).
+    fn marks_an_access_token(&self) -> bool {
+        self.scope.is_some()
+            || self.scp.is_some()
+            || self.client_id.is_some()
+            || self.cid.is_some()
+            || self.azpacr.is_some()
+            || self.appidacr.is_some()
+            || self.idtyp.is_some()
+            || self.typ.as_ref().is_some_and(|t| t.is("Bearer"))
+            || self.token_use.as_ref().is_some_and(|t| t.is("access"))
     }
 }
 
@@ -112,6 +177,25 @@ struct AccessClaims<'a> {
     c_hash: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     events: Option<serde::de::IgnoredAny>,
+    /// Access-token markers (see `ConfigBuilder::accept_unmarked_access_tokens`).
+    #[serde(default)]
+    scope: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    scp: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    cid: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    azpacr: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    appidacr: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    idtyp: Option<serde::de::IgnoredAny>,
+    /// Keycloak's token type claim: `Bearer`, `ID`, `Refresh`, `Offline`, `Logout`.
+    #[serde(borrow, default)]
+    typ: Option<Text<'a>>,
+    /// Cognito's token type claim: `access` or `id`.
+    #[serde(borrow, default)]
+    token_use: Option<Text<'a>>,
     /// Introspection only.
     #[serde(default)]
     active: Option<bool>,
@@ -120,38 +204,73 @@ struct AccessClaims<'a> {
 impl Shared {
     /// The cached result for a token, if any.
     pub(crate) fn bearer_cached(&self, token: &str) -> Option<Result<Identity, AuthError>> {
-        let hit = self.bearer_cache.get(&token_key(token), self.now())?;
-        Some(hit.ok_or_else(|| invalid("the token is not active")))
+        self.bearer_cached_by_key(&token_key(token))
     }
 
     /// Validates a bearer token (JWT or, through introspection, opaque) and caches the result.
-    pub(crate) async fn validate_bearer(&self, token: &str) -> Result<Identity, AuthError> {
+    /// Introspection is bounded (see `introspection_limits`): one call per token at a time,
+    /// and capped calls in flight and per second.
+    pub(crate) async fn validate_bearer(
+        self: &Arc<Self>,
+        token: &str,
+    ) -> Result<Identity, AuthError> {
         let key = token_key(token);
         let now = self.now();
-        let looks_like_jwt = token.bytes().filter(|b| *b == b'.').count() == 2;
-        let result = if looks_like_jwt {
-            self.validate_jwt(token, now).await
-        } else {
-            self.introspect(token, now).await
-        };
+        if token.bytes().filter(|b| *b == b'.').count() != 2 {
+            if self.introspection_endpoint().is_none() {
+                return Err(invalid("opaque tokens are not accepted (no introspection)"));
+            }
+            let this = self.clone();
+            let token = token.to_owned();
+            return self
+                .introspections
+                .run(
+                    key,
+                    now,
+                    || self.bearer_cached_by_key(&key),
+                    move || async move { this.introspect_and_cache(&token, key).await },
+                )
+                .await;
+        }
+        let result = self.validate_jwt(token, now).await;
+        if let Ok((identity, exp)) = &result {
+            let entry = Entry {
+                expires_at: *exp,
+                identity: Some(identity.clone()),
+            };
+            self.bearer_cache.insert(key, entry, now);
+        }
+        result.map(|(identity, _)| identity)
+    }
+
+    fn bearer_cached_by_key(&self, key: &TokenKey) -> Option<Result<Identity, AuthError>> {
+        let hit = self.bearer_cache.get(key, self.now())?;
+        Some(hit.ok_or_else(|| invalid("the token is not active")))
+    }
+
+    /// Introspects `token` and caches the answer: active ones until they expire, inactive
+    /// ones for a short while (apart from the active ones, so they never evict them).
+    async fn introspect_and_cache(
+        &self,
+        token: &str,
+        key: TokenKey,
+    ) -> Result<Identity, AuthError> {
+        let now = self.now();
+        let result = self.introspect(token, now).await;
         match &result {
-            Ok((identity, exp)) => self.bearer_cache.insert(
-                key,
-                Entry {
+            Ok((identity, exp)) => {
+                let entry = Entry {
                     expires_at: *exp,
                     identity: Some(identity.clone()),
-                },
-                now,
-            ),
-            Err(err) if !looks_like_jwt && err.kind() == AuthErrorKind::InvalidToken => {
-                self.bearer_cache.insert(
-                    key,
-                    Entry {
-                        expires_at: now + NEGATIVE_TTL,
-                        identity: None,
-                    },
-                    now,
-                )
+                };
+                self.bearer_cache.insert(key, entry, now);
+            }
+            Err(err) if err.kind() == AuthErrorKind::InvalidToken => {
+                let entry = Entry {
+                    expires_at: now + NEGATIVE_TTL,
+                    identity: None,
+                };
+                self.bearer_cache.insert(key, entry, now);
             }
             Err(_) => {}
         }
@@ -159,9 +278,10 @@ impl Shared {
     }
 
     async fn validate_jwt(&self, token: &str, now: u64) -> Result<(Identity, u64), AuthError> {
-        let Ok(jwt) = Unverified::parse(token) else {
-            return Err(invalid("the token is malformed"));
-        };
+        let jwt = Unverified::parse(token).map_err(|e| match e {
+            JwtError::Critical => invalid(CRITICAL),
+            _ => invalid("the token is malformed"),
+        })?;
         let typ_ok = jwt.header.typ.as_deref().map(str::to_ascii_lowercase);
         let is_at_jwt = matches!(typ_ok.as_deref(), Some("at+jwt" | "application/at+jwt"));
         if self.config.require_access_token_type && !is_at_jwt {
@@ -177,6 +297,7 @@ impl Shared {
             .await
             .map_err(|e| match e {
                 VerifyError::Jwt(JwtError::Malformed) => invalid("the token is malformed"),
+                VerifyError::Jwt(JwtError::Critical) => invalid(CRITICAL),
                 VerifyError::Jwt(JwtError::DisallowedAlg(_)) => {
                     invalid("the token's signature algorithm is not allowed")
                 }
@@ -190,14 +311,21 @@ impl Shared {
             })?;
         let claims: AccessClaims<'_> =
             serde_json::from_slice(&payload).map_err(|_| invalid("the token is malformed"))?;
-        if claims.nonce.is_some()
-            || claims.at_hash.is_some()
-            || claims.c_hash.is_some()
-            || claims.events.is_some()
-        {
-            // An ID token (claims only ID tokens have) or a logout/event token is not an
-            // access token.
+        if claims.names_another_kind() {
+            // An ID token (claims only ID tokens have), a logout/event token, or a token whose
+            // provider-specific type claim names another kind is not an access token.
             return Err(invalid("the token is not an access token"));
+        }
+        // An ID token has the client id as audience (the default API audience), is signed by
+        // the same keys, and one issued on refresh has no nonce or at_hash: only a token that
+        // shows it is an access token is one.
+        if !is_at_jwt
+            && !claims.marks_an_access_token()
+            && !self.config.hardening.accept_unmarked_access_tokens
+        {
+            return Err(invalid(
+                "the token is not an access token (no at+jwt type or access-token claim)",
+            ));
         }
         let exp = self.check_access_claims(&claims, now, true)?;
         let identity = self.bearer_identity(&claims, payload.clone())?;

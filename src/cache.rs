@@ -1,5 +1,6 @@
 //! Per-provider caches that no flow owns: the verified bearer tokens (a bounded cache keyed
-//! by a SHA-256 hash of the token, never the token itself) and the refresh single flight (one
+//! by a SHA-256 hash of the token, never the token itself, with the invalid ones apart) and
+//! the refresh single flight (one
 //! refresh per refresh token however many requests need it at once, with the result kept for
 //! a short grace window so that requests still carrying the previous cookie get the new
 //! session instead of replaying a rotated refresh token).
@@ -36,23 +37,60 @@ pub(crate) struct Entry {
     pub(crate) identity: Option<Identity>,
 }
 
-/// A bounded cache of validated tokens, sharded to keep lock contention low.
+/// A bounded cache of validated tokens: valid ones, and separately the ones known to be
+/// invalid (inactive at introspection), so a flood of bogus tokens never evicts a good one.
 pub(crate) struct TokenCache {
-    shards: Vec<Mutex<HashMap<TokenKey, Entry>>>,
-    per_shard: usize,
-    evictions: std::sync::atomic::AtomicUsize,
+    valid: Shards,
+    invalid: Shards,
 }
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenCache")
-            .field("capacity", &(self.per_shard * SHARDS))
+            .field("capacity", &(self.valid.per_shard * SHARDS))
             .finish()
     }
 }
 
 impl TokenCache {
+    /// Room for `capacity` valid and as many invalid tokens.
     pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            valid: Shards::new(capacity),
+            invalid: Shards::new(capacity),
+        }
+    }
+
+    /// `Some(Some(id))` valid, `Some(None)` known invalid, `None` unknown.
+    pub(crate) fn get(&self, key: &TokenKey, now: u64) -> Option<Option<Identity>> {
+        if let Some(entry) = self.valid.get(key, now) {
+            return Some(entry.identity);
+        }
+        self.invalid.get(key, now).map(|_| None)
+    }
+
+    pub(crate) fn insert(&self, key: TokenKey, entry: Entry, now: u64) {
+        match entry.identity {
+            Some(_) => self.valid.insert(key, entry, now),
+            None => self.invalid.insert(key, entry, now),
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.valid.len() + self.invalid.len()
+    }
+}
+
+/// A bounded map of entries, sharded to keep lock contention low.
+struct Shards {
+    shards: Vec<Mutex<HashMap<TokenKey, Entry>>>,
+    per_shard: usize,
+    evictions: std::sync::atomic::AtomicUsize,
+}
+
+impl Shards {
+    fn new(capacity: usize) -> Self {
         let per_shard = capacity.div_ceil(SHARDS);
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -65,17 +103,16 @@ impl TokenCache {
         &self.shards[usize::from(key[0]) % SHARDS]
     }
 
-    /// `Some(Some(id))` valid, `Some(None)` known invalid, `None` unknown.
-    pub(crate) fn get(&self, key: &TokenKey, now: u64) -> Option<Option<Identity>> {
+    fn get(&self, key: &TokenKey, now: u64) -> Option<Entry> {
         if self.per_shard == 0 {
             return None;
         }
         let shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
         let entry = shard.get(key)?;
-        (entry.expires_at > now).then(|| entry.identity.clone())
+        (entry.expires_at > now).then(|| entry.clone())
     }
 
-    pub(crate) fn insert(&self, key: TokenKey, entry: Entry, now: u64) {
+    fn insert(&self, key: TokenKey, entry: Entry, now: u64) {
         if self.per_shard == 0 {
             return;
         }
@@ -563,5 +600,40 @@ mod tests {
             10,
         );
         assert!(off.get(&key, 50).is_none());
+    }
+
+    #[test]
+    fn invalid_tokens_never_evict_valid_ones() {
+        let cache = TokenCache::new(1024);
+        let id = Identity::new("s", "i", Default::default());
+        let good: Vec<TokenKey> = (0..64u32).map(|i| token_key(&format!("good{i}"))).collect();
+        for key in &good {
+            let entry = Entry {
+                expires_at: 100,
+                identity: Some(id.clone()),
+            };
+            cache.insert(*key, entry, 10);
+        }
+        let kept = |cache: &TokenCache| {
+            good.iter()
+                .filter(|k| matches!(cache.get(k, 50), Some(Some(_))))
+                .count()
+        };
+        let before = kept(&cache);
+        assert_eq!(before, good.len());
+        for i in 0..10_000u32 {
+            let entry = Entry {
+                expires_at: 100,
+                identity: None,
+            };
+            cache.insert(token_key(&format!("bogus{i}")), entry, 10);
+        }
+        assert_eq!(
+            kept(&cache),
+            before,
+            "a flood of invalid tokens evicts no valid one"
+        );
+        assert!(matches!(cache.get(&token_key("bogus9999"), 50), Some(None)));
+        assert!(cache.len() <= 2 * 1024, "{}", cache.len());
     }
 }

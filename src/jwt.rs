@@ -102,6 +102,9 @@ pub(crate) enum JwtError {
     UnknownKey,
     /// The signature does not verify.
     BadSignature,
+    /// The header lists critical extensions (`crit`), none of which this crate understands
+    /// (RFC 7515 §4.1.11: the token must then be refused).
+    Critical,
 }
 
 impl fmt::Display for JwtError {
@@ -111,6 +114,7 @@ impl fmt::Display for JwtError {
             Self::DisallowedAlg(alg) => write!(f, "signature algorithm `{alg}` is not allowed"),
             Self::UnknownKey => f.write_str("no key in the provider's key set matches the token"),
             Self::BadSignature => f.write_str("signature verification failed"),
+            Self::Critical => f.write_str("the header names critical extensions (`crit`)"),
         }
     }
 }
@@ -122,6 +126,17 @@ pub(crate) struct Header {
     pub(crate) kid: Option<String>,
     #[serde(default)]
     pub(crate) typ: Option<String>,
+    /// Critical extensions (RFC 7515 §4.1.11); none is understood here. `Some` whenever the
+    /// header has the member, even `null`.
+    #[serde(default, deserialize_with = "present")]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// `Some` for a member that is present, whatever its value.
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde::de::IgnoredAny>, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(Some)
 }
 
 /// A token split into its parts, signature not yet verified.
@@ -144,6 +159,9 @@ impl<'a> Unverified<'a> {
         let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| JwtError::Malformed)?;
         let header: Header =
             serde_json::from_slice(&header_bytes).map_err(|_| JwtError::Malformed)?;
+        if header.crit.is_some() {
+            return Err(JwtError::Critical);
+        }
         let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| JwtError::Malformed)?;
         let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
         Ok(Self {
@@ -495,6 +513,27 @@ pub(crate) mod tests {
             assert!(
                 matches!(Unverified::parse(t), Err(JwtError::Malformed)),
                 "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn critical_extensions_are_refused() {
+        let key = TestKey::new("k1");
+        for crit in [
+            serde_json::json!(["exp"]),
+            serde_json::json!(["b64"]),
+            serde_json::json!([]),
+            serde_json::json!(null),
+        ] {
+            let token = key.sign(
+                serde_json::json!({"alg": "ES256", "kid": "k1", "crit": crit, "b64": true}),
+                serde_json::json!({"sub": "alice"}),
+            );
+            assert_eq!(
+                Unverified::parse(&token).unwrap_err(),
+                JwtError::Critical,
+                "{crit}"
             );
         }
     }

@@ -100,6 +100,7 @@ mod extract;
 mod flow;
 mod future;
 mod identity;
+mod introspection_limits;
 mod jwt;
 mod layer;
 mod provider;
@@ -115,7 +116,7 @@ mod shared;
 pub mod dev;
 
 pub use body::ResponseBody;
-pub use client_auth::{ClientAuth, ClientKey};
+pub use client_auth::{AssertionAudience, ClientAuth, ClientKey};
 pub use config::{Config, ConfigBuilder, ResponseMode, ResponseType};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
 #[cfg(feature = "axum")]

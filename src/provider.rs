@@ -12,11 +12,11 @@ use openidconnect::core::{
     CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
     CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
-use openidconnect::{AdditionalProviderMetadata, DiscoveryError, IssuerUrl};
+use openidconnect::AdditionalProviderMetadata;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::client_auth::{ClientAuth, Credentials};
+use crate::client_auth::{AssertionAudience, ClientAuth, Credentials};
 use crate::config::Config;
 use crate::error::{AuthError, AuthErrorKind, BoxError, ConfigError};
 use crate::jwt::{Alg, JwkSet, JwtError, Unverified};
@@ -82,6 +82,52 @@ fn names<T: Serialize>(values: &[T]) -> Vec<String> {
 }
 
 impl Metadata {
+    /// Parses a discovery document: its issuer must be the configured one, and its
+    /// endpoints https (or loopback).
+    fn from_document(config: &Config, discovery: &[u8]) -> Result<Self, ConfigError> {
+        let discovered: DiscoveredMetadata =
+            serde_json::from_slice(discovery).map_err(|e| ConfigError::Discovery {
+                what: "discovery document",
+                source: Box::new(e),
+            })?;
+        if discovered.issuer().as_str() != config.issuer {
+            return Err(ConfigError::IssuerMismatch {
+                expected: config.issuer.clone(),
+                found: discovered.issuer().as_str().to_owned(),
+            });
+        }
+        let metadata = Self::from_discovered(config, &discovered)?;
+        metadata.check_transport(config)?;
+        Ok(metadata)
+    }
+
+    /// Every endpoint the client talks to or sends the browser to.
+    fn check_transport(&self, config: &Config) -> Result<(), ConfigError> {
+        let issuer = Url::parse(&self.issuer).map_err(|e| ConfigError::InvalidUrl {
+            field: "issuer",
+            reason: e.to_string(),
+        })?;
+        check_transport(config, "issuer", &issuer)?;
+        check_transport(
+            config,
+            "authorization_endpoint",
+            &self.authorization_endpoint,
+        )?;
+        check_transport(config, "token_endpoint", &self.token_endpoint)?;
+        check_transport(config, "jwks_uri", &self.jwks_uri)?;
+        let optional = [
+            ("userinfo_endpoint", &self.userinfo_endpoint),
+            ("end_session_endpoint", &self.end_session_endpoint),
+            ("introspection_endpoint", &self.introspection_endpoint),
+        ];
+        for (name, url) in optional {
+            if let Some(url) = url {
+                check_transport(config, name, url)?;
+            }
+        }
+        Ok(())
+    }
+
     fn from_discovered(config: &Config, m: &DiscoveredMetadata) -> Result<Self, ConfigError> {
         let unsupported = |what: &str| ConfigError::UnsupportedProvider(what.to_owned());
         let token_endpoint = m
@@ -204,32 +250,36 @@ pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client, ConfigErro
 }
 
 impl Provider {
-    /// Discovery at `<issuer>/.well-known/openid-configuration`, then the JWKS.
+    /// Discovery at `<issuer>/.well-known/openid-configuration`, then the JWKS. Both
+    /// answers are size-capped, and the issuer and every endpoint must be https (or on a
+    /// loopback host) unless the configuration allows plain http.
     pub(crate) async fn discover(config: &Config) -> Result<Self, ConfigError> {
         let http = http_client(config)?;
-        let issuer =
-            IssuerUrl::new(config.issuer.clone()).map_err(|e| ConfigError::InvalidUrl {
-                field: "issuer",
-                reason: e.to_string(),
-            })?;
-        let discovered = DiscoveredMetadata::discover_async(issuer, &http)
+        let issuer = Url::parse(&config.issuer).map_err(|e| ConfigError::InvalidUrl {
+            field: "issuer",
+            reason: e.to_string(),
+        })?;
+        check_transport(config, "issuer", &issuer)?;
+        let discovery_url = Url::parse(&format!(
+            "{}/.well-known/openid-configuration",
+            config.issuer.trim_end_matches('/')
+        ))
+        .map_err(|e| ConfigError::InvalidUrl {
+            field: "issuer",
+            reason: e.to_string(),
+        })?;
+        let discovery = fetch_document(&http, &discovery_url)
             .await
-            .map_err(|e| match e {
-                // openidconnect's message: "unexpected issuer URI `<found>` (expected `<ours>`)"
-                DiscoveryError::Validation(msg) => ConfigError::IssuerMismatch {
-                    expected: config.issuer.clone(),
-                    found: msg.split('`').nth(1).unwrap_or(&msg).to_owned(),
-                },
-                other => ConfigError::Discovery {
-                    what: "discovery document",
-                    source: describe_discovery_error(other),
-                },
+            .map_err(|source| ConfigError::Discovery {
+                what: "discovery document",
+                source,
             })?;
-        let metadata = Metadata::from_discovered(config, &discovered)?;
-        let jwks_json =
-            serde_json::to_vec(discovered.jwks()).map_err(|e| ConfigError::Discovery {
+        let metadata = Metadata::from_document(config, &discovery)?;
+        let jwks_json = fetch_document(&http, &metadata.jwks_uri)
+            .await
+            .map_err(|source| ConfigError::Discovery {
                 what: "JWKS",
-                source: Box::new(e),
+                source,
             })?;
         let jwks = JwkSet::parse(&jwks_json).map_err(|e| ConfigError::Discovery {
             what: "JWKS",
@@ -245,18 +295,7 @@ impl Provider {
         discovery: &[u8],
         jwks: Option<&[u8]>,
     ) -> Result<Self, ConfigError> {
-        let discovered: DiscoveredMetadata =
-            serde_json::from_slice(discovery).map_err(|e| ConfigError::Discovery {
-                what: "discovery document",
-                source: Box::new(e),
-            })?;
-        if discovered.issuer().as_str() != config.issuer {
-            return Err(ConfigError::IssuerMismatch {
-                expected: config.issuer.clone(),
-                found: discovered.issuer().as_str().to_owned(),
-            });
-        }
-        let metadata = Metadata::from_discovered(config, &discovered)?;
+        let metadata = Metadata::from_document(config, discovery)?;
         let jwks = match jwks {
             Some(json) => JwkSet::parse(json).map_err(|e| ConfigError::Discovery {
                 what: "JWKS",
@@ -422,11 +461,15 @@ impl Provider {
             secret: config.client_secret.as_ref().map(|s| s.0.as_str()),
             key: config.client_key.as_ref(),
         };
-        let auth = self.metadata.client_auth.authenticate(
-            &client,
-            self.metadata.token_endpoint.as_str(),
-            now,
-        )?;
+        // One audience for the token endpoint and introspection alike.
+        let audience = match config.hardening.assertion_audience {
+            AssertionAudience::Issuer => self.metadata.issuer.as_str(),
+            AssertionAudience::TokenEndpoint => self.metadata.token_endpoint.as_str(),
+        };
+        let auth = self
+            .metadata
+            .client_auth
+            .authenticate(&client, audience, now)?;
         let mut req = self
             .http
             .post(url.clone())
@@ -452,8 +495,60 @@ impl Provider {
     }
 }
 
+/// Whether `url` is on a loopback host: `localhost` (and names below it, RFC 6761) or a
+/// loopback address.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Refuses a provider URL that is not https, unless on a loopback host or allowed by the
+/// configuration (plain http on a network lets anyone on the path read codes and tokens or
+/// swap the keys).
+fn check_transport(config: &Config, name: &str, url: &Url) -> Result<(), ConfigError> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) || config.hardening.allow_http_provider => Ok(()),
+        "http" => Err(ConfigError::UnsupportedProvider(format!(
+            "the provider's {name} `{url}` is plain http on a host that is not loopback; \
+             use https (or ConfigBuilder::allow_http_provider for a private development network)"
+        ))),
+        other => Err(ConfigError::UnsupportedProvider(format!(
+            "the provider's {name} `{url}` has the scheme `{other}`, not https"
+        ))),
+    }
+}
+
+/// GETs a provider document (discovery, JWKS) at startup: a 2xx answer, size-capped.
+async fn fetch_document(http: &reqwest::Client, url: &Url) -> Result<Vec<u8>, BoxError> {
+    let res = http
+        .get(url.clone())
+        .header("accept", "application/json")
+        .send()
+        .await?;
+    let status = res.status();
+    let body = read_limited(res).await?;
+    if !status.is_success() {
+        return Err(format!("{url} answered HTTP {status}").into());
+    }
+    Ok(body)
+}
+
 /// Reads a response body, refusing bodies over [`MAX_RESPONSE_BYTES`].
 pub(crate) async fn read_limited(mut res: reqwest::Response) -> Result<Vec<u8>, BoxError> {
+    if res
+        .content_length()
+        .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err("provider response too large".into());
+    }
     let mut body = Vec::new();
     while let Some(chunk) = res.chunk().await? {
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
@@ -462,17 +557,6 @@ pub(crate) async fn read_limited(mut res: reqwest::Response) -> Result<Vec<u8>, 
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-fn describe_discovery_error<E: std::error::Error + Send + Sync + 'static>(
-    e: DiscoveryError<E>,
-) -> BoxError {
-    match e {
-        DiscoveryError::Request(inner) => Box::new(inner),
-        DiscoveryError::Response(status, _, msg) => format!("HTTP {status}: {msg}").into(),
-        DiscoveryError::Parse(inner) => format!("invalid metadata: {inner}").into(),
-        other => other.to_string().into(),
-    }
 }
 
 /// Failure to verify a JWT against the provider's keys.

@@ -372,7 +372,7 @@ fn bearer_rejection(err: AuthError, headers: &http::HeaderMap) -> Answer {
         AuthErrorKind::InvalidToken => tracing::debug!(reason = %err, "bearer token refused"),
         _ => tracing::error!(reason = %err, "bearer token could not be validated"),
     }
-    response::reject(caller, err, headers)
+    crate::bearer::retry_later(response::reject(caller, err, headers))
 }
 
 /// Whether a session-authenticated request passes the anti-CSRF header rule.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::cache::{Refresher, TokenCache};
 use crate::config::{Config, ResponseMode};
+use crate::introspection_limits::IntrospectionLimits;
 use crate::provider::Provider;
 use crate::session::cookie::{binding, Cookies};
 use crate::session::sessions::Sessions;
@@ -34,6 +35,7 @@ pub(crate) struct Shared {
     pub(crate) fetch_userinfo: bool,
     pub(crate) store_id_token: bool,
     pub(crate) bearer_cache: TokenCache,
+    pub(crate) introspections: IntrospectionLimits,
     pub(crate) refresher: Refresher<Session>,
     /// The provider's issuer, shared by every session identity.
     pub(crate) issuer: Arc<str>,
@@ -103,6 +105,10 @@ impl Shared {
             fetch_userinfo,
             issuer: Arc::from(provider.metadata.issuer.as_str()),
             bearer_cache: TokenCache::new(config.bearer_cache_capacity),
+            introspections: IntrospectionLimits::new(
+                config.hardening.introspection_max_in_flight,
+                config.hardening.introspection_per_second,
+            ),
             provider,
             config,
         }

@@ -441,7 +441,7 @@ impl ClientKey {
 }
 
 /// A signed client assertion (RFC 7523 §2.2, OpenID Connect Core §9): a compact JWS whose
-/// `iss` and `sub` are the client id, whose `aud` is `audience` (the token endpoint URL), with
+/// `iss` and `sub` are the client id, whose `aud` is `audience` (the issuer or the token endpoint URL), with
 /// a random `jti`, `iat` = `now` and `exp` = `now + lifetime_secs` (seconds since the epoch).
 /// Send it as `client_assertion` with `client_assertion_type` = [`ASSERTION_TYPE`].
 ///

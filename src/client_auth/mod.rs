@@ -51,6 +51,33 @@ impl ClientAuth {
     }
 }
 
+/// The `aud` of a `private_key_jwt` client assertion, set with
+/// [`ConfigBuilder::client_assertion_audience`](crate::ConfigBuilder::client_assertion_audience).
+///
+/// # Example
+///
+/// ```
+/// use tower_oidc::{AssertionAudience, Config, SessionKey};
+///
+/// let config = Config::builder("https://id.example.com", "my-client")
+///     .client_assertion_audience(AssertionAudience::TokenEndpoint)
+///     .redirect_url("https://app.example.com/auth/callback")
+///     .session_key(SessionKey::generate())
+///     .build()?;
+/// # Ok::<(), tower_oidc::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AssertionAudience {
+    /// The provider's issuer identifier (default; draft-ietf-oauth-rfc7523bis): one value for
+    /// every endpoint of the provider, and never another server's.
+    #[default]
+    Issuer,
+    /// The provider's token endpoint URL (RFC 7523 §3), for providers that accept nothing
+    /// else; used for introspection too.
+    TokenEndpoint,
+}
+
 /// What the client proves itself with, as configured.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Credentials<'a> {
@@ -69,8 +96,9 @@ pub(crate) struct Authentication {
 
 impl ClientAuth {
     /// Authenticates a request as `client` with this method. `audience` names the
-    /// authorization server in a client assertion (RFC 7523 §3: its token endpoint URL is
-    /// accepted by every provider, also for introspection); `now` is its issue time.
+    /// authorization server in a client assertion (see [`AssertionAudience`]); `now` is its
+    /// issue time. Every assertion has a fresh `jti`: providers refuse a reused one
+    /// (OpenID Connect Core §9, oidc-provider's replay detection).
     pub(crate) fn authenticate(
         self,
         client: &Credentials<'_>,

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use url::Url;
 
+use super::hardening::Hardening;
 use super::{ClaimsFilter, Config, ResponseMode, ResponseType, Secret};
 use crate::client_auth::{ClientAuth, ClientKey};
 use crate::error::ConfigError;
@@ -77,6 +78,7 @@ pub struct ConfigBuilder {
     store_access_token: bool,
     store_id_token: Option<bool>,
     revocations: Option<Arc<dyn RevocationStore>>,
+    pub(super) hardening: Hardening,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -146,6 +148,7 @@ impl ConfigBuilder {
             store_access_token: true,
             store_id_token: None,
             revocations: None,
+            hardening: Hardening::default(),
         }
     }
 
@@ -435,9 +438,9 @@ impl ConfigBuilder {
     }
 
     /// Accept only JWT access tokens with header `typ: at+jwt` (RFC 9068). Default off, as
-    /// several providers issue `typ: JWT`. Without it, a JWT carrying a claim only ID tokens
-    /// have (`nonce`, `at_hash`, `c_hash`) is still refused; turn this on when your provider
-    /// issues `at+jwt`, to refuse every ID token (a refreshed one may carry none of those).
+    /// several providers issue `typ: JWT`. Without it, ID tokens are still refused: a bearer
+    /// JWT must carry an access-token marker (see
+    /// [`accept_unmarked_access_tokens`](ConfigBuilder::accept_unmarked_access_tokens)).
     pub fn require_access_token_type(mut self, required: bool) -> Self {
         self.require_access_token_type = required;
         self
@@ -727,7 +730,9 @@ impl ConfigBuilder {
                 reason: "allow at least one attempt in a window longer than zero".into(),
             });
         }
+        self.hardening.check()?;
         Ok(Config {
+            hardening: self.hardening,
             idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),
             refresh_margin: self.refresh_margin,
             refresh_grace: self.refresh_grace,

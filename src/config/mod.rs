@@ -144,6 +144,7 @@ pub struct Config {
     pub(crate) store_access_token: bool,
     pub(crate) store_id_token: Option<bool>,
     pub(crate) revocations: Arc<dyn RevocationStore>,
+    pub(crate) hardening: hardening::Hardening,
 }
 
 impl Config {
@@ -193,4 +194,5 @@ impl fmt::Debug for Config {
 }
 
 mod builder;
+mod hardening;
 pub use builder::ConfigBuilder;

@@ -179,6 +179,27 @@ impl SigningKey {
         let sig = self.sign(input.as_bytes(), rng)?;
         Some(format!("{input}.{}", b64u(&sig)))
     }
+
+    /// [`SigningKey::jws`] with `typ: JWT` and the members of `extra` added to (or
+    /// replacing) the header's.
+    pub(crate) fn jws_with_header(
+        &self,
+        extra: &Value,
+        claims: &Value,
+        rng: &SystemRandom,
+    ) -> Option<String> {
+        let mut header = json!({
+            "alg": self.public.alg.name(),
+            "kid": self.public.kid,
+            "typ": "JWT",
+        });
+        for (name, value) in extra.as_object()? {
+            header[name] = value.clone();
+        }
+        let input = signing_input(&header, claims);
+        let sig = self.sign(input.as_bytes(), rng)?;
+        Some(format!("{input}.{}", b64u(&sig)))
+    }
 }
 
 fn ec_coordinates(point: &[u8]) -> (&[u8], &[u8]) {

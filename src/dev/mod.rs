@@ -6,8 +6,9 @@
 //!
 //! It implements the authorization code flow (OpenID Connect Core 1.0, RFC 6749) with PKCE
 //! (RFC 7636), the `iss` authorization response parameter (RFC 9207), discovery (OpenID
-//! Connect Discovery 1.0), JWT access tokens (RFC 9068), refresh token rotation, userinfo and
-//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
+//! Connect Discovery 1.0), JWT access tokens (RFC 9068), refresh token rotation, userinfo,
+//! token introspection (RFC 7662) and RP-initiated logout (OpenID Connect RP-Initiated Logout
+//! 1.0).
 //!
 //! # Example
 //!
@@ -123,8 +124,8 @@ impl DevProvider {
     /// [`DevProviderBuilder::issuer_host`] and [`DevProviderBuilder::issuer_path`]).
     ///
     /// The endpoints live below it: `{issuer}/.well-known/openid-configuration`,
-    /// `{issuer}/authorize`, `{issuer}/token`, `{issuer}/userinfo`, `{issuer}/jwks` and
-    /// `{issuer}/end_session`.
+    /// `{issuer}/authorize`, `{issuer}/token`, `{issuer}/userinfo`, `{issuer}/jwks`,
+    /// `{issuer}/introspect` and `{issuer}/end_session`.
     pub fn issuer(&self) -> &str {
         &self.shared.issuer
     }
@@ -179,9 +180,11 @@ impl DevProvider {
         state.faults.push(fault);
     }
 
-    /// Deactivates every fault.
+    /// Deactivates every fault (and releases requests held by
+    /// [`Fault::HoldIntrospection`]).
     pub fn clear_faults(&self) {
         self.shared.state().faults.clear();
+        self.shared.released.notify_waiters();
     }
 
     /// Replaces the signing key with a new one that has a new `kid`.
@@ -214,6 +217,36 @@ impl DevProvider {
             .unwrap_or_else(|| panic!("the development provider could not sign"))
     }
 
+    /// Like [`sign_jwt`](Self::sign_jwt), with header members of your choice: `header` (a
+    /// JSON object) is laid over `{"alg", "kid", "typ": "JWT"}`, e.g. to add `crit`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// use tower_oidc::dev::DevProvider;
+    ///
+    /// let dev = DevProvider::start().await?;
+    /// let critical = dev.sign_jwt_with_header(
+    ///     &serde_json::json!({ "typ": "at+jwt", "crit": ["exp"] }),
+    ///     &serde_json::json!({ "iss": dev.issuer(), "sub": "alice" }),
+    /// );
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `header` is not a JSON object.
+    pub fn sign_jwt_with_header(
+        &self,
+        header: &serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> String {
+        self.shared
+            .sign_jwt_with_header(header, claims)
+            .unwrap_or_else(|| panic!("the development provider could not sign"))
+    }
+
     /// Counters of requests received so far.
     pub fn stats(&self) -> DevStats {
         let s = &self.shared.stats;
@@ -224,6 +257,7 @@ impl DevProvider {
             discovery_requests: s.discovery.load(Ordering::Relaxed),
             authorization_requests: s.authorization.load(Ordering::Relaxed),
             end_session_requests: s.end_session.load(Ordering::Relaxed),
+            introspection_requests: s.introspection.load(Ordering::Relaxed),
         }
     }
 }
@@ -261,6 +295,7 @@ pub struct DevProviderBuilder {
     refresh_tokens: bool,
     access_token_audience: Option<String>,
     authorization_response_iss: bool,
+    opaque_access_tokens: bool,
 }
 
 impl Default for DevProviderBuilder {
@@ -278,6 +313,7 @@ impl Default for DevProviderBuilder {
             refresh_tokens: true,
             access_token_audience: None,
             authorization_response_iss: true,
+            opaque_access_tokens: false,
         }
     }
 }
@@ -300,6 +336,7 @@ impl fmt::Debug for DevProviderBuilder {
                 "authorization_response_iss",
                 &self.authorization_response_iss,
             )
+            .field("opaque_access_tokens", &self.opaque_access_tokens)
             .finish()
     }
 }
@@ -410,6 +447,13 @@ impl DevProviderBuilder {
         self
     }
 
+    /// Issue opaque access tokens (random strings, to be checked at the introspection
+    /// endpoint `{issuer}/introspect`) instead of JWTs. Default `false`.
+    pub fn opaque_access_tokens(mut self, opaque: bool) -> Self {
+        self.opaque_access_tokens = opaque;
+        self
+    }
+
     /// Generates the signing key, binds the listener and starts serving on the current
     /// Tokio runtime.
     ///
@@ -487,6 +531,7 @@ impl DevProviderBuilder {
             access_token_ttl: self.access_token_ttl,
             refresh_tokens: self.refresh_tokens,
             access_token_audience: self.access_token_audience,
+            opaque_access_tokens: self.opaque_access_tokens,
             auto_login: self.auto_login,
             authorization_response_iss: self.authorization_response_iss,
             key,
@@ -765,6 +810,17 @@ pub enum Fault {
         /// The relying party's redirect URI registered at the other provider.
         redirect_uri: String,
     },
+    /// The introspection endpoint holds every request back (after counting it) until the
+    /// fault is cleared with [`DevProvider::clear_faults`]: calls stay in flight for as long
+    /// as a test needs, without timing guesses.
+    HoldIntrospection,
+    /// The discovery document's member named by the first string is set to the second (e.g.
+    /// `token_endpoint` to a plain-http URL on another host).
+    DiscoveryField(String, String),
+    /// The discovery document carries 2 MiB of padding.
+    OversizedDiscovery,
+    /// The JWKS document carries 2 MiB of padding.
+    OversizedJwks,
 }
 
 /// How [`Fault::IdToken`] breaks ID tokens.
@@ -811,6 +867,12 @@ pub enum IdTokenFault {
     HmacWithPublicKey,
     /// `aud` lists the client and another audience, and `azp` is missing.
     MultipleAudiencesWithoutAzp,
+    /// `aud` lists the client and `https://untrusted.example.test` (with `azp` the client):
+    /// an audience a relying party trusts only when told to.
+    UntrustedAudience,
+    /// The header lists a critical extension (`crit`, RFC 7515 §4.1.11) that no relying
+    /// party understands; the token is otherwise valid.
+    CriticalHeader,
 }
 
 /// Request counters of a [`DevProvider`], from [`DevProvider::stats`].
@@ -842,4 +904,6 @@ pub struct DevStats {
     pub authorization_requests: u64,
     /// Requests to the end-session (logout) endpoint.
     pub end_session_requests: u64,
+    /// Requests to the introspection endpoint.
+    pub introspection_requests: u64,
 }

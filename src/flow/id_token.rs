@@ -1,5 +1,6 @@
 //! ID token validation (OpenID Connect Core §3.1.3.7): signature against the provider's
-//! JWKS with the algorithms it advertises, then `iss`, `aud`/`azp`, `exp`, `iat`, `nbf`,
+//! JWKS with the algorithms it advertises, then `iss`, `aud`/`azp` (every audience trusted:
+//! the client or a configured trusted audience), `exp`, `iat`, `nbf`,
 //! `nonce` and `at_hash`, with the configured clock skew.
 
 use serde_json::{Map, Value};
@@ -95,7 +96,12 @@ fn check_claims(
     }
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        // A list with anything but strings names no audience we know.
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default(),
         _ => Vec::new(),
     };
     if !audiences.contains(&config.client_id.as_str()) {
@@ -112,6 +118,16 @@ fn check_claims(
     if azp.is_some_and(|azp| azp != config.client_id) {
         return Err(invalid(
             "ID token authorized party (`azp`) is another client",
+        ));
+    }
+    // Core §3.1.3.7 step 3: refused when `aud` lists an audience the client does not trust
+    // (checked after the `azp` rules of steps 4 and 5, which name the more specific mistake).
+    let untrusted = audiences.iter().any(|a| {
+        *a != config.client_id && !config.hardening.trusted_audiences.iter().any(|t| t == a)
+    });
+    if untrusted {
+        return Err(invalid(
+            "ID token audience (`aud`) lists an audience this client does not trust",
         ));
     }
     let exp = claims

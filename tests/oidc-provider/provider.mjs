@@ -30,6 +30,9 @@
 //   conform_id_token_claims  oidc-provider's conformIdTokenClaims, true by default
 //   allow_http_implicit   accept http/localhost redirect URIs for hybrid/implicit clients (true)
 //   pkce_required         true by default: every authorization request needs S256 PKCE
+//   client_assertion_audience  "issuer" or "token_endpoint": the only `aud` accepted in
+//                         private_key_jwt client assertions (absent: oidc-provider's own rule,
+//                         which accepts the issuer, the token endpoint and the endpoint called)
 
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -239,6 +242,14 @@ const providerConfig = {
         return info;
       },
     },
+  },
+  assertJwtClientAuthClaimsAndHeader: async (ctx, claims) => {
+    const wanted = config.client_assertion_audience;
+    if (!wanted) return;
+    const expected = wanted === 'issuer' ? ctx.oidc.issuer : ctx.oidc.urlFor('token');
+    if (claims.aud !== expected) {
+      throw new errors.InvalidClientAuth(`audience (aud) must be ${expected}`);
+    }
   },
   issueRefreshToken: async (_ctx, client, source) => {
     if (!client.grantTypeAllowed('refresh_token')) return false;

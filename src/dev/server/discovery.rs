@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::header;
 use serde_json::json;
 
-use super::St;
+use super::{Fault, St};
 
 pub(super) async fn discovery(AxState(s): St) -> Response {
     s.stats.discovery.fetch_add(1, Ordering::Relaxed);
@@ -27,6 +27,9 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
         "userinfo_endpoint": s.endpoint("userinfo"),
         "jwks_uri": s.endpoint("jwks"),
         "end_session_endpoint": s.endpoint("end_session"),
+        "introspection_endpoint": s.endpoint("introspect"),
+        "introspection_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": grants,
@@ -47,6 +50,13 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
     });
     if s.authorization_response_iss {
         doc["authorization_response_iss_parameter_supported"] = true.into();
+    }
+    for fault in s.state().faults.iter() {
+        match fault {
+            Fault::DiscoveryField(name, value) => doc[name.as_str()] = json!(value),
+            Fault::OversizedDiscovery => doc["x_padding"] = json!(super::padding()),
+            _ => {}
+        }
     }
     (
         [(header::CONTENT_TYPE, "application/json")],

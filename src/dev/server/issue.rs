@@ -11,6 +11,8 @@ use super::{
 
 /// Audience used by the audience faults.
 const OTHER_AUDIENCE: &str = "some-other-client";
+/// The extra audience of [`IdTokenFault::UntrustedAudience`].
+pub(crate) const UNTRUSTED_AUDIENCE: &str = "https://untrusted.example.test";
 
 /// What a token response is issued for.
 pub(super) struct Issue<'a> {
@@ -59,9 +61,12 @@ impl Shared {
             "auth_time": i.auth_time,
             "jti": keys::random_token(&self.rng, 16),
         });
-        let access_token = key
-            .jws("at+jwt", None, &at_claims, &self.rng)
-            .ok_or_else(server_error)?;
+        let access_token = if self.opaque_access_tokens {
+            keys::random_token(&self.rng, 32)
+        } else {
+            key.jws("at+jwt", None, &at_claims, &self.rng)
+                .ok_or_else(server_error)?
+        };
         state.access.retain(|_, r| r.exp >= now);
         state.access.insert(
             token_key(&access_token),
@@ -152,6 +157,9 @@ impl Shared {
                 keys::left_half_hash(access_token)
             },
         });
+        if has(IdTokenFault::UntrustedAudience) {
+            claims["aud"] = json!([claims["aud"].clone(), UNTRUSTED_AUDIENCE]);
+        }
         if has(IdTokenFault::MultipleAudiencesWithoutAzp) {
             claims["aud"] = json!([claims["aud"].clone(), "another-audience"]);
             if let Some(obj) = claims.as_object_mut() {
@@ -174,6 +182,12 @@ impl Shared {
             let input = keys::signing_input(&header, &claims);
             let mac = keys::hs256(key.public.pem().as_bytes(), input.as_bytes());
             return Some(format!("{input}.{mac}"));
+        }
+        if has(IdTokenFault::CriticalHeader) {
+            // RFC 7515 §4.1.11: an extension the relying party must understand.
+            let extra = json!({ "crit": ["urn:example:must-understand"],
+                                "urn:example:must-understand": true });
+            return key.jws_with_header(&extra, &claims, &self.rng);
         }
         let kid = has(IdTokenFault::UnknownKid).then(|| format!("unknown-{}", key.public.kid));
         let token = key.jws("JWT", kid.as_deref(), &claims, &self.rng)?;

@@ -23,9 +23,13 @@ pub(super) async fn jwks(AxState(s): St) -> Response {
             .into_response();
     }
     let jwk = s.state().key.public.jwk();
+    let mut doc = json!({ "keys": [jwk] });
+    if s.has_fault(&Fault::OversizedJwks) {
+        doc["x_padding"] = json!(super::padding());
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
-        json!({ "keys": [jwk] }).to_string(),
+        doc.to_string(),
     )
         .into_response()
 }

@@ -23,6 +23,7 @@ mod authorize;
 mod client_auth;
 mod discovery;
 mod end_session;
+mod introspect;
 mod issue;
 mod jwks;
 mod params;
@@ -43,6 +44,7 @@ pub(crate) struct Settings {
     pub(crate) access_token_ttl: Duration,
     pub(crate) refresh_tokens: bool,
     pub(crate) access_token_audience: Option<String>,
+    pub(crate) opaque_access_tokens: bool,
     pub(crate) auto_login: Option<String>,
     pub(crate) authorization_response_iss: bool,
     pub(crate) key: SigningKey,
@@ -56,6 +58,7 @@ pub(crate) struct Counters {
     pub(crate) discovery: AtomicU64,
     pub(crate) authorization: AtomicU64,
     pub(crate) end_session: AtomicU64,
+    pub(crate) introspection: AtomicU64,
 }
 
 /// Everything the handlers share.
@@ -71,8 +74,11 @@ pub(crate) struct Shared {
     access_token_audience: Option<String>,
     /// RFC 9207: `iss` in authorization responses, advertised in discovery.
     authorization_response_iss: bool,
+    opaque_access_tokens: bool,
     rng: SystemRandom,
     pub(crate) stats: Counters,
+    /// Woken when faults are cleared (see [`Fault::HoldIntrospection`]).
+    pub(crate) released: tokio::sync::Notify,
     state: Mutex<State>,
 }
 
@@ -162,8 +168,10 @@ impl Shared {
             refresh_tokens: s.refresh_tokens,
             access_token_audience: s.access_token_audience,
             authorization_response_iss: s.authorization_response_iss,
+            opaque_access_tokens: s.opaque_access_tokens,
             rng: SystemRandom::new(),
             stats: Counters::default(),
+            released: tokio::sync::Notify::new(),
             state: Mutex::new(State {
                 auto_login: s.auto_login,
                 faults: Vec::new(),
@@ -214,6 +222,13 @@ impl Shared {
     pub(crate) fn sign_jwt(&self, typ: &str, claims: &Value) -> Option<String> {
         let key = self.state().key.clone();
         key.jws(typ, None, claims, &self.rng)
+    }
+
+    /// Signs `claims` with the current key, with `extra` header members over the usual
+    /// ones (`alg`, `kid`, `typ: JWT`).
+    pub(crate) fn sign_jwt_with_header(&self, extra: &Value, claims: &Value) -> Option<String> {
+        let key = self.state().key.clone();
+        key.jws_with_header(extra, claims, &self.rng)
     }
 
     /// Applies the `Delay` and `Down` faults; `Some` is the answer to send instead.
@@ -276,6 +291,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(&format!("{p}/token"), axum::routing::post(token::token))
         .route(
+            &format!("{p}/introspect"),
+            axum::routing::post(introspect::introspect),
+        )
+        .route(
             &format!("{p}/userinfo"),
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
@@ -287,6 +306,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 type St = AxState<Arc<Shared>>;
+
+/// Two mebibytes of filler for the oversized-document faults.
+fn padding() -> String {
+    "x".repeat(2 << 20)
+}
 
 /// Whether a URI is an `http`/`https` URI on a loopback host, without a fragment.
 fn is_loopback_uri(uri: &str) -> bool {
@@ -341,6 +365,7 @@ mod tests {
             access_token_ttl: Duration::from_secs(600),
             refresh_tokens: true,
             access_token_audience: None,
+            opaque_access_tokens: false,
             auto_login: None,
             authorization_response_iss: true,
             key: SigningKey::generate(DevSigningAlg::Es256, &SystemRandom::new())
