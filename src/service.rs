@@ -17,6 +17,7 @@ use crate::future::{add_session_cookies, answer_into, ResponseFuture};
 use crate::identity::Identity;
 use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
+use crate::session::sessions::HeldTransactions;
 use crate::session::{Session, SessionRef};
 use crate::shared::{Shared, Tenants};
 use bytes::Bytes;
@@ -118,9 +119,11 @@ where
         let owned = match owned {
             Some((session, owner)) if owner.needs_refresh(&session, now) => {
                 let names = sessions.session_cookie_names(req.headers());
+                // The refresh may be refused, and a login start for this request then.
+                let held = HeldTransactions::of(&sessions.cookies, req.headers());
                 strip_our_cookies(shared, &mut req, true);
                 let id = session.session_id().to_owned();
-                return self.call_refreshing(owner, session.to_session(), id, names, req);
+                return self.call_refreshing(owner, session.to_session(), id, (names, held), req);
             }
             other => other,
         };
@@ -149,6 +152,13 @@ where
             }
             Some(_) => Vec::new(),
         };
+        // Without a session, a login may start for this request: it must know the logins the
+        // browser already holds, whose cookies are stripped next.
+        let held = if owned.is_none() {
+            HeldTransactions::of(&sessions.cookies, req.headers())
+        } else {
+            HeldTransactions::default()
+        };
         if read.only_session_cookies {
             // Nothing of the app's own to keep: no need to rebuild the header.
             req.headers_mut().remove(http::header::COOKIE);
@@ -156,7 +166,7 @@ where
             strip_our_cookies(shared, &mut req, read.present);
         }
         let identity = owned.map(|(session, owner)| session.into_identity(&owner.issuer));
-        match admit(shared, &mut req, identity, &set_cookies) {
+        match admit(shared, &mut req, identity, &set_cookies, held) {
             None => ResponseFuture::inner(self.inner.call(req), set_cookies),
             Some(answer) => ResponseFuture::ready(answer),
         }
@@ -171,6 +181,7 @@ fn admit<B>(
     req: &mut Request<B>,
     identity: Option<Identity>,
     set_cookies: &[String],
+    held: HeldTransactions,
 ) -> Option<Answer> {
     let refuse = |mut answer: Answer| {
         for cookie in set_cookies {
@@ -197,9 +208,17 @@ fn admit<B>(
     } else if shared.config.require_login
         && !is_public(&shared.config.public_paths, req.uri().path())
     {
-        return refuse(login::login_required(shared, req.uri(), req.headers()));
+        return refuse(login::login_required(
+            shared,
+            req.uri(),
+            req.headers(),
+            &held,
+        ));
     }
-    req.extensions_mut().insert(Handle(shared.clone()));
+    req.extensions_mut().insert(Handle {
+        shared: shared.clone(),
+        held,
+    });
     None
 }
 
@@ -212,7 +231,7 @@ impl<S> OidcService<S> {
         owner: Arc<Shared>,
         session: Session,
         session_id: String,
-        names: Vec<String>,
+        (names, held): (Vec<String>, HeldTransactions),
         mut req: Request<ReqBody>,
     ) -> ResponseFuture<S::Future, ResBody, S::Error>
     where
@@ -271,7 +290,7 @@ impl<S> OidcService<S> {
                     (None, clear)
                 }
             };
-            match admit(&shared, &mut req, identity, &set_cookies) {
+            match admit(&shared, &mut req, identity, &set_cookies, held) {
                 None => {
                     let mut res = inner.call(req).await?;
                     add_session_cookies(res.headers_mut(), set_cookies);

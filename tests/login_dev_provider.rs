@@ -590,6 +590,31 @@ async fn logins_in_several_tabs_do_not_collide() {
 }
 
 #[tokio::test]
+async fn logins_started_on_protected_pages_take_free_slots() {
+    // Logins started by the extractor on an app page (not on /auth/login) must see the
+    // transactions the browser holds, although the layer strips its cookies before the app.
+    let dev = provider().await;
+    let app = confidential_app_with(&dev, |b| b.max_concurrent_logins(3)).await;
+    let browser = Browser::new();
+    let mut callbacks = Vec::new();
+    for tab in 0..3 {
+        let url = app.url(&format!("/me?tab={tab}"));
+        callbacks.push(browser.follow_until(&url, is_callback).await.url);
+    }
+    let slots: std::collections::HashSet<String> = callbacks
+        .iter()
+        .filter_map(|u| u.query_pairs().find(|(k, _)| k == "state"))
+        .filter_map(|(_, state)| state.split_once('_').map(|(slot, _)| slot.to_owned()))
+        .collect();
+    assert_eq!(slots.len(), 3, "three logins, three slots: {callbacks:?}");
+    for (tab, callback) in callbacks.iter().enumerate().rev() {
+        let landing = browser.follow(callback).await;
+        assert_eq!(landing.status, StatusCode::OK);
+        assert_eq!(landing.url.query(), Some(format!("tab={tab}").as_str()));
+    }
+}
+
+#[tokio::test]
 async fn concurrent_logins_are_capped_oldest_first() {
     let dev = provider().await;
     let app = confidential_app_with(&dev, |b| b.max_concurrent_logins(2)).await;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, random_token};
-use crate::session::sessions::Sessions;
+use crate::session::sessions::{HeldTransactions, Sessions};
 use crate::session::Transaction;
 use crate::shared::{Shared, Tenants};
 
@@ -140,10 +140,24 @@ fn is_top_level_navigation(headers: &HeaderMap) -> bool {
 }
 
 /// Starts a login: a fresh transaction cookie and a redirect to the provider; refused
-/// (without a cookie) when the request is no top-level navigation.
+/// (without a cookie) when the request is no top-level navigation. `headers` still carry the
+/// layer's cookies.
 pub(crate) fn start(
     shared: &Shared,
     headers: &HeaderMap,
+    return_to: String,
+    extra: Vec<(String, String)>,
+) -> Answer {
+    let held = HeldTransactions::of(&shared.sessions.cookies, headers);
+    start_holding(shared, headers, &held, return_to, extra)
+}
+
+/// [`start`] for a request whose transaction cookies (`held`) were taken before the layer
+/// stripped its cookies.
+fn start_holding(
+    shared: &Shared,
+    headers: &HeaderMap,
+    held: &HeldTransactions,
     return_to: String,
     extra: Vec<(String, String)>,
 ) -> Answer {
@@ -168,7 +182,7 @@ pub(crate) fn start(
         .collect();
     let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     let sessions = &shared.sessions;
-    let slot = sessions.choose_tx_slot(headers);
+    let slot = sessions.choose_tx_slot(held);
     let tx = Transaction {
         created_at_ms: sessions.now_millis(),
         state: Sessions::new_state(slot.slot),
@@ -231,8 +245,14 @@ pub(crate) fn start(
 }
 
 /// The answer when login is required and missing: a fresh login for a navigation, 401
-/// or gRPC status 16 for everyone else.
-pub(crate) fn login_required(shared: &Shared, uri: &http::Uri, headers: &HeaderMap) -> Answer {
+/// or gRPC status 16 for everyone else. `held`: the request's transaction cookies, taken
+/// before the layer stripped its cookies.
+pub(crate) fn login_required(
+    shared: &Shared,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    held: &HeldTransactions,
+) -> Answer {
     let caller = caller_kind(headers);
     if caller == CallerKind::Navigation {
         let return_to = uri
@@ -240,7 +260,7 @@ pub(crate) fn login_required(shared: &Shared, uri: &http::Uri, headers: &HeaderM
             .map(|pq| pq.as_str())
             .and_then(sanitize_return_to)
             .unwrap_or("/");
-        return start(shared, headers, return_to.to_owned(), Vec::new());
+        return start_holding(shared, headers, held, return_to.to_owned(), Vec::new());
     }
     response::reject(
         caller,
@@ -252,7 +272,11 @@ pub(crate) fn login_required(shared: &Shared, uri: &http::Uri, headers: &HeaderM
 /// A handle to the layer in the request extensions of a request without a login, for
 /// extractors and [`RequireLayer`](crate::RequireLayer) to answer [`login_required`].
 #[derive(Clone)]
-pub(crate) struct Handle(pub(crate) Arc<Shared>);
+pub(crate) struct Handle {
+    pub(crate) shared: Arc<Shared>,
+    /// The request's transaction cookies, taken before the layer stripped its cookies.
+    pub(crate) held: HeldTransactions,
+}
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,7 +287,7 @@ impl std::fmt::Debug for Handle {
 impl Handle {
     /// [`login_required`] for this request.
     pub(crate) fn login_required(&self, uri: &http::Uri, headers: &HeaderMap) -> Answer {
-        login_required(&self.0, uri, headers)
+        login_required(&self.shared, uri, headers, &self.held)
     }
 }
 

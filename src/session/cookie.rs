@@ -494,14 +494,14 @@ pub(crate) struct Cookies {
     /// Prefix of login-transaction cookie names; the slot number follows (before 0.x: the
     /// `state`, see [`Cookies::tx_legacy_name`]).
     pub(crate) tx_prefix: String,
-    /// Path of transaction cookies: the route prefix on http (they only travel to our
-    /// routes), `/` on https (required by the `__Host-` prefix).
-    tx_path: String,
     secure: bool,
 }
 
 impl Cookies {
-    pub(crate) fn new(session: &str, route_prefix: &str, secure: bool) -> Self {
+    /// Cookie names and attributes. Transaction cookies have `Path=/` on http too (on https
+    /// the `__Host-` prefix requires it): a login can start on any path (`require_login`, the
+    /// extractors), and choosing its slot must see the transactions the browser already holds.
+    pub(crate) fn new(session: &str, secure: bool) -> Self {
         Self {
             session: session.to_owned(),
             // On https, `__Host-` (so `Path=/`): a sibling subdomain cannot plant a login
@@ -512,7 +512,6 @@ impl Cookies {
                 "oidc_tx_"
             }
             .to_owned(),
-            tx_path: if secure { "/" } else { route_prefix }.to_owned(),
             secure,
         }
     }
@@ -564,13 +563,13 @@ impl Cookies {
         ttl: std::time::Duration,
         cross_site: bool,
     ) -> String {
-        let attrs = self.attributes_with(&self.tx_path, Some(ttl.as_secs()), cross_site);
+        let attrs = self.attributes_with("/", Some(ttl.as_secs()), cross_site);
         format!("{name}={value}{attrs}")
     }
 
     /// Removes a login-transaction cookie (`cross_site` as it was set).
     pub(crate) fn tx_removal(&self, name: &str, cross_site: bool) -> String {
-        let attrs = self.attributes_with(&self.tx_path, Some(0), cross_site);
+        let attrs = self.attributes_with("/", Some(0), cross_site);
         format!("{name}={attrs}")
     }
 
@@ -814,7 +813,7 @@ mod tests {
 
     #[test]
     fn cookie_attributes_and_ownership() {
-        let c = Cookies::new("__Host-oidc_session", "/auth", true);
+        let c = Cookies::new("__Host-oidc_session", true);
         let set = c.session_cookie("__Host-oidc_session", "v", 10);
         assert_eq!(
             set,
@@ -847,11 +846,11 @@ mod tests {
         assert!(!c.is_ours("__Host-oidc_session.x"));
         assert!(!c.is_ours("__Host-oidc_sessionx"));
         assert!(!c.is_ours("other"));
-        let plain = Cookies::new("oidc_session", "/auth", false);
+        let plain = Cookies::new("oidc_session", false);
         assert!(!plain
             .session_cookie("oidc_session", "v", 1)
             .contains("Secure"));
-        let form_post = Cookies::new("oidc_session", "/auth", false);
+        let form_post = Cookies::new("oidc_session", false);
         let tx = form_post.tx_cookie("oidc_tx_s", "v", std::time::Duration::from_secs(1), true);
         assert!(
             tx.contains("SameSite=None") && tx.contains("Secure"),

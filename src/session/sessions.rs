@@ -234,6 +234,29 @@ pub(crate) struct FoundTransaction {
     pub(crate) legacy: bool,
 }
 
+/// Most transaction cookies of one request looked at (slots are at most 16, the rest stray).
+const MAX_HELD: usize = 32;
+
+/// The login-transaction cookies a request carries, taken before the layer strips its cookies
+/// from the request, so that a login started later for it (by `require_login`, an extractor or
+/// `RequireLayer`) chooses its slot knowing the logins the browser already holds. Empty, and
+/// without allocation, on requests that carry none.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HeldTransactions(Vec<(String, String)>);
+
+impl HeldTransactions {
+    /// The transaction cookies of `headers`.
+    pub(crate) fn of(cookies: &Cookies, headers: &HeaderMap) -> Self {
+        Self(
+            request_cookies(headers)
+                .filter(|(name, _)| name.starts_with(cookies.tx_prefix.as_str()))
+                .take(MAX_HELD)
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
+        )
+    }
+}
+
 /// Where a new login's transaction goes.
 #[derive(Debug)]
 pub(crate) struct TxSlot {
@@ -293,17 +316,14 @@ impl Sessions {
     /// rarely collide), else the one holding an unreadable or expired transaction, else the
     /// oldest. Only the request's cookies are seen, so logins racing in parallel may pick
     /// the same slot: they overwrite each other, and the number of cookies stays bounded.
-    pub(crate) fn choose_tx_slot(&self, headers: &HeaderMap) -> TxSlot {
+    pub(crate) fn choose_tx_slot(&self, held: &HeldTransactions) -> TxSlot {
         let now = self.now_millis();
         let ttl = u64::try_from(self.transaction_ttl.as_millis()).unwrap_or(u64::MAX);
         let slots = self.max_transactions.max(1);
         // Creation time of the transaction in each slot; 0: unreadable or expired.
         let mut taken: Vec<Option<u64>> = vec![None; slots];
         let mut stray = Vec::new();
-        for (name, value) in request_cookies(headers) {
-            if !name.starts_with(self.cookies.tx_prefix.as_str()) {
-                continue;
-            }
+        for (name, value) in held.0.iter().map(|(n, v)| (n.as_str(), v.as_str())) {
             match self.cookies.tx_slot(name).filter(|slot| *slot < slots) {
                 Some(slot) => {
                     let created = self
@@ -351,7 +371,7 @@ mod tests {
             session_sealer: key.sealer("session", &bindings),
             issuers: providers.iter().map(|(i, _)| (*i).to_owned()).collect(),
             tx_sealer: key.sealer("transaction", &[bindings.concat()]),
-            cookies: Cookies::new("oidc_session", "/auth", false),
+            cookies: Cookies::new("oidc_session", false),
             session_lifetime: Duration::from_secs(3600),
             idle_timeout: None,
             transaction_ttl: Duration::from_secs(600),
