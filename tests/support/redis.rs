@@ -211,6 +211,24 @@ impl RedisServer {
         ping(self.port).await
     }
 
+    /// Sends one inline command (words without spaces, e.g. `ZCARD key`) and returns the
+    /// raw answer, e.g. `":1\r\n"`.
+    pub(crate) async fn command(&self, command: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap_or_else(|err| panic!("connect to redis-server: {err}"));
+        stream
+            .write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .unwrap_or_else(|err| panic!("send {command:?}: {err}"));
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {command:?}"))
+            .unwrap_or_else(|err| panic!("read the answer to {command:?}: {err}"));
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    }
+
     /// Kills the server (an outage: clients see their connections drop) and waits for it to end.
     pub(crate) async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
