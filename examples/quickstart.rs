@@ -22,6 +22,8 @@
 //! | `OIDC_USERINFO`      | `1` fetches userinfo at login, `0` does not                      |
 //! | `OIDC_AUTH_PARAMS`   | extra authorization parameters, e.g. `prompt=login&ui_locales=nb-NO` |
 //! | `OIDC_API_AUDIENCE`  | audience that bearer JWT access tokens must carry (default: the client id) |
+//! | `REDIS_URL`          | share revocations (logouts) with other replicas through this Redis (unset: in this process only) |
+//! | `BIND_ADDR`          | listen address, e.g. `0.0.0.0:8001`, so several replicas can share one `APP_URL` (default: host and port of `APP_URL`) |
 //!
 //! Routes: `/` (public), `/me` (login required; JSON with every claim), and the layer's
 //! `/auth/login`, `/auth/callback`, `/auth/logout` and `POST /auth/backchannel-logout`
@@ -37,7 +39,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tower_oidc::dev::DevProvider;
 use tower_oidc::{
-    ClientAuth, ClientKey, Config, Identity, OidcLayer, ResponseMode, ResponseType, SessionKey,
+    ClientAuth, ClientKey, Config, Identity, OidcLayer, RedisRevocationStore, ResponseMode,
+    ResponseType, SessionKey,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -56,13 +59,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let app_url = var("APP_URL").unwrap_or_else(|| "http://127.0.0.1:3000".into());
     let app_url = url::Url::parse(app_url.trim_end_matches('/'))
         .map_err(|e| format!("APP_URL is not a URL: {e}"))?;
-    let bind = format!(
-        "{}:{}",
-        app_url.host_str().ok_or("APP_URL has no host")?,
-        app_url
-            .port_or_known_default()
-            .ok_or("APP_URL has no port")?
-    );
+    let bind = match var("BIND_ADDR") {
+        Some(bind) => bind,
+        None => format!(
+            "{}:{}",
+            app_url.host_str().ok_or("APP_URL has no host")?,
+            app_url
+                .port_or_known_default()
+                .ok_or("APP_URL has no port")?
+        ),
+    };
     // Keep the development provider alive as long as the app.
     let mut _dev_provider = None;
     let (issuer, client_id, client_secret) = match var("OIDC_ISSUER") {
@@ -143,6 +149,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
             config = config.auth_param(name, value);
         }
     }
+    if let Some(redis_url) = var("REDIS_URL") {
+        config = config.revocation_store(RedisRevocationStore::connect(&redis_url).await?);
+        println!("Revocations are shared through Redis");
+    }
     let oidc = OidcLayer::discover(config.build()?).await?;
 
     let app = Router::new()
@@ -150,7 +160,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .route("/me", get(me))
         .layer(oidc);
     let listener = tokio::net::TcpListener::bind(&bind).await?;
-    println!("Listening on {app_url}");
+    println!("Listening on {app_url} (bound to {bind})");
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -71,6 +71,14 @@ pub enum ConfigError {
     /// The provider metadata lacks something this client needs or is inconsistent with the
     /// configuration (e.g. no common client authentication method).
     UnsupportedProvider(String),
+    /// A shared backend (e.g. the Redis of a
+    /// `RedisRevocationStore`) could not be reached at startup.
+    Backend {
+        /// What was being connected.
+        what: &'static str,
+        /// The underlying failure.
+        source: BoxError,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -91,6 +99,7 @@ impl fmt::Display for ConfigError {
                 "the provider's metadata names issuer `{found}`, but `{expected}` is configured"
             ),
             Self::UnsupportedProvider(reason) => write!(f, "unsupported provider: {reason}"),
+            Self::Backend { what, source } => write!(f, "connecting the {what} failed: {source}"),
         }
     }
 }
@@ -98,7 +107,7 @@ impl fmt::Display for ConfigError {
 impl StdError for ConfigError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            Self::Discovery { source, .. } => Some(&**source),
+            Self::Discovery { source, .. } | Self::Backend { source, .. } => Some(&**source),
             _ => None,
         }
     }

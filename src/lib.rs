@@ -126,5 +126,8 @@ pub use identity::{AccessToken, Identity, Source};
 pub use layer::OidcLayer;
 pub use require::{Require, RequireLayer};
 pub use revocation::{MemoryRevocationStore, Revocation, RevocationStore};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use revocation::{RedisRevocationStore, RedisRevocationStoreBuilder};
 pub use service::OidcService;
 pub use session::cookie::SessionKey;

@@ -7,6 +7,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisRevocationStore, RedisRevocationStoreBuilder};
+
 /// What a back-channel logout revoked: sessions of this issuer with this `sid`, or all sessions
 /// of this `sub`, issued (created) at or before `at`.
 ///

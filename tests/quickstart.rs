@@ -123,3 +123,112 @@ async fn quickstart_serves_a_working_login() {
     assert!(home.contains("Log out"), "{home}");
     let _ = child.kill().await;
 }
+
+/// Several replicas behind one `APP_URL`: `BIND_ADDR` chooses the listen address, and
+/// `REDIS_URL` shares revocations (a logout lands in Redis).
+#[tokio::test]
+async fn quickstart_binds_to_bind_addr_and_shares_logouts_through_redis_url() {
+    let redis = support::redis::RedisServer::start().await;
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+    // The public URL (the load balancer's) and the replica's own listen address differ.
+    let (public_port, bind_port) = (free_port(), free_port());
+    let public = Url::parse(&format!("http://127.0.0.1:{public_port}/")).unwrap();
+    let replica = Url::parse(&format!("http://127.0.0.1:{bind_port}/")).unwrap();
+    let mut child = tokio::process::Command::new(quickstart_binary())
+        .env("APP_URL", public.as_str())
+        .env("BIND_ADDR", format!("127.0.0.1:{bind_port}"))
+        .env("REDIS_URL", redis.url())
+        .env_remove("OIDC_ISSUER")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("quickstart starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            printed.push(line.clone());
+            if line.starts_with("Listening on") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready, Ok(true), "quickstart output: {printed:?}");
+    assert!(
+        printed.iter().any(|l| l.contains("shared through Redis")),
+        "{printed:?}"
+    );
+
+    // Log in as alice; the provider sends the browser to the public URL, which the "load
+    // balancer" (this test) maps to the replica.
+    let to_replica = |url: Url| {
+        if url.port() == Some(public_port) {
+            replica.join(url.path()).map(|mut u| {
+                u.set_query(url.query());
+                u
+            })
+        } else {
+            Ok(url)
+        }
+    };
+    let browser = Browser::new();
+    let page = browser.follow(&replica.join("/me").unwrap()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let form = html::forms(&page.body)
+        .into_iter()
+        .find(|f| {
+            f.hidden_fields()
+                .iter()
+                .any(|(k, v)| k == "sub" && v == "alice")
+        })
+        .unwrap_or_else(|| panic!("no login button for alice: {}", page.body));
+    let res = browser
+        .client
+        .post(page.url.join(&form.action).unwrap())
+        .form(&form.hidden_fields())
+        .send()
+        .await
+        .unwrap();
+    let mut next = page
+        .url
+        .join(res.headers()["location"].to_str().unwrap())
+        .unwrap();
+    loop {
+        let landing = browser
+            .follow_until(&to_replica(next).unwrap(), |u| {
+                u.port() == Some(public_port)
+            })
+            .await;
+        if landing.status.is_redirection() {
+            next = landing.url;
+            continue;
+        }
+        assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+        assert_eq!(landing.json()["sub"], "alice");
+        break;
+    }
+    assert_eq!(
+        redis.command("ZCARD tower-oidc:revocations").await,
+        ":0\r\n",
+        "nothing revoked yet"
+    );
+    let logout = browser.get(&replica.join("/auth/logout").unwrap()).await;
+    assert_eq!(logout.status(), StatusCode::FOUND);
+    support::wait::until("the logout in Redis", support::wait::PATIENCE, || async {
+        match redis.command("ZCARD tower-oidc:revocations").await.as_str() {
+            ":1\r\n" => Ok(()),
+            other => Err(other.to_owned()),
+        }
+    })
+    .await;
+    let _ = child.kill().await;
+}

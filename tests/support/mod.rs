@@ -8,4 +8,5 @@ pub(crate) mod browser;
 pub(crate) mod clock;
 pub(crate) mod html;
 pub(crate) mod oidc_provider;
+pub(crate) mod redis;
 pub(crate) mod wait;

@@ -1,0 +1,341 @@
+//! Several app replicas sharing revocations through a real `redis-server` (installed by the
+//! test support when missing), in one test process behind one dev provider: every replica has
+//! the same session key and its own [`RedisRevocationStore`] on the same Redis.
+//!
+//! Propagation is awaited by polling with a deadline (1 s where the contract says so), never by
+//! a fixed sleep.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::StatusCode;
+use support::app::{start_app, Browser, TestApp};
+use support::redis::RedisServer;
+use support::wait;
+use tower_oidc::dev::DevProvider;
+use tower_oidc::{ConfigError, RedisRevocationStore, RevocationStore, SessionKey};
+
+/// How fast a revocation must reach another replica.
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+struct Fleet {
+    dev: DevProvider,
+    replicas: Vec<(TestApp, Arc<RedisRevocationStore>)>,
+}
+
+impl Fleet {
+    /// `count` replicas of the dev provider's confidential client with one session key, each
+    /// with its own store on `redis`.
+    async fn start(redis: &RedisServer, count: usize) -> Fleet {
+        let dev = DevProvider::builder().start().await.expect("dev provider");
+        dev.set_auto_login(Some("alice"));
+        let client = dev.confidential_client().clone();
+        let secret = client.secret.clone().expect("secret");
+        let key = SessionKey::generate();
+        let mut replicas = Vec::new();
+        for _ in 0..count {
+            let store = Arc::new(
+                RedisRevocationStore::builder(redis.url())
+                    .max_reconnect_delay(Duration::from_millis(200))
+                    .timeout(Duration::from_secs(1))
+                    .connect()
+                    .await
+                    .expect("connect to Redis"),
+            );
+            let (secret, key, shared) = (secret.clone(), key.clone(), Arc::clone(&store));
+            let app = start_app(dev.issuer(), &client.id, |b| {
+                b.client_secret(secret)
+                    .session_key(key)
+                    .revocation_store(shared)
+            })
+            .await
+            .expect("replica");
+            replicas.push((app, store));
+        }
+        Fleet { dev, replicas }
+    }
+
+    fn app(&self, index: usize) -> &TestApp {
+        &self.replicas[index].0
+    }
+
+    fn store(&self, index: usize) -> &RedisRevocationStore {
+        &self.replicas[index].1
+    }
+
+    /// Logs in through replica `index`; the session cookie(s) as a `Cookie` header, and the
+    /// provider's `sid`.
+    async fn log_in(&self, index: usize) -> (String, String) {
+        let app = self.app(index);
+        let browser = Browser::new();
+        let landing = browser.follow(&app.url("/me")).await;
+        assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+        let sid = landing.json()["sid"]
+            .as_str()
+            .expect("sid claim")
+            .to_owned();
+        let cookie = browser
+            .cookies(&app.url("/"))
+            .split("; ")
+            .filter(|c| c.starts_with("oidc_session"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        (cookie, sid)
+    }
+
+    /// A signed back-channel logout token for the provider session `sid`.
+    fn logout_token(&self, sid: &str) -> String {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("time")
+            .as_secs();
+        let claims = serde_json::json!({
+            "iss": self.dev.issuer(),
+            "aud": self.dev.confidential_client().id,
+            "iat": now,
+            "exp": now + 120,
+            "jti": format!("jti-{sid}"),
+            "sid": sid,
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        });
+        self.dev.sign_jwt("logout+jwt", &claims)
+    }
+
+    /// Delivers `token` to replica `index`'s back-channel logout endpoint.
+    async fn backchannel(&self, index: usize, token: &str) -> StatusCode {
+        reqwest::Client::new()
+            .post(self.app(index).url("/auth/backchannel-logout"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("logout_token={token}"))
+            .send()
+            .await
+            .expect("back-channel request")
+            .status()
+    }
+
+    /// The status of `GET /whoami` on replica `index` with `cookie` (as a fetch).
+    async fn whoami(&self, index: usize, cookie: &str) -> StatusCode {
+        reqwest::Client::new()
+            .get(self.app(index).url("/whoami"))
+            .header("accept", "application/json")
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("request")
+            .status()
+    }
+
+    /// Waits (at most [`PROPAGATION`]) until replica `index` refuses `cookie`.
+    async fn refused_within_a_second(&self, index: usize, cookie: &str, what: &str) {
+        let started = Instant::now();
+        wait::until(what, PROPAGATION, || async {
+            match self.whoami(index, cookie).await {
+                StatusCode::UNAUTHORIZED => Ok(()),
+                other => Err(other),
+            }
+        })
+        .await;
+        eprintln!("{what}: refused after {:?}", started.elapsed());
+    }
+
+    /// Waits until every replica's store is (`true`) or is not (`false`) connected.
+    async fn all_connected(&self, connected: bool) {
+        wait::until(
+            &format!("every store connected: {connected}"),
+            wait::PATIENCE,
+            || async {
+                let states: Vec<bool> = (0..self.replicas.len())
+                    .map(|i| self.store(i).is_connected())
+                    .collect();
+                if states.iter().all(|state| *state == connected) {
+                    Ok(())
+                } else {
+                    Err(states)
+                }
+            },
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn redis_server_starts_stops_and_restarts_on_the_same_port() {
+    let mut server = RedisServer::start().await;
+    server.ping().await.expect("ready after start");
+    let url = server.url();
+    server.stop().await;
+    assert!(server.ping().await.is_err(), "stopped");
+    server.restart().await;
+    server.ping().await.expect("ready after restart");
+    assert_eq!(server.url(), url, "same port");
+}
+
+#[tokio::test]
+async fn backchannel_logout_on_one_replica_is_refused_on_the_other_within_a_second() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(&redis, 2).await;
+    let (cookie, sid) = fleet.log_in(0).await;
+    let (other_cookie, _) = fleet.log_in(0).await;
+    assert_eq!(fleet.whoami(1, &cookie).await, StatusCode::OK, "shared key");
+
+    let token = fleet.logout_token(&sid);
+    assert_eq!(fleet.backchannel(0, &token).await, StatusCode::OK);
+    assert_eq!(fleet.whoami(0, &cookie).await, StatusCode::UNAUTHORIZED);
+    fleet
+        .refused_within_a_second(1, &cookie, "the back-channel logout on replica B")
+        .await;
+    assert_eq!(
+        fleet.whoami(1, &other_cookie).await,
+        StatusCode::OK,
+        "another session of the same user stays"
+    );
+    // The token's `jti` travelled with it: a replay to the other replica is refused.
+    assert_eq!(
+        fleet.backchannel(1, &token).await,
+        StatusCode::BAD_REQUEST,
+        "replayed to replica B"
+    );
+    // A replica that starts later reads the revocation from Redis.
+    let late = RedisRevocationStore::connect(&redis.url())
+        .await
+        .expect("connect");
+    assert!(late.is_revoked(fleet.dev.issuer(), Some(&sid), "alice", 0, 1));
+    assert!(!late.is_revoked(fleet.dev.issuer(), Some("another-sid"), "alice", 0, 1));
+}
+
+#[tokio::test]
+async fn local_logout_on_one_replica_refuses_the_copied_cookie_on_the_others() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(&redis, 3).await;
+    let browser = Browser::new();
+    let landing = browser.follow(&fleet.app(0).url("/me")).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    let copy = browser
+        .cookies(&fleet.app(0).url("/"))
+        .split("; ")
+        .filter(|c| c.starts_with("oidc_session"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    for replica in 1..3 {
+        assert_eq!(fleet.whoami(replica, &copy).await, StatusCode::OK);
+    }
+
+    let logout = browser.get(&fleet.app(0).url("/auth/logout")).await;
+    assert_eq!(logout.status(), StatusCode::FOUND);
+    assert_eq!(fleet.whoami(0, &copy).await, StatusCode::UNAUTHORIZED);
+    for replica in 1..3 {
+        fleet
+            .refused_within_a_second(replica, &copy, "the local logout on another replica")
+            .await;
+    }
+    // A new login is a new session, on every replica.
+    let (again, _) = fleet.log_in(1).await;
+    assert_eq!(fleet.whoami(2, &again).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn redis_outage_keeps_sessions_and_known_revocations_and_recovers() {
+    let mut redis = RedisServer::start().await;
+    let fleet = Fleet::start(&redis, 2).await;
+    let (revoked, revoked_sid) = fleet.log_in(0).await;
+    let (live, _) = fleet.log_in(1).await;
+    let (revoked_in_outage, outage_sid) = fleet.log_in(1).await;
+    let (revoked_after, after_sid) = fleet.log_in(0).await;
+    assert_eq!(
+        fleet
+            .backchannel(0, &fleet.logout_token(&revoked_sid))
+            .await,
+        StatusCode::OK
+    );
+    fleet
+        .refused_within_a_second(1, &revoked, "a revocation before the outage")
+        .await;
+
+    redis.stop().await;
+    fleet.all_connected(false).await;
+    for replica in 0..2 {
+        assert_eq!(
+            fleet.whoami(replica, &live).await,
+            StatusCode::OK,
+            "a live session during the outage, replica {replica}"
+        );
+        assert_eq!(
+            fleet.whoami(replica, &revoked).await,
+            StatusCode::UNAUTHORIZED,
+            "a known revocation during the outage, replica {replica}"
+        );
+    }
+    // A revocation during the outage applies on its own replica at once.
+    assert_eq!(
+        fleet.backchannel(1, &fleet.logout_token(&outage_sid)).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        fleet.whoami(1, &revoked_in_outage).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Redis is back, empty (no persistence).
+    redis.restart().await;
+    fleet.all_connected(true).await;
+    // What replica B revoked during the outage was written when it reconnected.
+    fleet
+        .refused_within_a_second(0, &revoked_in_outage, "a revocation made during the outage")
+        .await;
+    // A new revocation propagates again.
+    assert_eq!(
+        fleet.backchannel(1, &fleet.logout_token(&after_sid)).await,
+        StatusCode::OK
+    );
+    fleet
+        .refused_within_a_second(0, &revoked_after, "a revocation after the outage")
+        .await;
+    for replica in 0..2 {
+        assert_eq!(
+            fleet.whoami(replica, &revoked).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(fleet.whoami(replica, &live).await, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn unreachable_redis_or_a_bad_url_fails_at_startup() {
+    let mut redis = RedisServer::start().await;
+    let url = redis.url();
+    redis.stop().await;
+    let started = Instant::now();
+    let err = RedisRevocationStore::builder(url)
+        .timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(err, ConfigError::Backend { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded by the timeout"
+    );
+    assert!(err.to_string().contains("Redis"), "{err}");
+
+    let err = RedisRevocationStore::connect("http://127.0.0.1/")
+        .await
+        .expect_err("not a Redis URL");
+    assert!(matches!(err, ConfigError::InvalidUrl { .. }), "{err:?}");
+    let err = RedisRevocationStore::builder("redis://127.0.0.1/")
+        .timeout(Duration::ZERO)
+        .connect()
+        .await
+        .expect_err("zero timeout");
+    assert!(
+        matches!(
+            err,
+            ConfigError::Invalid {
+                field: "timeout",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
