@@ -819,6 +819,23 @@ pub enum Fault {
     DiscoveryField(String, String),
     /// The discovery document carries 2 MiB of padding.
     OversizedDiscovery,
+    /// JWT access tokens carry these claims (a JSON object laid over the usual ones), as
+    /// providers put roles there: Keycloak's `realm_access` and `resource_access` (with
+    /// `aud: "account"`, `typ: "Bearer"`), Cognito's `cognito:groups`.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// use tower_oidc::dev::{DevProvider, Fault};
+    ///
+    /// let like_keycloak = DevProvider::start().await?;
+    /// like_keycloak.set_fault(Fault::AccessTokenClaims(serde_json::json!({
+    ///     "aud": "account",
+    ///     "typ": "Bearer",
+    ///     "realm_access": { "roles": ["admin"] },
+    /// })));
+    /// # Ok(()) }
+    /// ```
+    AccessTokenClaims(serde_json::Value),
     /// The JWKS document carries 2 MiB of padding.
     OversizedJwks,
 }

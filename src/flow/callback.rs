@@ -359,6 +359,18 @@ pub(crate) fn new_session(
         // Without a refresh token the session cannot outlive its access token.
         expires_at = expires_at.min(access_expires_at);
     }
+    // Roles of the access token count only when it is about this user.
+    let token_roles = match tokens.access_roles {
+        Some(found) if !found.roles.is_empty() => {
+            if found.sub.as_deref().is_none_or(|sub| sub == subject) {
+                serde_json::to_vec(&found.roles).unwrap_or_default()
+            } else {
+                tracing::warn!("the access token names another subject; its roles are not used");
+                Vec::new()
+            }
+        }
+        _ => Vec::new(),
+    };
     let scope = tokens
         .scope
         .or_else(|| previous.map(|p| p.scope.clone()))
@@ -379,6 +391,7 @@ pub(crate) fn new_session(
         scope,
         last_seen: now,
         sid,
+        token_roles,
     })
 }
 

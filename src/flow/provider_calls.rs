@@ -5,6 +5,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, AuthErrorKind};
+use crate::identity::roles_in;
+use crate::jwt::Unverified;
 use crate::provider::read_limited;
 use crate::shared::Shared;
 
@@ -16,6 +18,44 @@ pub(crate) struct Tokens {
     pub(crate) expires_in: Option<u64>,
     pub(crate) refresh_token: Option<String>,
     pub(crate) id_token: Option<String>,
+    /// The roles in the access token, when it is a JWT the layer verified.
+    pub(crate) access_roles: Option<AccessRoles>,
+}
+
+/// Roles found in a verified JWT access token, and whose they are.
+#[derive(Debug)]
+pub(crate) struct AccessRoles {
+    pub(crate) sub: Option<String>,
+    pub(crate) roles: Vec<String>,
+}
+
+/// The roles in an access token that is a JWT signed with the provider's keys and naming it
+/// as issuer (Keycloak puts roles only there). Anything else (an opaque token, a token for
+/// another API whose signature cannot be checked here, as Entra's for Graph) has none.
+async fn access_roles(shared: &Shared, token: &str) -> Option<AccessRoles> {
+    Unverified::parse(token).ok()?;
+    let (_, payload) = match shared
+        .provider
+        .verify_jwt(token, &shared.provider.metadata.id_token_algs)
+        .await
+    {
+        Ok(verified) => verified,
+        Err(e) => {
+            tracing::debug!(reason = ?e, "the access token is a JWT the layer cannot verify; its roles are not used");
+            return None;
+        }
+    };
+    let claims: Map<String, Value> = serde_json::from_slice(&payload).ok()?;
+    if claims.get("iss").and_then(Value::as_str) != Some(shared.provider.metadata.issuer.as_str()) {
+        tracing::debug!("the access token names another issuer; its roles are not used");
+        return None;
+    }
+    let mut roles = Vec::new();
+    roles_in(&claims, &shared.config.compat.roles, &mut roles);
+    Some(AccessRoles {
+        sub: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
+        roles,
+    })
 }
 
 #[derive(Deserialize)]
@@ -164,7 +204,9 @@ async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Token
         _ => None,
     }
     .map(|s| s.min(MAX_EXPIRES_IN));
+    let access_roles = access_roles(shared, &raw.access_token).await;
     Ok(Tokens {
+        access_roles,
         access_token: raw.access_token,
         expires_in,
         refresh_token: raw.refresh_token,

@@ -1,0 +1,123 @@
+//! What the providers people must use do differently, reproduced by the dev provider's
+//! switches: roles where Keycloak, Cognito and others put them.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::app::{start_app, Browser, TestApp};
+use tower_oidc::dev::{DevProvider, Fault};
+use tower_oidc::ConfigBuilder;
+
+async fn provider() -> DevProvider {
+    let dev = DevProvider::start().await.expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    dev
+}
+
+async fn app(dev: &DevProvider, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> TestApp {
+    let client = dev.confidential_client().clone();
+    let secret = client.secret.clone().expect("secret");
+    start_app(dev.issuer(), &client.id, |b| {
+        configure(b.client_secret(secret))
+    })
+    .await
+    .expect("app")
+}
+
+/// Logs in and returns `/roles`.
+async fn roles_after_login(app: &TestApp) -> serde_json::Value {
+    let browser = Browser::new();
+    let landing = browser.follow(&app.url("/roles")).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    landing.json()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn roles_from_a_keycloak_shaped_access_token() {
+    let dev = provider().await;
+    let client_id = dev.confidential_client().id.clone();
+    // Keycloak: roles only in the access token, whose audience is `account`.
+    dev.set_fault(Fault::AccessTokenClaims(json!({
+        "aud": "account",
+        "typ": "Bearer",
+        "azp": client_id,
+        "realm_access": { "roles": ["admin", "user"] },
+        "resource_access": {
+            client_id.clone(): { "roles": ["editor"] },
+            "another-client": { "roles": ["not-ours"] },
+        },
+    })));
+    let app = app(&dev, |b| b).await;
+    assert_eq!(
+        roles_after_login(&app).await,
+        json!(["admin", "user", "editor"])
+    );
+}
+
+#[tokio::test]
+async fn roles_from_an_extra_claim_path() {
+    let dev = provider().await;
+    dev.set_fault(Fault::AccessTokenClaims(json!({
+        "app_metadata": { "authorization": { "roles": ["auditor"] } },
+    })));
+    let app = app(&dev, |b| b.roles_claim("app_metadata.authorization.roles")).await;
+    assert_eq!(roles_after_login(&app).await, json!(["auditor"]));
+    // without the setting the claim means nothing
+    let app = self::app(&dev, |b| b).await;
+    assert_eq!(roles_after_login(&app).await, json!([]));
+}
+
+#[tokio::test]
+async fn an_access_token_that_does_not_verify_grants_no_roles() {
+    let dev = provider().await;
+    // The access token names another issuer: signed by the provider, but not its token.
+    dev.set_fault(Fault::AccessTokenClaims(json!({
+        "iss": "https://elsewhere.example.com",
+        "realm_access": { "roles": ["admin"] },
+    })));
+    let app = app(&dev, |b| b).await;
+    assert_eq!(roles_after_login(&app).await, json!([]));
+    // ... or another user
+    dev.set_fault(Fault::AccessTokenClaims(json!({
+        "sub": "bob",
+        "realm_access": { "roles": ["admin"] },
+    })));
+    assert_eq!(roles_after_login(&app).await, json!([]));
+}
+
+#[tokio::test]
+async fn cognito_groups_on_a_bearer_token() {
+    let dev = provider().await;
+    let client_id = dev.confidential_client().id.clone();
+    let app = app(&dev, |b| b.roles_claim("custom:tier")).await;
+    // Cognito's access token: `token_use: access`, `client_id`, groups in `cognito:groups`
+    // (and here an `aud`: accepting `client_id` as the audience is another setting).
+    let token = dev.sign_jwt(
+        "JWT",
+        &json!({
+            "iss": dev.issuer(), "sub": "alice", "aud": client_id, "client_id": client_id,
+            "token_use": "access", "scope": "openid",
+            "cognito:groups": ["ops", "admins"], "custom:tier": "gold",
+            "iat": now(), "exp": now() + 300,
+        }),
+    );
+    let res = reqwest::Client::new()
+        .get(app.url("/roles"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&res.text().await.unwrap()).unwrap(),
+        json!(["ops", "admins", "gold"])
+    );
+}
