@@ -369,7 +369,10 @@ impl AccessToken {
         std::str::from_utf8(&self.token).unwrap_or_default()
     }
 
-    /// When it expires, if known.
+    /// When it expires, if known. A session without a refresh token outlives its access
+    /// token (see
+    /// [`ConfigBuilder::session_ends_with_access_token`](crate::ConfigBuilder::session_ends_with_access_token)):
+    /// compare with the time before calling an API with it.
     pub fn expires_at(&self) -> Option<std::time::SystemTime> {
         (self.expires_at != 0)
             .then(|| {

@@ -1,11 +1,17 @@
 //! What the providers people must use do differently, reproduced by the dev provider's
-//! switches: roles where Keycloak, Cognito and others put them.
+//! switches: roles where Keycloak, Cognito and others put them; sessions that outlive short
+//! access tokens (Google).
+//!
+//! Deadlines pass by advancing the layer's clock ([`TestClock`]), never by sleeping.
 
 mod support;
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
 use support::app::{start_app, Browser, TestApp};
+use support::clock::TestClock;
 use tower_oidc::dev::{DevProvider, Fault};
 use tower_oidc::ConfigBuilder;
 
@@ -120,4 +126,80 @@ async fn cognito_groups_on_a_bearer_token() {
         serde_json::from_str::<serde_json::Value>(&res.text().await.unwrap()).unwrap(),
         json!(["ops", "admins", "gold"])
     );
+}
+
+/// A provider whose access tokens live 5 seconds and who issues no refresh token (as Google
+/// without `access_type=offline`), and an app on `clock` whose sessions live a minute.
+async fn short_tokens(
+    clock: &TestClock,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> (DevProvider, TestApp) {
+    let dev = DevProvider::builder()
+        .access_token_ttl(Duration::from_secs(5))
+        .id_token_ttl(Duration::from_secs(3600))
+        .refresh_tokens(false)
+        .auto_login(Some("alice".into()))
+        .start()
+        .await
+        .expect("dev provider");
+    let app = app(&dev, |b| {
+        configure(
+            b.session_lifetime(Duration::from_secs(60))
+                .clock(clock.closure()),
+        )
+    })
+    .await;
+    (dev, app)
+}
+
+async fn status_of(browser: &Browser, app: &TestApp, path: &str) -> (StatusCode, String) {
+    let res = browser
+        .client
+        .get(app.url(path))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("request");
+    (res.status(), res.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_session_outlives_its_access_token_without_a_refresh_token() {
+    let clock = TestClock::frozen();
+    let (dev, app) = short_tokens(&clock, |b| b).await;
+    let browser = Browser::new();
+    let landing = browser.follow(&app.url("/me")).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+
+    clock.advance(Duration::from_secs(10));
+    let (status, body) = status_of(&browser, &app, "/me").await;
+    assert_eq!(status, StatusCode::OK, "the session lives on: {body}");
+    // the handler sees that the access token expired
+    let (status, expires) = status_of(&browser, &app, "/token-expires").await;
+    assert_eq!(status, StatusCode::OK);
+    let expires: u64 = expires.parse().expect("seconds");
+    let now = clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(expires != 0 && expires < now, "{expires} < {now}");
+    assert_eq!(dev.stats().token_requests, 1, "nothing to refresh with");
+
+    // the session's own lifetime still ends it
+    clock.advance(Duration::from_secs(51));
+    let (status, _) = status_of(&browser, &app, "/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_session_can_be_told_to_end_with_its_access_token() {
+    let clock = TestClock::frozen();
+    let (_dev, app) = short_tokens(&clock, |b| b.session_ends_with_access_token(true)).await;
+    let browser = Browser::new();
+    let landing = browser.follow(&app.url("/me")).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    clock.advance(Duration::from_secs(10));
+    let (status, _) = status_of(&browser, &app, "/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -12,6 +12,7 @@ use super::ConfigBuilder;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Compat {
     pub(crate) roles_claim: Option<String>,
+    pub(crate) session_ends_with_access_token: bool,
     /// Built by [`Compat::check`]: where [`Identity::roles`](crate::Identity::roles) looks.
     pub(crate) roles: Arc<RoleClaims>,
 }
@@ -56,6 +57,30 @@ impl ConfigBuilder {
     /// ```
     pub fn roles_claim(mut self, path: impl Into<String>) -> Self {
         self.compat.roles_claim = Some(path.into());
+        self
+    }
+
+    /// End a session without a refresh token when its access token expires. Default off: the
+    /// session lives its own lifetime ([`session_lifetime`](ConfigBuilder::session_lifetime),
+    /// [`idle_timeout`](ConfigBuilder::idle_timeout)) whatever its access token's, as with
+    /// Google's one-hour access tokens; handlers that call APIs see the expiry in
+    /// [`AccessToken::expires_at`](crate::AccessToken::expires_at). Turn it on when every
+    /// request needs a live access token.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .session_ends_with_access_token(true)
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn session_ends_with_access_token(mut self, ends: bool) -> Self {
+        self.compat.session_ends_with_access_token = ends;
         self
     }
 }

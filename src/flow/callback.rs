@@ -355,8 +355,11 @@ pub(crate) fn new_session(
         .filter(|_| shared.store_id_token);
     let access_expires_at = tokens.expires_in.map_or(0, |s| now.saturating_add(s));
     let mut expires_at = created_at.saturating_add(shared.sessions.session_lifetime.as_secs());
-    if refresh_token.is_none() && access_expires_at != 0 {
-        // Without a refresh token the session cannot outlive its access token.
+    if refresh_token.is_none()
+        && access_expires_at != 0
+        && config.compat.session_ends_with_access_token
+    {
+        // Asked for: without a refresh token the session ends with its access token.
         expires_at = expires_at.min(access_expires_at);
     }
     // Roles of the access token count only when it is about this user.

@@ -103,6 +103,16 @@ pub(crate) fn serve_app(listener: tokio::net::TcpListener, oidc: OidcLayer) -> T
             }),
         )
         .route(
+            "/token-expires",
+            get(|token: tower_oidc::AccessToken| async move {
+                token
+                    .expires_at()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs())
+                    .to_string()
+            }),
+        )
+        .route(
             "/roles",
             get(|id: Identity| async move { Json(id.roles().to_vec()) }),
         )
