@@ -203,3 +203,57 @@ async fn a_session_can_be_told_to_end_with_its_access_token() {
     let (status, _) = status_of(&browser, &app, "/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_login_succeeds_while_userinfo_answers_401() {
+    let dev = provider().await;
+    // Entra: userinfo lives on Graph and refuses access tokens minted for another API.
+    dev.set_fault(Fault::UserinfoStatus(401));
+    let app = app(&dev, |b| b).await;
+    let browser = Browser::new();
+    let landing = browser.follow(&app.url("/me")).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    let claims = landing.json();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["name"], "Alice Example", "the ID token's claims");
+    assert_eq!(dev.stats().userinfo_requests, 1);
+
+    // strict: the login fails
+    let strict = self::app(&dev, |b| b.require_userinfo(true)).await;
+    let landing = Browser::new().follow(&strict.url("/me")).await;
+    assert_eq!(landing.status, StatusCode::BAD_REQUEST, "{}", landing.body);
+
+    // a userinfo answer about another user fails the login whatever the setting
+    dev.clear_faults();
+    dev.set_fault(Fault::UserinfoSubMismatch);
+    let landing = Browser::new().follow(&app.url("/me")).await;
+    assert_eq!(landing.status, StatusCode::BAD_REQUEST, "{}", landing.body);
+}
+
+#[tokio::test]
+async fn a_refresh_goes_on_while_userinfo_answers_401() {
+    let clock = TestClock::frozen();
+    let dev = DevProvider::builder()
+        .access_token_ttl(Duration::from_secs(60))
+        .id_token_ttl(Duration::from_secs(3600))
+        .auto_login(Some("alice".into()))
+        .start()
+        .await
+        .expect("dev provider");
+    let app = app(&dev, |b| {
+        b.scopes(["openid", "profile", "email", "offline_access"])
+            .refresh_margin(Duration::ZERO)
+            .clock(clock.closure())
+    })
+    .await;
+    let browser = Browser::new();
+    let landing = browser.follow(&app.url("/me")).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    dev.set_fault(Fault::UserinfoStatus(401));
+    clock.advance(Duration::from_secs(61));
+    let (status, body) = status_of(&browser, &app, "/me").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(dev.stats().token_requests, 2, "refreshed");
+    let claims: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(claims["email"], "alice@example.com", "the claims of before");
+}

@@ -13,6 +13,7 @@ use super::ConfigBuilder;
 pub(crate) struct Compat {
     pub(crate) roles_claim: Option<String>,
     pub(crate) session_ends_with_access_token: bool,
+    pub(crate) require_userinfo: bool,
     /// Built by [`Compat::check`]: where [`Identity::roles`](crate::Identity::roles) looks.
     pub(crate) roles: Arc<RoleClaims>,
 }
@@ -81,6 +82,30 @@ impl ConfigBuilder {
     /// ```
     pub fn session_ends_with_access_token(mut self, ends: bool) -> Self {
         self.compat.session_ends_with_access_token = ends;
+        self
+    }
+
+    /// Fail the login when userinfo gives no usable answer (unreachable, an HTTP error, not
+    /// JSON). Default off: userinfo only enriches the ID token's claims, so its failure is
+    /// logged as a warning and the login goes on with the ID token's claims (Entra's userinfo
+    /// lives on Microsoft Graph and answers `401` to access tokens for other APIs). A userinfo
+    /// answer about another user (`sub`) or a signed answer that does not verify always fails
+    /// the login.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .require_userinfo(true)
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn require_userinfo(mut self, required: bool) -> Self {
+        self.compat.require_userinfo = required;
         self
     }
 }

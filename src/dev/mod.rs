@@ -739,6 +739,10 @@ pub enum Fault {
     IdToken(IdTokenFault),
     /// The userinfo endpoint returns a `sub` different from the token's subject.
     UserinfoSubMismatch,
+    /// The userinfo endpoint answers every request with this status (and an
+    /// `invalid_token` challenge), as Microsoft Graph's answers `401` to an access token
+    /// minted for another API (an invalid code answers `500`).
+    UserinfoStatus(u16),
     /// The userinfo endpoint answers with a signed JWT (`application/jwt`, with `iss` and
     /// `aud`) instead of JSON (OpenID Connect Core §5.3.2).
     SignedUserinfo,

@@ -9,7 +9,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, AuthErrorKind};
-use crate::flow::provider_calls::{self, Tokens};
+use crate::flow::provider_calls::{self, Tokens, UserinfoFailure};
 use crate::flow::{id_token, login};
 use crate::response::{self, caller_kind, Answer};
 use crate::session::cookie::add_set_cookie;
@@ -317,8 +317,14 @@ async fn complete(
         .unwrap_or_default()
         .to_owned();
     if shared.fetch_userinfo {
-        let info = provider_calls::userinfo(shared, &tokens.access_token, &subject).await?;
-        merge_userinfo(&mut claims, info);
+        match provider_calls::fetch_userinfo(shared, &tokens.access_token, &subject).await {
+            Ok(info) => merge_userinfo(&mut claims, info),
+            Err(UserinfoFailure::Unusable(e)) if !shared.config.compat.require_userinfo => {
+                // Enrichment only: the ID token's claims stand.
+                tracing::warn!(reason = %e, "userinfo failed at login; using the ID token's claims");
+            }
+            Err(failure) => return Err(failure.into_error()),
+        }
     }
     new_session(shared, now, now, claims, tokens, None)
 }

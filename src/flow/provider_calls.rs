@@ -215,12 +215,32 @@ async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Token
     })
 }
 
+/// Why userinfo gave no claims.
+#[derive(Debug)]
+pub(crate) enum UserinfoFailure {
+    /// No usable answer: unreachable, an HTTP error (Entra's Graph answers `401` to an access
+    /// token for another API), a body that is not a JSON object. Enrichment is then missing.
+    Unusable(AuthError),
+    /// An answer that must not be trusted: about another user, or a signed answer that does
+    /// not verify. Always a failure.
+    Rejected(AuthError),
+}
+
+impl UserinfoFailure {
+    pub(crate) fn into_error(self) -> AuthError {
+        match self {
+            Self::Unusable(e) | Self::Rejected(e) => e,
+        }
+    }
+}
+
 /// Fetches userinfo; its `sub` must be `subject` (OpenID Connect Core §5.3.2).
-pub(crate) async fn userinfo(
+pub(crate) async fn fetch_userinfo(
     shared: &Shared,
     access_token: &str,
     subject: &str,
-) -> Result<Map<String, Value>, AuthError> {
+) -> Result<Map<String, Value>, UserinfoFailure> {
+    let unusable = UserinfoFailure::Unusable;
     let Some(url) = &shared.provider.metadata.userinfo_endpoint else {
         return Ok(Map::new());
     };
@@ -232,7 +252,7 @@ pub(crate) async fn userinfo(
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| unavailable(format!("userinfo endpoint unreachable: {e}")))?;
+        .map_err(|e| unusable(unavailable(format!("userinfo endpoint unreachable: {e}"))))?;
     let status = res.status();
     let is_jwt = res
         .headers()
@@ -241,33 +261,35 @@ pub(crate) async fn userinfo(
         .is_some_and(|ct| ct.starts_with("application/jwt"));
     let body = read_limited(res)
         .await
-        .map_err(|e| unavailable(format!("userinfo answer unreadable: {e}")))?;
+        .map_err(|e| unusable(unavailable(format!("userinfo answer unreadable: {e}"))))?;
     if status.is_server_error() {
-        return Err(unavailable(format!(
+        return Err(unusable(unavailable(format!(
             "userinfo endpoint answered HTTP {status}"
-        )));
+        ))));
     }
     if !status.is_success() {
-        return Err(AuthError::new(
+        return Err(unusable(AuthError::new(
             AuthErrorKind::InvalidCallback,
             format!("the userinfo endpoint refused the access token (HTTP {status})"),
-        ));
+        )));
     }
     let claims: Map<String, Value> = if is_jwt {
-        signed_userinfo(shared, &body).await?
+        signed_userinfo(shared, &body)
+            .await
+            .map_err(UserinfoFailure::Rejected)?
     } else {
         serde_json::from_slice(&body).map_err(|_| {
-            AuthError::new(
+            unusable(AuthError::new(
                 AuthErrorKind::InvalidCallback,
                 "the userinfo answer is not a JSON object",
-            )
+            ))
         })?
     };
     if claims.get("sub").and_then(Value::as_str) != Some(subject) {
-        return Err(AuthError::new(
+        return Err(UserinfoFailure::Rejected(AuthError::new(
             AuthErrorKind::InvalidCallback,
             "userinfo `sub` differs from the ID token's",
-        ));
+        )));
     }
     Ok(claims)
 }
