@@ -257,3 +257,82 @@ async fn a_refresh_goes_on_while_userinfo_answers_401() {
     let claims: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(claims["email"], "alice@example.com", "the claims of before");
 }
+
+/// The authorization request the app sends for a login.
+async fn authorization_request(app: &TestApp) -> url::Url {
+    let browser = Browser::new();
+    let landing = browser
+        .follow_until(&app.url("/auth/login"), |next| {
+            next.path().ends_with("/authorize")
+        })
+        .await;
+    landing.url
+}
+
+fn param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test]
+async fn offline_access_the_google_way() {
+    let clock = TestClock::frozen();
+    let dev = DevProvider::builder()
+        .access_token_ttl(Duration::from_secs(60))
+        .id_token_ttl(Duration::from_secs(3600))
+        .auto_login(Some("alice".into()))
+        .start()
+        .await
+        .expect("dev provider");
+    // Google: `offline_access` is refused with `invalid_scope`.
+    dev.set_fault(Fault::OfflineAccessByParameter);
+    let scopes = ["openid", "profile", "email", "offline_access"];
+    let app = app(&dev, |b| {
+        b.scopes(scopes)
+            .refresh_margin(Duration::ZERO)
+            .clock(clock.closure())
+    })
+    .await;
+    let request = authorization_request(&app).await;
+    assert_eq!(
+        param(&request, "scope").as_deref(),
+        Some("openid profile email")
+    );
+    assert_eq!(param(&request, "access_type").as_deref(), Some("offline"));
+    assert_eq!(param(&request, "prompt").as_deref(), Some("consent"));
+
+    let browser = Browser::new();
+    let landing = browser.follow(&app.url("/me")).await;
+    assert_eq!(
+        landing.status,
+        StatusCode::OK,
+        "no invalid_scope: {}",
+        landing.body
+    );
+    // a refresh token came: the expired access token is refreshed
+    clock.advance(Duration::from_secs(61));
+    let (status, body) = status_of(&browser, &app, "/me").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(dev.stats().token_requests, 2, "refreshed");
+
+    // a prompt the app chose stays
+    let app = self::app(&dev, |b| {
+        b.scopes(scopes).auth_param("prompt", "select_account")
+    })
+    .await;
+    let request = authorization_request(&app).await;
+    assert_eq!(param(&request, "prompt").as_deref(), Some("select_account"));
+    assert_eq!(param(&request, "access_type").as_deref(), Some("offline"));
+
+    // a provider that lists offline_access gets the scope, and no extra parameters
+    dev.clear_faults();
+    let app = self::app(&dev, |b| b.scopes(scopes)).await;
+    let request = authorization_request(&app).await;
+    assert_eq!(
+        param(&request, "scope").as_deref(),
+        Some("openid profile email offline_access")
+    );
+    assert_eq!(param(&request, "access_type"), None);
+    assert_eq!(param(&request, "prompt"), None);
+}

@@ -739,6 +739,10 @@ pub enum Fault {
     IdToken(IdTokenFault),
     /// The userinfo endpoint returns a `sub` different from the token's subject.
     UserinfoSubMismatch,
+    /// Offline access the Google way: discovery's `scopes_supported` lacks `offline_access`,
+    /// authorization requests asking for it are answered `invalid_scope`, and refresh tokens
+    /// are issued to authorization requests with `access_type=offline` instead.
+    OfflineAccessByParameter,
     /// The userinfo endpoint answers every request with this status (and an
     /// `invalid_token` challenge), as Microsoft Graph's answers `401` to an access token
     /// minted for another API (an invalid code answers `500`).

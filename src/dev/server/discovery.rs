@@ -16,8 +16,10 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
     }
     let mut scopes = vec!["openid", "profile", "email"];
     let mut grants = vec!["authorization_code"];
-    if s.refresh_tokens {
+    if s.refresh_tokens && !s.has_fault(&Fault::OfflineAccessByParameter) {
         scopes.push("offline_access");
+    }
+    if s.refresh_tokens {
         grants.push("refresh_token");
     }
     let mut doc = json!({
