@@ -336,3 +336,65 @@ async fn offline_access_the_google_way() {
     assert_eq!(param(&request, "access_type"), None);
     assert_eq!(param(&request, "prompt"), None);
 }
+
+#[tokio::test]
+async fn a_cognito_style_logout_url() {
+    let dev = provider().await;
+    // Cognito: no end_session_endpoint in discovery; logout at the hosted UI's `/logout`.
+    dev.set_fault(Fault::DiscoveryWithout("end_session_endpoint".into()));
+    let template = "https://my-app.auth.eu-west-1.amazoncognito.com/logout\
+                    ?client_id={client_id}&logout_uri={post_logout_redirect_uri}";
+    let app = app(&dev, |b| b.end_session_url(template)).await;
+    let browser = Browser::new();
+    let landing = browser.follow(&app.url("/me")).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    let landing = browser
+        .follow_until(&app.url("/auth/logout"), |next| {
+            next.host_str() != Some("127.0.0.1")
+        })
+        .await;
+    let expected = format!(
+        "https://my-app.auth.eu-west-1.amazoncognito.com/logout?client_id=dev-client&logout_uri={}",
+        form_urlencoded::byte_serialize(app.url("/").as_str().as_bytes()).collect::<String>()
+    );
+    assert_eq!(landing.url.as_str(), expected);
+    // the session is over here too
+    let (status, _) = status_of(&browser, &app, "/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // without the template, such a provider's logout ends at the app
+    let app = self::app(&dev, |b| b).await;
+    let browser = Browser::new();
+    browser.follow(&app.url("/me")).await;
+    let landing = browser.follow(&app.url("/auth/logout")).await;
+    assert_eq!(landing.url, app.url("/"));
+}
+
+#[tokio::test]
+async fn a_logout_url_template_carries_the_id_token() {
+    let dev = provider().await;
+    dev.set_fault(Fault::DiscoveryWithout("end_session_endpoint".into()));
+    // the dev provider's own endpoint, reached through the template
+    let template = format!(
+        "{}/end_session?id_token_hint={{id_token_hint}}&client_id={{client_id}}\
+         &post_logout_redirect_uri={{post_logout_redirect_uri}}",
+        dev.issuer()
+    );
+    let app = app(&dev, |b| b.end_session_url(template)).await;
+    let browser = Browser::new();
+    browser.follow(&app.url("/me")).await;
+    let landing = browser.follow(&app.url("/auth/logout")).await;
+    assert_eq!(landing.url, app.url("/"), "{}", landing.body);
+    assert_eq!(dev.stats().end_session_requests, 1);
+    let hint = landing
+        .visited
+        .iter()
+        .find(|u| u.path().ends_with("/end_session"))
+        .and_then(|u| param(u, "id_token_hint"))
+        .unwrap_or_default();
+    assert_eq!(
+        hint.split('.').count(),
+        3,
+        "the ID token was kept for the hint"
+    );
+}

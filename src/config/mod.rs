@@ -196,5 +196,6 @@ impl fmt::Debug for Config {
 
 mod builder;
 mod compat;
+pub(crate) use compat::fill_end_session_url;
 mod hardening;
 pub use builder::ConfigBuilder;

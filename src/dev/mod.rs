@@ -827,6 +827,9 @@ pub enum Fault {
     DiscoveryField(String, String),
     /// The discovery document carries 2 MiB of padding.
     OversizedDiscovery,
+    /// The discovery document lacks the member of this name, e.g. `end_session_endpoint`
+    /// (as AWS Cognito's and some Auth0 tenants' do).
+    DiscoveryWithout(String),
     /// JWT access tokens carry these claims (a JSON object laid over the usual ones), as
     /// providers put roles there: Keycloak's `realm_access` and `resource_access` (with
     /// `aud: "account"`, `typ: "Bearer"`), Cognito's `cognito:groups`.

@@ -56,6 +56,11 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
     for fault in s.state().faults.iter() {
         match fault {
             Fault::DiscoveryField(name, value) => doc[name.as_str()] = json!(value),
+            Fault::DiscoveryWithout(name) => {
+                if let Some(doc) = doc.as_object_mut() {
+                    doc.remove(name);
+                }
+            }
             Fault::OversizedDiscovery => doc["x_padding"] = json!(super::padding()),
             _ => {}
         }
