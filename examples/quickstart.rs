@@ -22,8 +22,11 @@
 //! | `OIDC_USERINFO`      | `1` fetches userinfo at login, `0` does not                      |
 //! | `OIDC_AUTH_PARAMS`   | extra authorization parameters, e.g. `prompt=login&ui_locales=nb-NO` |
 //! | `OIDC_API_AUDIENCE`  | audience that bearer JWT access tokens must carry (default: the client id) |
+//! | `OIDC_ROLES_CLAIM`   | one more claim (name or dot-separated path) holding roles        |
+//! | `OIDC_END_SESSION_URL` | logout URL template for providers without `end_session_endpoint`: `{client_id}`, `{post_logout_redirect_uri}`, `{id_token_hint}` |
 //!
-//! Routes: `/` (public), `/me` (login required; JSON with every claim), and the layer's
+//! Routes: `/` (public), `/me` (login required; JSON with every claim), `/roles` (login
+//! required; JSON array of the user's roles), `/admin` (requires the role `admin`), and the layer's
 //! `/auth/login`, `/auth/callback`, `/auth/logout` and `POST /auth/backchannel-logout`
 //! (register `APP_URL/auth/backchannel-logout` as the back-channel logout URI). With
 //! `offline_access` in `OIDC_SCOPES` the session refreshes its tokens automatically. `/me` also accepts
@@ -37,7 +40,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tower_oidc::dev::DevProvider;
 use tower_oidc::{
-    ClientAuth, ClientKey, Config, Identity, OidcLayer, ResponseMode, ResponseType, SessionKey,
+    ClientAuth, ClientKey, Config, Identity, OidcLayer, RequireLayer, ResponseMode, ResponseType,
+    SessionKey,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -138,6 +142,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if let Some(audience) = var("OIDC_API_AUDIENCE") {
         config = config.api_audience(audience);
     }
+    if let Some(path) = var("OIDC_ROLES_CLAIM") {
+        config = config.roles_claim(path);
+    }
+    if let Some(template) = var("OIDC_END_SESSION_URL") {
+        config = config.end_session_url(template);
+    }
     if let Some(params) = var("OIDC_AUTH_PARAMS") {
         for (name, value) in form_urlencoded::parse(params.as_bytes()) {
             config = config.auth_param(name, value);
@@ -146,8 +156,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let oidc = OidcLayer::discover(config.build()?).await?;
 
     let app = Router::new()
+        .route("/admin", get(|| async { "admin area" }))
+        .route_layer(RequireLayer::any_role(["admin"]))
         .route("/", get(home))
         .route("/me", get(me))
+        .route("/roles", get(roles))
         .layer(oidc);
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("Listening on {app_url}");
@@ -184,6 +197,10 @@ async fn home(id: Option<Identity>) -> Html<String> {
 }
 
 /// Login required: every claim of the identity as JSON.
+async fn roles(id: Identity) -> Json<Vec<String>> {
+    Json(id.roles().to_vec())
+}
+
 async fn me(id: Identity) -> Json<serde_json::Value> {
     Json(serde_json::Value::Object(id.claims().clone()))
 }
