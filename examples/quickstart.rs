@@ -24,8 +24,11 @@
 //! | `OIDC_API_AUDIENCE`  | audience that bearer JWT access tokens must carry (default: the client id) |
 //! | `REDIS_URL`          | share revocations (logouts) with other replicas through this Redis (unset: in this process only) |
 //! | `BIND_ADDR`          | listen address, e.g. `0.0.0.0:8001`, so several replicas can share one `APP_URL` (default: host and port of `APP_URL`) |
+//! | `OIDC_ROLES_CLAIM`   | one more claim (name or dot-separated path) holding roles        |
+//! | `OIDC_END_SESSION_URL` | logout URL template for providers without `end_session_endpoint`: `{client_id}`, `{post_logout_redirect_uri}`, `{id_token_hint}` |
 //!
-//! Routes: `/` (public), `/me` (login required; JSON with every claim), and the layer's
+//! Routes: `/` (public), `/me` (login required; JSON with every claim), `/roles` (login
+//! required; JSON array of the user's roles), `/admin` (requires the role `admin`), and the layer's
 //! `/auth/login`, `/auth/callback`, `/auth/logout` and `POST /auth/backchannel-logout`
 //! (register `APP_URL/auth/backchannel-logout` as the back-channel logout URI). With
 //! `offline_access` in `OIDC_SCOPES` the session refreshes its tokens automatically. `/me` also accepts
@@ -39,8 +42,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tower_oidc::dev::DevProvider;
 use tower_oidc::{
-    ClientAuth, ClientKey, Config, Identity, OidcLayer, RedisRevocationStore, ResponseMode,
-    ResponseType, SessionKey,
+    ClientAuth, ClientKey, Config, Identity, OidcLayer, RedisRevocationStore, RequireLayer,
+    ResponseMode, ResponseType, SessionKey,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -144,6 +147,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if let Some(audience) = var("OIDC_API_AUDIENCE") {
         config = config.api_audience(audience);
     }
+    if let Some(path) = var("OIDC_ROLES_CLAIM") {
+        config = config.roles_claim(path);
+    }
+    if let Some(template) = var("OIDC_END_SESSION_URL") {
+        config = config.end_session_url(template);
+    }
     if let Some(params) = var("OIDC_AUTH_PARAMS") {
         for (name, value) in form_urlencoded::parse(params.as_bytes()) {
             config = config.auth_param(name, value);
@@ -156,8 +165,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let oidc = OidcLayer::discover(config.build()?).await?;
 
     let app = Router::new()
+        .route("/admin", get(|| async { "admin area" }))
+        .route_layer(RequireLayer::any_role(["admin"]))
         .route("/", get(home))
         .route("/me", get(me))
+        .route("/roles", get(roles))
         .layer(oidc);
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("Listening on {app_url} (bound to {bind})");
@@ -194,6 +206,10 @@ async fn home(id: Option<Identity>) -> Html<String> {
 }
 
 /// Login required: every claim of the identity as JSON.
+async fn roles(id: Identity) -> Json<Vec<String>> {
+    Json(id.roles().to_vec())
+}
+
 async fn me(id: Identity) -> Json<serde_json::Value> {
     Json(serde_json::Value::Object(id.claims().clone()))
 }

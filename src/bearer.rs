@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::cache::{token_key, Entry, TokenKey};
 use crate::error::{AuthError, AuthErrorKind};
-use crate::identity::{scope_of, Identity, Source};
+use crate::identity::{scope_of, Identity, RoleSource, Source};
 use crate::jwt::{Alg, JwtError, Unverified};
 use crate::provider::VerifyError;
 use crate::response::Answer;
@@ -396,6 +396,10 @@ impl Shared {
             scope,
             Source::Bearer,
             None,
+            RoleSource {
+                claims: self.config.compat.roles.clone(),
+                granted: bytes::Bytes::new(),
+            },
         ))
     }
 

@@ -61,6 +61,9 @@ struct Inner {
     scope: String,
     source: Source,
     access_token: Option<AccessToken>,
+    /// Where roles are read from, and roles granted elsewhere (the access token's).
+    role_source: RoleSource,
+    roles: OnceLock<Vec<String>>,
 }
 
 /// How the caller proved who it is.
@@ -120,6 +123,8 @@ impl Identity {
                 scope,
                 source: Source::Session,
                 access_token: None,
+                role_source: RoleSource::default(),
+                roles: OnceLock::new(),
             }),
         }
     }
@@ -132,6 +137,7 @@ impl Identity {
         scope: String,
         source: Source,
         access_token: Option<AccessToken>,
+        role_source: RoleSource,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -142,6 +148,8 @@ impl Identity {
                 scope,
                 source,
                 access_token,
+                role_source,
+                roles: OnceLock::new(),
             }),
         }
     }
@@ -238,6 +246,54 @@ impl Identity {
         self.claim("name").and_then(Value::as_str)
     }
 
+    /// The user's roles and groups, wherever the provider puts them, without duplicates:
+    ///
+    /// - `roles` (Entra app roles, Auth0 with a rule, many others) and `groups` (Okta, Entra,
+    ///   Keycloak's group mapper), lists of strings;
+    /// - Keycloak's `realm_access.roles` and `resource_access.<client id>.roles` (this
+    ///   client's roles);
+    /// - AWS Cognito's `cognito:groups`;
+    /// - Zitadel's `urn:zitadel:iam:org:project:roles` (the object's keys);
+    /// - the claim named by [`ConfigBuilder::roles_claim`](crate::ConfigBuilder::roles_claim).
+    ///
+    /// For a session they come from the ID token and userinfo claims and from the access
+    /// token when it is a JWT the layer verified at login or refresh (Keycloak puts roles
+    /// only there); for a bearer caller, from its access token. Computed on first use.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::Identity;
+    ///
+    /// let claims = serde_json::json!({
+    ///     "realm_access": { "roles": ["admin", "user"] },
+    ///     "cognito:groups": ["user", "ops"],
+    /// });
+    /// let id = Identity::new("alice", "https://id.example.com", claims.as_object().unwrap().clone());
+    /// assert_eq!(id.roles(), ["user", "ops", "admin"]);
+    /// assert!(id.has_role("ops") && !id.has_role("root"));
+    /// ```
+    pub fn roles(&self) -> &[String] {
+        self.inner.roles.get_or_init(|| {
+            let source = &self.inner.role_source;
+            let mut roles = Vec::new();
+            roles_in(self.claims(), &source.claims, &mut roles);
+            if !source.granted.is_empty() {
+                let granted: Vec<String> =
+                    serde_json::from_slice(&source.granted).unwrap_or_default();
+                for role in granted {
+                    push_unique(&mut roles, role);
+                }
+            }
+            roles
+        })
+    }
+
+    /// Whether the user has `role` (see [`roles`](Self::roles)).
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles().iter().any(|r| r == role)
+    }
+
     /// The claims deserialized into your own type, e.g. for provider-specific claims.
     ///
     /// # Example
@@ -313,7 +369,10 @@ impl AccessToken {
         std::str::from_utf8(&self.token).unwrap_or_default()
     }
 
-    /// When it expires, if known.
+    /// When it expires, if known. A session without a refresh token outlives its access
+    /// token (see
+    /// [`ConfigBuilder::session_ends_with_access_token`](crate::ConfigBuilder::session_ends_with_access_token)):
+    /// compare with the time before calling an API with it.
     pub fn expires_at(&self) -> Option<std::time::SystemTime> {
         (self.expires_at != 0)
             .then(|| {
@@ -329,6 +388,91 @@ impl fmt::Debug for AccessToken {
             .field("token", &"[redacted]")
             .field("expires_at", &self.expires_at)
             .finish()
+    }
+}
+
+/// Which claims hold roles: the well-known ones (see [`Identity::roles`]), this client's
+/// `resource_access` entry and an extra claim path.
+#[derive(Debug, Default)]
+pub(crate) struct RoleClaims {
+    /// The client id, for Keycloak's `resource_access.<client id>.roles` (empty: skipped).
+    pub(crate) client_id: String,
+    /// A claim name, or a dot-separated path into nested objects.
+    pub(crate) extra: Option<String>,
+}
+
+/// Where an identity's roles come from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RoleSource {
+    pub(crate) claims: Arc<RoleClaims>,
+    /// Roles found elsewhere (a verified access token's), as a JSON array of strings; empty
+    /// for none.
+    pub(crate) granted: Bytes,
+}
+
+const ZITADEL_ROLES: &str = "urn:zitadel:iam:org:project:roles";
+
+fn push_unique(roles: &mut Vec<String>, role: String) {
+    if !role.is_empty() && !roles.contains(&role) {
+        roles.push(role);
+    }
+}
+
+/// Roles in a value: strings of a list, one string, or the keys of an object (Zitadel).
+fn roles_of(value: &Value, roles: &mut Vec<String>) {
+    match value {
+        Value::Array(list) => {
+            for role in list.iter().filter_map(Value::as_str) {
+                push_unique(roles, role.to_owned());
+            }
+        }
+        Value::String(role) => push_unique(roles, role.clone()),
+        Value::Object(map) => {
+            for role in map.keys() {
+                push_unique(roles, role.clone());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The value at a claim name, or else at a dot-separated path into nested objects.
+fn at_path<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(value) = claims.get(path) {
+        return Some(value);
+    }
+    let mut parts = path.split('.');
+    let mut value = claims.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_object()?.get(part)?;
+    }
+    Some(value)
+}
+
+/// Adds the roles found in `claims` to `roles` (see [`Identity::roles`]).
+pub(crate) fn roles_in(claims: &Map<String, Value>, spec: &RoleClaims, roles: &mut Vec<String>) {
+    for name in ["roles", "groups", "cognito:groups"] {
+        if let Some(value @ (Value::Array(_) | Value::String(_))) = claims.get(name) {
+            roles_of(value, roles);
+        }
+    }
+    if let Some(value) = at_path(claims, "realm_access.roles") {
+        roles_of(value, roles);
+    }
+    if !spec.client_id.is_empty() {
+        let client = claims
+            .get("resource_access")
+            .and_then(|r| r.get(spec.client_id.as_str()))
+            .and_then(|c| c.get("roles"));
+        if let Some(value) = client {
+            roles_of(value, roles);
+        }
+    }
+    if let Some(value @ Value::Object(_)) = claims.get(ZITADEL_ROLES) {
+        roles_of(value, roles);
+    }
+    if let Some(value) = spec.extra.as_deref().and_then(|p| at_path(claims, p)) {
+        roles_of(value, roles);
     }
 }
 
@@ -377,6 +521,7 @@ mod tests {
             "openid email".into(),
             Source::Session,
             None,
+            RoleSource::default(),
         );
         assert!(id.has_scope("email") && !id.has_scope("mail"));
         assert_eq!(id.source(), Source::Session);
@@ -392,5 +537,62 @@ mod tests {
         assert!(id.claims_as::<Vec<u8>>().is_err());
         let debug = format!("{id:?}");
         assert!(debug.contains("alice") && !debug.contains("a@example.com"));
+    }
+
+    #[test]
+    fn roles_from_every_well_known_claim_and_the_extra_path() {
+        let claims = serde_json::json!({
+            "roles": ["a"],
+            "groups": "b",
+            "cognito:groups": ["c", "a"],
+            "realm_access": { "roles": ["d"] },
+            "resource_access": { "app": { "roles": ["e"] }, "other": { "roles": ["x"] } },
+            "urn:zitadel:iam:org:project:roles": { "f": { "123": "org" } },
+            "https://example.com/roles": ["g"],
+            "custom": { "nested": { "roles": ["h"] } },
+            "ignored": ["y"],
+        });
+        let claims = claims.as_object().unwrap();
+        let spec = |extra: Option<&str>| RoleClaims {
+            client_id: "app".into(),
+            extra: extra.map(str::to_owned),
+        };
+        let mut roles = Vec::new();
+        roles_in(claims, &spec(None), &mut roles);
+        assert_eq!(roles, ["a", "b", "c", "d", "e", "f"]);
+        for (path, role) in [
+            ("https://example.com/roles", "g"),
+            ("custom.nested.roles", "h"),
+        ] {
+            let mut roles = Vec::new();
+            roles_in(claims, &spec(Some(path)), &mut roles);
+            assert_eq!(roles.last().map(String::as_str), Some(role), "{path}");
+        }
+        let mut roles = Vec::new();
+        roles_in(claims, &spec(Some("custom.missing.roles")), &mut roles);
+        assert_eq!(roles.len(), 6);
+        // numbers and other shapes are no roles
+        let odd = serde_json::json!({"roles": [1, null, "ok"], "groups": {"k": 1}});
+        let mut roles = Vec::new();
+        roles_in(odd.as_object().unwrap(), &RoleClaims::default(), &mut roles);
+        assert_eq!(roles, ["ok"]);
+    }
+
+    #[test]
+    fn granted_roles_are_merged() {
+        let id = Identity::from_parts(
+            "alice".into(),
+            "https://id.example.com".into(),
+            Bytes::from_static(br#"{"sub":"alice","groups":["g"]}"#),
+            String::new(),
+            Source::Session,
+            None,
+            RoleSource {
+                claims: Arc::default(),
+                granted: Bytes::from_static(br#"["admin","g"]"#),
+            },
+        );
+        assert_eq!(id.roles(), ["g", "admin"]);
+        assert!(id.has_role("admin"));
     }
 }

@@ -69,6 +69,9 @@ pub(crate) struct Metadata {
     pub(crate) iss_parameter_supported: bool,
     /// PKCE with `plain` (only when the provider lacks S256 and it is allowed).
     pub(crate) pkce_plain: bool,
+    /// Discovery lists `scopes_supported` without `offline_access` (Google): refresh tokens
+    /// are asked for with `access_type=offline` instead.
+    pub(crate) offline_access_by_parameter: bool,
 }
 
 fn names<T: Serialize>(values: &[T]) -> Vec<String> {
@@ -169,8 +172,12 @@ impl Metadata {
             }
             _ => false,
         };
+        let offline_access_by_parameter = m
+            .scopes_supported()
+            .is_some_and(|scopes| !scopes.iter().any(|s| s.as_str() == "offline_access"));
         Ok(Self {
             pkce_plain,
+            offline_access_by_parameter,
             issuer: m.issuer().as_str().to_owned(),
             authorization_endpoint: m.authorization_endpoint().url().clone(),
             token_endpoint,

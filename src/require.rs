@@ -74,6 +74,29 @@ impl RequireLayer {
         }
     }
 
+    /// Requires at least one of `roles` (see [`Identity::roles`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use tower_oidc::RequireLayer;
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/admin", get(|| async { "admin area" }))
+    ///     .route_layer(RequireLayer::any_role(["admin", "owner"]));
+    /// // ... .layer(oidc_layer)
+    /// ```
+    pub fn any_role<I, S>(roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let roles: Vec<String> = roles.into_iter().map(Into::into).collect();
+        let what = format!("requires one of the roles {}", roles.join(" "));
+        Self::predicate(what, move |id| roles.iter().any(|r| id.has_role(r)))
+    }
+
     /// Requires `predicate` to hold; `what` describes it for logs.
     pub fn predicate(
         what: impl Into<String>,
@@ -170,5 +193,54 @@ where
             }
         }
         ResponseFuture::ready(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn status(layer: &RequireLayer, id: Option<Identity>, grpc: bool) -> (u16, String) {
+        let svc = layer.layer(tower::service_fn(|_req: Request<String>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+        }));
+        let mut req = Request::get("/admin").header("accept", "application/json");
+        if grpc {
+            req = req.header("content-type", "application/grpc");
+        }
+        let mut req = req.body(String::new()).unwrap();
+        if let Some(id) = id {
+            req.extensions_mut().insert(id);
+        }
+        let res = svc.oneshot(req).await.unwrap();
+        let grpc_status = res
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (res.status().as_u16(), grpc_status)
+    }
+
+    fn with_roles(roles: serde_json::Value) -> Identity {
+        let claims = serde_json::json!({ "roles": roles });
+        Identity::new(
+            "alice",
+            "https://id.example.com",
+            claims.as_object().unwrap().clone(),
+        )
+    }
+
+    #[tokio::test]
+    async fn any_role_admits_a_holder_and_refuses_the_others() {
+        let layer = RequireLayer::any_role(["admin", "owner"]);
+        let admin = with_roles(serde_json::json!(["user", "owner"]));
+        assert_eq!(status(&layer, Some(admin), false).await.0, 200);
+        let user = with_roles(serde_json::json!(["user"]));
+        assert_eq!(status(&layer, Some(user.clone()), false).await.0, 403);
+        assert_eq!(status(&layer, Some(user), true).await, (200, "7".into()));
+        assert_eq!(status(&layer, None, false).await.0, 401);
+        assert_eq!(status(&layer, None, true).await, (200, "16".into()));
     }
 }

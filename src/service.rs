@@ -165,7 +165,9 @@ where
         } else {
             strip_our_cookies(shared, &mut req, read.present);
         }
-        let identity = owned.map(|(session, owner)| session.into_identity(&owner.issuer));
+        let identity = owned.map(|(session, owner)| {
+            session.into_identity(&owner.issuer, &owner.config.compat.roles)
+        });
         match admit(shared, &mut req, identity, &set_cookies, held) {
             None => ResponseFuture::inner(self.inner.call(req), set_cookies),
             Some(answer) => ResponseFuture::ready(answer),
@@ -246,10 +248,11 @@ impl<S> OidcService<S> {
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::deferred(Box::pin(async move {
             let issuer = owner.issuer.clone();
+            let roles = owner.config.compat.roles.clone();
             // The identity is read back from the encoding, by the one path every request uses.
             let identity_of = |s: &Session| {
                 SessionRef::parse(Bytes::from(s.encode(&session_id)))
-                    .map(|r| r.into_identity(&issuer))
+                    .map(|r| r.into_identity(&issuer, &roles))
             };
             let (identity, set_cookies) = match refresh::refresh(owner, session.clone()).await {
                 Ok(new) => {

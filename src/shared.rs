@@ -92,9 +92,14 @@ impl Shared {
         if config.userinfo == Some(true) && provider.metadata.userinfo_endpoint.is_none() {
             tracing::warn!("userinfo is on, but the provider has no userinfo endpoint");
         }
-        let store_id_token = config
-            .store_id_token
-            .unwrap_or(provider.metadata.end_session_endpoint.is_some());
+        let store_id_token = config.store_id_token.unwrap_or(
+            provider.metadata.end_session_endpoint.is_some()
+                || config
+                    .compat
+                    .end_session_url
+                    .as_deref()
+                    .is_some_and(|t| t.contains("{id_token_hint}")),
+        );
         Shared {
             name: String::new(),
             tenants: Vec::new(),

@@ -121,6 +121,20 @@ async fn quickstart_serves_a_working_login() {
     assert!(claims["name"].is_string());
     let home = browser.get(&app).await.text().await.unwrap();
     assert!(home.contains("Log out"), "{home}");
+
+    // roles: a JSON array; /admin needs the role `admin`, which alice lacks
+    let roles = browser.follow(&app.join("/roles").unwrap()).await;
+    assert_eq!(roles.status, StatusCode::OK);
+    assert!(roles.json().is_array(), "{}", roles.body);
+    let admin = browser.get(&app.join("/admin").unwrap()).await;
+    assert_eq!(admin.status(), StatusCode::FORBIDDEN);
+    let anonymous = http
+        .get(app.join("/admin").unwrap())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let _ = child.kill().await;
 }
 

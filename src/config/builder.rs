@@ -79,6 +79,7 @@ pub struct ConfigBuilder {
     store_id_token: Option<bool>,
     revocations: Option<Arc<dyn RevocationStore>>,
     pub(super) hardening: Hardening,
+    pub(super) compat: super::compat::Compat,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -149,6 +150,7 @@ impl ConfigBuilder {
             store_id_token: None,
             revocations: None,
             hardening: Hardening::default(),
+            compat: Default::default(),
         }
     }
 
@@ -731,7 +733,9 @@ impl ConfigBuilder {
             });
         }
         self.hardening.check()?;
+        let compat = self.compat.check(&self.client_id)?;
         Ok(Config {
+            compat,
             hardening: self.hardening,
             idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),
             refresh_margin: self.refresh_margin,

@@ -145,6 +145,7 @@ pub struct Config {
     pub(crate) store_id_token: Option<bool>,
     pub(crate) revocations: Arc<dyn RevocationStore>,
     pub(crate) hardening: hardening::Hardening,
+    pub(crate) compat: compat::Compat,
 }
 
 impl Config {
@@ -194,5 +195,7 @@ impl fmt::Debug for Config {
 }
 
 mod builder;
+mod compat;
+pub(crate) use compat::fill_end_session_url;
 mod hardening;
 pub use builder::ConfigBuilder;

@@ -739,6 +739,14 @@ pub enum Fault {
     IdToken(IdTokenFault),
     /// The userinfo endpoint returns a `sub` different from the token's subject.
     UserinfoSubMismatch,
+    /// Offline access the Google way: discovery's `scopes_supported` lacks `offline_access`,
+    /// authorization requests asking for it are answered `invalid_scope`, and refresh tokens
+    /// are issued to authorization requests with `access_type=offline` instead.
+    OfflineAccessByParameter,
+    /// The userinfo endpoint answers every request with this status (and an
+    /// `invalid_token` challenge), as Microsoft Graph's answers `401` to an access token
+    /// minted for another API (an invalid code answers `500`).
+    UserinfoStatus(u16),
     /// The userinfo endpoint answers with a signed JWT (`application/jwt`, with `iss` and
     /// `aud`) instead of JSON (OpenID Connect Core §5.3.2).
     SignedUserinfo,
@@ -819,6 +827,26 @@ pub enum Fault {
     DiscoveryField(String, String),
     /// The discovery document carries 2 MiB of padding.
     OversizedDiscovery,
+    /// The discovery document lacks the member of this name, e.g. `end_session_endpoint`
+    /// (as AWS Cognito's and some Auth0 tenants' do).
+    DiscoveryWithout(String),
+    /// JWT access tokens carry these claims (a JSON object laid over the usual ones), as
+    /// providers put roles there: Keycloak's `realm_access` and `resource_access` (with
+    /// `aud: "account"`, `typ: "Bearer"`), Cognito's `cognito:groups`.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// use tower_oidc::dev::{DevProvider, Fault};
+    ///
+    /// let like_keycloak = DevProvider::start().await?;
+    /// like_keycloak.set_fault(Fault::AccessTokenClaims(serde_json::json!({
+    ///     "aud": "account",
+    ///     "typ": "Bearer",
+    ///     "realm_access": { "roles": ["admin"] },
+    /// })));
+    /// # Ok(()) }
+    /// ```
+    AccessTokenClaims(serde_json::Value),
     /// The JWKS document carries 2 MiB of padding.
     OversizedJwks,
 }

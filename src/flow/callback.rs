@@ -9,7 +9,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, AuthErrorKind};
-use crate::flow::provider_calls::{self, Tokens};
+use crate::flow::provider_calls::{self, Tokens, UserinfoFailure};
 use crate::flow::{id_token, login};
 use crate::response::{self, caller_kind, Answer};
 use crate::session::cookie::add_set_cookie;
@@ -317,8 +317,14 @@ async fn complete(
         .unwrap_or_default()
         .to_owned();
     if shared.fetch_userinfo {
-        let info = provider_calls::userinfo(shared, &tokens.access_token, &subject).await?;
-        merge_userinfo(&mut claims, info);
+        match provider_calls::fetch_userinfo(shared, &tokens.access_token, &subject).await {
+            Ok(info) => merge_userinfo(&mut claims, info),
+            Err(UserinfoFailure::Unusable(e)) if !shared.config.compat.require_userinfo => {
+                // Enrichment only: the ID token's claims stand.
+                tracing::warn!(reason = %e, "userinfo failed at login; using the ID token's claims");
+            }
+            Err(failure) => return Err(failure.into_error()),
+        }
     }
     new_session(shared, now, now, claims, tokens, None)
 }
@@ -355,10 +361,25 @@ pub(crate) fn new_session(
         .filter(|_| shared.store_id_token);
     let access_expires_at = tokens.expires_in.map_or(0, |s| now.saturating_add(s));
     let mut expires_at = created_at.saturating_add(shared.sessions.session_lifetime.as_secs());
-    if refresh_token.is_none() && access_expires_at != 0 {
-        // Without a refresh token the session cannot outlive its access token.
+    if refresh_token.is_none()
+        && access_expires_at != 0
+        && config.compat.session_ends_with_access_token
+    {
+        // Asked for: without a refresh token the session ends with its access token.
         expires_at = expires_at.min(access_expires_at);
     }
+    // Roles of the access token count only when it is about this user.
+    let token_roles = match tokens.access_roles {
+        Some(found) if !found.roles.is_empty() => {
+            if found.sub.as_deref().is_none_or(|sub| sub == subject) {
+                serde_json::to_vec(&found.roles).unwrap_or_default()
+            } else {
+                tracing::warn!("the access token names another subject; its roles are not used");
+                Vec::new()
+            }
+        }
+        _ => Vec::new(),
+    };
     let scope = tokens
         .scope
         .or_else(|| previous.map(|p| p.scope.clone()))
@@ -379,6 +400,7 @@ pub(crate) fn new_session(
         scope,
         last_seen: now,
         sid,
+        token_roles,
     })
 }
 

@@ -202,6 +202,21 @@ fn start_holding(
         (URL_SAFE_NO_PAD.encode(digest), "S256")
     };
     let meta = &shared.provider.metadata;
+    // A provider that does not list `offline_access` (Google refuses it with `invalid_scope`)
+    // issues refresh tokens for `access_type=offline`, and again only with `prompt=consent`.
+    let offline_by_parameter =
+        meta.offline_access_by_parameter && config.scopes.iter().any(|s| s == "offline_access");
+    let scope = if offline_by_parameter {
+        let scopes: Vec<&str> = config
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| *s != "offline_access")
+            .collect();
+        scopes.join(" ")
+    } else {
+        config.scopes.join(" ")
+    };
     let mut url = meta.authorization_endpoint.clone();
     {
         let mut q = url.query_pairs_mut();
@@ -212,13 +227,21 @@ fn start_holding(
         }
         q.append_pair("client_id", &config.client_id)
             .append_pair("redirect_uri", config.redirect_url.as_str())
-            .append_pair("scope", &config.scopes.join(" "))
+            .append_pair("scope", &scope)
             .append_pair("state", &tx.state)
             .append_pair("nonce", &tx.nonce)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", method);
         for (name, value) in &params {
             q.append_pair(name, value);
+        }
+        if offline_by_parameter {
+            if param("access_type").is_none() {
+                q.append_pair("access_type", "offline");
+            }
+            if param("prompt").is_none() {
+                q.append_pair("prompt", "consent");
+            }
         }
     }
     let mut res = response::redirect(url.as_str());

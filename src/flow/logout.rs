@@ -7,6 +7,7 @@ use http::HeaderMap;
 
 use std::sync::Arc;
 
+use crate::config::fill_end_session_url;
 use crate::response::{self, Answer};
 use crate::session::cookie::add_set_cookie;
 use crate::shared::{Shared, Tenants};
@@ -22,8 +23,20 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
         .and_then(|s| shared.by_issuer(s.issuer()))
         .unwrap_or_else(|| shared.clone());
     let config = &tenant.config;
-    let location = match &tenant.provider.metadata.end_session_endpoint {
-        Some(endpoint) => {
+    let template = config.compat.end_session_url.as_deref();
+    let location = match (template, &tenant.provider.metadata.end_session_endpoint) {
+        (Some(template), _) => {
+            let hint = read.session.as_ref().and_then(|s| s.id_token());
+            fill_end_session_url(
+                template,
+                &config.client_id,
+                config.post_logout_redirect_url.as_str(),
+                hint.unwrap_or_default(),
+            )
+            // Checked when the configuration was built.
+            .unwrap_or_else(|_| config.post_logout_redirect_url.to_string())
+        }
+        (None, Some(endpoint)) => {
             let mut url = endpoint.clone();
             {
                 let mut q = url.query_pairs_mut();
@@ -38,7 +51,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
             }
             url.to_string()
         }
-        None => config.post_logout_redirect_url.to_string(),
+        (None, None) => config.post_logout_redirect_url.to_string(),
     };
     let mut res = response::redirect(&location);
     let mut names = sessions.session_cookie_names(headers);

@@ -5,6 +5,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, AuthErrorKind};
+use crate::identity::roles_in;
+use crate::jwt::Unverified;
 use crate::provider::read_limited;
 use crate::shared::Shared;
 
@@ -16,6 +18,44 @@ pub(crate) struct Tokens {
     pub(crate) expires_in: Option<u64>,
     pub(crate) refresh_token: Option<String>,
     pub(crate) id_token: Option<String>,
+    /// The roles in the access token, when it is a JWT the layer verified.
+    pub(crate) access_roles: Option<AccessRoles>,
+}
+
+/// Roles found in a verified JWT access token, and whose they are.
+#[derive(Debug)]
+pub(crate) struct AccessRoles {
+    pub(crate) sub: Option<String>,
+    pub(crate) roles: Vec<String>,
+}
+
+/// The roles in an access token that is a JWT signed with the provider's keys and naming it
+/// as issuer (Keycloak puts roles only there). Anything else (an opaque token, a token for
+/// another API whose signature cannot be checked here, as Entra's for Graph) has none.
+async fn access_roles(shared: &Shared, token: &str) -> Option<AccessRoles> {
+    Unverified::parse(token).ok()?;
+    let (_, payload) = match shared
+        .provider
+        .verify_jwt(token, &shared.provider.metadata.id_token_algs)
+        .await
+    {
+        Ok(verified) => verified,
+        Err(e) => {
+            tracing::debug!(reason = ?e, "the access token is a JWT the layer cannot verify; its roles are not used");
+            return None;
+        }
+    };
+    let claims: Map<String, Value> = serde_json::from_slice(&payload).ok()?;
+    if claims.get("iss").and_then(Value::as_str) != Some(shared.provider.metadata.issuer.as_str()) {
+        tracing::debug!("the access token names another issuer; its roles are not used");
+        return None;
+    }
+    let mut roles = Vec::new();
+    roles_in(&claims, &shared.config.compat.roles, &mut roles);
+    Some(AccessRoles {
+        sub: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
+        roles,
+    })
 }
 
 #[derive(Deserialize)]
@@ -164,7 +204,9 @@ async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Token
         _ => None,
     }
     .map(|s| s.min(MAX_EXPIRES_IN));
+    let access_roles = access_roles(shared, &raw.access_token).await;
     Ok(Tokens {
+        access_roles,
         access_token: raw.access_token,
         expires_in,
         refresh_token: raw.refresh_token,
@@ -173,12 +215,32 @@ async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Token
     })
 }
 
+/// Why userinfo gave no claims.
+#[derive(Debug)]
+pub(crate) enum UserinfoFailure {
+    /// No usable answer: unreachable, an HTTP error (Entra's Graph answers `401` to an access
+    /// token for another API), a body that is not a JSON object. Enrichment is then missing.
+    Unusable(AuthError),
+    /// An answer that must not be trusted: about another user, or a signed answer that does
+    /// not verify. Always a failure.
+    Rejected(AuthError),
+}
+
+impl UserinfoFailure {
+    pub(crate) fn into_error(self) -> AuthError {
+        match self {
+            Self::Unusable(e) | Self::Rejected(e) => e,
+        }
+    }
+}
+
 /// Fetches userinfo; its `sub` must be `subject` (OpenID Connect Core §5.3.2).
-pub(crate) async fn userinfo(
+pub(crate) async fn fetch_userinfo(
     shared: &Shared,
     access_token: &str,
     subject: &str,
-) -> Result<Map<String, Value>, AuthError> {
+) -> Result<Map<String, Value>, UserinfoFailure> {
+    let unusable = UserinfoFailure::Unusable;
     let Some(url) = &shared.provider.metadata.userinfo_endpoint else {
         return Ok(Map::new());
     };
@@ -190,7 +252,7 @@ pub(crate) async fn userinfo(
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| unavailable(format!("userinfo endpoint unreachable: {e}")))?;
+        .map_err(|e| unusable(unavailable(format!("userinfo endpoint unreachable: {e}"))))?;
     let status = res.status();
     let is_jwt = res
         .headers()
@@ -199,33 +261,35 @@ pub(crate) async fn userinfo(
         .is_some_and(|ct| ct.starts_with("application/jwt"));
     let body = read_limited(res)
         .await
-        .map_err(|e| unavailable(format!("userinfo answer unreadable: {e}")))?;
+        .map_err(|e| unusable(unavailable(format!("userinfo answer unreadable: {e}"))))?;
     if status.is_server_error() {
-        return Err(unavailable(format!(
+        return Err(unusable(unavailable(format!(
             "userinfo endpoint answered HTTP {status}"
-        )));
+        ))));
     }
     if !status.is_success() {
-        return Err(AuthError::new(
+        return Err(unusable(AuthError::new(
             AuthErrorKind::InvalidCallback,
             format!("the userinfo endpoint refused the access token (HTTP {status})"),
-        ));
+        )));
     }
     let claims: Map<String, Value> = if is_jwt {
-        signed_userinfo(shared, &body).await?
+        signed_userinfo(shared, &body)
+            .await
+            .map_err(UserinfoFailure::Rejected)?
     } else {
         serde_json::from_slice(&body).map_err(|_| {
-            AuthError::new(
+            unusable(AuthError::new(
                 AuthErrorKind::InvalidCallback,
                 "the userinfo answer is not a JSON object",
-            )
+            ))
         })?
     };
     if claims.get("sub").and_then(Value::as_str) != Some(subject) {
-        return Err(AuthError::new(
+        return Err(UserinfoFailure::Rejected(AuthError::new(
             AuthErrorKind::InvalidCallback,
             "userinfo `sub` differs from the ID token's",
-        ));
+        )));
     }
     Ok(claims)
 }

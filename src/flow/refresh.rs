@@ -215,9 +215,12 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
         None => old_claims(),
     };
     if shared.fetch_userinfo {
-        match provider_calls::userinfo(&shared, &tokens.access_token, &old.subject).await {
+        match provider_calls::fetch_userinfo(&shared, &tokens.access_token, &old.subject).await {
             Ok(info) => callback::merge_userinfo(&mut claims, info),
-            Err(e) if e.kind() == AuthErrorKind::ProviderUnavailable => {
+            Err(provider_calls::UserinfoFailure::Unusable(e))
+                if e.kind() == AuthErrorKind::ProviderUnavailable
+                    || !shared.config.compat.require_userinfo =>
+            {
                 // Enrichment only, and the refresh token may be rotated already: keep the new
                 // tokens with the userinfo claims of before.
                 tracing::warn!(reason = %e, "userinfo unavailable at refresh; keeping the session's claims");
@@ -227,10 +230,10 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
                 }
                 claims = kept;
             }
-            Err(e) => {
+            Err(failure) => {
                 return Err(AuthError::new(
                     AuthErrorKind::InvalidToken,
-                    e.message().to_owned(),
+                    failure.into_error().message().to_owned(),
                 ))
             }
         }

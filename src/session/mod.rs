@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::identity::{AccessToken, Identity, Source};
+use crate::identity::{AccessToken, Identity, RoleClaims, RoleSource, Source};
 
 /// Version 3 added the session id and the time the access token was obtained; older cookies
 /// (sealed with keys not yet bound to the client, so they no longer open) are refused like any
@@ -54,6 +54,9 @@ pub(crate) struct Session {
     pub(crate) last_seen: u64,
     /// The provider's session id (`sid`), for back-channel logout.
     pub(crate) sid: Option<String>,
+    /// Roles from the verified access token, as a JSON array of strings (empty: none). An
+    /// optional last field: sessions without it encode as before.
+    pub(crate) token_roles: Vec<u8>,
 }
 
 impl Session {
@@ -83,6 +86,9 @@ impl Session {
         w.u64(self.last_seen);
         w.opt(self.sid.as_deref());
         w.bytes(session_id.as_bytes());
+        if !self.token_roles.is_empty() {
+            w.bytes(&self.token_roles);
+        }
         w.0
     }
 
@@ -115,6 +121,7 @@ pub(crate) struct SessionRef {
     scope: Span,
     sid: Option<Span>,
     session_id: Span,
+    token_roles: Option<Span>,
 }
 
 impl SessionRef {
@@ -139,6 +146,11 @@ impl SessionRef {
         let last_seen = r.u64()?;
         let sid = r.opt()?;
         let session_id = r.string()?;
+        let token_roles = if r.pos < buf.len() {
+            Some(r.bytes()?)
+        } else {
+            None
+        };
         if r.pos != buf.len() || session_id.is_empty() || session_id.len() > MAX_SESSION_ID_LEN {
             return None;
         }
@@ -157,6 +169,7 @@ impl SessionRef {
             scope,
             sid,
             session_id,
+            token_roles,
             buf,
         })
     }
@@ -209,12 +222,21 @@ impl SessionRef {
             scope: self.str(&self.scope).to_owned(),
             last_seen: self.last_seen,
             sid: owned(&self.sid),
+            token_roles: self
+                .token_roles
+                .as_ref()
+                .map(|s| self.buf[s.clone()].to_vec())
+                .unwrap_or_default(),
         }
     }
 
     /// The identity (carrying the access token) of this session; `issuer` is the provider's
-    /// shared copy when it matches.
-    pub(crate) fn into_identity(self, provider_issuer: &Arc<str>) -> Identity {
+    /// shared copy when it matches; `roles` says where its roles are.
+    pub(crate) fn into_identity(
+        self,
+        provider_issuer: &Arc<str>,
+        roles: &Arc<RoleClaims>,
+    ) -> Identity {
         let issuer = if self.issuer() == &**provider_issuer {
             provider_issuer.clone()
         } else {
@@ -231,6 +253,14 @@ impl SessionRef {
             self.str(&self.scope).to_owned(),
             Source::Session,
             access_token,
+            RoleSource {
+                claims: roles.clone(),
+                granted: self
+                    .token_roles
+                    .as_ref()
+                    .map(|s| self.buf.slice(s.clone()))
+                    .unwrap_or_default(),
+            },
         )
     }
 }
@@ -423,6 +453,7 @@ mod tests {
             scope: "openid email".into(),
             last_seen: 4,
             sid: Some("sid-1".into()),
+            token_roles: Vec::new(),
         }
     }
 
@@ -432,7 +463,23 @@ mod tests {
         let id = new_session_id();
         assert_eq!(id.len(), 22);
         assert_ne!(id, new_session_id());
-        assert_eq!(Session::decode(&s.encode(&id)), Some((s, id)));
+        assert_eq!(
+            Session::decode(&s.encode(&id)),
+            Some((s.clone(), id.clone()))
+        );
+        // the access token's roles: an optional last field
+        let with_roles = Session {
+            token_roles: br#"["admin"]"#.to_vec(),
+            ..s.clone()
+        };
+        let encoded = with_roles.encode(&id);
+        assert_eq!(encoded.len(), s.encode(&id).len() + 4 + 9);
+        assert_eq!(Session::decode(&encoded), Some((with_roles, id.clone())));
+        // a truncated or overlong last field is no session
+        assert_eq!(Session::decode(&encoded[..encoded.len() - 1]), None);
+        let mut longer = encoded.clone();
+        longer.push(0);
+        assert_eq!(Session::decode(&longer), None);
     }
 
     #[test]
@@ -503,6 +550,7 @@ mod robustness {
             scope: "openid".into(),
             last_seen: 4,
             sid: None,
+            token_roles: br#"["admin"]"#.to_vec(),
         }
         .encode(&new_session_id());
         let sealer = SessionKey::new([9; 32]).unwrap().sealer("session", &[]);

@@ -397,6 +397,7 @@ mod tests {
             scope: "openid".into(),
             last_seen: now,
             sid: None,
+            token_roles: Vec::new(),
         }
     }
 

@@ -13,8 +13,8 @@ use tower_oidc::{
 };
 use url::Url;
 
-/// The app: `/` public, `/me` login required (claims as JSON), `/echo-cookies` shows the
-/// `Cookie` header the inner service received.
+/// The app: `/` public, `/me` login required (claims as JSON), `/roles` (the roles as a JSON
+/// array), `/echo-cookies` shows the `Cookie` header the inner service received.
 pub(crate) struct TestApp {
     pub(crate) base: Url,
     task: JoinHandle<()>,
@@ -101,6 +101,20 @@ pub(crate) fn serve_app(listener: tokio::net::TcpListener, oidc: OidcLayer) -> T
                     None => "hello stranger".to_owned(),
                 }
             }),
+        )
+        .route(
+            "/token-expires",
+            get(|token: tower_oidc::AccessToken| async move {
+                token
+                    .expires_at()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs())
+                    .to_string()
+            }),
+        )
+        .route(
+            "/roles",
+            get(|id: Identity| async move { Json(id.roles().to_vec()) }),
         )
         .route(
             "/me",

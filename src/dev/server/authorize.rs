@@ -134,11 +134,24 @@ impl Shared {
         if !requested.contains(&"openid") {
             return fail(target, "invalid_scope", "the scope must contain openid");
         }
-        let scope: Vec<String> = KNOWN_SCOPES
+        let mut scope: Vec<String> = KNOWN_SCOPES
             .iter()
             .filter(|s| requested.contains(s))
             .map(|s| (*s).to_owned())
             .collect();
+        if self.has_fault(&Fault::OfflineAccessByParameter) {
+            // Google: the scope is refused; `access_type=offline` asks for a refresh token.
+            if requested.contains(&"offline_access") {
+                return fail(
+                    target,
+                    "invalid_scope",
+                    "offline_access is not a valid scope",
+                );
+            }
+            if p.get("access_type") == Some("offline") {
+                scope.push("offline_access".to_owned());
+            }
+        }
         let challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
             (None, Some(_)) => {
                 return fail(

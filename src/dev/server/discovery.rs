@@ -16,8 +16,10 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
     }
     let mut scopes = vec!["openid", "profile", "email"];
     let mut grants = vec!["authorization_code"];
-    if s.refresh_tokens {
+    if s.refresh_tokens && !s.has_fault(&Fault::OfflineAccessByParameter) {
         scopes.push("offline_access");
+    }
+    if s.refresh_tokens {
         grants.push("refresh_token");
     }
     let mut doc = json!({
@@ -54,6 +56,11 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
     for fault in s.state().faults.iter() {
         match fault {
             Fault::DiscoveryField(name, value) => doc[name.as_str()] = json!(value),
+            Fault::DiscoveryWithout(name) => {
+                if let Some(doc) = doc.as_object_mut() {
+                    doc.remove(name);
+                }
+            }
             Fault::OversizedDiscovery => doc["x_padding"] = json!(super::padding()),
             _ => {}
         }

@@ -50,7 +50,7 @@ impl Shared {
             aud.push(json!(extra));
         }
         let access_exp = now + self.access_token_ttl;
-        let at_claims = json!({
+        let mut at_claims = json!({
             "iss": self.issuer,
             "sub": i.sub,
             "aud": if aud.len() == 1 { aud[0].clone() } else { Value::Array(aud) },
@@ -61,6 +61,15 @@ impl Shared {
             "auth_time": i.auth_time,
             "jti": keys::random_token(&self.rng, 16),
         });
+        for fault in &state.faults {
+            if let (Fault::AccessTokenClaims(Value::Object(extra)), Some(claims)) =
+                (fault, at_claims.as_object_mut())
+            {
+                for (name, value) in extra {
+                    claims.insert(name.clone(), value.clone());
+                }
+            }
+        }
         let access_token = if self.opaque_access_tokens {
             keys::random_token(&self.rng, 32)
         } else {
@@ -293,6 +302,24 @@ mod tests {
             claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
             300
         );
+    }
+
+    #[test]
+    fn access_tokens_carry_extra_claims_when_asked() {
+        let s = shared();
+        s.state().faults.push(Fault::AccessTokenClaims(json!({
+            "aud": "account",
+            "realm_access": { "roles": ["admin"] },
+        })));
+        let response = mint(&s, &scope("openid"), None);
+        let at = response["access_token"].as_str().unwrap();
+        let claims = verified_claims(&s, at).expect("signed with the current key");
+        assert_eq!(claims["aud"], "account");
+        assert_eq!(claims["realm_access"]["roles"][0], "admin");
+        assert_eq!(claims["sub"], "alice");
+        let id = response["id_token"].as_str().unwrap();
+        let claims = verified_claims(&s, id).expect("signed with the current key");
+        assert!(claims.get("realm_access").is_none(), "only access tokens");
     }
 
     #[test]

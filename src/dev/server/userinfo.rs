@@ -32,6 +32,14 @@ pub(super) async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
     if let Some(r) = s.gate().await {
         return r;
     }
+    if let Some(Fault::UserinfoStatus(code)) = s.fault(|f| matches!(f, Fault::UserinfoStatus(_))) {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return bearer_error(
+            status,
+            Some("invalid_token"),
+            "injected by the development provider",
+        );
+    }
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return bearer_error(StatusCode::UNAUTHORIZED, None, "");
