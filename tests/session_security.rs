@@ -210,6 +210,93 @@ async fn session_id_survives_refresh_so_a_refreshed_copy_is_refused_after_logout
     );
 }
 
+/// The session cookie a response sets (not a removal), as a `Cookie` header.
+fn session_set(res: &reqwest::Response) -> String {
+    set_cookies(res.headers())
+        .iter()
+        .filter(|c| c.starts_with("oidc_session") && !c.contains("Max-Age=0"))
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[tokio::test]
+async fn logout_with_an_idle_cookie_still_ends_a_copy_kept_alive_elsewhere() {
+    // Tokens that outlive the test: no refresh interferes with the idle deadline.
+    let dev = DevProvider::builder()
+        .access_token_ttl(Duration::from_secs(24 * 3600))
+        .id_token_ttl(Duration::from_secs(24 * 3600))
+        .start()
+        .await
+        .expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    let clock = TestClock::new();
+    let key = SessionKey::generate();
+    let app = app(&dev, &key, |b| {
+        b.idle_timeout(Duration::from_secs(600))
+            .session_lifetime(Duration::from_secs(8 * 3600))
+            .clock(clock.closure())
+    })
+    .await;
+    let browser = Browser::new();
+    let victims = log_in(&browser, &app).await;
+
+    // An attacker holding a copy keeps it alive with a request now and then (each past half the
+    // idle timeout re-issues the cookie), while the victim's own cookie goes idle.
+    let mut copy = victims.clone();
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(400));
+        let res = whoami(&app, &copy).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let renewed = session_set(&res);
+        assert!(!renewed.is_empty(), "the copy is renewed");
+        copy = renewed;
+    }
+    assert_eq!(
+        whoami(&app, &victims).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the victim's cookie is idle"
+    );
+
+    // The victim logs out with the idle cookie: the session ends, the copy included.
+    let logout = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/auth/logout"))
+        .header("cookie", &victims)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::FOUND);
+    assert!(clears_session(&logout));
+    let res = whoami(&app, &copy).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "the copy is refused"
+    );
+    assert!(clears_session(&res));
+
+    // A forged or foreign cookie at logout revokes nothing (and is no error).
+    let browser = Browser::new();
+    let other = log_in(&browser, &app).await;
+    let forged = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/auth/logout"))
+        .header(
+            "cookie",
+            "oidc_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FOUND);
+    assert_eq!(whoami(&app, &other).await.status(), StatusCode::OK);
+}
+
 // ---- #9: Cache-Control on answers that carry a session -----------------------------------
 
 #[tokio::test]

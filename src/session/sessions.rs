@@ -97,12 +97,7 @@ impl Sessions {
         let now = self.now();
         let session = found
             .value()
-            .and_then(|v| self.session_sealer.open_for(base, &v))
-            .and_then(|(bytes, provider)| {
-                let session = SessionRef::parse(bytes)?;
-                let issuer = self.issuers.get(provider)?;
-                (session.issuer() == issuer).then_some(session)
-            })
+            .and_then(|v| self.open_authentic(&v))
             .filter(|s| self.is_live(s, now));
         let stale = if session.is_none() {
             found.names(base)
@@ -115,6 +110,25 @@ impl Sessions {
             only_session_cookies: !found.others,
             stale,
         }
+    }
+
+    /// Opens a session cookie's value checking only that it is authentic: sealed by one of our
+    /// keys for this cookie name, naming the issuer of the provider whose key opened it.
+    /// Expiry, idleness and revocation are not checked.
+    fn open_authentic(&self, value: &str) -> Option<SessionRef> {
+        let (bytes, provider) = self.session_sealer.open_for(&self.cookies.session, value)?;
+        let session = SessionRef::parse(bytes)?;
+        let issuer = self.issuers.get(provider)?;
+        (session.issuer() == issuer).then_some(session)
+    }
+
+    /// The request's session for a logout: authentic (see [`Sessions::open_authentic`]) but
+    /// possibly idle, expired or already revoked. An idle cookie must still end its session:
+    /// a copy kept alive elsewhere (by its own requests) carries the same session id.
+    pub(crate) fn read_session_for_logout(&self, headers: &HeaderMap) -> Option<SessionRef> {
+        find_chunked(headers, &self.cookies.session)
+            .value()
+            .and_then(|v| self.open_authentic(&v))
     }
 
     /// Names of every session cookie (or chunk) in the request.
