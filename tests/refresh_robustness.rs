@@ -309,10 +309,181 @@ async fn a_timeout_keeps_the_session() {
     .await;
 }
 
+/// Logs in, makes the access token due, sets `fault`, and checks that a request ends the
+/// session (401, cookie cleared).
+async fn assert_ended(fault: Fault) {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    clock.advance(LONG + secs(1));
+    dev.set_fault(fault.clone());
+    let res = get_with(&app, "/whoami", &cookie).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{fault:?}");
+    assert!(cleared(&res), "{fault:?}");
+}
+
 #[tokio::test]
-async fn a_refusal_of_the_client_keeps_the_session() {
-    assert_kept_then_retried(Fault::TokenError("invalid_client".into()), |b| b).await;
-    assert_kept_then_retried(Fault::TokenError("unauthorized_client".into()), |b| b).await;
+async fn a_refusal_of_the_client_ends_the_session() {
+    // The app was disabled or removed at the provider: its sessions must not go on until
+    // session_lifetime.
+    assert_ended(Fault::TokenError("invalid_client".into())).await;
+    assert_ended(Fault::TokenError("unauthorized_client".into())).await;
+    assert_ended(json_answer(401, r#"{"error":"invalid_client"}"#)).await;
+}
+
+#[tokio::test]
+async fn oauth_errors_that_say_not_now_keep_the_session() {
+    assert_kept_then_retried(
+        json_answer(400, r#"{"error":"temporarily_unavailable"}"#),
+        |b| b,
+    )
+    .await;
+    assert_kept_then_retried(json_answer(400, r#"{"error":"server_error"}"#), |b| b).await;
+    assert_kept_then_retried(Fault::TokenError("temporarily_unavailable".into()), |b| b).await;
+}
+
+/// Logs in, makes the access token due, then `break_userinfo` makes userinfo fail: the
+/// refresh at the token endpoint goes through and the session is kept with the claims it had
+/// (the new tokens too: the refresh token may have been rotated). Once userinfo works again,
+/// the next refresh fetches it.
+async fn assert_userinfo_failure_keeps_the_session(
+    what: &str,
+    break_userinfo: impl FnOnce(&DevProvider),
+) {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    let before: serde_json::Value =
+        serde_json::from_str(&get_with(&app, "/me", &cookie).await.text().await.unwrap()).unwrap();
+    assert_eq!(before["email"], "alice@example.com", "{what}");
+    clock.advance(LONG + secs(1));
+    break_userinfo(&dev);
+    let userinfo_before = dev.stats().userinfo_requests;
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK, "{what}: the session is kept");
+    assert!(!cleared(&res), "{what}");
+    assert!(
+        dev.stats().userinfo_requests > userinfo_before,
+        "{what}: userinfo was asked"
+    );
+    let newer = new_session_cookie(&res).unwrap_or_else(|| cookie.clone());
+    let after: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(after["sub"], "alice", "{what}");
+    assert_eq!(
+        after["email"], before["email"],
+        "{what}: the claims of before"
+    );
+
+    dev.clear_faults();
+    clock.advance(LONG + secs(1));
+    let userinfo_before = dev.stats().userinfo_requests;
+    let res = get_with(&app, "/me", &newer).await;
+    assert_eq!(res.status(), StatusCode::OK, "{what}");
+    assert!(
+        new_session_cookie(&res).is_some(),
+        "{what}: refreshed later"
+    );
+    assert!(dev.stats().userinfo_requests > userinfo_before, "{what}");
+}
+
+fn userinfo_answer(status: u16, content_type: &str, body: &str) -> Fault {
+    Fault::UserinfoAnswer {
+        status,
+        content_type: content_type.into(),
+        body: body.into(),
+    }
+}
+
+#[tokio::test]
+async fn userinfo_failures_during_refresh_keep_the_session() {
+    let html = "<html><body><h1>Oops</h1></body></html>";
+    for (status, content_type, body) in [
+        (429, "application/json", r#"{"error":"slow_down"}"#),
+        (408, "text/html", html),
+        (502, "text/html", html),
+        (503, "application/json", "{}"),
+        // a proxy's or captive portal's page instead of userinfo
+        (200, "text/html", html),
+        (200, "application/json", "[1, 2]"),
+        // a 4xx without the RFC 6750 challenge: a middlebox's page, not a refusal
+        (403, "text/html", html),
+    ] {
+        assert_userinfo_failure_keeps_the_session(&format!("{status} {content_type}"), |dev| {
+            dev.set_fault(userinfo_answer(status, content_type, body));
+        })
+        .await;
+    }
+    assert_userinfo_failure_keeps_the_session("userinfo down", |dev| {
+        dev.set_fault(userinfo_answer(503, "text/plain", "down"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signed_userinfo_with_the_keys_unavailable_keeps_the_session() {
+    assert_userinfo_failure_keeps_the_session("signed userinfo, keys unavailable", |dev| {
+        dev.set_fault(Fault::SignedUserinfo);
+        dev.rotate_keys();
+        dev.set_fault(Fault::JwksDown);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn userinfo_refusing_the_new_access_token_or_naming_another_user_ends_the_session() {
+    for fault in [
+        Fault::UserinfoSubMismatch,
+        Fault::SignedUserinfoBadSignature,
+    ] {
+        assert_ended(fault).await;
+    }
+}
+
+#[tokio::test]
+async fn an_id_token_signed_with_a_new_key_during_the_refetch_throttle_keeps_the_session() {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    clock.advance(LONG + secs(1));
+    // Someone presents a bearer token with a random `kid`: the layer refetches the key set
+    // (the provider's current keys), and further refetches wait for the interval.
+    let forged = dev.sign_jwt_with_header(
+        &serde_json::json!({ "typ": "at+jwt", "kid": "random-kid-1" }),
+        &serde_json::json!({ "iss": dev.issuer(), "sub": "mallory", "scope": "openid" }),
+    );
+    let jwks_before = dev.stats().jwks_requests;
+    let res = reqwest::Client::new()
+        .get(app.url("/whoami"))
+        .header("accept", "application/json")
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(dev.stats().jwks_requests, jwks_before + 1, "refetched");
+    // Now the provider rotates its key: the refreshed ID token is signed with a key the
+    // layer may not fetch yet.
+    dev.rotate_keys();
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK, "the session is kept");
+    assert!(!cleared(&res));
+    assert_eq!(
+        dev.stats().jwks_requests,
+        jwks_before + 1,
+        "no refetch within the interval"
+    );
+    let newer = new_session_cookie(&res).expect("the new tokens are kept");
+    let after: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(after["sub"], "alice");
+    // Past the interval the new key is fetched and the next refresh checks its ID token.
+    clock.advance(LONG + secs(1));
+    let res = get_with(&app, "/me", &newer).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(new_session_cookie(&res).is_some());
+    assert_eq!(dev.stats().jwks_requests, jwks_before + 2);
 }
 
 #[tokio::test]

@@ -283,6 +283,7 @@ async fn complete(
                     access_token: None,
                     code: Some(code),
                     max_age: tx.max_age,
+                    unknown_key_unavailable: false,
                 },
             )
             .await?,
@@ -299,6 +300,7 @@ async fn complete(
             access_token: Some(&tokens.access_token),
             code: None,
             max_age: tx.max_age,
+            unknown_key_unavailable: false,
         },
     )
     .await?;

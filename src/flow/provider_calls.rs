@@ -5,8 +5,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, AuthErrorKind};
-use crate::provider::read_limited;
+use crate::jwt::JwtError;
+use crate::provider::{read_limited, VerifyError};
 use crate::shared::Shared;
+
+/// OAuth error codes that say "not now" (RFC 6749 §4.1.2.1), whatever the HTTP status: the
+/// provider is unavailable, the grant is not refused.
+const NOT_NOW: &[&str] = &["temporarily_unavailable", "server_error"];
 
 /// A successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
 #[derive(Debug)]
@@ -44,7 +49,8 @@ fn unavailable(message: String) -> AuthError {
 /// A token endpoint request that gave no tokens, by what it says about the grant.
 #[derive(Debug)]
 pub(crate) enum TokenFailure {
-    /// No answer, a server error, `429 Too Many Requests` or `408`: try again later.
+    /// No answer, a server error, `429 Too Many Requests`, `408`, or an OAuth error
+    /// `temporarily_unavailable` or `server_error`: try again later.
     Unavailable(AuthError),
     /// An OAuth error answer (RFC 6749 §5.2) with this `error` code.
     Refused { code: String, error: AuthError },
@@ -133,6 +139,12 @@ async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Token
     }
     if !status.is_success() {
         return Err(match serde_json::from_slice::<RawError>(&body) {
+            Ok(e) if NOT_NOW.contains(&e.error.as_str()) => {
+                TokenFailure::Unavailable(unavailable(format!(
+                    "the token endpoint is unavailable: {} (HTTP {status})",
+                    printable(&e.error)
+                )))
+            }
             Ok(e) => TokenFailure::Refused {
                 error: AuthError::new(
                     AuthErrorKind::InvalidCallback,
@@ -174,6 +186,13 @@ async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Token
 }
 
 /// Fetches userinfo; its `sub` must be `subject` (OpenID Connect Core §5.3.2).
+///
+/// Failures are classified like the token endpoint's: no answer, a server error, `429`,
+/// `408`, an answer that is neither userinfo nor an RFC 6750 error (a proxy's page, a `200`
+/// that is no JSON object), or the provider's keys unavailable for a signed answer are
+/// [`AuthErrorKind::ProviderUnavailable`] (try again later); a refusal of the access token
+/// (a `4xx` with a `WWW-Authenticate` challenge), a bad signature or another user's claims
+/// are [`AuthErrorKind::InvalidCallback`].
 pub(crate) async fn userinfo(
     shared: &Shared,
     access_token: &str,
@@ -197,15 +216,26 @@ pub(crate) async fn userinfo(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/jwt"));
+    // RFC 6750 §3: a refusal of the token carries a `WWW-Authenticate` challenge.
+    let challenged = res.headers().contains_key(http::header::WWW_AUTHENTICATE);
     let body = read_limited(res)
         .await
         .map_err(|e| unavailable(format!("userinfo answer unreadable: {e}")))?;
-    if status.is_server_error() {
+    if status.is_server_error()
+        || status == http::StatusCode::TOO_MANY_REQUESTS
+        || status == http::StatusCode::REQUEST_TIMEOUT
+    {
         return Err(unavailable(format!(
             "userinfo endpoint answered HTTP {status}"
         )));
     }
     if !status.is_success() {
+        if !challenged {
+            return Err(unavailable(format!(
+                "userinfo endpoint answered HTTP {status} without a Bearer challenge \
+                 (not the provider's refusal)"
+            )));
+        }
         return Err(AuthError::new(
             AuthErrorKind::InvalidCallback,
             format!("the userinfo endpoint refused the access token (HTTP {status})"),
@@ -215,10 +245,7 @@ pub(crate) async fn userinfo(
         signed_userinfo(shared, &body).await?
     } else {
         serde_json::from_slice(&body).map_err(|_| {
-            AuthError::new(
-                AuthErrorKind::InvalidCallback,
-                "the userinfo answer is not a JSON object",
-            )
+            unavailable("the userinfo answer is not a JSON object (not the provider's?)".into())
         })?
     };
     if claims.get("sub").and_then(Value::as_str) != Some(subject) {
@@ -241,7 +268,17 @@ async fn signed_userinfo(shared: &Shared, body: &[u8]) -> Result<Map<String, Val
         .provider
         .verify_jwt(text, &shared.provider.metadata.id_token_algs)
         .await
-        .map_err(|e| invalid(format!("signed userinfo rejected: {e:?}")))?;
+        .map_err(|e| match e {
+            // The key set cannot be fetched now, or a new key cannot be fetched yet (refetches
+            // are rate limited): the provider's keys are unavailable, not the answer wrong.
+            VerifyError::Unavailable(e) => {
+                unavailable(format!("could not fetch the provider's keys: {e}"))
+            }
+            VerifyError::Jwt(JwtError::UnknownKey) => unavailable(
+                "signed userinfo uses a key the layer does not have yet (refetch limited)".into(),
+            ),
+            VerifyError::Jwt(e) => invalid(format!("signed userinfo rejected: {e:?}")),
+        })?;
     let claims: Map<String, Value> = serde_json::from_slice(&payload)
         .map_err(|_| invalid("signed userinfo claims are not a JSON object".into()))?;
     if let Some(iss) = claims.get("iss") {
