@@ -66,7 +66,7 @@ impl Shared {
             session_sealer: key.sealer("session", &bindings),
             issuers: providers.iter().map(|p| p.issuer.clone()).collect(),
             tx_sealer: key.sealer("transaction", &[bindings.concat()]),
-            cookies: Cookies::new(&config.cookie_name, &config.prefix, config.secure_cookies),
+            cookies: Cookies::new(&config.cookie_name, config.secure_cookies),
             session_lifetime: config.session_lifetime,
             idle_timeout: config.idle_timeout,
             transaction_ttl: config.transaction_ttl,

@@ -414,3 +414,32 @@ async fn every_slot_filled_with_the_longest_return_to_stays_within_the_cookie_bu
         "more than 8 slots are refused"
     );
 }
+
+#[tokio::test]
+async fn automatic_logins_in_several_tabs_take_distinct_slots() {
+    let dev = provider().await;
+    let app = app_with(&dev, |b| b).await;
+    // Three rounds of three tabs, each sent to the login by a protected page (not a path under
+    // the route prefix): each takes a free slot, and every tab's login completes.
+    for _ in 0..3 {
+        let browser = Browser::new();
+        let is_callback = |u: &Url| u.path() == "/auth/callback";
+        let mut callbacks = Vec::new();
+        for tab in 0..3 {
+            let url = app.url(&format!("/me?tab={tab}"));
+            callbacks.push(browser.follow_until(&url, is_callback).await.url);
+        }
+        let held = tx_names_in(&browser.cookies(&app.url("/auth/callback")));
+        assert_eq!(held.len(), 3, "three logins, three slots: {held:?}");
+        for (tab, callback) in callbacks.iter().enumerate() {
+            let landing = browser.follow(callback).await;
+            assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+            assert_eq!(
+                landing.url.query(),
+                Some(format!("tab={tab}").as_str()),
+                "{}",
+                landing.url
+            );
+        }
+    }
+}

@@ -494,14 +494,15 @@ pub(crate) struct Cookies {
     /// Prefix of login-transaction cookie names; the slot number follows (before 0.x: the
     /// `state`, see [`Cookies::tx_legacy_name`]).
     pub(crate) tx_prefix: String,
-    /// Path of transaction cookies: the route prefix on http (they only travel to our
-    /// routes), `/` on https (required by the `__Host-` prefix).
+    /// Path of transaction cookies: `/`, required by the `__Host-` prefix on https, and on
+    /// http too: a login started automatically on any path (`require_login`, the extractor)
+    /// must see the slots in use, or it picks a slot another tab's login holds.
     tx_path: String,
     secure: bool,
 }
 
 impl Cookies {
-    pub(crate) fn new(session: &str, route_prefix: &str, secure: bool) -> Self {
+    pub(crate) fn new(session: &str, secure: bool) -> Self {
         Self {
             session: session.to_owned(),
             // On https, `__Host-` (so `Path=/`): a sibling subdomain cannot plant a login
@@ -512,7 +513,7 @@ impl Cookies {
                 "oidc_tx_"
             }
             .to_owned(),
-            tx_path: if secure { "/" } else { route_prefix }.to_owned(),
+            tx_path: "/".to_owned(),
             secure,
         }
     }
@@ -814,7 +815,7 @@ mod tests {
 
     #[test]
     fn cookie_attributes_and_ownership() {
-        let c = Cookies::new("__Host-oidc_session", "/auth", true);
+        let c = Cookies::new("__Host-oidc_session", true);
         let set = c.session_cookie("__Host-oidc_session", "v", 10);
         assert_eq!(
             set,
@@ -847,11 +848,11 @@ mod tests {
         assert!(!c.is_ours("__Host-oidc_session.x"));
         assert!(!c.is_ours("__Host-oidc_sessionx"));
         assert!(!c.is_ours("other"));
-        let plain = Cookies::new("oidc_session", "/auth", false);
+        let plain = Cookies::new("oidc_session", false);
         assert!(!plain
             .session_cookie("oidc_session", "v", 1)
             .contains("Secure"));
-        let form_post = Cookies::new("oidc_session", "/auth", false);
+        let form_post = Cookies::new("oidc_session", false);
         let tx = form_post.tx_cookie("oidc_tx_s", "v", std::time::Duration::from_secs(1), true);
         assert!(
             tx.contains("SameSite=None") && tx.contains("Secure"),

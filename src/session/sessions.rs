@@ -365,7 +365,7 @@ mod tests {
             session_sealer: key.sealer("session", &bindings),
             issuers: providers.iter().map(|(i, _)| (*i).to_owned()).collect(),
             tx_sealer: key.sealer("transaction", &[bindings.concat()]),
-            cookies: Cookies::new("oidc_session", "/auth", false),
+            cookies: Cookies::new("oidc_session", false),
             session_lifetime: Duration::from_secs(3600),
             idle_timeout: None,
             transaction_ttl: Duration::from_secs(600),
