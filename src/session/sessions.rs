@@ -243,9 +243,6 @@ pub(crate) struct FoundTransaction {
     /// The name of its cookie (to clear it).
     pub(crate) name: String,
     pub(crate) tx: Transaction,
-    /// Sealed by an older version, in a cookie named after the state: it is not completed,
-    /// the login restarts.
-    pub(crate) legacy: bool,
 }
 
 /// Where a new login's transaction goes.
@@ -283,24 +280,21 @@ impl Sessions {
             .and_then(|bytes| Transaction::decode(&bytes))
     }
 
-    /// The transaction of the login that `state` answers: in the slot the state names, or
-    /// (sealed by an older version) in a cookie named after the state. Its own `state` must
-    /// equal the one given (compared in constant time): a slot overwritten by a later login
-    /// holds another login's transaction.
+    /// The transaction of the login that `state` answers, in the slot the state names (a
+    /// state that names no slot is no login of ours). Its own `state` must equal the one
+    /// given (compared in constant time): a slot overwritten by a later login holds another
+    /// login's transaction.
     pub(crate) fn find_transaction(
         &self,
         headers: &HeaderMap,
         state: &str,
     ) -> Option<FoundTransaction> {
-        let (name, legacy) = match self.state_slot(state) {
-            Some(slot) => (self.cookies.tx_slot_name(slot), false),
-            None => (self.cookies.tx_legacy_name(state), true),
-        };
+        let name = self.cookies.tx_slot_name(self.state_slot(state)?);
         let tx = request_cookies(headers)
             .filter(|(n, _)| *n == name)
             .find_map(|(n, value)| self.open_transaction(n, value))
             .filter(|tx| bool::from(tx.state.as_bytes().ct_eq(state.as_bytes())))?;
-        Some(FoundTransaction { name, tx, legacy })
+        Some(FoundTransaction { name, tx })
     }
 
     /// The slot for a new login: a free one (picked at random, so tabs started together
