@@ -11,7 +11,7 @@ use tower_service::Service;
 use crate::bearer::bearer_token;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, AuthErrorKind};
-use crate::flow::login::Handle;
+use crate::flow::login::{Handle, TxCookies};
 use crate::flow::{backchannel, callback, login, logout, refresh};
 use crate::future::{add_session_cookies, answer_into, ResponseFuture};
 use crate::identity::Identity;
@@ -197,9 +197,16 @@ fn admit<B>(
     } else if shared.config.require_login
         && !is_public(&shared.config.public_paths, req.uri().path())
     {
-        return refuse(login::login_required(shared, req.uri(), req.headers()));
+        let kept = req.extensions_mut().remove::<TxCookies>();
+        return refuse(login::login_required(
+            shared,
+            req.uri(),
+            req.headers(),
+            kept.as_ref(),
+        ));
     }
-    req.extensions_mut().insert(Handle(shared.clone()));
+    let kept = req.extensions_mut().remove::<TxCookies>();
+    req.extensions_mut().insert(Handle(shared.clone(), kept));
     None
 }
 
@@ -387,11 +394,26 @@ fn csrf_ok<B>(shared: &Shared, req: &Request<B>) -> bool {
     safe || req.headers().contains_key(header)
 }
 
-/// Removes the layer's cookies from the request (the inner service never sees them).
+/// Removes the layer's cookies from the request (the inner service never sees them); its
+/// login-transaction cookies are set aside in the extensions ([`TxCookies`]) for a login
+/// started later in this request.
 fn strip_our_cookies<B>(shared: &Shared, req: &mut Request<B>, known_present: bool) {
     let present = known_present
         || request_cookies(req.headers()).any(|(name, _)| shared.sessions.cookies.is_ours(name));
     if present {
+        let prefix = shared.sessions.cookies.tx_prefix.as_str();
+        let mut kept = String::new();
+        for (name, value) in request_cookies(req.headers()).filter(|(n, _)| n.starts_with(prefix)) {
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(name);
+            kept.push('=');
+            kept.push_str(value);
+        }
+        if !kept.is_empty() {
+            req.extensions_mut().insert(TxCookies(kept));
+        }
         strip_cookies(req.headers_mut(), |name| {
             shared.sessions.cookies.is_ours(name)
         });

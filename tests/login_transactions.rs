@@ -418,15 +418,17 @@ async fn every_slot_filled_with_the_longest_return_to_stays_within_the_cookie_bu
 #[tokio::test]
 async fn automatic_logins_in_several_tabs_take_distinct_slots() {
     let dev = provider().await;
-    let app = app_with(&dev, |b| b).await;
-    // Three rounds of three tabs, each sent to the login by a protected page (not a path under
-    // the route prefix): each takes a free slot, and every tab's login completes.
-    for _ in 0..3 {
+    let extractor = app_with(&dev, |b| b).await;
+    let required = app_with(&dev, |b| b.require_login(true)).await;
+    // Rounds of three tabs, each sent to the login by a protected page (not a path under the
+    // route prefix; by the `Identity` extractor or by `require_login`): each takes a free
+    // slot, and every tab's login completes.
+    for (app, page) in [(&extractor, "/me"), (&required, "/"), (&extractor, "/me")] {
         let browser = Browser::new();
         let is_callback = |u: &Url| u.path() == "/auth/callback";
         let mut callbacks = Vec::new();
         for tab in 0..3 {
-            let url = app.url(&format!("/me?tab={tab}"));
+            let url = app.url(&format!("{page}?tab={tab}"));
             callbacks.push(browser.follow_until(&url, is_callback).await.url);
         }
         let held = tx_names_in(&browser.cookies(&app.url("/auth/callback")));

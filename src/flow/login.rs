@@ -230,11 +230,40 @@ pub(crate) fn start(
     res
 }
 
+/// The request's login-transaction cookies (`name=value; ...`), set aside when the layer
+/// strips its cookies from the request: a login started afterwards (`require_login`, the
+/// extractors, [`RequireLayer`](crate::RequireLayer)) must see the slots other tabs' logins
+/// hold, or it would overwrite one of them.
+#[derive(Clone)]
+pub(crate) struct TxCookies(pub(crate) String);
+
+impl std::fmt::Debug for TxCookies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TxCookies([redacted])")
+    }
+}
+
+/// `headers` with the transaction cookies set aside added back as a `Cookie` header.
+fn with_tx_cookies(headers: &HeaderMap, kept: Option<&TxCookies>) -> Option<HeaderMap> {
+    let value = http::HeaderValue::from_str(&kept?.0).ok()?;
+    let mut merged = headers.clone();
+    merged.append(http::header::COOKIE, value);
+    Some(merged)
+}
+
 /// The answer when login is required and missing: a fresh login for a navigation, 401
-/// or gRPC status 16 for everyone else.
-pub(crate) fn login_required(shared: &Shared, uri: &http::Uri, headers: &HeaderMap) -> Answer {
+/// or gRPC status 16 for everyone else. `kept`: the transaction cookies stripped from
+/// `headers` (see [`TxCookies`]).
+pub(crate) fn login_required(
+    shared: &Shared,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    kept: Option<&TxCookies>,
+) -> Answer {
     let caller = caller_kind(headers);
     if caller == CallerKind::Navigation {
+        let merged = with_tx_cookies(headers, kept);
+        let headers = merged.as_ref().unwrap_or(headers);
         let return_to = uri
             .path_and_query()
             .map(|pq| pq.as_str())
@@ -250,9 +279,10 @@ pub(crate) fn login_required(shared: &Shared, uri: &http::Uri, headers: &HeaderM
 }
 
 /// A handle to the layer in the request extensions of a request without a login, for
-/// extractors and [`RequireLayer`](crate::RequireLayer) to answer [`login_required`].
+/// extractors and [`RequireLayer`](crate::RequireLayer) to answer [`login_required`], with
+/// the request's transaction cookies set aside.
 #[derive(Clone)]
-pub(crate) struct Handle(pub(crate) Arc<Shared>);
+pub(crate) struct Handle(pub(crate) Arc<Shared>, pub(crate) Option<TxCookies>);
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,7 +293,7 @@ impl std::fmt::Debug for Handle {
 impl Handle {
     /// [`login_required`] for this request.
     pub(crate) fn login_required(&self, uri: &http::Uri, headers: &HeaderMap) -> Answer {
-        login_required(&self.0, uri, headers)
+        login_required(&self.0, uri, headers, self.1.as_ref())
     }
 }
 
