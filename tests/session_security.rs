@@ -588,3 +588,24 @@ async fn public_paths_are_compared_on_the_normalized_path() {
         assert_eq!(res.status(), 401, "{private} is not public");
     }
 }
+
+#[tokio::test]
+async fn encoded_slashes_and_backslashes_are_never_public() {
+    // A server or framework that decodes `%2F` or treats `\` as `/` would route these to
+    // /admin: the layer fails closed.
+    let layer = offline_layer(|b| b.require_login(true).public_path("/public/"));
+    for private in [
+        "/public/..%2fadmin",
+        "/public/..%2Fadmin",
+        "/public/%2e%2e%2fadmin",
+        "/public/..%5cadmin",
+        "/public/..%5Cadmin",
+        "/public/x%2Fy",
+        "/public/..\\admin",
+        "/public\\x",
+    ] {
+        let res = call(&layer, private, None).await;
+        assert_eq!(res.status(), 401, "{private} is not public");
+    }
+    assert_eq!(call(&layer, "/public/x%20y", None).await.status(), 200);
+}

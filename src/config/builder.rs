@@ -253,7 +253,9 @@ impl ConfigBuilder {
     }
 
     /// A path (exact, or a prefix when it ends with `/`) that stays public when
-    /// [`require_login`](ConfigBuilder::require_login) is on.
+    /// [`require_login`](ConfigBuilder::require_login) is on. The request path must match as
+    /// sent and after normalization (dot segments, repeated slashes); a path containing
+    /// `%2F`, `%5C` or `\` is never public.
     pub fn public_path(mut self, path: impl Into<String>) -> Self {
         self.public_paths.push(path.into());
         self
