@@ -378,8 +378,8 @@ fn offline_layer_with(
         .expect("layer")
 }
 
-/// Calls `layer` around an app that answers `200 <path> <subject or ->` with a long-lived
-/// public cache header.
+/// Calls `layer` around an app that answers `200 <path> <subject or ->` with long-lived
+/// public caching headers (for browsers, shared caches and CDNs).
 async fn call(layer: &OidcLayer, path: &str, cookie: Option<&str>) -> http::Response<String> {
     let inner = tower::service_fn(|req: http::Request<String>| async move {
         let who = req
@@ -389,6 +389,9 @@ async fn call(layer: &OidcLayer, path: &str, cookie: Option<&str>) -> http::Resp
             .to_owned();
         let res = http::Response::builder()
             .header(CACHE_CONTROL, "public, max-age=3600")
+            .header("expires", "Thu, 01 Jan 2099 00:00:00 GMT")
+            .header("surrogate-control", "max-age=3600")
+            .header("cdn-cache-control", "max-age=3600")
             .body(format!("{} {who}", req.uri().path()))
             .expect("response");
         Ok::<_, Infallible>(res)
@@ -430,6 +433,28 @@ async fn clearing_a_stale_cookie_overrides_the_apps_cache_header() {
 
     let plain = call(&layer, "/page", Some("theme=dark")).await;
     assert_eq!(plain.headers()[CACHE_CONTROL], "public, max-age=3600");
+}
+
+#[tokio::test]
+async fn a_response_that_sets_a_session_cookie_keeps_no_caching_header_of_the_app() {
+    let layer = offline_layer(|b| b);
+    let others = ["expires", "surrogate-control", "cdn-cache-control"];
+    let res = call(&layer, "/page", Some("oidc_session=not-a-session")).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key(SET_COOKIE));
+    assert_eq!(res.headers()[CACHE_CONTROL], "private, no-store");
+    for name in others {
+        assert!(
+            res.headers().get(name).is_none(),
+            "{name}: {:?}",
+            res.headers().get(name)
+        );
+    }
+    // Without a cookie of ours the app's caching stays as it is.
+    let plain = call(&layer, "/page", None).await;
+    for name in others {
+        assert!(plain.headers().contains_key(name), "{name}");
+    }
 }
 
 /// A session cookie as this crate sealed it before sealing was bound to the client and
