@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use support::app::{set_cookies, start_app, Browser, TestApp};
 use support::clock::TestClock;
-use tower_oidc::dev::{DevProvider, Fault};
+use tower_oidc::dev::{DevProvider, Fault, IdTokenFault};
 use tower_oidc::ConfigBuilder;
 
 const SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
@@ -486,33 +486,114 @@ async fn an_id_token_signed_with_a_new_key_during_the_refetch_throttle_keeps_the
     assert_eq!(dev.stats().jwks_requests, jwks_before + 2);
 }
 
-#[tokio::test]
-async fn keys_unavailable_while_checking_the_refreshed_id_token_keep_the_session() {
-    let clock = TestClock::frozen();
-    let (dev, app) = setup(&clock, LONG, |b| b).await;
+/// The `kid` in the header of a JWT.
+fn kid_of(jwt: &str) -> String {
+    use base64::Engine;
+    let header = jwt.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .expect("base64url header");
+    let header: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON header");
+    header["kid"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The `id_token_hint` a logout with `cookie` sends to the provider.
+async fn id_token_hint_at_logout(app: &TestApp, cookie: &str) -> String {
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/auth/logout"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    location
+        .query_pairs()
+        .find(|(k, _)| k == "id_token_hint")
+        .map(|(_, v)| v.into_owned())
+        .expect("an id_token_hint")
+}
+
+/// Logs in, makes the access token due, then rotates the provider's key and takes its key set
+/// down: the refresh keeps the session (checked here) with the new tokens. Returns the `kid`
+/// of the key that signed the login's ID token and the refreshed session's cookie.
+async fn refresh_with_the_keys_unavailable(
+    dev: &DevProvider,
+    app: &TestApp,
+    clock: &TestClock,
+) -> (String, String) {
     let browser = Browser::new();
-    let cookie = login(&browser, &app).await;
+    let cookie = login(&browser, app).await;
     let before: serde_json::Value =
-        serde_json::from_str(&get_with(&app, "/me", &cookie).await.text().await.unwrap()).unwrap();
+        serde_json::from_str(&get_with(app, "/me", &cookie).await.text().await.unwrap()).unwrap();
+    let jwks = reqwest::get(format!("{}/jwks", dev.issuer()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let jwks: serde_json::Value = serde_json::from_str(&jwks).unwrap();
+    let login_kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
     clock.advance(LONG + secs(1));
     // The refreshed ID token is signed with a key the app has not seen, and the key set
     // cannot be fetched.
     dev.rotate_keys();
     dev.set_fault(Fault::JwksDown);
-    let res = get_with(&app, "/me", &cookie).await;
+    let res = get_with(app, "/me", &cookie).await;
     assert_eq!(res.status(), StatusCode::OK, "the session is kept");
     assert!(!cleared(&res));
-    // The provider rotated the refresh token already: the new tokens are kept (the unchecked
-    // ID token is not), so the session still refreshes afterwards.
+    // The provider rotated the refresh token already: the new tokens are kept.
     let newer = new_session_cookie(&res).expect("the new tokens are kept");
     let after: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert_eq!(after["sub"], "alice");
     assert_eq!(after["email"], before["email"]);
     dev.clear_faults();
+    (login_kid, newer)
+}
+
+#[tokio::test]
+async fn keys_unavailable_while_checking_the_refreshed_id_token_keep_the_session() {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    // The kept refresh token works: the session refreshes once the keys are back.
+    let (_, newer) = refresh_with_the_keys_unavailable(&dev, &app, &clock).await;
     clock.advance(LONG + secs(1));
     let res = get_with(&app, "/me", &newer).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_some());
+
+    // The unchecked ID token is not stored: a logout still names the login's ID token (signed
+    // with the key of before), never the one signed with the key nobody checked.
+    let (login_kid, newer) = refresh_with_the_keys_unavailable(&dev, &app, &clock).await;
+    let hint = id_token_hint_at_logout(&app, &newer).await;
+    assert_eq!(kid_of(&hint), login_kid, "the checked ID token is the hint");
+}
+
+#[tokio::test]
+async fn an_unchecked_refreshed_id_token_naming_another_user_is_not_accepted() {
+    for fault in [IdTokenFault::OtherSubject, IdTokenFault::WrongIssuer] {
+        let clock = TestClock::frozen();
+        let (dev, app) = setup(&clock, LONG, |b| b).await;
+        let browser = Browser::new();
+        let cookie = login(&browser, &app).await;
+        clock.advance(LONG + secs(1));
+        // Keys unavailable: the new ID token cannot be checked, and it names someone else.
+        dev.rotate_keys();
+        dev.set_fault(Fault::JwksDown);
+        dev.set_fault(Fault::IdToken(fault));
+        let res = get_with(&app, "/me", &cookie).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{fault:?}");
+        assert!(cleared(&res), "{fault:?}");
+        assert!(new_session_cookie(&res).is_none(), "{fault:?}");
+        // And it stays refused (remembered), even once the keys are back.
+        dev.clear_faults();
+        clock.advance(secs(31));
+        let res = get_with(&app, "/me", &cookie).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{fault:?}");
+    }
 }
 
 #[tokio::test]

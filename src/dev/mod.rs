@@ -871,6 +871,8 @@ pub enum IdTokenFault {
     BadSignature,
     /// `iss` names a different issuer.
     WrongIssuer,
+    /// `sub` names another user (`mallory`).
+    OtherSubject,
     /// `aud` names a different client.
     WrongAudience,
     /// `exp` lies ten minutes in the past.
