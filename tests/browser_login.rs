@@ -405,7 +405,7 @@ async fn form_post_login(s: &Stack) -> FormPostLogin {
         ))
         .await
     };
-    let expected = (Some("127.0.0.1"), Some("/auth"), Some("None"), true, true);
+    let expected = (Some("127.0.0.1"), Some("/"), Some("None"), true, true);
     let actual = (
         tx.domain.as_deref(),
         tx.path.as_deref(),
