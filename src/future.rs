@@ -89,11 +89,15 @@ pub(crate) fn answer_into<B>(mut answer: Answer) -> Response<ResponseBody<B>> {
     answer.map(|bytes: Bytes| ResponseBody::full(bytes))
 }
 
-/// `Cache-Control: private, no-store` in place of whatever the response had: a response
-/// carrying a session's `Set-Cookie` must never be stored by a cache and replayed to someone
-/// else.
+/// `Cache-Control: private, no-store` in place of whatever the response had, and no other
+/// caching header (`Expires`, `Surrogate-Control`, `CDN-Cache-Control`: a CDN may obey
+/// those over `Cache-Control`): a response carrying a session's `Set-Cookie` must never be
+/// stored by a cache and replayed to someone else.
 pub(crate) fn no_store(headers: &mut HeaderMap) {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    headers.remove(http::header::EXPIRES);
+    headers.remove("surrogate-control");
+    headers.remove("cdn-cache-control");
 }
 
 /// Adds the layer's `Set-Cookie` values to a response of the inner service, and with any,

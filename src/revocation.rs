@@ -177,9 +177,11 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// rolling renewal, so every copy of the cookie carries it.
     ///
     /// The default records it through [`revoke`](Self::revoke) as a revocation of the `sid`
-    /// `tower-oidc-session:<session_id>` with `at` = `u64::MAX` (whatever the creation time),
-    /// so a store that implements only the three required methods already honours local
-    /// logouts. A store may override it (with
+    /// `tower-oidc-session:<session_id>` with `at` = `keep_until` (never earlier than the
+    /// session's creation, so it covers every copy), so a store that implements only the three
+    /// required methods already honours local logouts. Both `at` and `keep_until` are then
+    /// unix seconds within `0..=i64::MAX`, so a store may keep them in signed 64-bit columns.
+    /// A store may override it (with
     /// [`is_session_revoked`](Self::is_session_revoked)), e.g. as a Redis key
     /// `revoked:<issuer>:<session_id>` expiring at `keep_until`.
     ///
@@ -196,12 +198,13 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// assert!(!store.is_session_revoked(issuer, "q1hX0rJ5yVbFz2m8n3C4dA", 2_000), "expired");
     /// ```
     fn revoke_session(&self, issuer: &str, session_id: &str, keep_until: u64) {
+        let keep_until = keep_until.min(MAX_TIME);
         self.revoke(
             Revocation {
                 issuer: issuer.to_owned(),
                 sid: Some(layer_session_key(session_id)),
                 sub: None,
-                at: u64::MAX,
+                at: keep_until,
             },
             keep_until,
         );
@@ -234,7 +237,12 @@ fn layer_session_key(session_id: &str) -> String {
     format!("tower-oidc-session:{session_id}")
 }
 
-/// Entries of each kind (sid, sub, jti) a [`MemoryRevocationStore`] keeps by default.
+/// The latest time (unix seconds) the layer hands to a store: `i64::MAX`, so that stores
+/// keeping times in signed 64-bit columns never overflow.
+pub(crate) const MAX_TIME: u64 = i64::MAX as u64;
+
+/// Entries of each kind (sid, sub, jti, local logout) a [`MemoryRevocationStore`] keeps by
+/// default.
 const DEFAULT_CAPACITY: usize = 100_000;
 
 /// A [`RevocationStore`] in this process's memory: right for a single instance (revocations
@@ -262,9 +270,13 @@ const DEFAULT_CAPACITY: usize = 100_000;
 /// # Memory
 ///
 /// The store is bounded: at most `capacity` entries of each kind (revoked `sid`s, revoked
-/// `sub`s, seen `jti`s; 100 000 each by default, see [`with_capacity`](Self::with_capacity)).
-/// Local logouts ([`revoke_session`](RevocationStore::revoke_session)) are kept with the
-/// revoked `sid`s and count towards that kind.
+/// `sub`s, seen `jti`s, local logouts; 100 000 each by default, see
+/// [`with_capacity`](Self::with_capacity)). Local logouts
+/// ([`revoke_session`](RevocationStore::revoke_session)) have a table of their own: any user
+/// can log in and out as often as they like, and doing so must never evict the provider's
+/// revocations (back-channel logouts). When the local-logout table is full, the local logout
+/// that expires soonest (the session nearest its absolute deadline) is evicted: a copy of that
+/// session's cookie is accepted again until that deadline.
 /// Expired entries are dropped when a new one is inserted (judged by the latest `now` given to
 /// [`is_revoked`](RevocationStore::is_revoked) or
 /// [`first_use_of_jti`](RevocationStore::first_use_of_jti), as `revoke` takes no time).
@@ -288,6 +300,21 @@ struct Revocations {
     by_sid: Table<u64>,
     /// Keyed by issuer and `sub`; the value is `at`.
     by_sub: Table<u64>,
+    /// Local logouts, keyed by issuer and the layer's session id; apart from the provider's
+    /// revocations so that they can never evict them.
+    sessions: Table<()>,
+}
+
+impl Revocations {
+    fn is_empty(&self) -> bool {
+        self.by_sid.is_empty() && self.by_sub.is_empty() && self.sessions.is_empty()
+    }
+
+    fn drop_expired(&mut self, now: u64) {
+        self.by_sid.drop_expired(now);
+        self.by_sub.drop_expired(now);
+        self.sessions.drop_expired(now);
+    }
 }
 
 impl MemoryRevocationStore {
@@ -306,7 +333,7 @@ impl MemoryRevocationStore {
     }
 
     /// A store keeping at most `capacity` entries of each kind (revoked `sid`s, revoked
-    /// `sub`s, seen `jti`s); at least one. Nothing is allocated up front.
+    /// `sub`s, seen `jti`s, local logouts); at least one. Nothing is allocated up front.
     ///
     /// # Example
     ///
@@ -325,6 +352,7 @@ impl MemoryRevocationStore {
             revocations: Mutex::new(Revocations {
                 by_sid: Table::new("sid", capacity),
                 by_sub: Table::new("sub", capacity),
+                sessions: Table::new("local logout", capacity),
             }),
             jtis: Mutex::new(Table::new("jti", capacity)),
         }
@@ -356,12 +384,13 @@ impl Default for MemoryRevocationStore {
 
 impl fmt::Debug for MemoryRevocationStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (capacity, sids, subs) = {
+        let (capacity, sids, subs, sessions) = {
             let revocations = self.lock_revocations();
             (
                 revocations.by_sid.capacity,
                 revocations.by_sid.len,
                 revocations.by_sub.len,
+                revocations.sessions.len,
             )
         };
         let jtis = self.lock_jtis().len;
@@ -369,6 +398,7 @@ impl fmt::Debug for MemoryRevocationStore {
             .field("capacity", &capacity)
             .field("revoked_sids", &sids)
             .field("revoked_subs", &subs)
+            .field("revoked_sessions", &sessions)
             .field("seen_jtis", &jtis)
             .finish()
     }
@@ -384,9 +414,8 @@ impl RevocationStore for MemoryRevocationStore {
         } = revocation;
         let now = self.latest_now.load(Ordering::Relaxed);
         let mut revocations = self.lock_revocations();
-        let Revocations { by_sid, by_sub } = &mut *revocations;
-        by_sid.drop_expired(now);
-        by_sub.drop_expired(now);
+        revocations.drop_expired(now);
+        let Revocations { by_sid, by_sub, .. } = &mut *revocations;
         let target = match (sid, sub) {
             (Some(sid), _) => Some((by_sid, sid)),
             (None, Some(sub)) => Some((by_sub, sub)),
@@ -397,8 +426,7 @@ impl RevocationStore for MemoryRevocationStore {
                 *old = (*old).max(new);
             });
         }
-        let any = !revocations.by_sid.is_empty() || !revocations.by_sub.is_empty();
-        self.any.store(any, Ordering::Release);
+        self.any.store(!revocations.is_empty(), Ordering::Release);
     }
 
     fn is_revoked(
@@ -420,16 +448,24 @@ impl RevocationStore for MemoryRevocationStore {
             || revocations.by_sub.get(issuer, sub, now).is_some_and(covers)
     }
 
+    fn revoke_session(&self, issuer: &str, session_id: &str, keep_until: u64) {
+        let now = self.latest_now.load(Ordering::Relaxed);
+        let mut revocations = self.lock_revocations();
+        revocations.drop_expired(now);
+        revocations
+            .sessions
+            .upsert(issuer, session_id, keep_until, (), now, |_, _| {});
+        self.any.store(!revocations.is_empty(), Ordering::Release);
+    }
+
     fn is_session_revoked(&self, issuer: &str, session_id: &str, now: u64) -> bool {
-        // The default, without its allocation while nothing is revoked.
         if !self.any.load(Ordering::Acquire) {
             return false;
         }
         self.saw(now);
-        let key = layer_session_key(session_id);
         self.lock_revocations()
-            .by_sid
-            .get(issuer, &key, now)
+            .sessions
+            .get(issuer, session_id, now)
             .is_some()
     }
 
@@ -526,7 +562,7 @@ impl<V> Table<V> {
                     kind = self.kind,
                     capacity = self.capacity,
                     evicted_keep_until = soonest,
-                    "back-channel logout store is full of live entries; evicted the one that \
+                    "revocation store is full of live entries; evicted the one that \
                      expires soonest (raise its capacity)"
                 );
                 self.remove(&evicted_issuer, &evicted_id);
@@ -636,6 +672,7 @@ mod tests {
         for table in [&revocations.by_sid, &revocations.by_sub] {
             table.assert_consistent();
         }
+        revocations.sessions.assert_consistent();
         let jtis = store.lock_jtis();
         jtis.assert_consistent();
         (revocations.by_sid.len, revocations.by_sub.len, jtis.len)
@@ -902,12 +939,41 @@ mod tests {
         );
         // Not a revocation of a provider `sid` or `sub` of that name.
         assert!(!store.is_revoked(ISS, Some("id-1"), "id-1", 0, AT));
-        assert_eq!(lens(&store), (1, 0, 0));
-        // Bounded with the sids; dead on arrival is not stored.
+        assert_eq!(lens(&store), (0, 0, 0), "not among the provider's sids");
+        assert_eq!(store.lock_revocations().sessions.len, 1);
+        // Bounded on their own.
         store.revoke_session(ISS, "id-2", KEEP + 1);
         store.revoke_session(ISS, "id-3", KEEP + 2);
-        assert_eq!(lens(&store), (2, 0, 0));
+        assert_eq!(store.lock_revocations().sessions.len, 2);
         assert!(!store.is_session_revoked(ISS, "id-1", AT), "evicted");
+    }
+
+    #[test]
+    fn local_logouts_never_evict_the_providers_revocations() {
+        let store = MemoryRevocationStore::with_capacity(2);
+        // Back-channel logouts that expire sooner than any local logout below.
+        store.revoke(revocation(Some("s1"), None), KEEP);
+        store.revoke(revocation(None, Some("alice")), KEEP);
+        // A user logging in and out again and again.
+        for i in 0..1_000u64 {
+            store.revoke_session(ISS, &format!("id-{i}"), KEEP * 2 + i);
+        }
+        assert!(store.is_revoked(ISS, Some("s1"), "bob", AT, AT + 1));
+        assert!(store.is_revoked(ISS, Some("s9"), "alice", AT, AT + 1));
+        assert_eq!(lens(&store), (1, 1, 0));
+        let sessions = store.lock_revocations().sessions.len;
+        assert_eq!(sessions, 2, "local logouts are bounded by the capacity too");
+        assert!(
+            store.is_session_revoked(ISS, "id-999", AT + 1),
+            "the newest stays"
+        );
+        assert!(!store.is_session_revoked(ISS, "id-0", AT + 1), "evicted");
+        // And the other way round: provider revocations never evict local logouts.
+        for i in 0..1_000u64 {
+            store.revoke(revocation(Some(&format!("p{i}")), None), KEEP + i);
+        }
+        assert!(store.is_session_revoked(ISS, "id-999", AT + 1));
+        assert!(store.is_session_revoked(ISS, "id-998", AT + 1));
     }
 
     /// A store written before local logouts existed: the default methods go through its
@@ -944,6 +1010,62 @@ mod tests {
         assert!(!shared.is_session_revoked(ISS, "id-1", KEEP));
     }
 
+    /// The default local logout hands the store times a signed 64-bit column can hold, with
+    /// `at` covering the session whenever it was created.
+    #[test]
+    fn default_local_logout_times_fit_an_i64() {
+        #[derive(Default)]
+        struct Recording(Mutex<Vec<(Revocation, u64)>>);
+        impl RevocationStore for Recording {
+            fn revoke(&self, revocation: Revocation, keep_until: u64) {
+                self.0.lock().unwrap().push((revocation, keep_until));
+            }
+            fn is_revoked(&self, _: &str, _: Option<&str>, _: &str, _: u64, _: u64) -> bool {
+                false
+            }
+            fn first_use_of_jti(&self, _: &str, _: &str, _: u64, _: u64) -> bool {
+                true
+            }
+        }
+        let store = Recording::default();
+        let created_at = 1_700_000_000;
+        let deadline = created_at + 8 * 3600;
+        store.revoke_session(ISS, "id-1", deadline);
+        store.revoke_session(ISS, "id-2", u64::MAX);
+        let recorded = store.0.lock().unwrap();
+        let (first, keep_until) = &recorded[0];
+        assert!(i64::try_from(first.at).is_ok(), "at = {}", first.at);
+        assert!(first.at >= created_at, "covers the session");
+        assert_eq!((first.at, *keep_until), (deadline, deadline));
+        let (second, keep_until) = &recorded[1];
+        assert!(i64::try_from(second.at).is_ok() && i64::try_from(*keep_until).is_ok());
+        // And a memory store behind the default still refuses the session until its deadline.
+        #[derive(Default)]
+        struct Minimal(MemoryRevocationStore);
+        impl RevocationStore for Minimal {
+            fn revoke(&self, revocation: Revocation, keep_until: u64) {
+                self.0.revoke(revocation, keep_until);
+            }
+            fn is_revoked(
+                &self,
+                issuer: &str,
+                sid: Option<&str>,
+                sub: &str,
+                created_at: u64,
+                now: u64,
+            ) -> bool {
+                self.0.is_revoked(issuer, sid, sub, created_at, now)
+            }
+            fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool {
+                self.0.first_use_of_jti(issuer, jti, keep_until, now)
+            }
+        }
+        let store = Minimal::default();
+        store.revoke_session(ISS, "id-1", deadline);
+        assert!(store.is_session_revoked(ISS, "id-1", deadline - 1));
+        assert!(!store.is_session_revoked(ISS, "id-1", deadline));
+    }
+
     #[test]
     fn usable_as_a_shared_trait_object() {
         fn assert_send_sync<T: Send + Sync + 'static>() {}
@@ -953,7 +1075,8 @@ mod tests {
         assert!(store.is_revoked(ISS, None, "alice", AT, AT));
         assert_eq!(
             format!("{:?}", MemoryRevocationStore::with_capacity(5)),
-            "MemoryRevocationStore { capacity: 5, revoked_sids: 0, revoked_subs: 0, seen_jtis: 0 }"
+            "MemoryRevocationStore { capacity: 5, revoked_sids: 0, revoked_subs: 0, \
+             revoked_sessions: 0, seen_jtis: 0 }"
         );
     }
 }

@@ -539,6 +539,12 @@ fn method_not_allowed(allowed: &[Method]) -> Answer {
 /// `/public/../admin`, `/public/%2e%2e/admin`; nor is a path that only normalizes into a
 /// public one (`/admin/../public/x`, whose raw form a router may still send to `/admin`).
 fn is_public(paths: &[String], path: &str) -> bool {
+    // An encoded slash or backslash, or a backslash, means something different to servers
+    // and frameworks that decode or normalize them (`/public/..%2fadmin` may reach /admin):
+    // such a path is never public.
+    if path.contains('\\') || has_encoded_separator(path) {
+        return false;
+    }
     let matches = |path: &str| {
         paths.iter().any(|p| {
             if p.ends_with('/') {
@@ -549,6 +555,15 @@ fn is_public(paths: &[String], path: &str) -> bool {
         })
     };
     matches(path) && matches(&normalize_path(path))
+}
+
+/// Whether `path` has `%2F` or `%5C` (any case).
+fn has_encoded_separator(path: &str) -> bool {
+    path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && ((w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
+                || (w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c')))
+    })
 }
 
 /// The path with percent-encoded unreserved characters decoded (RFC 3986 §2.3, so `%2e` is
@@ -627,6 +642,16 @@ mod tests {
         assert!(!is_public(&paths, "/"));
         assert!(!is_public(&paths, "/static/../admin"));
         assert!(!is_public(&paths, "/static/%2e%2e/admin"));
+        for encoded in [
+            "/static/..%2fadmin",
+            "/static/a%2Fb",
+            "/static/..%5cadmin",
+            "/static/%5C",
+        ] {
+            assert!(!is_public(&paths, encoded), "{encoded}");
+        }
+        assert!(!is_public(&paths, "/static\\app.js"));
+        assert!(!is_public(&paths, "/static/..\\admin"));
         assert!(!is_public(&paths, "/health/.."));
         assert!(is_public(&paths, "/static//app.js"));
         assert!(is_public(&paths, "/static/%61pp.js"));

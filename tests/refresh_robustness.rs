@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use support::app::{set_cookies, start_app, Browser, TestApp};
 use support::clock::TestClock;
-use tower_oidc::dev::{DevProvider, Fault};
+use tower_oidc::dev::{DevProvider, Fault, IdTokenFault};
 use tower_oidc::ConfigBuilder;
 
 const SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
@@ -309,39 +309,291 @@ async fn a_timeout_keeps_the_session() {
     .await;
 }
 
-#[tokio::test]
-async fn a_refusal_of_the_client_keeps_the_session() {
-    assert_kept_then_retried(Fault::TokenError("invalid_client".into()), |b| b).await;
-    assert_kept_then_retried(Fault::TokenError("unauthorized_client".into()), |b| b).await;
+/// Logs in, makes the access token due, sets `fault`, and checks that a request ends the
+/// session (401, cookie cleared).
+async fn assert_ended(fault: Fault) {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    clock.advance(LONG + secs(1));
+    dev.set_fault(fault.clone());
+    let res = get_with(&app, "/whoami", &cookie).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{fault:?}");
+    assert!(cleared(&res), "{fault:?}");
 }
 
 #[tokio::test]
-async fn keys_unavailable_while_checking_the_refreshed_id_token_keep_the_session() {
+async fn a_refusal_of_the_client_ends_the_session() {
+    // The app was disabled or removed at the provider: its sessions must not go on until
+    // session_lifetime.
+    assert_ended(Fault::TokenError("invalid_client".into())).await;
+    assert_ended(Fault::TokenError("unauthorized_client".into())).await;
+    assert_ended(json_answer(401, r#"{"error":"invalid_client"}"#)).await;
+}
+
+#[tokio::test]
+async fn oauth_errors_that_say_not_now_keep_the_session() {
+    assert_kept_then_retried(
+        json_answer(400, r#"{"error":"temporarily_unavailable"}"#),
+        |b| b,
+    )
+    .await;
+    assert_kept_then_retried(json_answer(400, r#"{"error":"server_error"}"#), |b| b).await;
+    assert_kept_then_retried(Fault::TokenError("temporarily_unavailable".into()), |b| b).await;
+}
+
+/// Logs in, makes the access token due, then `break_userinfo` makes userinfo fail: the
+/// refresh at the token endpoint goes through and the session is kept with the claims it had
+/// (the new tokens too: the refresh token may have been rotated). Once userinfo works again,
+/// the next refresh fetches it.
+async fn assert_userinfo_failure_keeps_the_session(
+    what: &str,
+    break_userinfo: impl FnOnce(&DevProvider),
+) {
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, LONG, |b| b).await;
     let browser = Browser::new();
     let cookie = login(&browser, &app).await;
     let before: serde_json::Value =
         serde_json::from_str(&get_with(&app, "/me", &cookie).await.text().await.unwrap()).unwrap();
+    assert_eq!(before["email"], "alice@example.com", "{what}");
+    clock.advance(LONG + secs(1));
+    break_userinfo(&dev);
+    let userinfo_before = dev.stats().userinfo_requests;
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK, "{what}: the session is kept");
+    assert!(!cleared(&res), "{what}");
+    assert!(
+        dev.stats().userinfo_requests > userinfo_before,
+        "{what}: userinfo was asked"
+    );
+    let newer = new_session_cookie(&res).unwrap_or_else(|| cookie.clone());
+    let after: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(after["sub"], "alice", "{what}");
+    assert_eq!(
+        after["email"], before["email"],
+        "{what}: the claims of before"
+    );
+
+    dev.clear_faults();
+    clock.advance(LONG + secs(1));
+    let userinfo_before = dev.stats().userinfo_requests;
+    let res = get_with(&app, "/me", &newer).await;
+    assert_eq!(res.status(), StatusCode::OK, "{what}");
+    assert!(
+        new_session_cookie(&res).is_some(),
+        "{what}: refreshed later"
+    );
+    assert!(dev.stats().userinfo_requests > userinfo_before, "{what}");
+}
+
+fn userinfo_answer(status: u16, content_type: &str, body: &str) -> Fault {
+    Fault::UserinfoAnswer {
+        status,
+        content_type: content_type.into(),
+        body: body.into(),
+    }
+}
+
+#[tokio::test]
+async fn userinfo_failures_during_refresh_keep_the_session() {
+    let html = "<html><body><h1>Oops</h1></body></html>";
+    for (status, content_type, body) in [
+        (429, "application/json", r#"{"error":"slow_down"}"#),
+        (408, "text/html", html),
+        (502, "text/html", html),
+        (503, "application/json", "{}"),
+        // a proxy's or captive portal's page instead of userinfo
+        (200, "text/html", html),
+        (200, "application/json", "[1, 2]"),
+        // a 4xx without the RFC 6750 challenge: a middlebox's page, not a refusal
+        (403, "text/html", html),
+    ] {
+        assert_userinfo_failure_keeps_the_session(&format!("{status} {content_type}"), |dev| {
+            dev.set_fault(userinfo_answer(status, content_type, body));
+        })
+        .await;
+    }
+    assert_userinfo_failure_keeps_the_session("userinfo down", |dev| {
+        dev.set_fault(userinfo_answer(503, "text/plain", "down"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signed_userinfo_with_the_keys_unavailable_keeps_the_session() {
+    assert_userinfo_failure_keeps_the_session("signed userinfo, keys unavailable", |dev| {
+        dev.set_fault(Fault::SignedUserinfo);
+        dev.rotate_keys();
+        dev.set_fault(Fault::JwksDown);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn userinfo_about_another_user_or_badly_signed_ends_the_session() {
+    for fault in [
+        Fault::UserinfoSubMismatch,
+        Fault::SignedUserinfoBadSignature,
+    ] {
+        assert_ended(fault).await;
+    }
+}
+
+#[tokio::test]
+async fn an_id_token_signed_with_a_new_key_during_the_refetch_throttle_keeps_the_session() {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    let browser = Browser::new();
+    let cookie = login(&browser, &app).await;
+    clock.advance(LONG + secs(1));
+    // Someone presents a bearer token with a random `kid`: the layer refetches the key set
+    // (the provider's current keys), and further refetches wait for the interval.
+    let forged = dev.sign_jwt_with_header(
+        &serde_json::json!({ "typ": "at+jwt", "kid": "random-kid-1" }),
+        &serde_json::json!({ "iss": dev.issuer(), "sub": "mallory", "scope": "openid" }),
+    );
+    let jwks_before = dev.stats().jwks_requests;
+    let res = reqwest::Client::new()
+        .get(app.url("/whoami"))
+        .header("accept", "application/json")
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(dev.stats().jwks_requests, jwks_before + 1, "refetched");
+    // Now the provider rotates its key: the refreshed ID token is signed with a key the
+    // layer may not fetch yet.
+    dev.rotate_keys();
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK, "the session is kept");
+    assert!(!cleared(&res));
+    assert_eq!(
+        dev.stats().jwks_requests,
+        jwks_before + 1,
+        "no refetch within the interval"
+    );
+    let newer = new_session_cookie(&res).expect("the new tokens are kept");
+    let after: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(after["sub"], "alice");
+    // Past the interval the new key is fetched and the next refresh checks its ID token.
+    clock.advance(LONG + secs(1));
+    let res = get_with(&app, "/me", &newer).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(new_session_cookie(&res).is_some());
+    assert_eq!(dev.stats().jwks_requests, jwks_before + 2);
+}
+
+/// The `kid` in the header of a JWT.
+fn kid_of(jwt: &str) -> String {
+    use base64::Engine;
+    let header = jwt.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .expect("base64url header");
+    let header: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON header");
+    header["kid"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The `id_token_hint` a logout with `cookie` sends to the provider.
+async fn id_token_hint_at_logout(app: &TestApp, cookie: &str) -> String {
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/auth/logout"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    location
+        .query_pairs()
+        .find(|(k, _)| k == "id_token_hint")
+        .map(|(_, v)| v.into_owned())
+        .expect("an id_token_hint")
+}
+
+/// Logs in, makes the access token due, then rotates the provider's key and takes its key set
+/// down: the refresh keeps the session (checked here) with the new tokens. Returns the `kid`
+/// of the key that signed the login's ID token and the refreshed session's cookie.
+async fn refresh_with_the_keys_unavailable(
+    dev: &DevProvider,
+    app: &TestApp,
+    clock: &TestClock,
+) -> (String, String) {
+    let browser = Browser::new();
+    let cookie = login(&browser, app).await;
+    let before: serde_json::Value =
+        serde_json::from_str(&get_with(app, "/me", &cookie).await.text().await.unwrap()).unwrap();
+    let jwks = reqwest::get(format!("{}/jwks", dev.issuer()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let jwks: serde_json::Value = serde_json::from_str(&jwks).unwrap();
+    let login_kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
     clock.advance(LONG + secs(1));
     // The refreshed ID token is signed with a key the app has not seen, and the key set
     // cannot be fetched.
     dev.rotate_keys();
     dev.set_fault(Fault::JwksDown);
-    let res = get_with(&app, "/me", &cookie).await;
+    let res = get_with(app, "/me", &cookie).await;
     assert_eq!(res.status(), StatusCode::OK, "the session is kept");
     assert!(!cleared(&res));
-    // The provider rotated the refresh token already: the new tokens are kept (the unchecked
-    // ID token is not), so the session still refreshes afterwards.
+    // The provider rotated the refresh token already: the new tokens are kept.
     let newer = new_session_cookie(&res).expect("the new tokens are kept");
     let after: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert_eq!(after["sub"], "alice");
     assert_eq!(after["email"], before["email"]);
     dev.clear_faults();
+    (login_kid, newer)
+}
+
+#[tokio::test]
+async fn keys_unavailable_while_checking_the_refreshed_id_token_keep_the_session() {
+    let clock = TestClock::frozen();
+    let (dev, app) = setup(&clock, LONG, |b| b).await;
+    // The kept refresh token works: the session refreshes once the keys are back.
+    let (_, newer) = refresh_with_the_keys_unavailable(&dev, &app, &clock).await;
     clock.advance(LONG + secs(1));
     let res = get_with(&app, "/me", &newer).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_some());
+
+    // The unchecked ID token is not stored: a logout still names the login's ID token (signed
+    // with the key of before), never the one signed with the key nobody checked.
+    let (login_kid, newer) = refresh_with_the_keys_unavailable(&dev, &app, &clock).await;
+    let hint = id_token_hint_at_logout(&app, &newer).await;
+    assert_eq!(kid_of(&hint), login_kid, "the checked ID token is the hint");
+}
+
+#[tokio::test]
+async fn an_unchecked_refreshed_id_token_naming_another_user_is_not_accepted() {
+    for fault in [IdTokenFault::OtherSubject, IdTokenFault::WrongIssuer] {
+        let clock = TestClock::frozen();
+        let (dev, app) = setup(&clock, LONG, |b| b).await;
+        let browser = Browser::new();
+        let cookie = login(&browser, &app).await;
+        clock.advance(LONG + secs(1));
+        // Keys unavailable: the new ID token cannot be checked, and it names someone else.
+        dev.rotate_keys();
+        dev.set_fault(Fault::JwksDown);
+        dev.set_fault(Fault::IdToken(fault));
+        let res = get_with(&app, "/me", &cookie).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{fault:?}");
+        assert!(cleared(&res), "{fault:?}");
+        assert!(new_session_cookie(&res).is_none(), "{fault:?}");
+        // And it stays refused (remembered), even once the keys are back.
+        dev.clear_faults();
+        clock.advance(secs(31));
+        let res = get_with(&app, "/me", &cookie).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{fault:?}");
+    }
 }
 
 #[tokio::test]

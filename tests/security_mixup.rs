@@ -142,6 +142,36 @@ async fn a_hostile_tenant_relaying_to_an_honest_one_without_rfc9207_is_refused()
 async fn a_hostile_tenant_relaying_to_an_honest_one_with_rfc9207_is_refused() {
     let s = setup(true).await;
     relayed_login(&s).await;
+
+    // With RFC 9207 the honest provider's answer names its issuer. Delivered at the hostile
+    // tenant's own redirect URI, where the login's transaction passes the redirect URI check,
+    // the `iss` check refuses it.
+    let browser = Browser::new();
+    let at_callback = browser
+        .follow_until(&s.app.url("/auth/login?provider=a&return_to=/me"), |u| {
+            u.path() == HONEST_CALLBACK
+        })
+        .await;
+    let query = at_callback.url.query().unwrap_or_default().to_owned();
+    let iss = at_callback
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "iss")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(iss.as_deref(), Some(s.honest.issuer()), "{query}");
+    let res = browser
+        .get(&s.app.url(&format!("{HOSTILE_CALLBACK}?{query}")))
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        set_cookies(res.headers())
+            .iter()
+            .any(|c| c.starts_with("oidc_tx_") && c.contains("Max-Age=0")),
+        "the transaction was found (and used up): the refusal is the iss check's"
+    );
+    assert_eq!(s.honest.stats().token_requests, 0);
+    assert_eq!(s.hostile.stats().token_requests, 0);
+    assert!(!browser.cookies(&s.app.url("/")).contains("oidc_session"));
 }
 
 #[tokio::test]
@@ -184,6 +214,35 @@ async fn an_iss_naming_another_issuer_is_refused_at_the_right_redirect_uri() {
 #[tokio::test]
 async fn the_callback_path_of_one_provider_does_not_serve_the_others() {
     let s = setup(false).await;
+    s.hostile.set_auto_login(Some("bob"));
+    // A login's answer delivered at the other provider's redirect URI, both ways round.
+    for (provider, own, other) in [
+        ("h", HONEST_CALLBACK, HOSTILE_CALLBACK),
+        ("a", HOSTILE_CALLBACK, HONEST_CALLBACK),
+    ] {
+        let browser = Browser::new();
+        let at_callback = browser
+            .follow_until(
+                &s.app
+                    .url(&format!("/auth/login?provider={provider}&return_to=/me")),
+                |u| u.path() == own,
+            )
+            .await;
+        let query = at_callback.url.query().unwrap_or_default().to_owned();
+        assert!(
+            query.contains("code=") && query.contains("state="),
+            "{query}"
+        );
+        let res = browser.get(&s.app.url(&format!("{other}?{query}"))).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::BAD_REQUEST,
+            "{provider} at {other}"
+        );
+        assert!(!browser.cookies(&s.app.url("/")).contains("oidc_session"));
+        assert_eq!(s.honest.stats().token_requests, 0, "{provider} at {other}");
+        assert_eq!(s.hostile.stats().token_requests, 0, "{provider} at {other}");
+    }
     // no provider uses the plain callback path: it is not the layer's
     let res = reqwest::Client::new()
         .get(s.app.url("/auth/callback?code=c&state=0_x"))

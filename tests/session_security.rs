@@ -210,6 +210,93 @@ async fn session_id_survives_refresh_so_a_refreshed_copy_is_refused_after_logout
     );
 }
 
+/// The session cookie a response sets (not a removal), as a `Cookie` header.
+fn session_set(res: &reqwest::Response) -> String {
+    set_cookies(res.headers())
+        .iter()
+        .filter(|c| c.starts_with("oidc_session") && !c.contains("Max-Age=0"))
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[tokio::test]
+async fn logout_with_an_idle_cookie_still_ends_a_copy_kept_alive_elsewhere() {
+    // Tokens that outlive the test: no refresh interferes with the idle deadline.
+    let dev = DevProvider::builder()
+        .access_token_ttl(Duration::from_secs(24 * 3600))
+        .id_token_ttl(Duration::from_secs(24 * 3600))
+        .start()
+        .await
+        .expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    let clock = TestClock::new();
+    let key = SessionKey::generate();
+    let app = app(&dev, &key, |b| {
+        b.idle_timeout(Duration::from_secs(600))
+            .session_lifetime(Duration::from_secs(8 * 3600))
+            .clock(clock.closure())
+    })
+    .await;
+    let browser = Browser::new();
+    let victims = log_in(&browser, &app).await;
+
+    // An attacker holding a copy keeps it alive with a request now and then (each past half the
+    // idle timeout re-issues the cookie), while the victim's own cookie goes idle.
+    let mut copy = victims.clone();
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(400));
+        let res = whoami(&app, &copy).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let renewed = session_set(&res);
+        assert!(!renewed.is_empty(), "the copy is renewed");
+        copy = renewed;
+    }
+    assert_eq!(
+        whoami(&app, &victims).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the victim's cookie is idle"
+    );
+
+    // The victim logs out with the idle cookie: the session ends, the copy included.
+    let logout = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/auth/logout"))
+        .header("cookie", &victims)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::FOUND);
+    assert!(clears_session(&logout));
+    let res = whoami(&app, &copy).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "the copy is refused"
+    );
+    assert!(clears_session(&res));
+
+    // A forged or foreign cookie at logout revokes nothing (and is no error).
+    let browser = Browser::new();
+    let other = log_in(&browser, &app).await;
+    let forged = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/auth/logout"))
+        .header(
+            "cookie",
+            "oidc_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FOUND);
+    assert_eq!(whoami(&app, &other).await.status(), StatusCode::OK);
+}
+
 // ---- #9: Cache-Control on answers that carry a session -----------------------------------
 
 #[tokio::test]
@@ -291,8 +378,8 @@ fn offline_layer_with(
         .expect("layer")
 }
 
-/// Calls `layer` around an app that answers `200 <path> <subject or ->` with a long-lived
-/// public cache header.
+/// Calls `layer` around an app that answers `200 <path> <subject or ->` with long-lived
+/// public caching headers (for browsers, shared caches and CDNs).
 async fn call(layer: &OidcLayer, path: &str, cookie: Option<&str>) -> http::Response<String> {
     let inner = tower::service_fn(|req: http::Request<String>| async move {
         let who = req
@@ -302,6 +389,9 @@ async fn call(layer: &OidcLayer, path: &str, cookie: Option<&str>) -> http::Resp
             .to_owned();
         let res = http::Response::builder()
             .header(CACHE_CONTROL, "public, max-age=3600")
+            .header("expires", "Thu, 01 Jan 2099 00:00:00 GMT")
+            .header("surrogate-control", "max-age=3600")
+            .header("cdn-cache-control", "max-age=3600")
             .body(format!("{} {who}", req.uri().path()))
             .expect("response");
         Ok::<_, Infallible>(res)
@@ -343,6 +433,28 @@ async fn clearing_a_stale_cookie_overrides_the_apps_cache_header() {
 
     let plain = call(&layer, "/page", Some("theme=dark")).await;
     assert_eq!(plain.headers()[CACHE_CONTROL], "public, max-age=3600");
+}
+
+#[tokio::test]
+async fn a_response_that_sets_a_session_cookie_keeps_no_caching_header_of_the_app() {
+    let layer = offline_layer(|b| b);
+    let others = ["expires", "surrogate-control", "cdn-cache-control"];
+    let res = call(&layer, "/page", Some("oidc_session=not-a-session")).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key(SET_COOKIE));
+    assert_eq!(res.headers()[CACHE_CONTROL], "private, no-store");
+    for name in others {
+        assert!(
+            res.headers().get(name).is_none(),
+            "{name}: {:?}",
+            res.headers().get(name)
+        );
+    }
+    // Without a cookie of ours the app's caching stays as it is.
+    let plain = call(&layer, "/page", None).await;
+    for name in others {
+        assert!(plain.headers().contains_key(name), "{name}");
+    }
 }
 
 /// A session cookie as this crate sealed it before sealing was bound to the client and
@@ -500,4 +612,25 @@ async fn public_paths_are_compared_on_the_normalized_path() {
         let res = call(&layer, private, None).await;
         assert_eq!(res.status(), 401, "{private} is not public");
     }
+}
+
+#[tokio::test]
+async fn encoded_slashes_and_backslashes_are_never_public() {
+    // A server or framework that decodes `%2F` or treats `\` as `/` would route these to
+    // /admin: the layer fails closed.
+    let layer = offline_layer(|b| b.require_login(true).public_path("/public/"));
+    for private in [
+        "/public/..%2fadmin",
+        "/public/..%2Fadmin",
+        "/public/%2e%2e%2fadmin",
+        "/public/..%5cadmin",
+        "/public/..%5Cadmin",
+        "/public/x%2Fy",
+        "/public/..\\admin",
+        "/public\\x",
+    ] {
+        let res = call(&layer, private, None).await;
+        assert_eq!(res.status(), 401, "{private} is not public");
+    }
+    assert_eq!(call(&layer, "/public/x%20y", None).await.status(), 200);
 }

@@ -14,8 +14,9 @@ use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::session::cookie::SessionKey;
 use crate::session::sessions::Clock;
 
-/// Most login-transaction cookie slots (`max_concurrent_logins`): each can hold about 1 KB.
-const MAX_CONCURRENT_LOGINS: usize = 16;
+/// Most login-transaction cookie slots (`max_concurrent_logins`): each holds at most about
+/// 600 bytes (a 256-byte `return_to`), all of them travelling with every request.
+const MAX_CONCURRENT_LOGINS: usize = 8;
 
 /// Builder of [`Config`]; every setter takes and returns `self`.
 ///
@@ -115,7 +116,7 @@ impl ConfigBuilder {
             session_lifetime: Duration::from_secs(8 * 3600),
             userinfo: None,
             auth_params: Vec::new(),
-            max_transactions: 5,
+            max_transactions: 3,
             transaction_ttl: Duration::from_secs(600),
             http_timeout: Duration::from_secs(10),
             jwks_refetch_interval: Duration::from_secs(30),
@@ -254,7 +255,9 @@ impl ConfigBuilder {
     }
 
     /// A path (exact, or a prefix when it ends with `/`) that stays public when
-    /// [`require_login`](ConfigBuilder::require_login) is on.
+    /// [`require_login`](ConfigBuilder::require_login) is on. The request path must match as
+    /// sent and after normalization (dot segments, repeated slashes); a path containing
+    /// `%2F`, `%5C` or `\` is never public.
     pub fn public_path(mut self, path: impl Into<String>) -> Self {
         self.public_paths.push(path.into());
         self
@@ -333,7 +336,11 @@ impl ConfigBuilder {
     /// How many logins may be in flight at once per browser (tabs): the number of
     /// login-transaction cookie slots. A new login takes a free slot, else the oldest; logins
     /// started in parallel can only overwrite slots, so a browser never holds more than this
-    /// many transaction cookies. Default 5, at most 16.
+    /// many transaction cookies. Default 3, at most 8.
+    ///
+    /// Each cookie is at most about 600 bytes as the browser sends it (`return_to` is capped at
+    /// 256 bytes), and every one of them travels with each request for the login timeout: the
+    /// default costs a browser at most about 1.8 KB per request, eight slots about 4.8 KB.
     ///
     /// # Example
     ///
@@ -892,7 +899,7 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(named.redirect_url.path(), "/auth/callback/acme");
-        for logins in [0, 17] {
+        for logins in [0, 9, 17] {
             assert!(matches!(
                 err(base().max_concurrent_logins(logins)),
                 ConfigError::Invalid {

@@ -786,6 +786,30 @@ pub enum Fault {
         /// The body.
         body: String,
     },
+    /// The userinfo endpoint answers every request with this status, `Content-Type` and body
+    /// (after counting it), like [`Fault::TokenAnswer`] for the token endpoint: a `429`, a
+    /// proxy's HTML page with `200`...
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// use tower_oidc::dev::{DevProvider, Fault};
+    ///
+    /// let dev = DevProvider::start().await?;
+    /// dev.set_fault(Fault::UserinfoAnswer {
+    ///     status: 429,
+    ///     content_type: "application/json".into(),
+    ///     body: "{}".into(),
+    /// });
+    /// # Ok(()) }
+    /// ```
+    UserinfoAnswer {
+        /// The HTTP status code (an invalid code answers `500`).
+        status: u16,
+        /// The `Content-Type` header.
+        content_type: String,
+        /// The body.
+        body: String,
+    },
     /// The JWKS endpoint answers `503 Service Unavailable` while every other endpoint works.
     JwksDown,
     /// The provider turns hostile, as in a mix-up attack (RFC 9700 §4.4.1): its
@@ -875,6 +899,8 @@ pub enum IdTokenFault {
     BadSignature,
     /// `iss` names a different issuer.
     WrongIssuer,
+    /// `sub` names another user (`mallory`).
+    OtherSubject,
     /// `aud` names a different client.
     WrongAudience,
     /// `exp` lies ten minutes in the past.

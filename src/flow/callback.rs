@@ -9,8 +9,8 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, AuthErrorKind};
+use crate::flow::id_token;
 use crate::flow::provider_calls::{self, Tokens, UserinfoFailure};
-use crate::flow::{id_token, login};
 use crate::response::{self, caller_kind, Answer};
 use crate::session::cookie::add_set_cookie;
 use crate::session::{Session, Transaction};
@@ -132,15 +132,6 @@ pub(crate) async fn handle(
             ),
             clear_tx,
         );
-    }
-    if found.legacy {
-        // Started before an upgrade, in the older cookie format: start it again.
-        tracing::debug!("login transaction of an older format: the login restarts");
-        let mut res = login::start(&shared, &headers, tx.return_to, Vec::new());
-        for cookie in clear_tx {
-            add_set_cookie(res.headers_mut(), cookie);
-        }
-        return res;
     }
     let login_again = login_link(&shared, Some(&tx.return_to));
     let fail = |err: AuthError, extra: Vec<String>| {
@@ -283,6 +274,7 @@ async fn complete(
                     access_token: None,
                     code: Some(code),
                     max_age: tx.max_age,
+                    unknown_key_unavailable: false,
                 },
             )
             .await?,
@@ -299,6 +291,7 @@ async fn complete(
             access_token: Some(&tokens.access_token),
             code: None,
             max_age: tx.max_age,
+            unknown_key_unavailable: false,
         },
     )
     .await?;
@@ -672,75 +665,46 @@ mod tests {
         }
     }
 
-    /// A transaction cookie as sealed before slots: named after the state.
-    fn legacy_cookie(layer: &OidcLayer, state: &str, return_to: &str) -> String {
+    /// A transaction cookie named after the state, as versions before slots set them (sealed
+    /// here with today's sealer: even then it is not read).
+    fn state_named_cookie(layer: &OidcLayer, state: &str) -> String {
         let sessions = &layer.shared().sessions;
         let tx = Transaction {
             created_at_ms: sessions.now_millis(),
             state: state.to_owned(),
             nonce: "n".repeat(43),
             pkce_verifier: "v".repeat(43),
-            return_to: return_to.to_owned(),
+            return_to: "/deep?x=1".to_owned(),
             hybrid: false,
             form_post: false,
             prompt_none: false,
             max_age: None,
             provider: String::new(),
         };
-        let name = sessions.cookies.tx_legacy_name(state);
+        let name = format!("{}{state}", sessions.cookies.tx_prefix);
         let sealed = sessions.tx_sealer.seal(&name, &tx.encode());
         format!("{name}={sealed}")
     }
 
     #[tokio::test]
-    async fn a_login_in_flight_across_the_upgrade_restarts() {
+    async fn a_state_that_names_no_slot_is_an_unknown_login() {
         let key = TestKey::new("k1");
         let layer = layer(&key, ResponseType::Code);
         let state = crate::session::cookie::random_token(32);
-        let cookie = legacy_cookie(&layer, &state, "/deep?x=1");
-        let req = Request::get(format!("/auth/callback?code=c&state={state}&iss={ISSUER}"))
-            .header("accept", "text/html")
-            .header("cookie", &cookie)
-            .body(String::new())
-            .unwrap();
-        let (status, headers, body) = send(&layer, req).await;
-        assert_eq!(status, http::StatusCode::FOUND, "{body}");
-        let location = headers["location"].to_str().unwrap();
-        assert!(
-            location.starts_with(&format!("{ISSUER}/authorize?")),
-            "{location}"
-        );
-        let set: Vec<&str> = headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect();
-        let legacy = cookie.split('=').next().unwrap();
-        assert!(
-            set.iter()
-                .any(|c| c.starts_with(&format!("{legacy}=;")) && c.contains("Max-Age=0")),
-            "{set:?}"
-        );
-        // the new login keeps the deep link, in a slot cookie
-        let new = set
-            .iter()
-            .find(|c| !c.contains("Max-Age=0"))
-            .expect("a new transaction cookie");
-        let (name, value) = new.split(';').next().unwrap().split_once('=').unwrap();
-        let sessions = &layer.shared().sessions;
-        assert!(sessions.cookies.tx_slot(name).is_some(), "{name}");
-        let tx = sessions.open_transaction(name, value).expect("opens");
-        assert_eq!(tx.return_to, "/deep?x=1");
-        assert!(location.contains(&format!("state={}", tx.state)));
-
-        // without its cookie it is an unknown login: explained, not a 500
-        let req = Request::get(format!("/auth/callback?code=c&state={state}&iss={ISSUER}"))
-            .header("accept", "text/html")
-            .body(String::new())
-            .unwrap();
-        let (status, _, body) = send(&layer, req).await;
-        assert_eq!(status, http::StatusCode::BAD_REQUEST);
-        assert!(body.contains("/auth/login"), "{body}");
+        for cookie in [Some(state_named_cookie(&layer, &state)), None] {
+            let mut req = Request::get(format!("/auth/callback?code=c&state={state}&iss={ISSUER}"))
+                .header("accept", "text/html");
+            if let Some(cookie) = &cookie {
+                req = req.header("cookie", cookie);
+            }
+            let (status, headers, body) = send(&layer, req.body(String::new()).unwrap()).await;
+            assert_eq!(status, http::StatusCode::BAD_REQUEST, "{body}");
+            assert!(headers.get("location").is_none());
+            assert!(
+                body.contains("/auth/login"),
+                "a link to start again: {body}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -22,6 +22,11 @@ pub(crate) struct Expect<'a> {
     pub(crate) code: Option<&'a str>,
     /// The request's `max_age`: `auth_time` is then required and must be recent enough.
     pub(crate) max_age: Option<u64>,
+    /// A signing key the layer does not know, even after the refetch allowed now, means
+    /// "the provider's keys are unavailable" rather than "invalid": for refreshed ID tokens,
+    /// which come straight from the token endpoint, while refetches are rate limited (anyone
+    /// can keep the limit engaged with bearer tokens naming random keys).
+    pub(crate) unknown_key_unavailable: bool,
 }
 
 fn invalid(message: impl Into<std::borrow::Cow<'static, str>>) -> AuthError {
@@ -40,6 +45,12 @@ pub(crate) async fn validate(
         .verify_jwt(token, &meta.id_token_algs)
         .await
         .map_err(|e| match e {
+            VerifyError::Jwt(JwtError::UnknownKey) if expect.unknown_key_unavailable => {
+                AuthError::new(
+                    AuthErrorKind::ProviderUnavailable,
+                    "ID token signed with a key the layer cannot fetch yet",
+                )
+            }
             VerifyError::Jwt(JwtError::UnknownKey) => {
                 invalid("ID token signed with a key the provider does not publish")
             }

@@ -18,7 +18,7 @@ use crate::shared::{Shared, Tenants};
 /// Longest `return_to` we keep; longer ones fall back to `/`. It is sealed into the
 /// transaction cookie, which travels with every request for the login's lifetime (on https
 /// with `Path=/`): a short cap keeps a browser's cookies small whatever a page links to.
-const MAX_RETURN_TO: usize = 512;
+const MAX_RETURN_TO: usize = 256;
 
 /// Parameters the flow sets itself; configured extras cannot override them.
 const RESERVED_PARAMS: &[&str] = &[

@@ -15,10 +15,11 @@ use crate::shared::{Shared, Tenants};
 /// Handles the logout request.
 pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
     let sessions = &shared.sessions;
-    let read = sessions.read_session(headers);
+    // Authentic is enough: an idle or expired cookie still ends its session, so that a copy
+    // kept alive elsewhere is refused too.
+    let session = sessions.read_session_for_logout(headers);
     // The provider that issued the session (one of several tenants, or the only one).
-    let tenant = &read
-        .session
+    let tenant = &session
         .as_ref()
         .and_then(|s| shared.by_issuer(s.issuer()))
         .unwrap_or_else(|| shared.clone());
@@ -26,7 +27,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
     let template = config.compat.end_session_url.as_deref();
     let location = match (template, &tenant.provider.metadata.end_session_endpoint) {
         (Some(template), _) => {
-            let hint = read.session.as_ref().and_then(|s| s.id_token());
+            let hint = session.as_ref().and_then(|s| s.id_token());
             fill_end_session_url(
                 template,
                 &config.client_id,
@@ -40,7 +41,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
             let mut url = endpoint.clone();
             {
                 let mut q = url.query_pairs_mut();
-                if let Some(hint) = read.session.as_ref().and_then(|s| s.id_token()) {
+                if let Some(hint) = session.as_ref().and_then(|s| s.id_token()) {
                     q.append_pair("id_token_hint", hint);
                 }
                 q.append_pair("client_id", &config.client_id);
@@ -61,9 +62,10 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
     for name in names {
         add_set_cookie(res.headers_mut(), sessions.cookies.session_removal(&name));
     }
-    match &read.session {
+    match &session {
         Some(s) => {
-            // The browser forgets the cookie; a copy of it is refused from now on too.
+            // The browser forgets the cookie; a copy of it is refused from now on too, until
+            // the session's absolute deadline.
             sessions.revoke(s);
             tracing::info!(subject = %s.subject(), "logout");
         }

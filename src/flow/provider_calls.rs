@@ -6,9 +6,13 @@ use serde_json::{Map, Value};
 
 use crate::error::{AuthError, AuthErrorKind};
 use crate::identity::roles_in;
-use crate::jwt::Unverified;
-use crate::provider::read_limited;
+use crate::jwt::{JwtError, Unverified};
+use crate::provider::{read_limited, VerifyError};
 use crate::shared::Shared;
+
+/// OAuth error codes that say "not now" (RFC 6749 §4.1.2.1), whatever the HTTP status: the
+/// provider is unavailable, the grant is not refused.
+const NOT_NOW: &[&str] = &["temporarily_unavailable", "server_error"];
 
 /// A successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
 #[derive(Debug)]
@@ -84,7 +88,8 @@ fn unavailable(message: String) -> AuthError {
 /// A token endpoint request that gave no tokens, by what it says about the grant.
 #[derive(Debug)]
 pub(crate) enum TokenFailure {
-    /// No answer, a server error, `429 Too Many Requests` or `408`: try again later.
+    /// No answer, a server error, `429 Too Many Requests`, `408`, or an OAuth error
+    /// `temporarily_unavailable` or `server_error`: try again later.
     Unavailable(AuthError),
     /// An OAuth error answer (RFC 6749 §5.2) with this `error` code.
     Refused { code: String, error: AuthError },
@@ -173,6 +178,12 @@ async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Token
     }
     if !status.is_success() {
         return Err(match serde_json::from_slice::<RawError>(&body) {
+            Ok(e) if NOT_NOW.contains(&e.error.as_str()) => {
+                TokenFailure::Unavailable(unavailable(format!(
+                    "the token endpoint is unavailable: {} (HTTP {status})",
+                    printable(&e.error)
+                )))
+            }
             Ok(e) => TokenFailure::Refused {
                 error: AuthError::new(
                     AuthErrorKind::InvalidCallback,
@@ -235,6 +246,11 @@ impl UserinfoFailure {
 }
 
 /// Fetches userinfo; its `sub` must be `subject` (OpenID Connect Core §5.3.2).
+///
+/// Failures are [`UserinfoFailure::Unusable`] (no answer, a server error, `429`, `408`, an HTTP
+/// refusal such as Entra's Graph answering `401` to a token for another API, a `200` that is no
+/// JSON object, the provider's keys unavailable for a signed answer) or
+/// [`UserinfoFailure::Rejected`] (another user's claims, a signed answer that does not verify).
 pub(crate) async fn fetch_userinfo(
     shared: &Shared,
     access_token: &str,
@@ -262,7 +278,10 @@ pub(crate) async fn fetch_userinfo(
     let body = read_limited(res)
         .await
         .map_err(|e| unusable(unavailable(format!("userinfo answer unreadable: {e}"))))?;
-    if status.is_server_error() {
+    if status.is_server_error()
+        || status == http::StatusCode::TOO_MANY_REQUESTS
+        || status == http::StatusCode::REQUEST_TIMEOUT
+    {
         return Err(unusable(unavailable(format!(
             "userinfo endpoint answered HTTP {status}"
         ))));
@@ -274,9 +293,14 @@ pub(crate) async fn fetch_userinfo(
         )));
     }
     let claims: Map<String, Value> = if is_jwt {
-        signed_userinfo(shared, &body)
-            .await
-            .map_err(UserinfoFailure::Rejected)?
+        signed_userinfo(shared, &body).await.map_err(|e| {
+            // The keys unavailable: no usable answer now; anything else: untrusted.
+            if e.kind() == AuthErrorKind::ProviderUnavailable {
+                UserinfoFailure::Unusable(e)
+            } else {
+                UserinfoFailure::Rejected(e)
+            }
+        })?
     } else {
         serde_json::from_slice(&body).map_err(|_| {
             unusable(AuthError::new(
@@ -305,7 +329,17 @@ async fn signed_userinfo(shared: &Shared, body: &[u8]) -> Result<Map<String, Val
         .provider
         .verify_jwt(text, &shared.provider.metadata.id_token_algs)
         .await
-        .map_err(|e| invalid(format!("signed userinfo rejected: {e:?}")))?;
+        .map_err(|e| match e {
+            // The key set cannot be fetched now, or a new key cannot be fetched yet (refetches
+            // are rate limited): the provider's keys are unavailable, not the answer wrong.
+            VerifyError::Unavailable(e) => {
+                unavailable(format!("could not fetch the provider's keys: {e}"))
+            }
+            VerifyError::Jwt(JwtError::UnknownKey) => unavailable(
+                "signed userinfo uses a key the layer does not have yet (refetch limited)".into(),
+            ),
+            VerifyError::Jwt(e) => invalid(format!("signed userinfo rejected: {e:?}")),
+        })?;
     let claims: Map<String, Value> = serde_json::from_slice(&payload)
         .map_err(|_| invalid("signed userinfo claims are not a JSON object".into()))?;
     if let Some(iss) = claims.get("iss") {

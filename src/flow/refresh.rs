@@ -2,15 +2,16 @@
 //! new ID token and userinfo checked, the new session). One refresh per refresh token is
 //! shared by every request that needs it (see `cache::Refresher`).
 //!
-//! What ends a session: only a deliberate refusal of the grant by the provider (an OAuth
-//! error answer such as `invalid_grant`), a refreshed ID token or userinfo that fails its
-//! checks, or one that names another user. Everything that says "not now" (no answer, a
-//! timeout, a server error, `429`, an answer that is neither tokens nor an OAuth error, the
-//! provider's keys unavailable) keeps the session as it is and tries again later; so does a
-//! refusal of the client itself (`invalid_client`, `unauthorized_client`,
-//! `unsupported_grant_type`): that is the app's configuration, which a new login (through the
-//! same token endpoint) would not fix, so it is logged as an error instead of logging every
-//! user out into a failing login.
+//! What ends a session: a deliberate refusal by the provider (an OAuth error answer such as
+//! `invalid_grant`, and `invalid_client` or `unauthorized_client`: an app disabled or removed
+//! at the provider must not keep its sessions alive until `session_lifetime`), a refreshed ID
+//! token or userinfo that fails its checks, or one that names another user. Everything that
+//! says "not now" (no answer, a timeout, a server error, `429`, `408`, the OAuth errors
+//! `temporarily_unavailable` and `server_error`, an answer that is neither tokens nor an OAuth
+//! error, the provider's keys unavailable or a new signing key not fetchable yet, the same
+//! for userinfo) keeps the session as it is and tries again later; so does
+//! `unsupported_grant_type` (the provider does not refresh for this client: the session goes
+//! on with the tokens it has, and the error is logged).
 
 use std::sync::Arc;
 
@@ -36,12 +37,9 @@ const MAX_REFUSAL_MEMORY_SECS: u64 = 24 * 3600;
 /// window of an older one).
 const MAX_HOPS: usize = 8;
 
-/// OAuth error codes that refuse the client, not the user's grant.
-const CLIENT_REFUSALS: &[&str] = &[
-    "invalid_client",
-    "unauthorized_client",
-    "unsupported_grant_type",
-];
+/// OAuth error codes that say the provider does not refresh for this client at all: the
+/// app's configuration, not the user's grant.
+const GRANT_UNSUPPORTED: &[&str] = &["unsupported_grant_type"];
 
 impl Shared {
     /// Whether the session's access token is expired or about to be, and can be refreshed.
@@ -149,10 +147,21 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
                 "the token endpoint's answer is unusable: {e}"
             )))
         }
-        Err(TokenFailure::Refused { code, error }) if CLIENT_REFUSALS.contains(&code.as_str()) => {
-            tracing::error!(reason = %error, "the provider refuses this client's refresh requests; \
+        Err(TokenFailure::Refused { code, error })
+            if GRANT_UNSUPPORTED.contains(&code.as_str()) =>
+        {
+            tracing::error!(reason = %error, "the provider does not refresh for this client; \
                 sessions go on with the tokens they have: check the client's configuration");
-            return Err(unavailable(format!("client refused: {error}")));
+            return Err(unavailable(format!("refresh unsupported: {error}")));
+        }
+        Err(TokenFailure::Refused { code, error })
+            if code == "invalid_client" || code == "unauthorized_client" =>
+        {
+            tracing::error!(reason = %error, "the provider refuses this client: its sessions end");
+            return Err(AuthError::new(
+                AuthErrorKind::InvalidToken,
+                format!("the provider refused the client: {error}"),
+            ));
         }
         Err(TokenFailure::Refused { error, .. }) => {
             return Err(AuthError::new(
@@ -174,6 +183,7 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
                     access_token: Some(&tokens.access_token),
                     code: None,
                     max_age: None,
+                    unknown_key_unavailable: true,
                 },
             )
             .await;

@@ -491,8 +491,8 @@ pub(crate) fn strip_cookies(headers: &mut HeaderMap, ours: impl Fn(&str) -> bool
 pub(crate) struct Cookies {
     /// Base name of the session cookie (chunks add `.0`, `.1`, ...).
     pub(crate) session: String,
-    /// Prefix of login-transaction cookie names; the slot number follows (before 0.x: the
-    /// `state`, see [`Cookies::tx_legacy_name`]).
+    /// Prefix of login-transaction cookie names; the slot number follows (cookies of older
+    /// versions, named after the `state`, are only cleared).
     pub(crate) tx_prefix: String,
     secure: bool,
 }
@@ -546,12 +546,6 @@ impl Cookies {
             return None;
         }
         digits.parse().ok()
-    }
-
-    /// The name a login-transaction cookie had before slots: the prefix and the `state`.
-    /// Only read (a login in flight across an upgrade restarts), never set.
-    pub(crate) fn tx_legacy_name(&self, state: &str) -> String {
-        format!("{}{state}", self.tx_prefix)
     }
 
     /// A login-transaction cookie. `cross_site`: it must survive a cross-site form POST
@@ -836,7 +830,6 @@ mod tests {
         ] {
             assert_eq!(c.tx_slot(not_a_slot), None, "{not_a_slot}");
         }
-        assert_eq!(c.tx_legacy_name("st"), "__Host-oidc_tx_st");
         assert!(c
             .tx_removal("__Host-oidc_tx_st", false)
             .contains("Max-Age=0"));

@@ -22,7 +22,9 @@ use crate::identity::{AccessToken, Identity, RoleClaims, RoleSource, Source};
 const SESSION_VERSION: u8 = 3;
 /// Longest session id accepted when reading (ours are 22 characters).
 const MAX_SESSION_ID_LEN: usize = 64;
-const TRANSACTION_VERSION: u8 = 1;
+/// Version 2: lengths as LEB128 varints and `max_age` only when set (a transaction cookie
+/// travels with every request for the login's lifetime, so every byte counts).
+const TRANSACTION_VERSION: u8 = 2;
 
 /// A fresh random session id: 16 random bytes as base64url (22 characters).
 pub(crate) fn new_session_id() -> String {
@@ -338,18 +340,22 @@ pub(crate) struct Transaction {
 
 impl Transaction {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(200 + self.return_to.len()));
+        let mut w = Writer(Vec::with_capacity(160 + self.return_to.len()));
         w.0.push(TRANSACTION_VERSION);
         w.u64(self.created_at_ms);
-        w.bytes(self.state.as_bytes());
-        w.bytes(self.nonce.as_bytes());
-        w.bytes(self.pkce_verifier.as_bytes());
-        w.bytes(self.return_to.as_bytes());
-        let flags =
-            u8::from(self.hybrid) | u8::from(self.form_post) << 1 | u8::from(self.prompt_none) << 2;
+        w.short(self.state.as_bytes());
+        w.short(self.nonce.as_bytes());
+        w.short(self.pkce_verifier.as_bytes());
+        w.short(self.return_to.as_bytes());
+        let flags = u8::from(self.hybrid)
+            | u8::from(self.form_post) << 1
+            | u8::from(self.prompt_none) << 2
+            | u8::from(self.max_age.is_some()) << 3;
         w.0.push(flags);
-        w.u64(self.max_age.map_or(u64::MAX, |m| m.min(u64::MAX - 1)));
-        w.bytes(self.provider.as_bytes());
+        if let Some(max_age) = self.max_age {
+            w.varint(max_age);
+        }
+        w.short(self.provider.as_bytes());
         w.0
     }
 
@@ -358,28 +364,31 @@ impl Transaction {
         if r.u8()? != TRANSACTION_VERSION {
             return None;
         }
-        let tx = Transaction {
-            created_at_ms: r.u64()?,
-            state: r.string()?,
-            nonce: r.string()?,
-            pkce_verifier: r.string()?,
-            return_to: r.string()?,
-            hybrid: false,
-            form_post: false,
-            prompt_none: false,
-            max_age: None,
-            provider: String::new(),
-        };
+        let created_at_ms = r.u64()?;
+        let state = r.short_string()?;
+        let nonce = r.short_string()?;
+        let pkce_verifier = r.short_string()?;
+        let return_to = r.short_string()?;
         let flags = r.u8()?;
-        let max_age = r.u64()?;
-        let provider = r.string()?;
+        if flags & !0b1111 != 0 {
+            return None;
+        }
+        let max_age = if flags & 8 != 0 {
+            Some(r.varint()?)
+        } else {
+            None
+        };
         let tx = Transaction {
+            created_at_ms,
+            state,
+            nonce,
+            pkce_verifier,
+            return_to,
             hybrid: flags & 1 != 0,
             form_post: flags & 2 != 0,
             prompt_none: flags & 4 != 0,
-            max_age: (max_age != u64::MAX).then_some(max_age),
-            provider,
-            ..tx
+            max_age,
+            provider: r.short_string()?,
         };
         r.0.is_empty().then_some(tx)
     }
@@ -395,6 +404,19 @@ impl Writer {
         // Lengths are bounded by the cookie size, far below u32::MAX.
         self.0
             .extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+        self.0.extend_from_slice(b);
+    }
+    /// LEB128: 7 bits a byte, low bits first.
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v & 0x7f) as u8 | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+    /// A byte string with a varint length (one byte below 128).
+    fn short(&mut self, b: &[u8]) {
+        self.varint(b.len() as u64);
         self.0.extend_from_slice(b);
     }
     fn opt(&mut self, v: Option<&str>) {
@@ -425,12 +447,25 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
     }
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = u32::from_be_bytes(self.take(4)?.try_into().ok()?);
-        self.take(usize::try_from(len).ok()?)
+    /// LEB128, at most 10 bytes; `None` when it does not fit a u64.
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            let bits = u64::from(b & 0x7f);
+            if shift == 63 && bits > 1 {
+                return None;
+            }
+            v |= bits << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
     }
-    fn string(&mut self) -> Option<String> {
-        String::from_utf8(self.bytes()?.to_vec()).ok()
+    fn short_string(&mut self) -> Option<String> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        String::from_utf8(self.take(len)?.to_vec()).ok()
     }
 }
 
@@ -522,8 +557,20 @@ mod tests {
             max_age: Some(300),
             provider: "tenant-b".into(),
         };
-        assert_eq!(Transaction::decode(&tx.encode()), Some(tx));
-        assert!(Transaction::decode(&[1, 0, 0]).is_none());
+        assert_eq!(Transaction::decode(&tx.encode()), Some(tx.clone()));
+        assert!(Transaction::decode(&[TRANSACTION_VERSION, 0, 0]).is_none());
+        for max_age in [None, Some(0), Some(127), Some(128), Some(u64::MAX)] {
+            let tx = Transaction {
+                max_age,
+                ..tx.clone()
+            };
+            assert_eq!(Transaction::decode(&tx.encode()), Some(tx));
+        }
+        // A varint longer than a u64 is refused.
+        let mut overlong = vec![TRANSACTION_VERSION];
+        overlong.extend_from_slice(&[0; 8]);
+        overlong.extend_from_slice(&[0xff; 11]);
+        assert!(Transaction::decode(&overlong).is_none());
     }
 }
 

@@ -97,12 +97,7 @@ impl Sessions {
         let now = self.now();
         let session = found
             .value()
-            .and_then(|v| self.session_sealer.open_for(base, &v))
-            .and_then(|(bytes, provider)| {
-                let session = SessionRef::parse(bytes)?;
-                let issuer = self.issuers.get(provider)?;
-                (session.issuer() == issuer).then_some(session)
-            })
+            .and_then(|v| self.open_authentic(&v))
             .filter(|s| self.is_live(s, now));
         let stale = if session.is_none() {
             found.names(base)
@@ -115,6 +110,25 @@ impl Sessions {
             only_session_cookies: !found.others,
             stale,
         }
+    }
+
+    /// Opens a session cookie's value checking only that it is authentic: sealed by one of our
+    /// keys for this cookie name, naming the issuer of the provider whose key opened it.
+    /// Expiry, idleness and revocation are not checked.
+    fn open_authentic(&self, value: &str) -> Option<SessionRef> {
+        let (bytes, provider) = self.session_sealer.open_for(&self.cookies.session, value)?;
+        let session = SessionRef::parse(bytes)?;
+        let issuer = self.issuers.get(provider)?;
+        (session.issuer() == issuer).then_some(session)
+    }
+
+    /// The request's session for a logout: authentic (see [`Sessions::open_authentic`]) but
+    /// possibly idle, expired or already revoked. An idle cookie must still end its session:
+    /// a copy kept alive elsewhere (by its own requests) carries the same session id.
+    pub(crate) fn read_session_for_logout(&self, headers: &HeaderMap) -> Option<SessionRef> {
+        find_chunked(headers, &self.cookies.session)
+            .value()
+            .and_then(|v| self.open_authentic(&v))
     }
 
     /// Names of every session cookie (or chunk) in the request.
@@ -229,9 +243,6 @@ pub(crate) struct FoundTransaction {
     /// The name of its cookie (to clear it).
     pub(crate) name: String,
     pub(crate) tx: Transaction,
-    /// Sealed by an older version, in a cookie named after the state: it is not completed,
-    /// the login restarts.
-    pub(crate) legacy: bool,
 }
 
 /// Most transaction cookies of one request looked at (slots are at most 16, the rest stray).
@@ -292,24 +303,21 @@ impl Sessions {
             .and_then(|bytes| Transaction::decode(&bytes))
     }
 
-    /// The transaction of the login that `state` answers: in the slot the state names, or
-    /// (sealed by an older version) in a cookie named after the state. Its own `state` must
-    /// equal the one given (compared in constant time): a slot overwritten by a later login
-    /// holds another login's transaction.
+    /// The transaction of the login that `state` answers, in the slot the state names (a
+    /// state that names no slot is no login of ours). Its own `state` must equal the one
+    /// given (compared in constant time): a slot overwritten by a later login holds another
+    /// login's transaction.
     pub(crate) fn find_transaction(
         &self,
         headers: &HeaderMap,
         state: &str,
     ) -> Option<FoundTransaction> {
-        let (name, legacy) = match self.state_slot(state) {
-            Some(slot) => (self.cookies.tx_slot_name(slot), false),
-            None => (self.cookies.tx_legacy_name(state), true),
-        };
+        let name = self.cookies.tx_slot_name(self.state_slot(state)?);
         let tx = request_cookies(headers)
             .filter(|(n, _)| *n == name)
             .find_map(|(n, value)| self.open_transaction(n, value))
             .filter(|tx| bool::from(tx.state.as_bytes().ct_eq(state.as_bytes())))?;
-        Some(FoundTransaction { name, tx, legacy })
+        Some(FoundTransaction { name, tx })
     }
 
     /// The slot for a new login: a free one (picked at random, so tabs started together

@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use super::keys::{self, SigningKey};
 use super::response::TokenError;
 use super::{
-    now, token_key, AccessRecord, Fault, IdTokenFault, RefreshRecord, Shared, State, WRONG_ISSUER,
+    now, token_key, AccessRecord, Fault, IdTokenFault, RefreshRecord, Shared, State, OTHER_SUBJECT,
+    WRONG_ISSUER,
 };
 
 /// Audience used by the audience faults.
@@ -153,7 +154,7 @@ impl Shared {
         }
         let mut claims = json!({
             "iss": if has(IdTokenFault::WrongIssuer) { WRONG_ISSUER } else { self.issuer.as_str() },
-            "sub": i.sub,
+            "sub": if has(IdTokenFault::OtherSubject) { OTHER_SUBJECT } else { i.sub },
             "aud": if has(IdTokenFault::WrongAudience) { OTHER_AUDIENCE } else { i.client_id },
             "exp": exp,
             "iat": iat,
@@ -371,7 +372,10 @@ mod tests {
 
     #[test]
     fn each_id_token_fault_breaks_its_claim() {
-        let checks: [(IdTokenFault, Check); 11] = [
+        let checks: [(IdTokenFault, Check); 12] = [
+            (IdTokenFault::OtherSubject, |s, id, _| {
+                verified_claims(s, id).unwrap()["sub"] == OTHER_SUBJECT
+            }),
             (IdTokenFault::Expired, |s, id, _| {
                 verified_claims(s, id).unwrap()["exp"].as_u64().unwrap() < now()
             }),

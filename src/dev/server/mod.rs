@@ -33,6 +33,8 @@ mod userinfo;
 
 /// Issuer used by the "wrong issuer" faults.
 const WRONG_ISSUER: &str = "https://wrong-issuer.invalid";
+/// Subject used by [`IdTokenFault::OtherSubject`].
+const OTHER_SUBJECT: &str = "mallory";
 
 pub(crate) struct Settings {
     pub(crate) issuer: String,

@@ -40,6 +40,15 @@ pub(super) async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
             "injected by the development provider",
         );
     }
+    if let Some(Fault::UserinfoAnswer {
+        status,
+        content_type,
+        body,
+    }) = s.fault(|f| matches!(f, Fault::UserinfoAnswer { .. }))
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    }
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return bearer_error(StatusCode::UNAUTHORIZED, None, "");
