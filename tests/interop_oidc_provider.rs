@@ -4,7 +4,7 @@
 mod support;
 
 use reqwest::StatusCode;
-use support::app::{bind_loopback, start_app_on, Browser, TestApp};
+use support::app::{bind_loopback, new_session_cookie, start_app_on, Browser, TestApp};
 use support::clock::TestClock;
 use support::oidc_provider::{
     browser_client, login, login_alice, logout, ClientConfig, NodeProvider, ProviderOptions,
@@ -261,25 +261,8 @@ async fn lifecycle_setup(clock: &TestClock) -> (NodeProvider, TestApp) {
     (provider, app)
 }
 
-fn session_cookie_of(res_headers: &reqwest::header::HeaderMap) -> Option<String> {
-    let cookies: Vec<String> = res_headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter(|c| c.starts_with("oidc_session") && !c.contains("Max-Age=0"))
-        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
-        .collect();
-    (!cookies.is_empty()).then(|| cookies.join("; "))
-}
-
 async fn whoami_with_cookie(app: &TestApp, cookie: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(app.url("/whoami"))
-        .header("accept", "application/json")
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("request")
+    app.api_get_with_cookie("/whoami", cookie).await
 }
 
 /// Logs in through the provider's pages; returns the browser and the app's session cookie.
@@ -287,12 +270,7 @@ async fn logged_in(provider: &NodeProvider, app: &TestApp) -> (Browser, String) 
     let browser = Browser::new();
     let start = app.url("/auth/login?return_to=/me");
     login_alice(&browser.client, provider, &start).await;
-    let cookie = browser
-        .cookies(&app.url("/"))
-        .split("; ")
-        .filter(|c| c.starts_with("oidc_session"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookie = browser.session_cookie(app);
     assert!(!cookie.is_empty());
     (browser, cookie)
 }
@@ -311,15 +289,15 @@ async fn refresh_with_rotation() {
     expire_access_token(&clock);
     let res = whoami_with_cookie(&app, &old).await;
     assert_eq!(res.status(), StatusCode::OK, "{}", provider.logs());
-    let new = session_cookie_of(res.headers()).expect("refreshed session cookie");
+    let new = new_session_cookie(&res).expect("refreshed session cookie");
     // within the grace window (30 s by the layer's clock) the old cookie gets the same
     // refreshed session, without replaying the rotated refresh token
     clock.advance(std::time::Duration::from_secs(20));
-    let again = get_with_cookie(&app, "/token", &old).await;
+    let again = app.api_get_with_cookie("/token", &old).await;
     assert_eq!(again.status(), StatusCode::OK);
-    assert!(session_cookie_of(again.headers()).is_some());
+    assert!(new_session_cookie(&again).is_some());
     let shared_token = again.text().await.expect("body");
-    let current = get_with_cookie(&app, "/token", &new).await;
+    let current = app.api_get_with_cookie("/token", &new).await;
     assert_eq!(
         current.text().await.expect("body"),
         shared_token,
@@ -329,7 +307,7 @@ async fn refresh_with_rotation() {
     expire_access_token(&clock);
     let res = whoami_with_cookie(&app, &new).await;
     assert_eq!(res.status(), StatusCode::OK, "{}", provider.logs());
-    assert!(session_cookie_of(res.headers()).is_some());
+    assert!(new_session_cookie(&res).is_some());
     // long after the grace window, the old cookie's refresh token (rotated away) goes to the
     // provider, which refuses it
     let stale = whoami_with_cookie(&app, &old).await;
@@ -339,16 +317,6 @@ async fn refresh_with_rotation() {
         "{}",
         provider.logs()
     );
-}
-
-async fn get_with_cookie(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(app.url(path))
-        .header("accept", "application/json")
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("request")
 }
 
 #[tokio::test]

@@ -76,12 +76,7 @@ impl Fleet {
             .as_str()
             .expect("sid claim")
             .to_owned();
-        let cookie = browser
-            .cookies(&app.url("/"))
-            .split("; ")
-            .filter(|c| c.starts_with("oidc_session"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let cookie = browser.session_cookie(app);
         (cookie, sid)
     }
 
@@ -117,13 +112,9 @@ impl Fleet {
 
     /// The status of `GET /whoami` on replica `index` with `cookie` (as a fetch).
     async fn whoami(&self, index: usize, cookie: &str) -> StatusCode {
-        reqwest::Client::new()
-            .get(self.app(index).url("/whoami"))
-            .header("accept", "application/json")
-            .header("cookie", cookie)
-            .send()
+        self.app(index)
+            .api_get_with_cookie("/whoami", cookie)
             .await
-            .expect("request")
             .status()
     }
 
@@ -212,12 +203,7 @@ async fn local_logout_on_one_replica_refuses_the_copied_cookie_on_the_others() {
     let browser = Browser::new();
     let landing = browser.follow(&fleet.app(0).url("/me")).await;
     assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
-    let copy = browser
-        .cookies(&fleet.app(0).url("/"))
-        .split("; ")
-        .filter(|c| c.starts_with("oidc_session"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let copy = browser.session_cookie(fleet.app(0));
     for replica in 1..3 {
         assert_eq!(fleet.whoami(replica, &copy).await, StatusCode::OK);
     }

@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use support::app::{set_cookies, start_app, Browser, TestApp};
+use support::app::{clears_session, new_session_cookie, start_app, Browser, TestApp};
 use support::clock::TestClock;
 use tower_oidc::dev::{DevProvider, Fault, IdTokenFault};
 use tower_oidc::ConfigBuilder;
@@ -54,47 +54,6 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-async fn login(browser: &Browser, app: &TestApp) -> String {
-    let landing = browser.follow(&app.url("/me")).await;
-    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
-    session_header(browser, app)
-}
-
-fn session_header(browser: &Browser, app: &TestApp) -> String {
-    browser
-        .cookies(&app.url("/"))
-        .split("; ")
-        .filter(|c| c.starts_with("oidc_session"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// An API request (no redirects) with `cookie`.
-async fn get_with(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(app.url(path))
-        .header("accept", "application/json")
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("request")
-}
-
-fn new_session_cookie(res: &reqwest::Response) -> Option<String> {
-    let cookies: Vec<String> = set_cookies(res.headers())
-        .into_iter()
-        .filter(|c| c.starts_with("oidc_session") && !c.contains("Max-Age=0"))
-        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
-        .collect();
-    (!cookies.is_empty()).then(|| cookies.join("; "))
-}
-
-fn cleared(res: &reqwest::Response) -> bool {
-    set_cookies(res.headers())
-        .iter()
-        .any(|c| c.starts_with("oidc_session=;") && c.contains("Max-Age=0"))
-}
-
 fn token_requests(dev: &DevProvider) -> u64 {
     dev.stats().token_requests
 }
@@ -106,11 +65,11 @@ async fn a_young_token_is_not_refreshed() {
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, SHORT, |b| b).await;
     let browser = Browser::new();
-    let cookie = login(&browser, &app).await;
+    let cookie = browser.log_in(&app).await;
     // The default margin (30 s) exceeds the 4 s lifetime; it is capped at half of it.
     assert_eq!(token_requests(&dev), 1, "no refresh right after the login");
     clock.advance(secs(1));
-    let res = get_with(&app, "/whoami", &cookie).await;
+    let res = app.api_get_with_cookie("/whoami", &cookie).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_none());
     assert_eq!(
@@ -119,7 +78,7 @@ async fn a_young_token_is_not_refreshed() {
         "no refresh of a token younger than half its life"
     );
     clock.advance(secs(1));
-    let res = get_with(&app, "/whoami", &cookie).await;
+    let res = app.api_get_with_cookie("/whoami", &cookie).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
         new_session_cookie(&res).is_some(),
@@ -133,7 +92,7 @@ async fn a_refresh_refused_right_after_login_shows_a_page_instead_of_looping() {
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, SHORT, |b| b).await;
     let browser = Browser::new();
-    login(&browser, &app).await;
+    browser.log_in(&app).await;
     let authorizations = dev.stats().authorization_requests;
     clock.advance(secs(3));
     dev.set_fault(Fault::TokenError("invalid_grant".into()));
@@ -160,7 +119,7 @@ async fn a_refresh_refused_right_after_login_shows_a_page_instead_of_looping() {
         "the browser was not sent to the provider"
     );
     assert!(
-        session_header(&browser, &app).is_empty(),
+        browser.session_cookie(&app).is_empty(),
         "the refused session is cleared"
     );
 
@@ -178,7 +137,7 @@ async fn an_older_session_refused_at_refresh_still_goes_to_the_login() {
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, LONG, |b| b).await;
     let browser = Browser::new();
-    login(&browser, &app).await;
+    browser.log_in(&app).await;
     clock.advance(LONG + secs(1));
     dev.set_fault(Fault::TokenError("invalid_grant".into()));
     let stop = browser
@@ -197,10 +156,10 @@ async fn the_grace_window_never_hands_out_an_expired_access_token() {
     // Refresh only once a token has expired, to see what the grace window hands out.
     let (dev, app) = setup(&clock, SHORT, |b| b.refresh_margin(Duration::ZERO)).await;
     let browser = Browser::new();
-    let first = login(&browser, &app).await;
+    let first = browser.log_in(&app).await;
 
     clock.advance(secs(4));
-    let res = get_with(&app, "/token", &first).await;
+    let res = app.api_get_with_cookie("/token", &first).await;
     assert_eq!(res.status(), StatusCode::OK);
     let second = new_session_cookie(&res).expect("refreshed");
     let second_token = res.text().await.unwrap();
@@ -209,7 +168,7 @@ async fn the_grace_window_never_hands_out_an_expired_access_token() {
     // 5 s later the first cookie is still within the grace window (30 s), but the refreshed
     // access token it would get from there expired at +8 s.
     clock.advance(secs(5));
-    let res = get_with(&app, "/token", &first).await;
+    let res = app.api_get_with_cookie("/token", &first).await;
     assert_eq!(res.status(), StatusCode::OK);
     let third = new_session_cookie(&res).expect("a newer session");
     let third_token = res.text().await.unwrap();
@@ -220,12 +179,12 @@ async fn the_grace_window_never_hands_out_an_expired_access_token() {
         "refreshed again with the newer refresh token"
     );
     // The second cookie shares that refresh.
-    let res = get_with(&app, "/token", &second).await;
+    let res = app.api_get_with_cookie("/token", &second).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.text().await.unwrap(), third_token);
     assert_eq!(token_requests(&dev), 3);
     assert_eq!(
-        get_with(&app, "/whoami", &third).await.status(),
+        app.api_get_with_cookie("/whoami", &third).await.status(),
         StatusCode::OK
     );
 }
@@ -239,23 +198,23 @@ async fn assert_kept_then_retried(fault: Fault, configure: fn(ConfigBuilder) -> 
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, LONG, configure).await;
     let browser = Browser::new();
-    let cookie = login(&browser, &app).await;
+    let cookie = browser.log_in(&app).await;
     clock.advance(LONG + secs(1));
     dev.set_fault(fault.clone());
-    let res = get_with(&app, "/whoami", &cookie).await;
+    let res = app.api_get_with_cookie("/whoami", &cookie).await;
     assert_eq!(
         res.status(),
         StatusCode::OK,
         "{fault:?}: the session is kept"
     );
-    assert!(!cleared(&res), "{fault:?}");
+    assert!(!clears_session(&res), "{fault:?}");
     assert!(new_session_cookie(&res).is_none(), "{fault:?}");
     assert_eq!(res.text().await.unwrap().split(' ').nth(1), Some("alice"));
     let attempts = token_requests(&dev);
 
     dev.clear_faults();
     clock.advance(secs(3));
-    let res = get_with(&app, "/whoami", &cookie).await;
+    let res = app.api_get_with_cookie("/whoami", &cookie).await;
     assert_eq!(res.status(), StatusCode::OK, "{fault:?}");
     assert!(
         new_session_cookie(&res).is_some(),
@@ -315,12 +274,12 @@ async fn assert_ended(fault: Fault) {
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, LONG, |b| b).await;
     let browser = Browser::new();
-    let cookie = login(&browser, &app).await;
+    let cookie = browser.log_in(&app).await;
     clock.advance(LONG + secs(1));
     dev.set_fault(fault.clone());
-    let res = get_with(&app, "/whoami", &cookie).await;
+    let res = app.api_get_with_cookie("/whoami", &cookie).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{fault:?}");
-    assert!(cleared(&res), "{fault:?}");
+    assert!(clears_session(&res), "{fault:?}");
 }
 
 #[tokio::test]
@@ -354,16 +313,22 @@ async fn assert_userinfo_failure_keeps_the_session(
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, LONG, |b| b).await;
     let browser = Browser::new();
-    let cookie = login(&browser, &app).await;
-    let before: serde_json::Value =
-        serde_json::from_str(&get_with(&app, "/me", &cookie).await.text().await.unwrap()).unwrap();
+    let cookie = browser.log_in(&app).await;
+    let before: serde_json::Value = serde_json::from_str(
+        &app.api_get_with_cookie("/me", &cookie)
+            .await
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(before["email"], "alice@example.com", "{what}");
     clock.advance(LONG + secs(1));
     break_userinfo(&dev);
     let userinfo_before = dev.stats().userinfo_requests;
-    let res = get_with(&app, "/me", &cookie).await;
+    let res = app.api_get_with_cookie("/me", &cookie).await;
     assert_eq!(res.status(), StatusCode::OK, "{what}: the session is kept");
-    assert!(!cleared(&res), "{what}");
+    assert!(!clears_session(&res), "{what}");
     assert!(
         dev.stats().userinfo_requests > userinfo_before,
         "{what}: userinfo was asked"
@@ -379,7 +344,7 @@ async fn assert_userinfo_failure_keeps_the_session(
     dev.clear_faults();
     clock.advance(LONG + secs(1));
     let userinfo_before = dev.stats().userinfo_requests;
-    let res = get_with(&app, "/me", &newer).await;
+    let res = app.api_get_with_cookie("/me", &newer).await;
     assert_eq!(res.status(), StatusCode::OK, "{what}");
     assert!(
         new_session_cookie(&res).is_some(),
@@ -446,7 +411,7 @@ async fn an_id_token_signed_with_a_new_key_during_the_refetch_throttle_keeps_the
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, LONG, |b| b).await;
     let browser = Browser::new();
-    let cookie = login(&browser, &app).await;
+    let cookie = browser.log_in(&app).await;
     clock.advance(LONG + secs(1));
     // Someone presents a bearer token with a random `kid`: the layer refetches the key set
     // (the provider's current keys), and further refetches wait for the interval.
@@ -467,9 +432,9 @@ async fn an_id_token_signed_with_a_new_key_during_the_refetch_throttle_keeps_the
     // Now the provider rotates its key: the refreshed ID token is signed with a key the
     // layer may not fetch yet.
     dev.rotate_keys();
-    let res = get_with(&app, "/me", &cookie).await;
+    let res = app.api_get_with_cookie("/me", &cookie).await;
     assert_eq!(res.status(), StatusCode::OK, "the session is kept");
-    assert!(!cleared(&res));
+    assert!(!clears_session(&res));
     assert_eq!(
         dev.stats().jwks_requests,
         jwks_before + 1,
@@ -480,7 +445,7 @@ async fn an_id_token_signed_with_a_new_key_during_the_refetch_throttle_keeps_the
     assert_eq!(after["sub"], "alice");
     // Past the interval the new key is fetched and the next refresh checks its ID token.
     clock.advance(LONG + secs(1));
-    let res = get_with(&app, "/me", &newer).await;
+    let res = app.api_get_with_cookie("/me", &newer).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_some());
     assert_eq!(dev.stats().jwks_requests, jwks_before + 2);
@@ -526,9 +491,15 @@ async fn refresh_with_the_keys_unavailable(
     clock: &TestClock,
 ) -> (String, String) {
     let browser = Browser::new();
-    let cookie = login(&browser, app).await;
-    let before: serde_json::Value =
-        serde_json::from_str(&get_with(app, "/me", &cookie).await.text().await.unwrap()).unwrap();
+    let cookie = browser.log_in(app).await;
+    let before: serde_json::Value = serde_json::from_str(
+        &app.api_get_with_cookie("/me", &cookie)
+            .await
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     let jwks = reqwest::get(format!("{}/jwks", dev.issuer()))
         .await
         .unwrap()
@@ -542,9 +513,9 @@ async fn refresh_with_the_keys_unavailable(
     // cannot be fetched.
     dev.rotate_keys();
     dev.set_fault(Fault::JwksDown);
-    let res = get_with(app, "/me", &cookie).await;
+    let res = app.api_get_with_cookie("/me", &cookie).await;
     assert_eq!(res.status(), StatusCode::OK, "the session is kept");
-    assert!(!cleared(&res));
+    assert!(!clears_session(&res));
     // The provider rotated the refresh token already: the new tokens are kept.
     let newer = new_session_cookie(&res).expect("the new tokens are kept");
     let after: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
@@ -561,7 +532,7 @@ async fn keys_unavailable_while_checking_the_refreshed_id_token_keep_the_session
     // The kept refresh token works: the session refreshes once the keys are back.
     let (_, newer) = refresh_with_the_keys_unavailable(&dev, &app, &clock).await;
     clock.advance(LONG + secs(1));
-    let res = get_with(&app, "/me", &newer).await;
+    let res = app.api_get_with_cookie("/me", &newer).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_some());
 
@@ -578,20 +549,20 @@ async fn an_unchecked_refreshed_id_token_naming_another_user_is_not_accepted() {
         let clock = TestClock::frozen();
         let (dev, app) = setup(&clock, LONG, |b| b).await;
         let browser = Browser::new();
-        let cookie = login(&browser, &app).await;
+        let cookie = browser.log_in(&app).await;
         clock.advance(LONG + secs(1));
         // Keys unavailable: the new ID token cannot be checked, and it names someone else.
         dev.rotate_keys();
         dev.set_fault(Fault::JwksDown);
         dev.set_fault(Fault::IdToken(fault));
-        let res = get_with(&app, "/me", &cookie).await;
+        let res = app.api_get_with_cookie("/me", &cookie).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{fault:?}");
-        assert!(cleared(&res), "{fault:?}");
+        assert!(clears_session(&res), "{fault:?}");
         assert!(new_session_cookie(&res).is_none(), "{fault:?}");
         // And it stays refused (remembered), even once the keys are back.
         dev.clear_faults();
         clock.advance(secs(31));
-        let res = get_with(&app, "/me", &cookie).await;
+        let res = app.api_get_with_cookie("/me", &cookie).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{fault:?}");
     }
 }
@@ -601,12 +572,12 @@ async fn invalid_grant_still_ends_the_session() {
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, LONG, |b| b).await;
     let browser = Browser::new();
-    let cookie = login(&browser, &app).await;
+    let cookie = browser.log_in(&app).await;
     clock.advance(LONG + secs(1));
     dev.set_fault(Fault::TokenError("invalid_grant".into()));
-    let res = get_with(&app, "/whoami", &cookie).await;
+    let res = app.api_get_with_cookie("/whoami", &cookie).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert!(cleared(&res));
+    assert!(clears_session(&res));
 }
 
 // ---- the outage memory, on the layer's clock ----
@@ -616,18 +587,18 @@ async fn a_busy_session_retries_once_the_outage_memory_has_passed() {
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, LONG, |b| b).await;
     let browser = Browser::new();
-    let cookie = login(&browser, &app).await;
+    let cookie = browser.log_in(&app).await;
     clock.advance(LONG + secs(1));
     dev.set_fault(Fault::Down);
     assert_eq!(
-        get_with(&app, "/whoami", &cookie).await.status(),
+        app.api_get_with_cookie("/whoami", &cookie).await.status(),
         StatusCode::OK
     );
     let attempts = token_requests(&dev);
     // Requests answered from the outage memory (2 s) do not extend it.
     for _ in 0..3 {
         clock.advance(Duration::from_millis(600));
-        let res = get_with(&app, "/whoami", &cookie).await;
+        let res = app.api_get_with_cookie("/whoami", &cookie).await;
         assert_eq!(res.status(), StatusCode::OK);
     }
     assert_eq!(
@@ -636,7 +607,7 @@ async fn a_busy_session_retries_once_the_outage_memory_has_passed() {
         "no attempt during the memory"
     );
     clock.advance(Duration::from_millis(300));
-    let res = get_with(&app, "/whoami", &cookie).await;
+    let res = app.api_get_with_cookie("/whoami", &cookie).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(token_requests(&dev), attempts + 1, "tried again after 2 s");
 }
@@ -649,18 +620,18 @@ async fn a_replayed_refused_cookie_does_not_reach_the_provider() {
     // No grace window at all: refusals are remembered apart from it.
     let (dev, app) = setup(&clock, LONG, |b| b.refresh_grace(Duration::ZERO)).await;
     let browser = Browser::new();
-    let cookie = login(&browser, &app).await;
+    let cookie = browser.log_in(&app).await;
     clock.advance(LONG + secs(1));
     dev.set_fault(Fault::TokenError("invalid_grant".into()));
-    let res = get_with(&app, "/whoami", &cookie).await;
+    let res = app.api_get_with_cookie("/whoami", &cookie).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let refused_at = token_requests(&dev);
     dev.clear_faults();
     for _ in 0..20 {
         clock.advance(secs(31));
-        let res = get_with(&app, "/whoami", &cookie).await;
+        let res = app.api_get_with_cookie("/whoami", &cookie).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-        assert!(cleared(&res));
+        assert!(clears_session(&res));
     }
     assert_eq!(
         token_requests(&dev),
@@ -675,10 +646,10 @@ async fn refresh_attempts_beyond_the_cap_are_not_sent() {
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, SHORT, |b| b).await;
     let browser = Browser::new();
-    let mut cookie = login(&browser, &app).await;
+    let mut cookie = browser.log_in(&app).await;
     for _ in 0..20 {
         clock.advance(secs(2));
-        let res = get_with(&app, "/whoami", &cookie).await;
+        let res = app.api_get_with_cookie("/whoami", &cookie).await;
         assert_eq!(res.status(), StatusCode::OK, "the session goes on");
         cookie = new_session_cookie(&res).unwrap_or(cookie);
     }
@@ -688,7 +659,7 @@ async fn refresh_attempts_beyond_the_cap_are_not_sent() {
         "ten refreshes in the first minute"
     );
     clock.advance(secs(30));
-    let res = get_with(&app, "/whoami", &cookie).await;
+    let res = app.api_get_with_cookie("/whoami", &cookie).await;
     assert!(new_session_cookie(&res).is_some(), "a new window");
     assert_eq!(token_requests(&dev), 1 + 11);
 }
@@ -698,19 +669,19 @@ async fn the_cap_bounds_retries_during_an_outage() {
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, LONG, |b| b.refresh_attempts(3, secs(60))).await;
     let browser = Browser::new();
-    let cookie = login(&browser, &app).await;
+    let cookie = browser.log_in(&app).await;
     clock.advance(LONG + secs(1));
     dev.set_fault(Fault::Down);
     let before = token_requests(&dev);
     for _ in 0..10 {
-        let res = get_with(&app, "/whoami", &cookie).await;
+        let res = app.api_get_with_cookie("/whoami", &cookie).await;
         assert_eq!(res.status(), StatusCode::OK);
         clock.advance(secs(3));
     }
     assert_eq!(token_requests(&dev), before + 3);
     dev.clear_faults();
     clock.advance(secs(60));
-    let res = get_with(&app, "/whoami", &cookie).await;
+    let res = app.api_get_with_cookie("/whoami", &cookie).await;
     assert!(new_session_cookie(&res).is_some());
     assert_eq!(token_requests(&dev), before + 4);
 }

@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
-use support::app::{set_cookies, start_app, Browser, TestApp};
+use support::app::{new_session_cookie, set_cookies, start_app, Browser, TestApp};
 use support::clock::TestClock;
 use tower_oidc::dev::{DevProvider, Fault};
 use tower_oidc::ConfigBuilder;
@@ -57,52 +57,23 @@ fn expire_access_token(clock: &TestClock) {
     clock.advance(ACCESS_TTL + Duration::from_secs(1));
 }
 
-/// The session cookie(s) the browser holds for the app, as a `Cookie` header.
-fn session_header(browser: &Browser, app: &TestApp) -> String {
-    browser
-        .cookies(&app.url("/"))
-        .split("; ")
-        .filter(|c| c.starts_with("oidc_session"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-async fn get_with(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(app.url(path))
-        .header("accept", "application/json")
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("request")
-}
-
-async fn login(browser: &Browser, app: &TestApp) {
-    let landing = browser.follow(&app.url("/me")).await;
-    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
-}
-
-fn new_session_cookie(res: &reqwest::Response) -> Option<String> {
-    let cookies: Vec<String> = set_cookies(res.headers())
-        .into_iter()
-        .filter(|c| c.starts_with("oidc_session") && !c.contains("Max-Age=0"))
-        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
-        .collect();
-    (!cookies.is_empty()).then(|| cookies.join("; "))
-}
-
 #[tokio::test]
 async fn expired_access_token_is_refreshed_and_the_cookie_updated() {
     let clock = TestClock::new();
     let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
-    login(&browser, &app).await;
-    let old = session_header(&browser, &app);
-    let old_token = get_with(&app, "/token", &old).await.text().await.unwrap();
+    browser.log_in(&app).await;
+    let old = browser.session_cookie(&app);
+    let old_token = app
+        .api_get_with_cookie("/token", &old)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(dev.stats().token_requests, 1);
 
     expire_access_token(&clock);
-    let res = get_with(&app, "/token", &old).await;
+    let res = app.api_get_with_cookie("/token", &old).await;
     assert_eq!(res.status(), StatusCode::OK);
     let new = new_session_cookie(&res).expect("a refreshed session cookie");
     let new_token = res.text().await.unwrap();
@@ -113,7 +84,7 @@ async fn expired_access_token_is_refreshed_and_the_cookie_updated() {
     assert_eq!(dev.stats().token_requests, 2);
 
     // the new cookie needs no refresh
-    let res = get_with(&app, "/me", &new).await;
+    let res = app.api_get_with_cookie("/me", &new).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_none());
     assert_eq!(dev.stats().token_requests, 2);
@@ -124,12 +95,12 @@ async fn fifty_concurrent_requests_share_one_refresh() {
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
-    login(&browser, &app).await;
-    let old = session_header(&browser, &app);
+    browser.log_in(&app).await;
+    let old = browser.session_cookie(&app);
     expire_access_token(&clock);
     let before = dev.stats().token_requests;
 
-    let requests = (0..50).map(|_| get_with(&app, "/whoami", &old));
+    let requests = (0..50).map(|_| app.api_get_with_cookie("/whoami", &old));
     let responses = futures_util::future::join_all(requests).await;
     let mut cookies = std::collections::HashSet::new();
     for res in responses {
@@ -148,14 +119,14 @@ async fn fifty_concurrent_requests_share_one_refresh() {
     // still works without replaying the rotated refresh token (the provider would refuse it
     // and revoke the grant).
     clock.advance(Duration::from_secs(29));
-    let late = get_with(&app, "/whoami", &old).await;
+    let late = app.api_get_with_cookie("/whoami", &old).await;
     assert_eq!(late.status(), StatusCode::OK);
     assert!(new_session_cookie(&late).is_some());
     assert_eq!(dev.stats().token_requests, before + 1);
     // After it, the old cookie is no longer answered from memory: its rotated refresh token
     // goes to the provider, which refuses it.
     clock.advance(Duration::from_secs(2));
-    let stale = get_with(&app, "/whoami", &old).await;
+    let stale = app.api_get_with_cookie("/whoami", &old).await;
     assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(dev.stats().token_requests, before + 2);
 }
@@ -165,12 +136,12 @@ async fn refused_refresh_ends_the_session() {
     let clock = TestClock::new();
     let (dev, app) = setup(&clock, |b| b.require_login(true)).await;
     let browser = Browser::new();
-    login(&browser, &app).await;
-    let old = session_header(&browser, &app);
+    browser.log_in(&app).await;
+    let old = browser.session_cookie(&app);
     expire_access_token(&clock);
     dev.set_fault(Fault::TokenError("invalid_grant".into()));
 
-    let api = get_with(&app, "/whoami", &old).await;
+    let api = app.api_get_with_cookie("/whoami", &old).await;
     assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
     assert!(set_cookies(api.headers())
         .iter()
@@ -197,11 +168,11 @@ async fn userinfo_subject_mismatch_after_refresh_ends_the_session() {
     let clock = TestClock::new();
     let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
-    login(&browser, &app).await;
-    let old = session_header(&browser, &app);
+    browser.log_in(&app).await;
+    let old = browser.session_cookie(&app);
     expire_access_token(&clock);
     dev.set_fault(Fault::UserinfoSubMismatch);
-    let res = get_with(&app, "/whoami", &old).await;
+    let res = app.api_get_with_cookie("/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -210,25 +181,25 @@ async fn provider_down_during_refresh_keeps_the_session() {
     let clock = TestClock::frozen();
     let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
-    login(&browser, &app).await;
-    let old = session_header(&browser, &app);
+    browser.log_in(&app).await;
+    let old = browser.session_cookie(&app);
     expire_access_token(&clock);
     dev.set_fault(Fault::Down);
-    let res = get_with(&app, "/whoami", &old).await;
+    let res = app.api_get_with_cookie("/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_none());
     let attempts = dev.stats().token_requests;
     // the outage is remembered for a moment (2 s by the layer's clock): no new attempt, the
     // session goes on
     clock.advance(Duration::from_secs(1));
-    let res = get_with(&app, "/whoami", &old).await;
+    let res = app.api_get_with_cookie("/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_none());
     assert_eq!(dev.stats().token_requests, attempts);
     // back up: the refresh happens on the first request after the outage memory
     dev.clear_faults();
     clock.advance(Duration::from_millis(1500));
-    let res = get_with(&app, "/whoami", &old).await;
+    let res = app.api_get_with_cookie("/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(new_session_cookie(&res).is_some());
     assert_eq!(dev.stats().token_requests, attempts + 1);
@@ -260,11 +231,11 @@ async fn rolling_idle_timeout_reissues_the_cookie_only_near_the_deadline() {
     let clock = TestClock::new();
     let (_dev, app) = clocked(&clock, |b| b.idle_timeout(Duration::from_secs(600))).await;
     let browser = Browser::new();
-    login(&browser, &app).await;
-    let first = session_header(&browser, &app);
+    browser.log_in(&app).await;
+    let first = browser.session_cookie(&app);
 
     clock.set_offset(Duration::from_secs(200));
-    let res = get_with(&app, "/me", &first).await;
+    let res = app.api_get_with_cookie("/me", &first).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
         new_session_cookie(&res).is_none(),
@@ -272,16 +243,16 @@ async fn rolling_idle_timeout_reissues_the_cookie_only_near_the_deadline() {
     );
 
     clock.set_offset(Duration::from_secs(400));
-    let res = get_with(&app, "/me", &first).await;
+    let res = app.api_get_with_cookie("/me", &first).await;
     assert_eq!(res.status(), StatusCode::OK);
     let touched = new_session_cookie(&res).expect("re-issued past half the idle time");
 
     clock.set_offset(Duration::from_secs(900));
     assert_eq!(
-        get_with(&app, "/me", &touched).await.status(),
+        app.api_get_with_cookie("/me", &touched).await.status(),
         StatusCode::OK
     );
-    let idle = get_with(&app, "/me", &first).await;
+    let idle = app.api_get_with_cookie("/me", &first).await;
     assert_eq!(idle.status(), StatusCode::UNAUTHORIZED, "idle for 900 s");
 }
 
@@ -294,17 +265,17 @@ async fn absolute_lifetime_ends_an_active_session() {
     })
     .await;
     let browser = Browser::new();
-    login(&browser, &app).await;
-    let mut cookie = session_header(&browser, &app);
+    browser.log_in(&app).await;
+    let mut cookie = browser.session_cookie(&app);
     for step in [400, 800] {
         clock.set_offset(Duration::from_secs(step));
-        let res = get_with(&app, "/me", &cookie).await;
+        let res = app.api_get_with_cookie("/me", &cookie).await;
         assert_eq!(res.status(), StatusCode::OK);
         cookie = new_session_cookie(&res).unwrap_or(cookie);
     }
     clock.set_offset(Duration::from_secs(1001));
     assert_eq!(
-        get_with(&app, "/me", &cookie).await.status(),
+        app.api_get_with_cookie("/me", &cookie).await.status(),
         StatusCode::UNAUTHORIZED
     );
 }
@@ -313,8 +284,8 @@ async fn absolute_lifetime_ends_an_active_session() {
 async fn size_choices_shrink_the_session() {
     let (_dev, full) = setup(&TestClock::new(), |b| b).await;
     let browser = Browser::new();
-    login(&browser, &full).await;
-    let full_len = session_header(&browser, &full).len();
+    browser.log_in(&full).await;
+    let full_len = browser.session_cookie(&full).len();
 
     let (_dev, small) = setup(&TestClock::new(), |b| {
         b.keep_claims(["email"])
@@ -323,15 +294,16 @@ async fn size_choices_shrink_the_session() {
     })
     .await;
     let browser = Browser::new();
-    login(&browser, &small).await;
-    let small_cookie = session_header(&browser, &small);
+    browser.log_in(&small).await;
+    let small_cookie = browser.session_cookie(&small);
     assert!(
         small_cookie.len() * 2 < full_len,
         "{} vs {full_len}",
         small_cookie.len()
     );
     let me: serde_json::Value = serde_json::from_str(
-        &get_with(&small, "/me", &small_cookie)
+        &small
+            .api_get_with_cookie("/me", &small_cookie)
             .await
             .text()
             .await
@@ -342,7 +314,10 @@ async fn size_choices_shrink_the_session() {
     assert!(me.get("name").is_none());
     // no access token kept: a handler asking for it is a server configuration mistake
     assert_eq!(
-        get_with(&small, "/token", &small_cookie).await.status(),
+        small
+            .api_get_with_cookie("/token", &small_cookie)
+            .await
+            .status(),
         StatusCode::INTERNAL_SERVER_ERROR
     );
 }
@@ -410,10 +385,16 @@ fn logout_claims(dev: &DevProvider, sid: &str) -> serde_json::Value {
 async fn backchannel_logout_token_revokes_the_session_and_every_bad_token_is_refused() {
     let (dev, app) = setup(&TestClock::new(), |b| b).await;
     let browser = Browser::new();
-    login(&browser, &app).await;
-    let cookie = session_header(&browser, &app);
-    let me: serde_json::Value =
-        serde_json::from_str(&get_with(&app, "/me", &cookie).await.text().await.unwrap()).unwrap();
+    browser.log_in(&app).await;
+    let cookie = browser.session_cookie(&app);
+    let me: serde_json::Value = serde_json::from_str(
+        &app.api_get_with_cookie("/me", &cookie)
+            .await
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     let sid = me["sid"].as_str().expect("sid claim").to_owned();
 
     let good = logout_claims(&dev, &sid);
@@ -456,7 +437,7 @@ async fn backchannel_logout_token_revokes_the_session_and_every_bad_token_is_ref
         assert!(body.contains("invalid_request"), "{what}: {body}");
     }
     assert_eq!(
-        get_with(&app, "/me", &cookie).await.status(),
+        app.api_get_with_cookie("/me", &cookie).await.status(),
         StatusCode::OK,
         "still logged in"
     );
@@ -464,7 +445,7 @@ async fn backchannel_logout_token_revokes_the_session_and_every_bad_token_is_ref
     let token = dev.sign_jwt("logout+jwt", &good);
     assert_eq!(backchannel(&app, &token).await.0, StatusCode::OK);
     assert_eq!(
-        get_with(&app, "/me", &cookie).await.status(),
+        app.api_get_with_cookie("/me", &cookie).await.status(),
         StatusCode::UNAUTHORIZED,
         "revoked"
     );
@@ -479,9 +460,12 @@ async fn backchannel_logout_token_revokes_the_session_and_every_bad_token_is_ref
 
     // A new login after the logout is a new session, untouched by the old revocation.
     let browser = Browser::new();
-    login(&browser, &app).await;
-    let fresh = session_header(&browser, &app);
-    assert_eq!(get_with(&app, "/me", &fresh).await.status(), StatusCode::OK);
+    browser.log_in(&app).await;
+    let fresh = browser.session_cookie(&app);
+    assert_eq!(
+        app.api_get_with_cookie("/me", &fresh).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -489,11 +473,11 @@ async fn refreshed_id_token_is_validated() {
     let clock = TestClock::new();
     let (dev, app) = setup(&clock, |b| b).await;
     let browser = Browser::new();
-    login(&browser, &app).await;
-    let old = session_header(&browser, &app);
+    browser.log_in(&app).await;
+    let old = browser.session_cookie(&app);
     expire_access_token(&clock);
     dev.set_fault(Fault::IdToken(tower_oidc::dev::IdTokenFault::BadSignature));
-    let res = get_with(&app, "/whoami", &old).await;
+    let res = app.api_get_with_cookie("/whoami", &old).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the session ends");
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use http::header::{CACHE_CONTROL, SET_COOKIE};
 use reqwest::StatusCode;
-use support::app::{set_cookies, start_app, Browser, TestApp};
+use support::app::{clears_session, new_session_cookie, set_cookies, start_app, Browser, TestApp};
 use support::clock::TestClock;
 use tower::ServiceExt;
 use tower_oidc::dev::DevProvider;
@@ -46,36 +46,8 @@ async fn app(
     .expect("app")
 }
 
-/// Logs in through `app` and returns the session cookie(s) as a `Cookie` header.
-async fn log_in(browser: &Browser, app: &TestApp) -> String {
-    let landing = browser.follow(&app.url("/me")).await;
-    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
-    session_header(browser, app)
-}
-
-fn session_header(browser: &Browser, app: &TestApp) -> String {
-    browser
-        .cookies(&app.url("/"))
-        .split("; ")
-        .filter(|c| c.starts_with("oidc_session"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 async fn whoami(app: &TestApp, cookie: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(app.url("/whoami"))
-        .header("accept", "application/json")
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("request")
-}
-
-fn clears_session(res: &reqwest::Response) -> bool {
-    set_cookies(res.headers())
-        .iter()
-        .any(|c| c.starts_with("oidc_session=;") && c.contains("Max-Age=0"))
+    app.api_get_with_cookie("/whoami", cookie).await
 }
 
 // ---- #3: sealing bound to issuer and client id -------------------------------------------
@@ -93,7 +65,7 @@ async fn cookie_of_another_client_with_the_same_key_and_issuer_is_no_session() {
     .expect("app b");
 
     let browser = Browser::new();
-    let cookie = log_in(&browser, &app_a).await;
+    let cookie = browser.log_in(&app_a).await;
     let at_a = whoami(&app_a, &cookie).await;
     assert_eq!(at_a.status(), StatusCode::OK, "the same client still works");
 
@@ -114,11 +86,11 @@ async fn key_rotation_still_opens_sessions_of_the_previous_key() {
     let new_app = app(&dev, &rotated, |b| b).await;
 
     let browser = Browser::new();
-    let old_cookie = log_in(&browser, &old_app).await;
+    let old_cookie = browser.log_in(&old_app).await;
     assert_eq!(whoami(&new_app, &old_cookie).await.status(), StatusCode::OK);
 
     let browser = Browser::new();
-    let new_cookie = log_in(&browser, &new_app).await;
+    let new_cookie = browser.log_in(&new_app).await;
     assert_eq!(whoami(&new_app, &new_cookie).await.status(), StatusCode::OK);
     assert_eq!(
         whoami(&old_app, &new_cookie).await.status(),
@@ -138,7 +110,7 @@ async fn copied_cookie_is_refused_after_logout_wherever_the_store_is_shared() {
     let replica_b = app(&dev, &key, |b| b.revocation_store(store.clone())).await;
 
     let browser = Browser::new();
-    let copy = log_in(&browser, &replica_a).await;
+    let copy = browser.log_in(&replica_a).await;
     assert_eq!(whoami(&replica_b, &copy).await.status(), StatusCode::OK);
 
     let logout = browser.get(&replica_a.url("/auth/logout")).await;
@@ -152,7 +124,7 @@ async fn copied_cookie_is_refused_after_logout_wherever_the_store_is_shared() {
 
     // A new login is a new session, not affected by the revocation.
     let browser = Browser::new();
-    let again = log_in(&browser, &replica_a).await;
+    let again = browser.log_in(&replica_a).await;
     assert_eq!(whoami(&replica_b, &again).await.status(), StatusCode::OK);
 }
 
@@ -175,7 +147,7 @@ async fn session_id_survives_refresh_so_a_refreshed_copy_is_refused_after_logout
     })
     .await;
     let browser = Browser::new();
-    let original = log_in(&browser, &app).await;
+    let original = browser.log_in(&app).await;
 
     // The access token expires: a request refreshes and gets a new cookie.
     clock.advance(Duration::from_secs(601));
@@ -185,12 +157,7 @@ async fn session_id_survives_refresh_so_a_refreshed_copy_is_refused_after_logout
         refreshed.headers()[CACHE_CONTROL.as_str()],
         "private, no-store"
     );
-    let refreshed_cookie: String = set_cookies(refreshed.headers())
-        .iter()
-        .filter(|c| c.starts_with("oidc_session") && !c.contains("Max-Age=0"))
-        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let refreshed_cookie = new_session_cookie(&refreshed).unwrap_or_default();
     assert!(!refreshed_cookie.is_empty(), "a refreshed session cookie");
 
     // Logging out with the original cookie ends the refreshed one too: same session.
@@ -212,12 +179,7 @@ async fn session_id_survives_refresh_so_a_refreshed_copy_is_refused_after_logout
 
 /// The session cookie a response sets (not a removal), as a `Cookie` header.
 fn session_set(res: &reqwest::Response) -> String {
-    set_cookies(res.headers())
-        .iter()
-        .filter(|c| c.starts_with("oidc_session") && !c.contains("Max-Age=0"))
-        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
-        .collect::<Vec<_>>()
-        .join("; ")
+    new_session_cookie(res).unwrap_or_default()
 }
 
 #[tokio::test]
@@ -239,7 +201,7 @@ async fn logout_with_an_idle_cookie_still_ends_a_copy_kept_alive_elsewhere() {
     })
     .await;
     let browser = Browser::new();
-    let victims = log_in(&browser, &app).await;
+    let victims = browser.log_in(&app).await;
 
     // An attacker holding a copy keeps it alive with a request now and then (each past half the
     // idle timeout re-issues the cookie), while the victim's own cookie goes idle.
@@ -280,7 +242,7 @@ async fn logout_with_an_idle_cookie_still_ends_a_copy_kept_alive_elsewhere() {
 
     // A forged or foreign cookie at logout revokes nothing (and is no error).
     let browser = Browser::new();
-    let other = log_in(&browser, &app).await;
+    let other = browser.log_in(&app).await;
     let forged = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -319,7 +281,7 @@ async fn callback_touch_and_logout_answers_are_not_cacheable() {
         .iter()
         .any(|c| c.starts_with("oidc_session=")));
     assert_eq!(landing.headers[CACHE_CONTROL.as_str()], "private, no-store");
-    let cookie = session_header(&browser, &app);
+    let cookie = browser.session_cookie(&app);
 
     // Past half the idle timeout, a request re-issues the cookie (touch).
     clock.advance(Duration::from_secs(400));

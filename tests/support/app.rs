@@ -30,6 +30,18 @@ impl TestApp {
     pub(crate) fn url(&self, path: &str) -> Url {
         self.base.join(path).expect("a valid path")
     }
+
+    /// An API request to `path` (no redirects, `Accept: application/json`) with `cookie` as
+    /// the `Cookie` header.
+    pub(crate) async fn api_get_with_cookie(&self, path: &str, cookie: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .header(ACCEPT, "application/json")
+            .header(COOKIE, cookie)
+            .send()
+            .await
+            .expect("request")
+    }
 }
 
 /// Starts the app for `issuer`/`client_id`; `configure` adjusts the builder (secret,
@@ -285,6 +297,23 @@ impl Browser {
         self.follow_until(url, |_| false).await
     }
 
+    /// Logs in through `app` by opening `/me` (the provider logs in by itself) and returns
+    /// the session cookie(s) as a `Cookie` header.
+    pub(crate) async fn log_in(&self, app: &TestApp) -> String {
+        let landing = self.follow(&app.url("/me")).await;
+        assert_eq!(landing.status, reqwest::StatusCode::OK, "{}", landing.body);
+        self.session_cookie(app)
+    }
+
+    /// The session cookie(s) the jar holds for `app`, as a `Cookie` header.
+    pub(crate) fn session_cookie(&self, app: &TestApp) -> String {
+        self.cookies(&app.url("/"))
+            .split("; ")
+            .filter(|c| c.starts_with("oidc_session"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The cookies the jar would send to `url`.
     pub(crate) fn cookies(&self, url: &Url) -> String {
         self.jar
@@ -301,4 +330,22 @@ pub(crate) fn set_cookies(headers: &HeaderMap) -> Vec<String> {
         .iter()
         .map(|v| v.to_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// The session cookie(s) a response sets (not removals), as a `Cookie` header; `None` when
+/// it sets none.
+pub(crate) fn new_session_cookie(res: &reqwest::Response) -> Option<String> {
+    let cookies: Vec<String> = set_cookies(res.headers())
+        .into_iter()
+        .filter(|c| c.starts_with("oidc_session") && !c.contains("Max-Age=0"))
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+        .collect();
+    (!cookies.is_empty()).then(|| cookies.join("; "))
+}
+
+/// Whether a response removes the session cookie.
+pub(crate) fn clears_session(res: &reqwest::Response) -> bool {
+    set_cookies(res.headers())
+        .iter()
+        .any(|c| c.starts_with("oidc_session=;") && c.contains("Max-Age=0"))
 }
