@@ -976,30 +976,34 @@ mod tests {
         assert!(store.is_session_revoked(ISS, "id-998", AT + 1));
     }
 
+    /// A store written before local logouts existed: only the required methods, over a
+    /// memory store; the local-logout methods are the trait's defaults.
+    #[derive(Default)]
+    struct Minimal(MemoryRevocationStore);
+
+    impl RevocationStore for Minimal {
+        fn revoke(&self, revocation: Revocation, keep_until: u64) {
+            self.0.revoke(revocation, keep_until);
+        }
+        fn is_revoked(
+            &self,
+            issuer: &str,
+            sid: Option<&str>,
+            sub: &str,
+            created_at: u64,
+            now: u64,
+        ) -> bool {
+            self.0.is_revoked(issuer, sid, sub, created_at, now)
+        }
+        fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool {
+            self.0.first_use_of_jti(issuer, jti, keep_until, now)
+        }
+    }
+
     /// A store written before local logouts existed: the default methods go through its
     /// `revoke`/`is_revoked`, also behind an `Arc`.
     #[test]
     fn default_local_logout_goes_through_revoke_and_is_revoked() {
-        #[derive(Default)]
-        struct Minimal(MemoryRevocationStore);
-        impl RevocationStore for Minimal {
-            fn revoke(&self, revocation: Revocation, keep_until: u64) {
-                self.0.revoke(revocation, keep_until);
-            }
-            fn is_revoked(
-                &self,
-                issuer: &str,
-                sid: Option<&str>,
-                sub: &str,
-                created_at: u64,
-                now: u64,
-            ) -> bool {
-                self.0.is_revoked(issuer, sid, sub, created_at, now)
-            }
-            fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool {
-                self.0.first_use_of_jti(issuer, jti, keep_until, now)
-            }
-        }
         let store: Arc<dyn RevocationStore> = Arc::new(Minimal::default());
         let shared = Arc::new(Arc::clone(&store));
         assert!(!shared.is_session_revoked(ISS, "id-1", AT));
@@ -1040,26 +1044,6 @@ mod tests {
         let (second, keep_until) = &recorded[1];
         assert!(i64::try_from(second.at).is_ok() && i64::try_from(*keep_until).is_ok());
         // And a memory store behind the default still refuses the session until its deadline.
-        #[derive(Default)]
-        struct Minimal(MemoryRevocationStore);
-        impl RevocationStore for Minimal {
-            fn revoke(&self, revocation: Revocation, keep_until: u64) {
-                self.0.revoke(revocation, keep_until);
-            }
-            fn is_revoked(
-                &self,
-                issuer: &str,
-                sid: Option<&str>,
-                sub: &str,
-                created_at: u64,
-                now: u64,
-            ) -> bool {
-                self.0.is_revoked(issuer, sid, sub, created_at, now)
-            }
-            fn first_use_of_jti(&self, issuer: &str, jti: &str, keep_until: u64, now: u64) -> bool {
-                self.0.first_use_of_jti(issuer, jti, keep_until, now)
-            }
-        }
         let store = Minimal::default();
         store.revoke_session(ISS, "id-1", deadline);
         assert!(store.is_session_revoked(ISS, "id-1", deadline - 1));
