@@ -29,6 +29,26 @@ fn quickstart_binary() -> std::path::PathBuf {
     path
 }
 
+/// Reads the quickstart's standard output (at most 30 s) until it prints `Listening on`:
+/// whether it did (`Err` on the timeout), and the lines printed so far.
+async fn read_until_listening(
+    child: &mut tokio::process::Child,
+) -> (Result<bool, tokio::time::error::Elapsed>, Vec<String>) {
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            printed.push(line.clone());
+            if line.starts_with("Listening on") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    (ready, printed)
+}
+
 #[tokio::test]
 async fn quickstart_serves_a_working_login() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -45,18 +65,7 @@ async fn quickstart_serves_a_working_login() {
         .kill_on_drop(true)
         .spawn()
         .expect("quickstart starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let ready = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = stdout.next_line().await {
-            printed.push(line.clone());
-            if line.starts_with("Listening on") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
+    let (ready, printed) = read_until_listening(&mut child).await;
     assert_eq!(ready, Ok(true), "quickstart output: {printed:?}");
     assert!(
         printed.iter().any(|l| l.contains("alice@example.com")),
@@ -164,18 +173,7 @@ async fn quickstart_binds_to_bind_addr_and_shares_logouts_through_redis_url() {
         .kill_on_drop(true)
         .spawn()
         .expect("quickstart starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let ready = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = stdout.next_line().await {
-            printed.push(line.clone());
-            if line.starts_with("Listening on") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
+    let (ready, printed) = read_until_listening(&mut child).await;
     assert_eq!(ready, Ok(true), "quickstart output: {printed:?}");
     assert!(
         printed.iter().any(|l| l.contains("shared through Redis")),
