@@ -400,3 +400,41 @@ async fn replayed_logouts_of_an_old_cookie_write_nothing_and_real_logouts_still_
         .await;
     assert_eq!(publishes(&redis).await, 1, "one write for one real logout");
 }
+
+#[tokio::test]
+async fn a_late_replica_with_a_small_capacity_reads_every_kind_and_the_newest() {
+    let redis = RedisServer::start().await;
+    let writer = RedisRevocationStore::connect(&redis.url())
+        .await
+        .expect("connect");
+    let iss = "https://id.example.com";
+    let far = 4_000_000_000;
+    for (n, sid) in ["s1", "s2", "s3"].iter().enumerate() {
+        let revocation = tower_oidc::Revocation {
+            issuer: iss.into(),
+            sid: Some((*sid).into()),
+            sub: None,
+            at: far,
+        };
+        writer.revoke(revocation, far + n as u64);
+    }
+    writer.revoke_session(iss, "session-1", far + 10);
+    wait::until("four entries in Redis", wait::PATIENCE, || async {
+        match redis.command("ZCARD tower-oidc:revocations").await.as_str() {
+            ":4\r\n" => Ok(()),
+            other => Err(other.to_owned()),
+        }
+    })
+    .await;
+    let late = RedisRevocationStore::builder(redis.url())
+        .capacity(2)
+        .connect()
+        .await
+        .expect("connect");
+    assert!(late.is_session_revoked(iss, "session-1", 1), "another kind");
+    assert!(
+        late.is_revoked(iss, Some("s3"), "alice", 0, 1),
+        "the newest"
+    );
+    assert!(late.is_revoked(iss, Some("s2"), "alice", 0, 1));
+}

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::redis::aio::{MultiplexedConnection, PubSubStream};
-use ::redis::{AsyncCommands as _, Client, IntoConnectionInfo as _};
+use ::redis::{Client, IntoConnectionInfo as _};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -27,6 +27,8 @@ use crate::error::{BoxError, ConfigError};
 /// Writes waiting for the background task; beyond this, writes are coalesced: the task writes
 /// every local entry again (see [`Replicator::flush_all`]).
 const QUEUE: usize = 1024;
+/// Entries per page of a resync.
+const RESYNC_PAGE: usize = 1000;
 /// Entries per pipeline when every local entry is written again.
 const FLUSH_BATCH: usize = 500;
 /// The message that asks every replica to read the whole set again (after a flush of
@@ -269,7 +271,8 @@ impl RedisRevocationStoreBuilder {
 
     /// The local copy's capacity: entries of each kind (revoked `sid`s and sessions, revoked
     /// `sub`s, seen `jti`s), as [`MemoryRevocationStore::with_capacity`]; also the most
-    /// entries read per resync, and the most writes kept for Redis during an outage. Default
+    /// entries of each kind read per resync (the ones kept longest; a warning is logged when
+    /// Redis holds more), and the most writes kept for Redis during an outage. Default
     /// 100 000.
     ///
     /// # Example
@@ -501,6 +504,16 @@ impl Record {
         Entry { record, keep_until }
     }
 
+    /// Which local table it goes to (0..4).
+    fn kind(&self) -> usize {
+        match self {
+            Self::Revocation { sid: Some(_), .. } => 0,
+            Self::Revocation { sid: None, .. } => 1,
+            Self::Session { .. } => 2,
+            Self::Jti { .. } => 3,
+        }
+    }
+
     fn apply(self, local: &MemoryRevocationStore, keep_until: u64) {
         match self {
             Self::Revocation { iss, sid, sub, at } => local.revoke(
@@ -691,31 +704,65 @@ impl Replicator {
         Ok(())
     }
 
-    /// Reads every live entry into the local copy; how many.
+    /// Reads every live entry into the local copy, in pages, newest first; how many. Each
+    /// kind is bounded by the local capacity (a warning when a kind's limit is hit): beyond
+    /// it, the entries that expire soonest are the ones left out.
     async fn resync(&self, conn: &mut MultiplexedConnection) -> Result<usize, BoxError> {
         let now = unix_now();
-        let read: Vec<(String, f64)> = self
-            .bounded(
-                "resync",
-                conn.zrangebyscore_limit_withscores(
-                    &self.key,
-                    format!("({now}"),
-                    "+inf",
-                    0,
-                    isize::try_from(self.capacity).unwrap_or(isize::MAX),
-                ),
-            )
-            .await?;
-        let count = read.len();
-        for (member, score) in read {
-            match serde_json::from_str::<Record>(&member) {
+        let page = self.capacity.clamp(1, RESYNC_PAGE);
+        let mut counts = [0usize; 4];
+        let mut full = [false; 4];
+        let mut offset = 0usize;
+        loop {
+            let read: Vec<(String, f64)> = self
+                .bounded(
+                    "resync",
+                    ::redis::cmd("ZRANGE")
+                        .arg(&self.key)
+                        .arg("+inf")
+                        .arg(format!("({now}"))
+                        .arg("BYSCORE")
+                        .arg("REV")
+                        .arg("LIMIT")
+                        .arg(offset)
+                        .arg(page)
+                        .arg("WITHSCORES")
+                        .query_async(conn),
+                )
+                .await?;
+            let last = read.len() < page;
+            offset += read.len();
+            for (member, score) in read {
+                let record = match serde_json::from_str::<Record>(&member) {
+                    Ok(record) => record,
+                    Err(err) => {
+                        tracing::debug!(%err, "Redis revocation store: ignored a member");
+                        continue;
+                    }
+                };
+                let kind = record.kind();
+                if counts[kind] >= self.capacity {
+                    if !full[kind] {
+                        full[kind] = true;
+                        tracing::warn!(
+                            key = %self.key,
+                            capacity = self.capacity,
+                            "Redis revocation store: more live entries of one kind than the \
+                             local capacity; those expiring soonest were not read (raise it)"
+                        );
+                    }
+                    continue;
+                }
+                counts[kind] += 1;
                 // Scores are whole seconds written by this store.
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                Ok(record) => record.apply(&self.local, score as u64),
-                Err(err) => tracing::debug!(%err, "Redis revocation store: ignored a member"),
+                record.apply(&self.local, score as u64);
+            }
+            if last || full.iter().all(|f| *f) {
+                break;
             }
         }
-        Ok(count)
+        Ok(counts.iter().sum())
     }
 
     /// Applies a message; true when it asks for a resync.
