@@ -241,6 +241,29 @@ fn layer_session_key(session_id: &str) -> String {
 /// keeping times in signed 64-bit columns never overflow.
 pub(crate) const MAX_TIME: u64 = i64::MAX as u64;
 
+/// One entry of a [`MemoryRevocationStore`], as [`MemoryRevocationStore::live_entries`] lists
+/// it.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) struct LiveEntry {
+    pub(crate) kind: LiveKind,
+    pub(crate) issuer: String,
+    /// The `sid`, `sub`, session id or `jti`.
+    pub(crate) id: String,
+    /// The revocation's `at` (0 for sessions and `jti`s).
+    pub(crate) at: u64,
+    pub(crate) keep_until: u64,
+}
+
+/// Which table a [`LiveEntry`] comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum LiveKind {
+    Sid,
+    Sub,
+    Session,
+    Jti,
+}
+
 /// Entries of each kind (sid, sub, jti, local logout) a [`MemoryRevocationStore`] keeps by
 /// default.
 const DEFAULT_CAPACITY: usize = 100_000;
@@ -365,6 +388,92 @@ impl MemoryRevocationStore {
         }
     }
 
+    /// [`RevocationStore::revoke`]; whether it changed the store (a new entry, a later `at`
+    /// or a later `keep_until`): a revocation already known need not be shared again.
+    pub(crate) fn record(&self, revocation: Revocation, keep_until: u64) -> bool {
+        let Revocation {
+            issuer,
+            sid,
+            sub,
+            at,
+        } = revocation;
+        let now = self.latest_now.load(Ordering::Relaxed);
+        let mut revocations = self.lock_revocations();
+        revocations.drop_expired(now);
+        let Revocations { by_sid, by_sub, .. } = &mut *revocations;
+        let target = match (sid, sub) {
+            (Some(sid), _) => Some((by_sid, sid)),
+            (None, Some(sub)) => Some((by_sub, sub)),
+            (None, None) => None,
+        };
+        let changed = target.is_some_and(|(table, id)| {
+            table.upsert(&issuer, &id, keep_until, at, now, |old, new| {
+                let later = new > *old;
+                *old = (*old).max(new);
+                later
+            })
+        });
+        self.any.store(!revocations.is_empty(), Ordering::Release);
+        changed
+    }
+
+    /// [`RevocationStore::revoke_session`]; whether it changed the store (see
+    /// [`record`](Self::record)).
+    pub(crate) fn record_session(&self, issuer: &str, session_id: &str, keep_until: u64) -> bool {
+        let now = self.latest_now.load(Ordering::Relaxed);
+        let mut revocations = self.lock_revocations();
+        revocations.drop_expired(now);
+        let changed =
+            revocations
+                .sessions
+                .upsert(issuer, session_id, keep_until, (), now, |_, ()| false);
+        self.any.store(!revocations.is_empty(), Ordering::Release);
+        changed
+    }
+
+    /// Every entry kept, live by the latest time the store saw: for a store that shares them
+    /// (the Redis store writes them all again after it had to coalesce writes).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn live_entries(&self) -> Vec<LiveEntry> {
+        let mut out = Vec::new();
+        {
+            let revocations = self.lock_revocations();
+            for (kind, table) in [
+                (LiveKind::Sid, &revocations.by_sid),
+                (LiveKind::Sub, &revocations.by_sub),
+            ] {
+                table.each(|issuer, id, keep_until, at| {
+                    out.push(LiveEntry {
+                        kind,
+                        issuer: issuer.to_owned(),
+                        id: id.to_owned(),
+                        at: *at,
+                        keep_until,
+                    });
+                });
+            }
+            revocations.sessions.each(|issuer, id, keep_until, ()| {
+                out.push(LiveEntry {
+                    kind: LiveKind::Session,
+                    issuer: issuer.to_owned(),
+                    id: id.to_owned(),
+                    at: 0,
+                    keep_until,
+                });
+            });
+        }
+        self.lock_jtis().each(|issuer, id, keep_until, ()| {
+            out.push(LiveEntry {
+                kind: LiveKind::Jti,
+                issuer: issuer.to_owned(),
+                id: id.to_owned(),
+                at: 0,
+                keep_until,
+            });
+        });
+        out
+    }
+
     fn lock_revocations(&self) -> MutexGuard<'_, Revocations> {
         self.revocations
             .lock()
@@ -406,27 +515,7 @@ impl fmt::Debug for MemoryRevocationStore {
 
 impl RevocationStore for MemoryRevocationStore {
     fn revoke(&self, revocation: Revocation, keep_until: u64) {
-        let Revocation {
-            issuer,
-            sid,
-            sub,
-            at,
-        } = revocation;
-        let now = self.latest_now.load(Ordering::Relaxed);
-        let mut revocations = self.lock_revocations();
-        revocations.drop_expired(now);
-        let Revocations { by_sid, by_sub, .. } = &mut *revocations;
-        let target = match (sid, sub) {
-            (Some(sid), _) => Some((by_sid, sid)),
-            (None, Some(sub)) => Some((by_sub, sub)),
-            (None, None) => None,
-        };
-        if let Some((table, id)) = target {
-            table.upsert(&issuer, &id, keep_until, at, now, |old, new| {
-                *old = (*old).max(new);
-            });
-        }
-        self.any.store(!revocations.is_empty(), Ordering::Release);
+        self.record(revocation, keep_until);
     }
 
     fn is_revoked(
@@ -449,13 +538,7 @@ impl RevocationStore for MemoryRevocationStore {
     }
 
     fn revoke_session(&self, issuer: &str, session_id: &str, keep_until: u64) {
-        let now = self.latest_now.load(Ordering::Relaxed);
-        let mut revocations = self.lock_revocations();
-        revocations.drop_expired(now);
-        revocations
-            .sessions
-            .upsert(issuer, session_id, keep_until, (), now, |_, _| {});
-        self.any.store(!revocations.is_empty(), Ordering::Release);
+        self.record_session(issuer, session_id, keep_until);
     }
 
     fn is_session_revoked(&self, issuer: &str, session_id: &str, now: u64) -> bool {
@@ -475,7 +558,7 @@ impl RevocationStore for MemoryRevocationStore {
         if jtis.get(issuer, jti, now).is_some() {
             return false;
         }
-        jtis.upsert(issuer, jti, keep_until, (), now, |_, _| {});
+        jtis.upsert(issuer, jti, keep_until, (), now, |_, ()| false);
         true
     }
 }
@@ -518,9 +601,21 @@ impl<V> Table<V> {
         (slot.keep_until > now).then_some(&slot.value)
     }
 
-    /// Inserts an entry, or merges it into the existing one (the later `keep_until` wins).
-    /// Drops the entries expired by `now` first; when still full, evicts the entry that
-    /// expires soonest. An entry already expired is not inserted.
+    /// Every entry: issuer, id, `keep_until`, value.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fn each(&self, mut f: impl FnMut(&str, &str, u64, &V)) {
+        for (issuer, ids) in &self.map {
+            for (id, slot) in ids {
+                f(issuer, id, slot.keep_until, &slot.value);
+            }
+        }
+    }
+
+    /// Inserts an entry, or merges it into the existing one (the later `keep_until` wins;
+    /// `merge` says whether it changed the value). Drops the entries expired by `now` first;
+    /// when still full, evicts the entry that expires soonest. An entry already expired is not
+    /// inserted. Whether the table changed: a new entry, a changed value or a later
+    /// `keep_until`.
     fn upsert(
         &mut self,
         issuer: &str,
@@ -528,11 +623,11 @@ impl<V> Table<V> {
         keep_until: u64,
         value: V,
         now: u64,
-        merge: impl FnOnce(&mut V, V),
-    ) {
+        merge: impl FnOnce(&mut V, V) -> bool,
+    ) -> bool {
         self.drop_expired(now);
         if keep_until <= now {
-            return;
+            return false;
         }
         let issuer_key = match self.map.get_key_value(issuer) {
             Some((key, _)) => Arc::clone(key),
@@ -540,8 +635,9 @@ impl<V> Table<V> {
         };
         if let Some(ids) = self.map.get_mut(issuer) {
             if let Some((id_key, mut slot)) = ids.remove_entry(id) {
-                merge(&mut slot.value, value);
+                let mut changed = merge(&mut slot.value, value);
                 if keep_until > slot.keep_until {
+                    changed = true;
                     let old = (
                         slot.keep_until,
                         Arc::clone(&issuer_key),
@@ -553,7 +649,7 @@ impl<V> Table<V> {
                     slot.keep_until = keep_until;
                 }
                 ids.insert(id_key, slot);
-                return;
+                return changed;
             }
         }
         if self.len >= self.capacity {
@@ -576,6 +672,7 @@ impl<V> Table<V> {
             .or_default()
             .insert(id_key, Slot { keep_until, value });
         self.len += 1;
+        true
     }
 
     /// Drops every entry with `keep_until <= now`, soonest first.
@@ -690,6 +787,26 @@ mod tests {
                 assert_eq!(self.map[issuer][id].keep_until, *keep_until);
             }
         }
+    }
+
+    #[test]
+    fn recording_says_whether_the_store_changed() {
+        let store = MemoryRevocationStore::default();
+        assert!(store.record_session(ISS, "id-1", KEEP), "new");
+        assert!(!store.record_session(ISS, "id-1", KEEP), "known");
+        assert!(!store.record_session(ISS, "id-1", KEEP - 1), "not later");
+        assert!(store.record_session(ISS, "id-1", KEEP + 1), "kept longer");
+        assert!(store.record(revocation(None, Some("alice")), KEEP), "new");
+        assert!(
+            !store.record(revocation(None, Some("alice")), KEEP),
+            "known"
+        );
+        let later = Revocation {
+            at: AT + 1,
+            ..revocation(None, Some("alice"))
+        };
+        assert!(store.record(later, KEEP), "a later `at`");
+        assert_eq!(store.live_entries().len(), 2);
     }
 
     #[test]

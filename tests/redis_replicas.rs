@@ -152,7 +152,7 @@ impl Fleet {
 }
 
 #[tokio::test]
-async fn redis_server_starts_stops_and_restarts_on_the_same_port() {
+async fn support_redis_server_starts_stops_and_restarts_on_the_same_port() {
     let mut server = RedisServer::start().await;
     server.ping().await.expect("ready after start");
     let url = server.url();
@@ -324,4 +324,103 @@ async fn unreachable_redis_or_a_bad_url_fails_at_startup() {
         ),
         "{err:?}"
     );
+}
+
+/// The number of `PUBLISH` calls Redis served since its statistics were last reset.
+async fn publishes(redis: &RedisServer) -> u64 {
+    let stats = redis.command("INFO commandstats").await;
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_publish:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().expect("a count"))
+}
+
+#[tokio::test]
+async fn replayed_logouts_of_an_old_cookie_write_nothing_and_real_logouts_still_propagate() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(&redis, 2).await;
+    let (old, _) = fleet.log_in(0).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let logout = |cookie: String| {
+        let client = no_redirects.clone();
+        let url = fleet.app(0).url("/auth/logout");
+        async move {
+            client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("logout")
+                .status()
+        }
+    };
+    assert_eq!(logout(old.clone()).await, StatusCode::FOUND);
+    fleet
+        .refused_within_a_second(1, &old, "the first logout of the old cookie")
+        .await;
+
+    // The same (already ended) cookie, 3000 times, 32 at a time.
+    assert!(redis.command("CONFIG RESETSTAT").await.starts_with("+OK"));
+    for _ in 0..(3000 / 32) {
+        let round: Vec<_> = (0..32).map(|_| logout(old.clone())).collect();
+        for status in futures_util::future::join_all(round).await {
+            assert_eq!(status, StatusCode::FOUND);
+        }
+    }
+    assert_eq!(
+        publishes(&redis).await,
+        0,
+        "an ended session's cookie writes nothing to Redis"
+    );
+
+    // A real logout on replica A still reaches replica B at once.
+    let (fresh, _) = fleet.log_in(0).await;
+    assert_eq!(fleet.whoami(1, &fresh).await, StatusCode::OK);
+    assert_eq!(logout(fresh.clone()).await, StatusCode::FOUND);
+    fleet
+        .refused_within_a_second(1, &fresh, "a real logout after the flood")
+        .await;
+    assert_eq!(publishes(&redis).await, 1, "one write for one real logout");
+}
+
+#[tokio::test]
+async fn a_late_replica_with_a_small_capacity_reads_every_kind_and_the_newest() {
+    let redis = RedisServer::start().await;
+    let writer = RedisRevocationStore::connect(&redis.url())
+        .await
+        .expect("connect");
+    let iss = "https://id.example.com";
+    let far = 4_000_000_000;
+    for (n, sid) in ["s1", "s2", "s3"].iter().enumerate() {
+        let revocation = tower_oidc::Revocation {
+            issuer: iss.into(),
+            sid: Some((*sid).into()),
+            sub: None,
+            at: far,
+        };
+        writer.revoke(revocation, far + n as u64);
+    }
+    writer.revoke_session(iss, "session-1", far + 10);
+    wait::until("four entries in Redis", wait::PATIENCE, || async {
+        match redis.command("ZCARD tower-oidc:revocations").await.as_str() {
+            ":4\r\n" => Ok(()),
+            other => Err(other.to_owned()),
+        }
+    })
+    .await;
+    let late = RedisRevocationStore::builder(redis.url())
+        .capacity(2)
+        .connect()
+        .await
+        .expect("connect");
+    assert!(late.is_session_revoked(iss, "session-1", 1), "another kind");
+    assert!(
+        late.is_revoked(iss, Some("s3"), "alice", 0, 1),
+        "the newest"
+    );
+    assert!(late.is_revoked(iss, Some("s2"), "alice", 0, 1));
 }

@@ -740,7 +740,9 @@ impl ConfigBuilder {
             });
         }
         self.hardening.check()?;
-        let compat = self.compat.check(&self.client_id)?;
+        let compat = self
+            .compat
+            .check(&self.client_id, self.hardening.allow_http_provider)?;
         Ok(Config {
             compat,
             hardening: self.hardening,

@@ -21,7 +21,7 @@ pub(crate) struct Compat {
 
 impl Compat {
     /// The checks of [`ConfigBuilder::build`] for these settings; completes what is derived.
-    pub(super) fn check(mut self, client_id: &str) -> Result<Self, ConfigError> {
+    pub(super) fn check(mut self, client_id: &str, allow_http: bool) -> Result<Self, ConfigError> {
         if let Some(path) = &self.roles_claim {
             if path.split('.').any(str::is_empty) {
                 return Err(ConfigError::Invalid {
@@ -46,6 +46,16 @@ impl Compat {
                     reason: "an absolute http or https URL with a host is required".into(),
                 });
             }
+            // The ID token travels in it: plain http only on loopback, as provider endpoints.
+            if url.scheme() == "http" && !is_loopback(&url) && !allow_http {
+                return Err(ConfigError::InvalidUrl {
+                    field: "end_session_url",
+                    reason: "plain http on a host that is not loopback; use https (or \
+                             ConfigBuilder::allow_http_provider for a private development \
+                             network)"
+                        .into(),
+                });
+            }
         }
         self.roles = Arc::new(RoleClaims {
             client_id: client_id.to_owned(),
@@ -53,6 +63,34 @@ impl Compat {
         });
         Ok(self)
     }
+}
+
+/// Whether `url` is on a loopback host (`localhost`, names below it, loopback addresses).
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The logout location for `template` (see [`fill_end_session_url`]), parsed and serialized
+/// (percent-encoded, ASCII only, so it is always a valid `Location` header).
+pub(crate) fn end_session_location(
+    template: &str,
+    client_id: &str,
+    post_logout_redirect_uri: &str,
+    id_token_hint: &str,
+) -> Result<String, String> {
+    let filled =
+        fill_end_session_url(template, client_id, post_logout_redirect_uri, id_token_hint)?;
+    url::Url::parse(&filled)
+        .map(String::from)
+        .map_err(|e| e.to_string())
 }
 
 /// The placeholders of [`ConfigBuilder::end_session_url`].
@@ -177,7 +215,10 @@ impl ConfigBuilder {
     /// `{post_logout_redirect_uri}` and `{id_token_hint}` are replaced by URL-encoded values
     /// (`{id_token_hint}` by nothing when the session kept no ID token; using it keeps the ID
     /// token in the session by default). Checked by [`build`](ConfigBuilder::build): an
-    /// unknown placeholder or a template that does not make an http(s) URL is an error.
+    /// unknown placeholder or a template that does not make an http(s) URL is an error, and
+    /// so is plain http on a host that is not loopback (the ID token travels in it) unless
+    /// [`allow_http_provider`](ConfigBuilder::allow_http_provider) is set. The browser is sent
+    /// to the URL as parsed and serialized (non-ASCII characters percent-encoded).
     /// Default: discovery's `end_session_endpoint`, with the standard parameters; when set,
     /// the template is used even if the provider has one.
     ///
@@ -249,6 +290,41 @@ mod tests {
             .end_session_url("https://x.example/v2/logout?returnTo={post_logout_redirect_uri}")
             .build()
             .unwrap();
+    }
+
+    #[test]
+    fn end_session_url_is_https_except_loopback_and_always_ascii() {
+        let err = base()
+            .end_session_url("http://x.example/logout?hint={id_token_hint}")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::InvalidUrl {
+                    field: "end_session_url",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        base()
+            .end_session_url("http://localhost:8080/logout?hint={id_token_hint}")
+            .build()
+            .unwrap();
+        base()
+            .end_session_url("http://x.example/logout?hint={id_token_hint}")
+            .allow_http_provider(true)
+            .build()
+            .unwrap();
+        let template = "https://x.example/abmeldung/\u{e4}?n=\u{fc}&hint={id_token_hint}";
+        base().end_session_url(template).build().unwrap();
+        let location = end_session_location(template, "c", "https://app.example/", "a.b").unwrap();
+        assert!(location.is_ascii(), "{location}");
+        assert_eq!(
+            location,
+            "https://x.example/abmeldung/%C3%A4?n=%C3%BC&hint=a.b"
+        );
     }
 
     fn base() -> ConfigBuilder {

@@ -196,6 +196,6 @@ impl fmt::Debug for Config {
 
 mod builder;
 mod compat;
-pub(crate) use compat::fill_end_session_url;
+pub(crate) use compat::end_session_location;
 mod hardening;
 pub use builder::ConfigBuilder;

@@ -7,7 +7,7 @@ use http::HeaderMap;
 
 use std::sync::Arc;
 
-use crate::config::fill_end_session_url;
+use crate::config::end_session_location;
 use crate::response::{self, Answer};
 use crate::session::cookie::add_set_cookie;
 use crate::shared::{Shared, Tenants};
@@ -28,7 +28,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
     let location = match (template, &tenant.provider.metadata.end_session_endpoint) {
         (Some(template), _) => {
             let hint = session.as_ref().and_then(|s| s.id_token());
-            fill_end_session_url(
+            end_session_location(
                 template,
                 &config.client_id,
                 config.post_logout_redirect_url.as_str(),

@@ -14,16 +14,26 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::redis::aio::{MultiplexedConnection, PubSubStream};
-use ::redis::{AsyncCommands as _, Client, IntoConnectionInfo as _};
+use ::redis::{Client, IntoConnectionInfo as _};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{MemoryRevocationStore, Revocation, RevocationStore, DEFAULT_CAPACITY};
+use super::{
+    LiveEntry, LiveKind, MemoryRevocationStore, Revocation, RevocationStore, DEFAULT_CAPACITY,
+};
 use crate::error::{BoxError, ConfigError};
 
-/// Writes waiting for the background task; beyond this, a write reaches only this replica.
+/// Writes waiting for the background task; beyond this, writes are coalesced: the task writes
+/// every local entry again (see [`Replicator::flush_all`]).
 const QUEUE: usize = 1024;
+/// Entries per page of a resync.
+const RESYNC_PAGE: usize = 1000;
+/// Entries per pipeline when every local entry is written again.
+const FLUSH_BATCH: usize = 500;
+/// The message that asks every replica to read the whole set again (after a flush of
+/// coalesced writes, which publishes no message per entry).
+const RESYNC_MESSAGE: &[u8] = b"resync";
 /// The first reconnection delay; it doubles up to the configured maximum.
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 /// Scores are doubles in Redis: times beyond 2^53 are stored as 2^53.
@@ -169,14 +179,18 @@ impl RedisRevocationStore {
         self.state.connected.load(Ordering::Acquire)
     }
 
-    /// Hands a change to the background task (never waits).
+    /// Hands a change to the background task (never waits). When too many writes wait, the
+    /// change is coalesced, not lost: it is already in the local copy, and the task writes
+    /// every local entry again once it has caught up.
     fn share(&self, record: Record, keep_until: u64) {
         let entry = Entry { record, keep_until };
         if let Err(mpsc::error::TrySendError::Full(_)) = self.writes.try_send(entry) {
-            tracing::warn!(
-                "Redis revocation store: too many writes waiting; this one applies to this \
-                 replica only"
-            );
+            if !self.state.overflowed.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    "Redis revocation store: too many writes waiting; every local entry will \
+                     be written again"
+                );
+            }
         }
     }
 }
@@ -257,7 +271,8 @@ impl RedisRevocationStoreBuilder {
 
     /// The local copy's capacity: entries of each kind (revoked `sid`s and sessions, revoked
     /// `sub`s, seen `jti`s), as [`MemoryRevocationStore::with_capacity`]; also the most
-    /// entries read per resync, and the most writes kept for Redis during an outage. Default
+    /// entries of each kind read per resync (the ones kept longest; a warning is logged when
+    /// Redis holds more), and the most writes kept for Redis during an outage. Default
     /// 100 000.
     ///
     /// # Example
@@ -319,6 +334,7 @@ impl RedisRevocationStoreBuilder {
         let key = format!("{}:revocations", self.key_prefix);
         let state = Arc::new(State {
             connected: AtomicBool::new(false),
+            overflowed: AtomicBool::new(false),
             key: key.clone(),
         });
         let local = Arc::new(MemoryRevocationStore::with_capacity(self.capacity));
@@ -354,7 +370,10 @@ impl RedisRevocationStoreBuilder {
 
 impl RevocationStore for RedisRevocationStore {
     fn revoke(&self, revocation: Revocation, keep_until: u64) {
-        self.local.revoke(revocation.clone(), keep_until);
+        // Only what changes the copy is shared: a revocation already known is already shared.
+        if !self.local.record(revocation.clone(), keep_until) {
+            return;
+        }
         let Revocation {
             issuer,
             sid,
@@ -398,7 +417,9 @@ impl RevocationStore for RedisRevocationStore {
     }
 
     fn revoke_session(&self, issuer: &str, session_id: &str, keep_until: u64) {
-        self.local.revoke_session(issuer, session_id, keep_until);
+        if !self.local.record_session(issuer, session_id, keep_until) {
+            return;
+        }
         self.share(
             Record::Session {
                 iss: issuer.to_owned(),
@@ -416,6 +437,9 @@ impl RevocationStore for RedisRevocationStore {
 /// What the store and its task share.
 struct State {
     connected: AtomicBool,
+    /// Writes were coalesced (the queue, or the outage's list, was full): every local entry
+    /// is to be written again.
+    overflowed: AtomicBool,
     /// The sorted set's key, also the channel's name.
     key: String,
 }
@@ -451,6 +475,43 @@ struct Entry {
 impl Record {
     fn member(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    fn of_live(live: LiveEntry) -> Entry {
+        let LiveEntry {
+            kind,
+            issuer: iss,
+            id,
+            at,
+            keep_until,
+        } = live;
+        let record = match kind {
+            LiveKind::Sid => Self::Revocation {
+                iss,
+                sid: Some(id),
+                sub: None,
+                at,
+            },
+            LiveKind::Sub => Self::Revocation {
+                iss,
+                sid: None,
+                sub: Some(id),
+                at,
+            },
+            LiveKind::Session => Self::Session { iss, id },
+            LiveKind::Jti => Self::Jti { iss, jti: id },
+        };
+        Entry { record, keep_until }
+    }
+
+    /// Which local table it goes to (0..4).
+    fn kind(&self) -> usize {
+        match self {
+            Self::Revocation { sid: Some(_), .. } => 0,
+            Self::Revocation { sid: None, .. } => 1,
+            Self::Session { .. } => 2,
+            Self::Jti { .. } => 3,
+        }
     }
 
     fn apply(self, local: &MemoryRevocationStore, keep_until: u64) {
@@ -542,6 +603,12 @@ impl Replicator {
             self.write(&mut link.conn, &entry).await?;
             self.pending.pop_front();
         }
+        if self.state.overflowed.swap(false, Ordering::AcqRel) {
+            if let Err(err) = self.flush_all(&mut link.conn).await {
+                self.state.overflowed.store(true, Ordering::Release);
+                return Err(err);
+            }
+        }
         let read = self.resync(&mut link.conn).await?;
         tracing::debug!(flushed, read, key = %self.key, "Redis revocation store in sync");
         Ok(link)
@@ -582,45 +649,141 @@ impl Replicator {
         self.bounded("write", pipe.query_async::<()>(conn)).await
     }
 
-    /// Reads every live entry into the local copy; how many.
-    async fn resync(&self, conn: &mut MultiplexedConnection) -> Result<usize, BoxError> {
+    /// Writes every local entry (coalesced writes: some never went through the queue), in
+    /// batches, then asks every replica to read the set again.
+    async fn flush_all(&self, conn: &mut MultiplexedConnection) -> Result<(), BoxError> {
+        let entries: Vec<Entry> = self
+            .local
+            .live_entries()
+            .into_iter()
+            .map(Record::of_live)
+            .collect();
         let now = unix_now();
-        let read: Vec<(String, f64)> = self
-            .bounded(
-                "resync",
-                conn.zrangebyscore_limit_withscores(
-                    &self.key,
-                    format!("({now}"),
-                    "+inf",
-                    0,
-                    isize::try_from(self.capacity).unwrap_or(isize::MAX),
-                ),
-            )
-            .await?;
-        let count = read.len();
-        for (member, score) in read {
-            match serde_json::from_str::<Record>(&member) {
-                // Scores are whole seconds written by this store.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                Ok(record) => record.apply(&self.local, score as u64),
-                Err(err) => tracing::debug!(%err, "Redis revocation store: ignored a member"),
+        for batch in entries.chunks(FLUSH_BATCH) {
+            let mut pipe = ::redis::pipe();
+            pipe.atomic();
+            let mut latest = 0;
+            for entry in batch.iter().filter(|e| e.keep_until > now) {
+                let score = entry.keep_until.min(MAX_SCORE);
+                latest = latest.max(score);
+                pipe.cmd("ZADD")
+                    .arg(&self.key)
+                    .arg("GT")
+                    .arg(score)
+                    .arg(entry.record.member())
+                    .ignore();
             }
+            if latest == 0 {
+                continue;
+            }
+            pipe.cmd("EXPIREAT")
+                .arg(&self.key)
+                .arg(latest)
+                .arg("NX")
+                .ignore()
+                .cmd("EXPIREAT")
+                .arg(&self.key)
+                .arg(latest)
+                .arg("GT")
+                .ignore();
+            self.bounded("flush", pipe.query_async::<()>(conn)).await?;
         }
-        Ok(count)
+        self.bounded(
+            "flush",
+            ::redis::cmd("PUBLISH")
+                .arg(&self.key)
+                .arg(RESYNC_MESSAGE)
+                .query_async::<()>(conn),
+        )
+        .await?;
+        tracing::info!(
+            entries = entries.len(),
+            key = %self.key,
+            "Redis revocation store: coalesced writes flushed"
+        );
+        Ok(())
     }
 
-    fn receive(&self, payload: &[u8]) {
+    /// Reads every live entry into the local copy, in pages, newest first; how many. Each
+    /// kind is bounded by the local capacity (a warning when a kind's limit is hit): beyond
+    /// it, the entries that expire soonest are the ones left out.
+    async fn resync(&self, conn: &mut MultiplexedConnection) -> Result<usize, BoxError> {
+        let now = unix_now();
+        let page = self.capacity.clamp(1, RESYNC_PAGE);
+        let mut counts = [0usize; 4];
+        let mut full = [false; 4];
+        let mut offset = 0usize;
+        loop {
+            let read: Vec<(String, f64)> = self
+                .bounded(
+                    "resync",
+                    ::redis::cmd("ZRANGE")
+                        .arg(&self.key)
+                        .arg("+inf")
+                        .arg(format!("({now}"))
+                        .arg("BYSCORE")
+                        .arg("REV")
+                        .arg("LIMIT")
+                        .arg(offset)
+                        .arg(page)
+                        .arg("WITHSCORES")
+                        .query_async(conn),
+                )
+                .await?;
+            let last = read.len() < page;
+            offset += read.len();
+            for (member, score) in read {
+                let record = match serde_json::from_str::<Record>(&member) {
+                    Ok(record) => record,
+                    Err(err) => {
+                        tracing::debug!(%err, "Redis revocation store: ignored a member");
+                        continue;
+                    }
+                };
+                let kind = record.kind();
+                if counts[kind] >= self.capacity {
+                    if !full[kind] {
+                        full[kind] = true;
+                        tracing::warn!(
+                            key = %self.key,
+                            capacity = self.capacity,
+                            "Redis revocation store: more live entries of one kind than the \
+                             local capacity; those expiring soonest were not read (raise it)"
+                        );
+                    }
+                    continue;
+                }
+                counts[kind] += 1;
+                // Scores are whole seconds written by this store.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                record.apply(&self.local, score as u64);
+            }
+            if last || full.iter().all(|f| *f) {
+                break;
+            }
+        }
+        Ok(counts.iter().sum())
+    }
+
+    /// Applies a message; true when it asks for a resync.
+    fn receive(&self, payload: &[u8]) -> bool {
+        if payload == RESYNC_MESSAGE {
+            return true;
+        }
         match serde_json::from_slice::<Entry>(payload) {
             Ok(entry) => entry.record.apply(&self.local, entry.keep_until),
             Err(err) => tracing::debug!(%err, "Redis revocation store: ignored a message"),
         }
+        false
     }
 
-    /// Keeps a write for after the outage; the oldest goes when full.
+    /// Keeps a write for after the outage; when full, the oldest goes and every local entry
+    /// is written again on reconnection (the local copy still holds it).
     fn keep(&mut self, entry: Entry) {
         if self.pending.len() >= self.capacity {
             self.pending.pop_front();
             self.dropped_while_down += 1;
+            self.state.overflowed.store(true, Ordering::Release);
         }
         self.pending.push_back(entry);
     }
@@ -689,7 +852,13 @@ impl Replicator {
         loop {
             tokio::select! {
                 message = link.messages.next() => match message {
-                    Some(message) => self.receive(message.get_payload_bytes()),
+                    Some(message) => {
+                        if self.receive(message.get_payload_bytes()) {
+                            if let Err(err) = self.resync(&mut link.conn).await {
+                                return Lost::Failed(err);
+                            }
+                        }
+                    }
                     None => return Lost::Failed("the subscription's connection closed".into()),
                 },
                 entry = queue.recv() => match entry {
@@ -697,6 +866,12 @@ impl Replicator {
                         if let Err(err) = self.write(&mut link.conn, &entry).await {
                             self.keep(entry);
                             return Lost::Failed(err);
+                        }
+                        if self.state.overflowed.swap(false, Ordering::AcqRel) {
+                            if let Err(err) = self.flush_all(&mut link.conn).await {
+                                self.state.overflowed.store(true, Ordering::Release);
+                                return Lost::Failed(err);
+                            }
                         }
                     }
                     None => return Lost::Closed,

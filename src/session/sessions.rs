@@ -153,7 +153,19 @@ impl Sessions {
     /// Ends the session (a local logout): every copy of its cookie, on every instance that
     /// shares the revocation store, is refused from now on. Kept until the session's
     /// absolute deadline, after which no copy opens anyway.
+    ///
+    /// A cookie past its deadline, or of a session already ended, changes nothing: the store
+    /// is not written again (one old cookie replayed to `/auth/logout` must not flood a shared
+    /// store with writes).
     pub(crate) fn revoke(&self, s: &SessionRef) {
+        let now = self.now();
+        if s.expires_at <= now
+            || self
+                .revocations
+                .is_session_revoked(s.issuer(), s.session_id(), now)
+        {
+            return;
+        }
         self.revocations
             .revoke_session(s.issuer(), s.session_id(), s.expires_at);
     }
