@@ -433,11 +433,18 @@ impl Shared {
                 format!("introspection answered HTTP {status}"),
             ));
         }
-        if !status.is_success() {
+        if status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN {
+            // Our client is refused (wrong secret, no right to introspect): nothing the caller
+            // did, and nothing a caller can fix; the provider is unusable for us.
+            tracing::error!(%status, "the introspection endpoint refused this client");
             return Err(AuthError::new(
-                AuthErrorKind::Internal,
+                AuthErrorKind::ProviderUnavailable,
                 format!("introspection refused this client (HTTP {status})"),
             ));
+        }
+        if !status.is_success() {
+            // Any other refusal (`400 invalid_request`...) is about the token the caller sent.
+            return Err(invalid("the introspection endpoint refused the token"));
         }
         let claims: AccessClaims<'_> = serde_json::from_slice(&body).map_err(|_| {
             AuthError::new(

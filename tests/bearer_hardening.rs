@@ -303,6 +303,33 @@ async fn introspected_tokens_must_be_access_tokens_for_this_client() {
     }
 }
 
+/// A caller's garbage never becomes a `500`: the introspection endpoint refusing the token
+/// (a `4xx`) refuses it (cached like an inactive answer), and refusing our client (`401`,
+/// `403`) answers `503`, the provider being unusable for us.
+#[tokio::test]
+async fn introspection_refusals_are_not_internal_errors() {
+    let dev = dev(true).await;
+    let app = app(&dev, |b| b).await;
+    let answer = |status: u16| Fault::IntrospectionAnswer {
+        status,
+        content_type: "application/json".into(),
+        body: r#"{"error":"invalid_request"}"#.into(),
+    };
+    dev.set_fault(answer(400));
+    let res = get(app.url("/me"), "garbage-token-400").await;
+    assert_refused(res, "refused the token").await;
+    let calls = dev.stats().introspection_requests;
+    let res = get(app.url("/me"), "garbage-token-400").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(dev.stats().introspection_requests, calls, "cached");
+    for (i, status) in [401, 403].into_iter().enumerate() {
+        dev.clear_faults();
+        dev.set_fault(answer(status));
+        let res = get(app.url("/me"), &random_token(i)).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{status}");
+    }
+}
+
 fn random_token(i: usize) -> String {
     format!("bogus-opaque-token-{i}")
 }
