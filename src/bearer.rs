@@ -199,6 +199,9 @@ struct AccessClaims<'a> {
     /// Introspection only.
     #[serde(default)]
     active: Option<bool>,
+    /// Introspection only (RFC 7662 §2.2): the kind of token the provider found.
+    #[serde(borrow, default)]
+    token_type: Option<Text<'a>>,
 }
 
 impl Shared {
@@ -362,7 +365,14 @@ impl Shared {
         }
         match &claims.aud {
             Some(aud) if aud.contains_any(&self.config.api_audiences) => {}
-            None if !jwt => {}
+            // An introspection answer without `aud`: the token must have been issued to this
+            // client (RFC 7662 `client_id`), unless the application opts out.
+            None if !jwt
+                && (claims.client_id.as_deref() == Some(self.config.client_id.as_str())
+                    || self
+                        .config
+                        .hardening
+                        .accept_introspected_tokens_of_any_client) => {}
             _ => return Err(invalid("the token is for another audience")),
         }
         // Cache no longer than the token lives (and at most the introspection cache time).
@@ -423,11 +433,18 @@ impl Shared {
                 format!("introspection answered HTTP {status}"),
             ));
         }
-        if !status.is_success() {
+        if status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN {
+            // Our client is refused (wrong secret, no right to introspect): nothing the caller
+            // did, and nothing a caller can fix; the provider is unusable for us.
+            tracing::error!(%status, "the introspection endpoint refused this client");
             return Err(AuthError::new(
-                AuthErrorKind::Internal,
+                AuthErrorKind::ProviderUnavailable,
                 format!("introspection refused this client (HTTP {status})"),
             ));
+        }
+        if !status.is_success() {
+            // Any other refusal (`400 invalid_request`...) is about the token the caller sent.
+            return Err(invalid("the introspection endpoint refused the token"));
         }
         let claims: AccessClaims<'_> = serde_json::from_slice(&body).map_err(|_| {
             AuthError::new(
@@ -437,6 +454,14 @@ impl Shared {
         })?;
         if claims.active != Some(true) {
             return Err(invalid("the token is not active"));
+        }
+        // The provider vouches for the token being active, not for it being an access token:
+        // a refresh or ID token it knows is active too.
+        let access_type = |t: &Text<'_>| t.is("access_token") || t.is("Bearer");
+        if claims.names_another_kind()
+            || claims.token_type.as_ref().is_some_and(|t| !access_type(t))
+        {
+            return Err(invalid("the token is not an access token"));
         }
         let exp = self.check_access_claims(&claims, now, false)?;
         let identity = self.bearer_identity(&claims, body.clone())?;

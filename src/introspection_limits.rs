@@ -43,6 +43,22 @@ impl std::fmt::Debug for IntrospectionLimits {
     }
 }
 
+/// Removes its token's entry from the flights when dropped.
+struct FlightEntry {
+    state: Arc<Mutex<State>>,
+    key: TokenKey,
+}
+
+impl Drop for FlightEntry {
+    fn drop(&mut self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flights
+            .remove(&self.key);
+    }
+}
+
 fn busy(reason: &'static str) -> AuthError {
     AuthError::new(AuthErrorKind::ProviderUnavailable, reason)
 }
@@ -70,10 +86,10 @@ impl IntrospectionLimits {
     where
         F: Future<Output = Result<Identity, AuthError>> + Send + 'static,
     {
-        let flight = {
+        let (flight, call) = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(flight) = state.flights.get(&key) {
-                flight.clone()
+                (flight.clone(), None)
             } else {
                 if let Some(answer) = cached() {
                     return answer;
@@ -89,20 +105,10 @@ impl IntrospectionLimits {
                     return Err(busy("too many introspection calls this second"));
                 }
                 state.started += 1;
-                let shared_state = self.state.clone();
-                let call = start();
-                // The task's removal waits for this lock, so it cannot run before the insert.
-                let task = tokio::spawn(async move {
-                    let result = call.await;
-                    shared_state
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .flights
-                        .remove(&key);
-                    result
-                });
+                let (sender, receiver) = tokio::sync::oneshot::channel();
                 let flight = async move {
-                    task.await.unwrap_or_else(|_| {
+                    // No answer: the call panicked or its task was dropped.
+                    receiver.await.unwrap_or_else(|_| {
                         Err(AuthError::new(
                             AuthErrorKind::Internal,
                             "the introspection task failed",
@@ -112,9 +118,24 @@ impl IntrospectionLimits {
                 .boxed()
                 .shared();
                 state.flights.insert(key, flight.clone());
-                flight
+                (flight, Some(sender))
             }
         };
+        if let Some(sender) = call {
+            // From here on the entry (and so its slot) is removed however the call ends:
+            // answered, panicked, or dropped unfinished.
+            let entry = FlightEntry {
+                state: self.state.clone(),
+                key,
+            };
+            let call = start();
+            tokio::spawn(async move {
+                let entry = entry;
+                let result = call.await;
+                drop(entry);
+                let _ = sender.send(result);
+            });
+        }
         flight.await
     }
 }
@@ -127,6 +148,47 @@ mod tests {
 
     fn id() -> Identity {
         Identity::new("s", "i", Default::default())
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    fn flights(limits: &IntrospectionLimits) -> usize {
+        limits.state.lock().unwrap().flights.len()
+    }
+
+    #[test]
+    fn a_call_that_panics_or_is_cancelled_frees_its_entry_and_slot() {
+        // A call that panics: its waiters get an error, and the token and slot are free again.
+        let limits = IntrospectionLimits::new(1, 100);
+        runtime().block_on(async {
+            let panicked = limits
+                .run(token_key("a"), 10, || None, || async { panic!("injected") })
+                .await;
+            assert_eq!(panicked.unwrap_err().kind(), AuthErrorKind::Internal);
+            assert_eq!(flights(&limits), 0);
+            let again = limits
+                .run(token_key("a"), 10, || None, || async { Ok(id()) })
+                .await;
+            assert!(again.is_ok());
+        });
+        // A call whose task is dropped unfinished (the runtime going away) frees them too.
+        let runtime = runtime();
+        let limits = Arc::new(IntrospectionLimits::new(1, 100));
+        let inner = limits.clone();
+        let _waiter = runtime.spawn(async move {
+            inner
+                .run(token_key("b"), 10, || None, std::future::pending)
+                .await
+        });
+        while flights(&limits) == 0 {
+            runtime.block_on(tokio::task::yield_now());
+        }
+        drop(runtime);
+        assert_eq!(flights(&limits), 0);
     }
 
     #[tokio::test]

@@ -502,14 +502,11 @@ impl Provider {
     }
 }
 
-/// Whether `url` is on a loopback host: `localhost` (and names below it, RFC 6761) or a
-/// loopback address.
+/// Whether `url` is on a loopback host: `localhost` itself or a loopback address. Names
+/// below `localhost` (RFC 6761) are not: not every resolver keeps them on the machine.
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
-        }
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
@@ -577,6 +574,31 @@ pub(crate) enum VerifyError {
 mod tests {
     use super::*;
     use crate::SessionKey;
+
+    #[test]
+    fn only_localhost_itself_and_loopback_addresses_are_loopback() {
+        let loopback = |u: &str| is_loopback(&Url::parse(u).unwrap());
+        for u in [
+            "http://localhost:8080/",
+            "http://LOCALHOST/",
+            "http://127.0.0.1/",
+            "http://127.8.9.1/",
+            "http://[::1]:9000/",
+        ] {
+            assert!(loopback(u), "{u}");
+        }
+        // Names below `localhost` resolve through whatever resolver the host has.
+        for u in [
+            "http://id.localhost/",
+            "http://evil.localhost:8080/",
+            "http://localhost./",
+            "http://localhost.example.com/",
+            "http://10.0.0.1/",
+            "http://[::2]/",
+        ] {
+            assert!(!loopback(u), "{u}");
+        }
+    }
 
     fn config(secret: Option<&str>, auth: Option<ClientAuth>) -> Config {
         let mut b = Config::builder("https://id.example.com", "c")

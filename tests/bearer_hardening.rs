@@ -153,8 +153,10 @@ async fn keycloak_shaped_id_token_is_refused() {
     claims["scope"] = json!("openid profile");
     let id_token = dev.sign_jwt("JWT", &claims);
     assert_refused(get(app.url("/me"), &id_token).await, "not an access token").await;
-    // Keycloak's access token: `typ: Bearer`.
+    // Keycloak's access token: `typ: Bearer`, and no other access-token marker (no `scope`),
+    // so `typ: Bearer` alone makes it one.
     claims["typ"] = json!("Bearer");
+    claims.as_object_mut().unwrap().remove("scope");
     let access = dev.sign_jwt("JWT", &claims);
     assert_eq!(get(app.url("/me"), &access).await.status(), StatusCode::OK);
 }
@@ -230,6 +232,102 @@ async fn opaque_token(dev: &DevProvider) -> String {
     let token = tokens["access_token"].as_str().expect("access token");
     assert_eq!(token.split('.').count(), 1, "opaque: {token}");
     token.to_owned()
+}
+
+/// Introspection answers vouch for a token being active, not for it being an access token for
+/// this API: answers that name another kind of token, and answers without `aud` for another
+/// client, are refused (unless the app opts out of the latter).
+#[tokio::test]
+async fn introspected_tokens_must_be_access_tokens_for_this_client() {
+    let dev = dev(true).await;
+    let strict = app(&dev, |b| b).await;
+    let check = |shape: Value, ok: bool| {
+        let (dev, strict) = (&dev, &strict);
+        async move {
+            dev.clear_faults();
+            dev.set_fault(Fault::IntrospectionClaims(shape.clone()));
+            let token = opaque_token(dev).await;
+            let res = get(strict.url("/me"), &token).await;
+            if ok {
+                assert_eq!(res.status(), StatusCode::OK, "{shape}");
+            } else {
+                assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{shape}");
+                let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+                assert!(challenge.contains("invalid_token"), "{shape}: {challenge}");
+            }
+        }
+    };
+    // The usual answer, and one without `aud` for this client, pass.
+    check(json!({}), true).await;
+    check(json!({"aud": null}), true).await;
+    check(json!({"token_type": "access_token"}), true).await;
+    check(json!({"token_type": "bearer"}), true).await;
+    // Without `aud`, issued to another client (or to no client named): refused.
+    check(json!({"aud": null, "client_id": "another-client"}), false).await;
+    check(json!({"aud": null, "client_id": null}), false).await;
+    // Another kind of token the provider knows is active: refused.
+    for shape in [
+        json!({"token_type": "refresh_token"}),
+        json!({"token_type": "id_token"}),
+        json!({"token_type": 1}),
+        json!({"typ": "Refresh"}),
+        json!({"typ": "Offline"}),
+        json!({"typ": "ID"}),
+        json!({"typ": "Logout"}),
+        json!({"token_use": "id"}),
+        json!({"nonce": "n"}),
+        json!({"at_hash": "x"}),
+    ] {
+        check(shape, false).await;
+    }
+    // The app may opt out of the client check (not of the others).
+    let lenient = app(&dev, |b| b.accept_introspected_tokens_of_any_client(true)).await;
+    for (shape, ok) in [
+        (json!({"aud": null, "client_id": "another-client"}), true),
+        (
+            json!({"aud": "another-api", "client_id": "another-client"}),
+            false,
+        ),
+        (json!({"token_type": "refresh_token"}), false),
+    ] {
+        dev.clear_faults();
+        dev.set_fault(Fault::IntrospectionClaims(shape.clone()));
+        let token = opaque_token(&dev).await;
+        let status = get(lenient.url("/me"), &token).await.status();
+        let want = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(status, want, "{shape}");
+    }
+}
+
+/// A caller's garbage never becomes a `500`: the introspection endpoint refusing the token
+/// (a `4xx`) refuses it (cached like an inactive answer), and refusing our client (`401`,
+/// `403`) answers `503`, the provider being unusable for us.
+#[tokio::test]
+async fn introspection_refusals_are_not_internal_errors() {
+    let dev = dev(true).await;
+    let app = app(&dev, |b| b).await;
+    let answer = |status: u16| Fault::IntrospectionAnswer {
+        status,
+        content_type: "application/json".into(),
+        body: r#"{"error":"invalid_request"}"#.into(),
+    };
+    dev.set_fault(answer(400));
+    let res = get(app.url("/me"), "garbage-token-400").await;
+    assert_refused(res, "refused the token").await;
+    let calls = dev.stats().introspection_requests;
+    let res = get(app.url("/me"), "garbage-token-400").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(dev.stats().introspection_requests, calls, "cached");
+    for (i, status) in [401, 403].into_iter().enumerate() {
+        dev.clear_faults();
+        dev.set_fault(answer(status));
+        let res = get(app.url("/me"), &random_token(i)).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{status}");
+    }
 }
 
 fn random_token(i: usize) -> String {

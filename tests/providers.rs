@@ -99,6 +99,39 @@ async fn an_access_token_that_does_not_verify_grants_no_roles() {
     assert_eq!(roles_after_login(&app).await, json!([]));
 }
 
+/// Roles count only from a live access token about this user, issued to this client (or for
+/// its API): a signed token of the same provider for another party grants nothing.
+#[tokio::test]
+async fn an_access_token_for_another_party_grants_no_roles() {
+    let dev = provider().await;
+    let client_id = dev.confidential_client().id.clone();
+    let app = app(&dev, |b| b).await;
+    let admin = json!({ "roles": ["admin"] });
+    let cases = [
+        // Another audience and authorized party (Keycloak-shaped, another client's token).
+        json!({"aud": "another-api", "azp": "another-client", "client_id": "another-client",
+               "typ": "Bearer", "realm_access": admin}),
+        json!({"aud": ["account", "another-api"], "azp": null, "client_id": null,
+               "realm_access": admin}),
+        // No subject.
+        json!({"sub": null, "realm_access": admin}),
+        // Expired an hour ago, or no expiry at all.
+        json!({"exp": now() - 3600, "realm_access": admin}),
+        json!({"exp": null, "realm_access": admin}),
+    ];
+    for claims in cases {
+        dev.clear_faults();
+        dev.set_fault(Fault::AccessTokenClaims(claims.clone()));
+        assert_eq!(roles_after_login(&app).await, json!([]), "{claims}");
+    }
+    // The Keycloak shape for this client (`aud: account`, `azp` this client) still counts.
+    dev.clear_faults();
+    dev.set_fault(Fault::AccessTokenClaims(json!({
+        "aud": "account", "azp": client_id, "client_id": null, "realm_access": admin,
+    })));
+    assert_eq!(roles_after_login(&app).await, json!(["admin"]));
+}
+
 #[tokio::test]
 async fn cognito_groups_on_a_bearer_token() {
     let dev = provider().await;

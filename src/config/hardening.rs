@@ -12,6 +12,7 @@ use super::ConfigBuilder;
 #[derive(Debug, Clone)]
 pub(crate) struct Hardening {
     pub(crate) accept_unmarked_access_tokens: bool,
+    pub(crate) accept_introspected_tokens_of_any_client: bool,
     pub(crate) trusted_audiences: Vec<String>,
     pub(crate) assertion_audience: AssertionAudience,
     pub(crate) allow_http_provider: bool,
@@ -23,6 +24,7 @@ impl Default for Hardening {
     fn default() -> Self {
         Self {
             accept_unmarked_access_tokens: false,
+            accept_introspected_tokens_of_any_client: false,
             trusted_audiences: Vec::new(),
             assertion_audience: AssertionAudience::Issuer,
             allow_http_provider: false,
@@ -88,6 +90,37 @@ impl ConfigBuilder {
     /// ```
     pub fn accept_unmarked_access_tokens(mut self, accept: bool) -> Self {
         self.hardening.accept_unmarked_access_tokens = accept;
+        self
+    }
+
+    /// Accept opaque bearer tokens whose introspection answer has no `aud` and whose
+    /// `client_id` is not this client. Default off.
+    ///
+    /// The introspection endpoint says whether a token is active, not that it is meant for
+    /// this API: every client of the provider may have active tokens. So an active answer is
+    /// accepted only when its `aud` names one of the
+    /// [`api_audience`](ConfigBuilder::api_audience)s or, when it has no `aud`, its
+    /// `client_id` (RFC 7662 §2.2) is this client. Turn this on only when tokens issued to
+    /// other clients of the provider, without audience, are meant for this API. An `aud`
+    /// that names other audiences only is refused whatever this setting, and so are answers
+    /// that name another kind of token (`token_type` other than `access_token`/`Bearer`,
+    /// Keycloak's `typ` `ID`/`Refresh`/`Offline`/`Logout`, Cognito's `token_use: id`,
+    /// `nonce`, `at_hash`, `c_hash`, logout `events`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use tower_oidc::{Config, SessionKey};
+    /// let config = Config::builder("https://login.example.com", "my-api")
+    ///     .redirect_url("https://api.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .client_secret("secret")
+    ///     .accept_introspected_tokens_of_any_client(true)
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn accept_introspected_tokens_of_any_client(mut self, accept: bool) -> Self {
+        self.hardening.accept_introspected_tokens_of_any_client = accept;
         self
     }
 

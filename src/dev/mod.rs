@@ -873,6 +873,32 @@ pub enum Fault {
     AccessTokenClaims(serde_json::Value),
     /// The JWKS document carries 2 MiB of padding.
     OversizedJwks,
+    /// Active introspection answers carry these members (a JSON object laid over the usual
+    /// ones; a `null` member removes the usual one), as other providers shape them: no
+    /// `aud`, another `client_id`, Keycloak's `typ: Refresh`, `token_type: refresh_token`...
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// use tower_oidc::dev::{DevProvider, Fault};
+    ///
+    /// let dev = DevProvider::builder().opaque_access_tokens(true).start().await?;
+    /// dev.set_fault(Fault::IntrospectionClaims(serde_json::json!({
+    ///     "aud": null,
+    ///     "client_id": "another-client",
+    /// })));
+    /// # Ok(()) }
+    /// ```
+    IntrospectionClaims(serde_json::Value),
+    /// The introspection endpoint answers every request with this status, `Content-Type`
+    /// and body (after counting it), like [`Fault::TokenAnswer`] for the token endpoint.
+    IntrospectionAnswer {
+        /// The HTTP status code (an invalid code answers `500`).
+        status: u16,
+        /// The `Content-Type` header.
+        content_type: String,
+        /// The body.
+        body: String,
+    },
 }
 
 /// How [`Fault::IdToken`] breaks ID tokens.

@@ -364,10 +364,12 @@ pub(crate) fn new_session(
     // Roles of the access token count only when it is about this user.
     let token_roles = match tokens.access_roles {
         Some(found) if !found.roles.is_empty() => {
-            if found.sub.as_deref().is_none_or(|sub| sub == subject) {
+            if found.sub.as_deref().is_some_and(|sub| sub == subject) {
                 serde_json::to_vec(&found.roles).unwrap_or_default()
             } else {
-                tracing::warn!("the access token names another subject; its roles are not used");
+                tracing::warn!(
+                    "the access token names another subject or none; its roles are not used"
+                );
                 Vec::new()
             }
         }

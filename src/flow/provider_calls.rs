@@ -54,6 +54,32 @@ async fn access_roles(shared: &Shared, token: &str) -> Option<AccessRoles> {
         tracing::debug!("the access token names another issuer; its roles are not used");
         return None;
     }
+    // Roles count only from a live token issued to this client (or for this API): not from
+    // a token the provider minted for another party (Keycloak: `azp` is the client).
+    let skew = shared.config.clock_skew.as_secs() as f64;
+    let live = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .is_some_and(|exp| shared.now() as f64 <= exp + skew);
+    if !live {
+        tracing::debug!("the access token has no expiry or has expired; its roles are not used");
+        return None;
+    }
+    let config = &shared.config;
+    let ours = |v: &str| v == config.client_id || config.api_audiences.iter().any(|a| a == v);
+    let names_us = match claims.get("aud") {
+        Some(Value::String(a)) => ours(a),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(ours),
+        _ => false,
+    } || ["azp", "client_id"]
+        .iter()
+        .any(|c| claims.get(*c).and_then(Value::as_str).is_some_and(ours));
+    if !names_us {
+        tracing::debug!(
+            "the access token names neither this client nor its API; its roles are not used"
+        );
+        return None;
+    }
     let mut roles = Vec::new();
     roles_in(&claims, &shared.config.compat.roles, &mut roles);
     Some(AccessRoles {

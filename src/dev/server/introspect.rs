@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use axum::extract::State as AxState;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::HeaderMap;
 use http::StatusCode;
@@ -20,6 +20,15 @@ pub(super) async fn introspect(AxState(s): St, headers: HeaderMap, body: Bytes) 
     s.hold_introspection().await;
     if let Some(r) = s.gate().await {
         return r;
+    }
+    if let Some(Fault::IntrospectionAnswer {
+        status,
+        content_type,
+        body,
+    }) = s.fault(|f| matches!(f, Fault::IntrospectionAnswer { .. }))
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, [(http::header::CONTENT_TYPE, content_type)], body).into_response();
     }
     match introspect_inner(&s, &headers, &body) {
         Ok(body) => json_response(StatusCode::OK, &body),
@@ -64,7 +73,7 @@ fn introspect_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Valu
     if let Some(extra) = &s.access_token_audience {
         aud.push(json!(extra));
     }
-    Ok(json!({
+    let mut answer = json!({
         "active": true,
         "iss": s.issuer,
         "sub": record.sub,
@@ -73,7 +82,21 @@ fn introspect_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Valu
         "aud": if aud.len() == 1 { aud[0].clone() } else { Value::Array(aud) },
         "exp": record.exp,
         "token_type": "Bearer",
-    }))
+    });
+    for fault in &state.faults {
+        if let (Fault::IntrospectionClaims(Value::Object(extra)), Some(members)) =
+            (fault, answer.as_object_mut())
+        {
+            for (name, value) in extra {
+                if value.is_null() {
+                    members.remove(name);
+                } else {
+                    members.insert(name.clone(), value.clone());
+                }
+            }
+        }
+    }
+    Ok(answer)
 }
 
 impl Shared {
