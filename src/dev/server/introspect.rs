@@ -5,14 +5,14 @@
 use std::sync::atomic::Ordering;
 
 use axum::extract::State as AxState;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use http::header::HeaderMap;
 use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::params::{is_form, Params};
-use super::response::{json_response, TokenError};
+use super::response::{fixed_answer, json_response, TokenError};
 use super::{now, token_key, Fault, Shared, St};
 
 pub(super) async fn introspect(AxState(s): St, headers: HeaderMap, body: Bytes) -> Response {
@@ -27,8 +27,7 @@ pub(super) async fn introspect(AxState(s): St, headers: HeaderMap, body: Bytes) 
         body,
     }) = s.fault(|f| matches!(f, Fault::IntrospectionAnswer { .. }))
     {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (status, [(http::header::CONTENT_TYPE, content_type)], body).into_response();
+        return fixed_answer(status, content_type, body);
     }
     match introspect_inner(&s, &headers, &body) {
         Ok(body) => json_response(StatusCode::OK, &body),

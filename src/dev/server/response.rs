@@ -18,6 +18,13 @@ pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
+/// An answer injected by a fault: this status (an invalid code answers `500`), `Content-Type`
+/// and body.
+pub(super) fn fixed_answer(status: u16, content_type: String, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
 /// An OAuth error answer of the token endpoint (RFC 6749 §5.2).
 pub(super) struct TokenError {
     pub(super) status: StatusCode,

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use axum::extract::State as AxState;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use http::header::HeaderMap;
 use http::StatusCode;
@@ -14,7 +14,7 @@ use super::authorize::is_pkce_value;
 use super::issue::Issue;
 use super::keys;
 use super::params::{is_form, Params};
-use super::response::{json_response, TokenError};
+use super::response::{fixed_answer, json_response, TokenError};
 use super::{now, token_key, ChallengeMethod, DevClient, Fault, Shared, St};
 
 /// Lifetime of authorization codes.
@@ -31,8 +31,7 @@ pub(super) async fn token(AxState(s): St, headers: HeaderMap, body: Bytes) -> Re
         body,
     }) = s.fault(|f| matches!(f, Fault::TokenAnswer { .. }))
     {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (status, [(http::header::CONTENT_TYPE, content_type)], body).into_response();
+        return fixed_answer(status, content_type, body);
     }
     match token_inner(&s, &headers, &body) {
         Ok(body) => json_response(StatusCode::OK, &body),

@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
 use serde_json::json;
 
-use super::response::json_response;
+use super::response::{fixed_answer, json_response};
 use super::{now, token_key, Fault, St};
 
 fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> Response {
@@ -46,8 +46,7 @@ pub(super) async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
         body,
     }) = s.fault(|f| matches!(f, Fault::UserinfoAnswer { .. }))
     {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+        return fixed_answer(status, content_type, body);
     }
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
