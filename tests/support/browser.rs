@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+
+use super::apt::{tail, Prerequisite};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
 use serde::Deserialize;
@@ -79,9 +81,16 @@ pub(crate) fn artifacts_dir(test: &str) -> PathBuf {
     dir
 }
 
-fn chromium_installed() -> bool {
-    Path::new(CHROMIUM).is_file() && Path::new(CHROMEDRIVER).is_file()
-}
+/// Debian's Chromium and its driver, installed when missing.
+const CHROMIUM_PACKAGES: Prerequisite = Prerequisite {
+    needed_by: "the browser tests",
+    tag: "[browser]",
+    packages: &["chromium", "chromium-driver"],
+    binaries: &[CHROMIUM, CHROMEDRIVER],
+    install_command: INSTALL_COMMAND,
+    lock_name: "chromium-install.lock",
+    wait: INSTALL_WAIT,
+};
 
 /// Makes sure `/usr/bin/chromium` and `/usr/bin/chromedriver` exist, installing Debian's
 /// packages when running as root. Concurrent test binaries take turns through a lock file in
@@ -89,138 +98,9 @@ fn chromium_installed() -> bool {
 /// installed; never skips. The outcome is cached for the process.
 pub(crate) fn ensure_chromium() {
     static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
-    if let Err(message) = CHECKED.get_or_init(check_or_install) {
+    if let Err(message) = CHECKED.get_or_init(|| CHROMIUM_PACKAGES.check_or_install()) {
         panic!("{message}");
     }
-}
-
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn check_or_install() -> Result<(), String> {
-    if chromium_installed() {
-        return Ok(());
-    }
-    if effective_uid() != Some(0) {
-        return Err(format!(
-            "the browser tests need Debian's chromium and chromium-driver ({CHROMIUM}, \
-             {CHROMEDRIVER}), which are missing, and only root can install them here; run as \
-             root: `{INSTALL_COMMAND}`"
-        ));
-    }
-    let dir = target_dir();
-    std::fs::create_dir_all(&dir).map_err(|err| format!("create {}: {err}", dir.display()))?;
-    let lock = dir.join("chromium-install.lock");
-    let deadline = Instant::now() + INSTALL_WAIT;
-    loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
-            Ok(mut file) => {
-                let _ = write!(file, "{}", std::process::id());
-                drop(file);
-                // Another binary may have finished while this one waited.
-                let outcome = if chromium_installed() {
-                    Ok(())
-                } else {
-                    install_chromium()
-                };
-                let _ = std::fs::remove_file(&lock);
-                return outcome;
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = std::fs::read_to_string(&lock).unwrap_or_default();
-                let holder_alive = holder
-                    .trim()
-                    .parse::<u32>()
-                    .map(|pid| Path::new(&format!("/proc/{pid}")).exists())
-                    // Written right after creation: an empty file is a fresh lock.
-                    .unwrap_or(true);
-                if !holder_alive {
-                    eprintln!(
-                        "[browser] removing the stale install lock {} of process {}",
-                        lock.display(),
-                        holder.trim()
-                    );
-                    let _ = std::fs::remove_file(&lock);
-                    continue;
-                }
-                if Instant::now() > deadline {
-                    return Err(format!(
-                        "waited {} s for another test binary to install Chromium (lock {} held by \
-                         process {}); install it yourself: `{INSTALL_COMMAND}`",
-                        INSTALL_WAIT.as_secs(),
-                        lock.display(),
-                        holder.trim()
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(err) => return Err(format!("create the lock file {}: {err}", lock.display())),
-        }
-    }
-}
-
-fn install_chromium() -> Result<(), String> {
-    let started = Instant::now();
-    eprintln!("[browser] Chromium is missing; running `{INSTALL_COMMAND}`");
-    let run = |args: &[&str]| -> Result<(), String> {
-        let output = std::process::Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|err| {
-                format!(
-                    "could not run `apt-get` ({err}); install Chromium with `{INSTALL_COMMAND}`"
-                )
-            })?;
-        if output.status.success() {
-            return Ok(());
-        }
-        Err(format!(
-            "`apt-get {}` failed ({}); the browser tests need `{INSTALL_COMMAND}` to succeed \
-             (a Debian package mirror must be reachable).\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            output.status,
-            tail(&String::from_utf8_lossy(&output.stdout), 3000),
-            tail(&String::from_utf8_lossy(&output.stderr), 3000),
-        ))
-    };
-    run(&["update"])?;
-    run(&[
-        "install",
-        "-y",
-        "--no-install-recommends",
-        // Wait for a dpkg lock held by someone else instead of failing at once.
-        "-o",
-        "DPkg::Lock::Timeout=600",
-        "chromium",
-        "chromium-driver",
-    ])?;
-    if !chromium_installed() {
-        return Err(format!(
-            "`{INSTALL_COMMAND}` succeeded but {CHROMIUM} or {CHROMEDRIVER} is still missing"
-        ));
-    }
-    eprintln!(
-        "[browser] installed chromium and chromium-driver in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-fn tail(text: &str, max: usize) -> &str {
-    let mut start = text.len().saturating_sub(max);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
 }
 
 fn head(text: &str, max: usize) -> &str {

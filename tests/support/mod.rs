@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod app;
+pub(crate) mod apt;
 pub(crate) mod browser;
 pub(crate) mod clock;
 pub(crate) mod html;

@@ -6,15 +6,15 @@
 //! it answers `PING`; [`RedisServer::stop`] and [`RedisServer::restart`] make an outage on the
 //! same port; the process is killed on drop.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::{Child, Command};
 
+use super::apt::{tail, Prerequisite};
 use super::browser::target_dir;
 use super::wait;
 
@@ -26,141 +26,26 @@ pub(crate) const INSTALL_COMMAND: &str =
 /// How long a test binary waits for another one's installation.
 const INSTALL_WAIT: Duration = Duration::from_secs(10 * 60);
 
+/// Debian's Redis server, installed when missing.
+const REDIS_PACKAGE: Prerequisite = Prerequisite {
+    needed_by: "the Redis tests",
+    tag: "[redis]",
+    packages: &["redis-server"],
+    binaries: &[REDIS_SERVER],
+    install_command: INSTALL_COMMAND,
+    lock_name: "redis-install.lock",
+    wait: INSTALL_WAIT,
+};
+
 /// Makes sure [`REDIS_SERVER`] exists, installing Debian's package when running as root.
 /// Concurrent test binaries take turns through a lock file in the target directory. Panics
 /// with [`INSTALL_COMMAND`] when it is missing and cannot be installed; never skips. The
 /// outcome is cached for the process.
 pub(crate) fn ensure_redis_server() {
     static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
-    if let Err(message) = CHECKED.get_or_init(check_or_install) {
+    if let Err(message) = CHECKED.get_or_init(|| REDIS_PACKAGE.check_or_install()) {
         panic!("{message}");
     }
-}
-
-fn installed() -> bool {
-    Path::new(REDIS_SERVER).is_file()
-}
-
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn check_or_install() -> Result<(), String> {
-    if installed() {
-        return Ok(());
-    }
-    if effective_uid() != Some(0) {
-        return Err(format!(
-            "the Redis tests need Debian's redis-server ({REDIS_SERVER}), which is missing, and \
-             only root can install it here; run as root: `{INSTALL_COMMAND}`"
-        ));
-    }
-    let dir = target_dir();
-    std::fs::create_dir_all(&dir).map_err(|err| format!("create {}: {err}", dir.display()))?;
-    let lock = dir.join("redis-install.lock");
-    let deadline = Instant::now() + INSTALL_WAIT;
-    loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
-            Ok(mut file) => {
-                let _ = write!(file, "{}", std::process::id());
-                drop(file);
-                // Another binary may have finished while this one waited.
-                let outcome = if installed() { Ok(()) } else { install() };
-                let _ = std::fs::remove_file(&lock);
-                return outcome;
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = std::fs::read_to_string(&lock).unwrap_or_default();
-                let holder_alive = holder
-                    .trim()
-                    .parse::<u32>()
-                    .map(|pid| Path::new(&format!("/proc/{pid}")).exists())
-                    // Written right after creation: an empty file is a fresh lock.
-                    .unwrap_or(true);
-                if !holder_alive {
-                    eprintln!(
-                        "[redis] removing the stale install lock {} of process {}",
-                        lock.display(),
-                        holder.trim()
-                    );
-                    let _ = std::fs::remove_file(&lock);
-                    continue;
-                }
-                if Instant::now() > deadline {
-                    return Err(format!(
-                        "waited {} s for another test binary to install redis-server (lock {} \
-                         held by process {}); install it yourself: `{INSTALL_COMMAND}`",
-                        INSTALL_WAIT.as_secs(),
-                        lock.display(),
-                        holder.trim()
-                    ));
-                }
-                // Another process's progress is not observable otherwise: poll the lock.
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(err) => return Err(format!("create the lock file {}: {err}", lock.display())),
-        }
-    }
-}
-
-fn install() -> Result<(), String> {
-    let started = Instant::now();
-    eprintln!("[redis] redis-server is missing; running `{INSTALL_COMMAND}`");
-    let run = |args: &[&str]| -> Result<(), String> {
-        let output = std::process::Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|err| {
-                format!("could not run `apt-get` ({err}); install Redis with `{INSTALL_COMMAND}`")
-            })?;
-        if output.status.success() {
-            return Ok(());
-        }
-        Err(format!(
-            "`apt-get {}` failed ({}); the Redis tests need `{INSTALL_COMMAND}` to succeed (a \
-             Debian package mirror must be reachable).\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            output.status,
-            tail(&String::from_utf8_lossy(&output.stdout), 3000),
-            tail(&String::from_utf8_lossy(&output.stderr), 3000),
-        ))
-    };
-    run(&["update"])?;
-    run(&[
-        "install",
-        "-y",
-        "--no-install-recommends",
-        // Wait for a dpkg lock held by someone else instead of failing at once.
-        "-o",
-        "DPkg::Lock::Timeout=600",
-        "redis-server",
-    ])?;
-    if !installed() {
-        return Err(format!(
-            "`{INSTALL_COMMAND}` succeeded but {REDIS_SERVER} is still missing"
-        ));
-    }
-    eprintln!(
-        "[redis] installed redis-server in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-fn tail(text: &str, max: usize) -> &str {
-    let mut start = text.len().saturating_sub(max);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
 }
 
 fn free_port() -> u16 {
