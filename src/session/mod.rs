@@ -16,10 +16,33 @@ use bytes::Bytes;
 
 use crate::identity::{AccessToken, Identity, RoleClaims, RoleSource, Source};
 
-/// Version 3 added the session id and the time the access token was obtained; older cookies
-/// (sealed with keys not yet bound to the client, so they no longer open) are refused like any
-/// unreadable cookie.
-const SESSION_VERSION: u8 = 3;
+/// Version 4 ends with tagged optional fields (see [`Tag`]); version 3 (the same fields, with
+/// the access token's roles as an untagged optional last field) is still read. Version 3
+/// added the session id and the time the access token was obtained; older cookies (sealed with
+/// keys not yet bound to the client, so they no longer open) are refused like any unreadable
+/// cookie.
+const SESSION_VERSION: u8 = 4;
+const SESSION_VERSION_3: u8 = 3;
+
+/// The optional fields at the end of a version-4 session: each is a tag byte and a
+/// length-prefixed byte string, written only when not empty, in increasing tag order, each tag
+/// at most once. An unknown tag makes the session unreadable (it was sealed by a newer
+/// version), never silently dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub(crate) enum Tag {
+    /// [`Session::token_roles`].
+    TokenRoles = 1,
+}
+
+impl Tag {
+    fn from_u8(tag: u8) -> Option<Self> {
+        match tag {
+            1 => Some(Tag::TokenRoles),
+            _ => None,
+        }
+    }
+}
 /// Longest session id accepted when reading (ours are 22 characters).
 const MAX_SESSION_ID_LEN: usize = 64;
 /// Version 2: lengths as LEB128 varints and `max_age` only when set (a transaction cookie
@@ -88,9 +111,7 @@ impl Session {
         w.u64(self.last_seen);
         w.opt(self.sid.as_deref());
         w.bytes(session_id.as_bytes());
-        if !self.token_roles.is_empty() {
-            w.bytes(&self.token_roles);
-        }
+        w.tagged(Tag::TokenRoles, &self.token_roles);
         w.0
     }
 
@@ -130,7 +151,8 @@ impl SessionRef {
     /// Reads the encoding of [`Session::encode`]; strings are checked to be UTF-8 once here.
     pub(crate) fn parse(buf: Bytes) -> Option<Self> {
         let mut r = Spans { buf: &buf, pos: 0 };
-        if r.u8()? != SESSION_VERSION {
+        let version = r.u8()?;
+        if version != SESSION_VERSION && version != SESSION_VERSION_3 {
             return None;
         }
         let created_at = r.u64()?;
@@ -148,11 +170,25 @@ impl SessionRef {
         let last_seen = r.u64()?;
         let sid = r.opt()?;
         let session_id = r.string()?;
-        let token_roles = if r.pos < buf.len() {
-            Some(r.bytes()?)
+        let mut token_roles = None;
+        if version == SESSION_VERSION_3 {
+            if r.pos < buf.len() {
+                token_roles = Some(r.bytes()?);
+            }
         } else {
-            None
-        };
+            let mut last = None;
+            while r.pos < buf.len() {
+                let tag = Tag::from_u8(r.u8()?)?;
+                if last.is_some_and(|last| tag <= last) {
+                    return None;
+                }
+                last = Some(tag);
+                let value = r.bytes()?;
+                match tag {
+                    Tag::TokenRoles => token_roles = Some(value),
+                }
+            }
+        }
         if r.pos != buf.len() || session_id.is_empty() || session_id.len() > MAX_SESSION_ID_LEN {
             return None;
         }
@@ -406,6 +442,13 @@ impl Writer {
             .extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
         self.0.extend_from_slice(b);
     }
+    /// An optional tagged field of a session; nothing when empty.
+    fn tagged(&mut self, tag: Tag, b: &[u8]) {
+        if !b.is_empty() {
+            self.0.push(tag as u8);
+            self.bytes(b);
+        }
+    }
     /// LEB128: 7 bits a byte, low bits first.
     fn varint(&mut self, mut v: u64) {
         while v >= 0x80 {
@@ -508,13 +551,62 @@ mod tests {
             ..s.clone()
         };
         let encoded = with_roles.encode(&id);
-        assert_eq!(encoded.len(), s.encode(&id).len() + 4 + 9);
+        assert_eq!(encoded.len(), s.encode(&id).len() + 1 + 4 + 9);
         assert_eq!(Session::decode(&encoded), Some((with_roles, id.clone())));
         // a truncated or overlong last field is no session
         assert_eq!(Session::decode(&encoded[..encoded.len() - 1]), None);
         let mut longer = encoded.clone();
         longer.push(0);
         assert_eq!(Session::decode(&longer), None);
+    }
+
+    #[test]
+    fn tagged_fields_are_refused_when_unknown_repeated_or_out_of_order() {
+        let id = new_session_id();
+        let base = session().encode(&id);
+        let roles = br#"["a"]"#;
+        let field = |tag: u8| {
+            let mut f = vec![tag];
+            f.extend_from_slice(&(roles.len() as u32).to_be_bytes());
+            f.extend_from_slice(roles);
+            f
+        };
+        let with = |fields: &[Vec<u8>]| {
+            let mut b = base.clone();
+            for f in fields {
+                b.extend_from_slice(f);
+            }
+            b
+        };
+        let (decoded, _) = Session::decode(&with(&[field(1)])).expect("known tag");
+        assert_eq!(decoded.token_roles, roles.to_vec());
+        assert!(
+            Session::decode(&with(&[field(200)])).is_none(),
+            "unknown tag"
+        );
+        assert!(Session::decode(&with(&[field(0)])).is_none(), "tag zero");
+        assert!(
+            Session::decode(&with(&[field(1), field(1)])).is_none(),
+            "repeated tag"
+        );
+    }
+
+    #[test]
+    fn version_3_sessions_are_still_read() {
+        let id = new_session_id();
+        let s = Session {
+            token_roles: br#"["admin"]"#.to_vec(),
+            ..session()
+        };
+        // Version 3: the same fields, then the roles untagged.
+        let mut v3 = session().encode(&id);
+        v3[0] = SESSION_VERSION_3;
+        v3.extend_from_slice(&9u32.to_be_bytes());
+        v3.extend_from_slice(br#"["admin"]"#);
+        assert_eq!(Session::decode(&v3), Some((s, id.clone())));
+        let mut plain_v3 = session().encode(&id);
+        plain_v3[0] = SESSION_VERSION_3;
+        assert_eq!(Session::decode(&plain_v3), Some((session(), id)));
     }
 
     #[test]
