@@ -166,7 +166,10 @@ where
             strip_our_cookies(shared, &mut req, read.present);
         }
         let identity = owned.map(|(session, owner)| {
-            session.into_identity(&owner.issuer, &owner.config.compat.roles)
+            session.identity(|s| {
+                s.clone()
+                    .into_identity(&owner.issuer, &owner.config.compat.roles)
+            })
         });
         match admit(shared, &mut req, identity, &set_cookies, held) {
             None => ResponseFuture::inner(self.inner.call(req), set_cookies),

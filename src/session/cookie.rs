@@ -329,20 +329,45 @@ pub(crate) fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str
     headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .filter_map(header_text)
         .flat_map(pairs)
+}
+
+/// A header value as text, when it is ASCII: the same answer as [`HeaderValue::to_str`] for
+/// every value `http` lets through its checks (tab, visible ASCII and bytes above 127; no
+/// other control characters), but checked a word at a time instead of a byte at a time (a
+/// session cookie is kilobytes long and read on every request).
+fn header_text(value: &HeaderValue) -> Option<&str> {
+    let bytes = value.as_bytes();
+    if bytes.is_ascii() {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        None
+    }
 }
 
 /// The `name=value` pairs of one `Cookie` header value.
 fn pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
-    text.split(';').filter_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
+    let mut rest = text;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        // SIMD search: the pair holding the session is kilobytes long.
+        let (pair, tail) = match memchr::memchr(b';', rest.as_bytes()) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        rest = tail;
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
         let value = value.trim();
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
             .unwrap_or(value);
-        Some((name.trim(), value))
+        return Some((name.trim(), value));
     })
 }
 
@@ -391,7 +416,7 @@ impl<'a> FoundCookie<'a> {
 pub(crate) fn find_chunked<'a>(headers: &'a HeaderMap, base: &str) -> FoundCookie<'a> {
     let mut found = FoundCookie::default();
     for header in headers.get_all(COOKIE) {
-        let Ok(text) = header.to_str() else {
+        let Some(text) = header_text(header) else {
             found.others = true;
             continue;
         };
@@ -446,7 +471,7 @@ pub(crate) fn strip_cookies(headers: &mut HeaderMap, ours: impl Fn(&str) -> bool
     let mut kept = String::new();
     let mut changed = false;
     for value in headers.get_all(COOKIE).iter() {
-        let Ok(text) = value.to_str() else {
+        let Some(text) = header_text(value) else {
             // Not text: we cannot have parsed anything from it; keep it as it is.
             continue;
         };
@@ -472,7 +497,7 @@ pub(crate) fn strip_cookies(headers: &mut HeaderMap, ours: impl Fn(&str) -> bool
     let non_text: Vec<HeaderValue> = headers
         .get_all(COOKIE)
         .iter()
-        .filter(|v| v.to_str().is_err())
+        .filter(|v| header_text(v).is_none())
         .cloned()
         .collect();
     headers.remove(COOKIE);

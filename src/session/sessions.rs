@@ -13,6 +13,7 @@ use crate::revocation::RevocationStore;
 use crate::session::cookie::{
     chunk, fill_random, find_chunked, random_token, request_cookies, Cookies, Sealer,
 };
+use crate::session::verified::{Verified, VerifiedSessions};
 use crate::session::{new_session_id, Session, SessionRef, Transaction};
 use subtle::ConstantTimeEq;
 
@@ -48,6 +49,8 @@ pub(crate) struct Sessions {
     pub(crate) clock: Clock,
     /// Whether the "session needs several cookies" warning was logged.
     pub(crate) size_warned: AtomicBool,
+    /// Session cookies already opened.
+    pub(crate) verified: VerifiedSessions,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -64,7 +67,7 @@ impl std::fmt::Debug for Sessions {
 #[derive(Debug, Default)]
 pub(crate) struct SessionRead {
     /// The session, when the cookie opened and is live.
-    pub(crate) session: Option<SessionRef>,
+    pub(crate) session: Option<Arc<Verified>>,
     /// Whether the request carries session cookies at all.
     pub(crate) present: bool,
     /// Whether its `Cookie` headers hold nothing but session cookies.
@@ -97,7 +100,7 @@ impl Sessions {
         let now = self.now();
         let session = found
             .value()
-            .and_then(|v| self.open_authentic(&v))
+            .and_then(|v| self.open_verified(&v))
             .filter(|s| self.is_live(s, now));
         let stale = if session.is_none() {
             found.names(base)
@@ -110,6 +113,19 @@ impl Sessions {
             only_session_cookies: !found.others,
             stale,
         }
+    }
+
+    /// [`Sessions::open_authentic`], answered from the cache of opened cookies when this
+    /// exact value opened before.
+    fn open_verified(&self, value: &str) -> Option<Arc<Verified>> {
+        if let Some(hit) = self.verified.get(value.as_bytes()) {
+            return Some(hit);
+        }
+        let session = self.open_authentic(value)?;
+        Some(
+            self.verified
+                .insert(Verified::new(value.as_bytes(), session)),
+        )
     }
 
     /// Opens a session cookie's value checking only that it is authentic: sealed by one of our
@@ -382,10 +398,10 @@ mod tests {
     use crate::session::cookie::{binding, SessionKey};
     use http::header::COOKIE;
 
-    const A: &str = "https://a.example.com";
+    pub(super) const A: &str = "https://a.example.com";
     const B: &str = "https://b.example.com";
 
-    fn sessions(key: &SessionKey, providers: &[(&str, &str)]) -> Sessions {
+    pub(super) fn sessions(key: &SessionKey, providers: &[(&str, &str)]) -> Sessions {
         let bindings: Vec<Vec<u8>> = providers.iter().map(|(i, c)| binding(i, c)).collect();
         Sessions {
             session_sealer: key.sealer("session", &bindings),
@@ -399,10 +415,11 @@ mod tests {
             revocations: Arc::new(MemoryRevocationStore::default()),
             clock: Arc::new(SystemTime::now),
             size_warned: AtomicBool::new(false),
+            verified: VerifiedSessions::new(64),
         }
     }
 
-    fn session(issuer: &str, now: u64) -> Session {
+    pub(super) fn session(issuer: &str, now: u64) -> Session {
         Session {
             created_at: now,
             expires_at: now + 3600,
@@ -422,7 +439,7 @@ mod tests {
     }
 
     /// The request headers a browser sends back for these `Set-Cookie` values.
-    fn request(set_cookies: &[String]) -> HeaderMap {
+    pub(super) fn request(set_cookies: &[String]) -> HeaderMap {
         let pairs: Vec<&str> = set_cookies
             .iter()
             .filter_map(|c| c.split(';').next())
@@ -497,5 +514,72 @@ mod tests {
         assert!(layer.read_session(&first).session.is_none());
         assert!(layer.read_session(&renewed).session.is_none());
         assert!(layer.read_session(&other).session.is_some());
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::tests::{request, session, sessions, A};
+    use crate::session::cookie::SessionKey;
+    use http::header::COOKIE;
+    use http::HeaderValue;
+
+    fn sessions_with_clock(clock: Clock) -> Sessions {
+        Sessions {
+            clock,
+            ..sessions(&SessionKey::generate(), &[(A, "app")])
+        }
+    }
+
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// A cached session is checked like any other on every request: expiry, idleness and
+    /// revocation end it although its cookie is still in the cache, and a changed cookie is
+    /// opened (and refused) instead of matching the cached one.
+    #[test]
+    fn cached_sessions_are_still_checked_on_every_read() {
+        let secs = Arc::new(AtomicU64::new(1_000_000));
+        let clock_secs = secs.clone();
+        let mut layer = sessions_with_clock(Arc::new(move || {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(clock_secs.load(Ordering::SeqCst))
+        }));
+        layer.idle_timeout = Some(Duration::from_secs(600));
+        let now = layer.now();
+        let mut s = session(A, now);
+        s.expires_at = now + 3600;
+        let headers = request(&layer.session_cookies(&[], &s).unwrap());
+        let first = layer.read_session(&headers).session.expect("opens");
+        let again = layer.read_session(&headers).session.expect("cached");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second read is a cache hit"
+        );
+
+        // Idle: 600 s without a request.
+        secs.fetch_add(600, Ordering::SeqCst);
+        assert!(layer.read_session(&headers).session.is_none(), "idle");
+        secs.fetch_sub(600, Ordering::SeqCst);
+        assert!(layer.read_session(&headers).session.is_some());
+
+        // Past the absolute deadline (last_seen kept fresh by the idle check's own clock).
+        layer.idle_timeout = None;
+        secs.fetch_add(3600, Ordering::SeqCst);
+        assert!(layer.read_session(&headers).session.is_none(), "expired");
+        secs.fetch_sub(3600, Ordering::SeqCst);
+
+        // A changed byte anywhere: never the cached session.
+        let value = headers[COOKIE].to_str().unwrap().to_owned();
+        for at in [value.len() / 2, value.len() - 1] {
+            let mut bytes = value.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            let mut changed = HeaderMap::new();
+            changed.insert(COOKIE, HeaderValue::from_bytes(&bytes).unwrap());
+            assert!(layer.read_session(&changed).session.is_none(), "byte {at}");
+        }
+
+        // Revoked (a logout elsewhere): refused although cached.
+        layer.revoke(&first);
+        assert!(layer.read_session(&headers).session.is_none(), "revoked");
     }
 }
