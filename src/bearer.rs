@@ -67,7 +67,7 @@ pub(crate) fn bearer_candidate(headers: &HeaderMap) -> Option<&[u8]> {
     if !value[..scheme_end].eq_ignore_ascii_case(b"bearer") {
         return None;
     }
-    Some(value[scheme_end..].trim_ascii())
+    Some(value[scheme_end..].trim_ascii()).filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_LEN)
 }
 
 /// Which bytes may appear in an RFC 6750 `b64token` (checked when a token is first seen).

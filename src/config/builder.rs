@@ -19,7 +19,7 @@ use crate::session::sessions::Clock;
 const MAX_CONCURRENT_LOGINS: usize = 8;
 /// Default slots of the cache of opened session cookies (`session_cache`).
 const DEFAULT_SESSION_CACHE: usize = 2048;
-/// Most slots of that cache: about 5 GB of sessions at worst, far beyond any real need.
+/// Most slots of that cache (at most about 14 KB each: far beyond any real need).
 const MAX_SESSION_CACHE: usize = 1 << 20;
 
 /// Builder of [`Config`]; every setter takes and returns `self`.
@@ -368,14 +368,17 @@ impl ConfigBuilder {
 
     /// How many opened session cookies the layer keeps in memory, so that the requests of an
     /// active session after its first do not decrypt and decode the cookie again. Default
-    /// 2048; 0 turns the cache off.
+    /// 2048 (rounded up to a power of two); 0 turns the cache off.
     ///
     /// An entry is found by the cookie's exact bytes (a changed cookie is opened and
     /// authenticated anew), and expiry, idleness and revocation are checked on every request,
-    /// cached or not. Each entry holds one session (about twice the cookie's size, ~5 KB for a
-    /// typical 2.5 KB cookie), so the default costs at most about 10 MB; with more active
-    /// sessions than slots, the least recently opened ones are opened again on their next
-    /// request.
+    /// cached or not. Only live sessions are cached, and a logout forgets its session. Each
+    /// entry holds one session: the cookie and its decrypted contents, tokens included (about
+    /// 5 KB for a typical 2.5 KB cookie; sessions over two cookie chunks are not cached, so at
+    /// most about 14 KB). The default thus holds about 10 MB for typical sessions and never
+    /// more than about 30 MB. Each cookie has one slot (picked by a keyed hash), so a newly
+    /// opened cookie replaces the one in its slot; size the cache above the number of sessions
+    /// active at once.
     ///
     /// # Example
     ///

@@ -11,9 +11,14 @@ use http::HeaderMap;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::revocation::RevocationStore;
 use crate::session::cookie::{
-    chunk, fill_random, find_chunked, random_token, request_cookies, Cookies, Sealer,
+    chunk, fill_random, find_chunked, random_token, request_cookies, Cookies, Sealer, CHUNK_SIZE,
 };
 use crate::session::verified::{Verified, VerifiedSessions};
+
+/// Longest session cookie value kept in the cache of opened cookies (two chunks): with its
+/// decrypted copy, an entry then holds at most about 14 KB. Larger sessions are opened on
+/// every request.
+pub(crate) const MAX_CACHED_COOKIE: usize = 2 * CHUNK_SIZE + 600;
 use crate::session::{new_session_id, Session, SessionRef, Transaction};
 use subtle::ConstantTimeEq;
 
@@ -98,10 +103,7 @@ impl Sessions {
             return SessionRead::default();
         }
         let now = self.now();
-        let session = found
-            .value()
-            .and_then(|v| self.open_verified(&v))
-            .filter(|s| self.is_live(s, now));
+        let session = found.value().and_then(|v| self.open_live(&v, now));
         let stale = if session.is_none() {
             found.names(base)
         } else {
@@ -115,24 +117,33 @@ impl Sessions {
         }
     }
 
-    /// [`Sessions::open_authentic`], answered from the cache of opened cookies when this
-    /// exact value opened before.
-    fn open_verified(&self, value: &str) -> Option<Arc<Verified>> {
-        if let Some(hit) = self.verified.get(value.as_bytes()) {
-            return Some(hit);
+    /// Opens a session cookie's value and checks that its session is live, answering from the
+    /// cache of opened cookies when this exact value opened before. Only live sessions are
+    /// cached: a cookie of an ended session is opened (and refused) each time, and never takes
+    /// a live session's slot.
+    fn open_live(&self, value: &[u8], now: u64) -> Option<Arc<Verified>> {
+        if let Some(hit) = self.verified.get(value) {
+            return self.is_live(&hit, now).then_some(hit);
         }
         let session = self.open_authentic(value)?;
-        Some(
-            self.verified
-                .insert(Verified::new(value.as_bytes(), session)),
-        )
+        if !self.is_live(&session, now) {
+            return None;
+        }
+        let verified = Verified::new(value, session);
+        Some(if value.len() <= MAX_CACHED_COOKIE {
+            self.verified.insert(verified)
+        } else {
+            Arc::new(verified)
+        })
     }
 
     /// Opens a session cookie's value checking only that it is authentic: sealed by one of our
     /// keys for this cookie name, naming the issuer of the provider whose key opened it.
     /// Expiry, idleness and revocation are not checked.
-    fn open_authentic(&self, value: &str) -> Option<SessionRef> {
-        let (bytes, provider) = self.session_sealer.open_for(&self.cookies.session, value)?;
+    fn open_authentic(&self, value: &[u8]) -> Option<SessionRef> {
+        let (bytes, provider) = self
+            .session_sealer
+            .open_bytes_for(&self.cookies.session, value)?;
         let session = SessionRef::parse(bytes)?;
         let issuer = self.issuers.get(provider)?;
         (session.issuer() == issuer).then_some(session)
@@ -184,6 +195,14 @@ impl Sessions {
         }
         self.revocations
             .revoke_session(s.issuer(), s.session_id(), s.expires_at);
+    }
+
+    /// Forgets the opened copy of the request's session cookie (a logout: its tokens need not
+    /// stay in memory; the revocation already refuses it).
+    pub(crate) fn forget_opened(&self, headers: &HeaderMap) {
+        if let Some(value) = find_chunked(headers, &self.cookies.session).value() {
+            self.verified.remove(&value);
+        }
     }
 
     /// Whether the rolling deadline is near enough that the cookie should be re-issued.
@@ -569,17 +588,47 @@ mod cache_tests {
         secs.fetch_sub(3600, Ordering::SeqCst);
 
         // A changed byte anywhere: never the cached session.
-        let value = headers[COOKIE].to_str().unwrap().to_owned();
+        let value = headers[COOKIE]
+            .to_str()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
         for at in [value.len() / 2, value.len() - 1] {
             let mut bytes = value.clone().into_bytes();
             bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
             let mut changed = HeaderMap::new();
-            changed.insert(COOKIE, HeaderValue::from_bytes(&bytes).unwrap());
+            let header = [b"oidc_session=".as_slice(), &bytes].concat();
+            changed.insert(COOKIE, HeaderValue::from_bytes(&header).unwrap());
             assert!(layer.read_session(&changed).session.is_none(), "byte {at}");
         }
 
         // Revoked (a logout elsewhere): refused although cached.
         layer.revoke(&first);
         assert!(layer.read_session(&headers).session.is_none(), "revoked");
+        // The logout that revoked it forgets the opened copy.
+        assert!(layer.verified.get(value.as_bytes()).is_some());
+        layer.forget_opened(&headers);
+        assert!(layer.verified.get(value.as_bytes()).is_none());
+    }
+
+    /// A cookie of an ended session is opened and refused each time, never cached.
+    #[test]
+    fn ended_sessions_are_not_cached() {
+        let layer = sessions(&SessionKey::generate(), &[(A, "app")]);
+        let now = layer.now();
+        let mut s = session(A, now);
+        s.expires_at = now - 1;
+        let headers = request(&layer.session_cookies(&[], &s).unwrap());
+        let value = headers[COOKIE]
+            .to_str()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
+        assert!(layer.read_session(&headers).session.is_none());
+        assert!(layer.verified.get(value.as_bytes()).is_none());
     }
 }

@@ -26,7 +26,6 @@ use crate::session::SessionRef;
 const HASHED_TAIL: usize = 48;
 
 /// A session cookie that opened, with what the layer derives from it once.
-#[derive(Debug)]
 pub(crate) struct Verified {
     /// The sealed value exactly as the request carried it (chunks joined).
     cookie: Box<[u8]>,
@@ -50,6 +49,15 @@ impl Verified {
     /// The session's identity; `make` builds it the first time.
     pub(crate) fn identity(&self, make: impl FnOnce(&SessionRef) -> Identity) -> Identity {
         self.identity.get_or_init(|| make(&self.session)).clone()
+    }
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Neither the cookie (a credential) nor the session's tokens.
+        f.debug_struct("Verified")
+            .field("subject", &self.session.subject())
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,6 +116,21 @@ impl VerifiedSessions {
             .as_ref()
             .filter(|e| same_bytes(&e.cookie, cookie))
             .cloned()
+    }
+
+    /// Forgets the session of this exact cookie value, if cached.
+    pub(crate) fn remove(&self, cookie: &[u8]) {
+        if let Some(slot) = self.slot(cookie) {
+            let mut entry = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            if entry
+                .as_ref()
+                .is_some_and(|e| same_bytes(&e.cookie, cookie))
+            {
+                let old = entry.take();
+                drop(entry);
+                drop(old);
+            }
+        }
     }
 
     /// Remembers a session that opened from `cookie`, in place of whatever held its slot.
@@ -210,6 +233,19 @@ mod tests {
         assert!((1..=4).contains(&cached), "{cached} cached");
         // The last one inserted is always there.
         assert!(cache.get(cookies.last().unwrap()).is_some());
+    }
+
+    #[test]
+    fn remove_forgets_only_the_exact_cookie() {
+        let cache = VerifiedSessions::new(1);
+        cache.insert(Verified::new(b"cookie-a", session_ref("erin")));
+        cache.remove(b"cookie-b");
+        assert!(
+            cache.get(b"cookie-a").is_some(),
+            "another cookie removes nothing"
+        );
+        cache.remove(b"cookie-a");
+        assert!(cache.get(b"cookie-a").is_none());
     }
 
     #[test]
