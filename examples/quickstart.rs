@@ -22,7 +22,7 @@
 //! | `OIDC_USERINFO`      | `1` fetches userinfo at login, `0` does not                      |
 //! | `OIDC_AUTH_PARAMS`   | extra authorization parameters, e.g. `prompt=login&ui_locales=nb-NO` |
 //! | `OIDC_API_AUDIENCE`  | audience that bearer JWT access tokens must carry (default: the client id) |
-//! | `REDIS_URL`          | share revocations (logouts) with other replicas through this Redis (unset: in this process only) |
+//! | `REDIS_URL`          | share revocations (logouts) and coordinate token refreshes with other replicas through this Redis (unset: in this process only) |
 //! | `BIND_ADDR`          | listen address, e.g. `0.0.0.0:8001`, so several replicas can share one `APP_URL` (default: host and port of `APP_URL`) |
 //! | `OIDC_ROLES_CLAIM`   | one more claim (name or dot-separated path) holding roles        |
 //! | `OIDC_END_SESSION_URL` | logout URL template for providers without `end_session_endpoint`: `{client_id}`, `{post_logout_redirect_uri}`, `{id_token_hint}` |
@@ -159,7 +159,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     if let Some(redis_url) = var("REDIS_URL") {
-        config = config.revocation_store(RedisRevocationStore::connect(&redis_url).await?);
+        let redis = RedisRevocationStore::connect(&redis_url).await?;
+        config = config
+            .refresh_coordinator(redis.refresh_coordinator())
+            .revocation_store(redis);
         println!("Revocations are shared through Redis");
     }
     let oidc = OidcLayer::discover(config.build()?).await?;

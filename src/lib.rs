@@ -104,6 +104,9 @@ mod introspection_limits;
 mod jwt;
 mod layer;
 mod provider;
+#[cfg(feature = "redis")]
+mod redis_link;
+mod refresh_coordinator;
 mod require;
 mod response;
 mod revocation;
@@ -124,6 +127,10 @@ pub use extract::LoginRequired;
 pub use future::ResponseFuture;
 pub use identity::{AccessToken, Identity, Source};
 pub use layer::OidcLayer;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use refresh_coordinator::RedisRefreshCoordinator;
+pub use refresh_coordinator::{CoordinatorFuture, RefreshCoordinator, RefreshOutcome, RefreshTurn};
 pub use require::{Require, RequireLayer};
 pub use revocation::{MemoryRevocationStore, Revocation, RevocationStore};
 #[cfg(feature = "redis")]

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
-use support::app::{start_app, Browser, TestApp};
+use support::app::{new_session_cookie, start_app, Browser, TestApp};
+use support::clock::TestClock;
 use support::redis::RedisServer;
 use support::wait;
 use tower_oidc::dev::DevProvider;
@@ -25,11 +26,38 @@ struct Fleet {
     replicas: Vec<(TestApp, Arc<RedisRevocationStore>)>,
 }
 
+/// How a fleet differs from the default one (revocations shared, nothing else).
+#[derive(Default)]
+struct Setup {
+    /// The layer's clock, shared by every replica (default: the system clock).
+    clock: Option<TestClock>,
+    /// Refreshes coordinated through Redis.
+    coordinated: bool,
+    /// The provider's access-token lifetime, with refresh tokens (rotated on each use) asked
+    /// for (default: the provider's).
+    access_ttl: Option<Duration>,
+}
+
+/// A short access-token lifetime, due for refresh after 2 s of the layer's clock.
+const SHORT: Duration = Duration::from_secs(4);
+
 impl Fleet {
     /// `count` replicas of the dev provider's confidential client with one session key, each
     /// with its own store on `redis`.
     async fn start(redis: &RedisServer, count: usize) -> Fleet {
-        let dev = DevProvider::builder().start().await.expect("dev provider");
+        Self::start_with(redis, count, Setup::default()).await
+    }
+
+    /// [`Fleet::start`] as `setup` says.
+    async fn start_with(redis: &RedisServer, count: usize, setup: Setup) -> Fleet {
+        let mut provider = DevProvider::builder();
+        if let Some(ttl) = setup.access_ttl {
+            provider = provider
+                .access_token_ttl(ttl)
+                .id_token_ttl(Duration::from_secs(3600))
+                .refresh_tokens(true);
+        }
+        let dev = provider.start().await.expect("dev provider");
         dev.set_auto_login(Some("alice"));
         let client = dev.confidential_client().clone();
         let secret = client.secret.clone().expect("secret");
@@ -45,7 +73,16 @@ impl Fleet {
                     .expect("connect to Redis"),
             );
             let (secret, key, shared) = (secret.clone(), key.clone(), Arc::clone(&store));
-            let app = start_app(dev.issuer(), &client.id, |b| {
+            let app = start_app(dev.issuer(), &client.id, |mut b| {
+                if let Some(clock) = &setup.clock {
+                    b = b.clock(clock.closure());
+                }
+                if setup.coordinated {
+                    b = b.refresh_coordinator(shared.refresh_coordinator());
+                }
+                if setup.access_ttl.is_some() {
+                    b = b.scopes(["openid", "profile", "email", "offline_access"]);
+                }
                 b.client_secret(secret)
                     .session_key(key)
                     .revocation_store(shared)
@@ -129,6 +166,44 @@ impl Fleet {
         })
         .await;
         eprintln!("{what}: refused after {:?}", started.elapsed());
+    }
+
+    /// `GET /token` on replica `index` with `cookie` (as a fetch): the status, the access
+    /// token the app was given, and the session cookie the answer sets (after a refresh).
+    async fn token(&self, index: usize, cookie: &str) -> (StatusCode, String, Option<String>) {
+        let res = self.app(index).api_get_with_cookie("/token", cookie).await;
+        let status = res.status();
+        let set = new_session_cookie(&res);
+        (status, res.text().await.expect("body"), set)
+    }
+
+    /// `count` concurrent `GET /token` with `cookie`, spread over the replicas in turn; each
+    /// must be 200 and set a new session cookie (a refresh). The one access token they all got,
+    /// and the new cookie.
+    async fn refresh_together(&self, count: usize, cookie: &str) -> (String, String) {
+        let replicas = self.replicas.len();
+        let answers =
+            futures_util::future::join_all((0..count).map(|i| self.token(i % replicas, cookie)))
+                .await;
+        let mut tokens = std::collections::BTreeSet::new();
+        let mut cookie = None;
+        for (i, (status, token, set)) in answers.into_iter().enumerate() {
+            assert_eq!(status, StatusCode::OK, "request {i}: {token}");
+            assert!(set.is_some(), "request {i} got the refreshed session");
+            tokens.insert(token);
+            cookie = set;
+        }
+        assert_eq!(
+            tokens.len(),
+            1,
+            "every request got the same new access token"
+        );
+        let token = tokens.into_iter().next().unwrap_or_default();
+        (token, cookie.unwrap_or_default())
+    }
+
+    fn token_requests(&self) -> u64 {
+        self.dev.stats().token_requests
     }
 
     /// Waits until every replica's store is (`true`) or is not (`false`) connected.
@@ -423,4 +498,145 @@ async fn a_late_replica_with_a_small_capacity_reads_every_kind_and_the_newest() 
         "the newest"
     );
     assert!(late.is_revoked(iss, Some("s2"), "alice", 0, 1));
+}
+
+/// The keys of Redis that match `pattern`, from the raw answer to `KEYS`.
+async fn keys(redis: &RedisServer, pattern: &str) -> Vec<String> {
+    redis
+        .command(&format!("KEYS {pattern}"))
+        .await
+        .split("\r\n")
+        .filter(|line| line.starts_with("tower-oidc:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn fifty_requests_over_three_replicas_with_an_expired_token_make_one_refresh() {
+    let redis = RedisServer::start().await;
+    let clock = TestClock::frozen();
+    let fleet = Fleet::start_with(
+        &redis,
+        3,
+        Setup {
+            clock: Some(clock.clone()),
+            coordinated: true,
+            access_ttl: Some(SHORT),
+        },
+    )
+    .await;
+    let (mut cookie, _) = fleet.log_in(0).await;
+    let (status, mut before, _) = fleet.token(1, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut calls = fleet.token_requests();
+    // Twice: the refresh token the first refresh rotated in refreshes the next time too.
+    for round in 1..=2 {
+        clock.advance(Duration::from_secs(3));
+        let (token, next) = fleet.refresh_together(50, &cookie).await;
+        assert_eq!(
+            fleet.token_requests(),
+            calls + 1,
+            "round {round}: one token-endpoint call for the fleet"
+        );
+        assert_ne!(token, before, "round {round}: a new access token");
+        for replica in 0..3 {
+            assert_eq!(
+                fleet.whoami(replica, &next).await,
+                StatusCode::OK,
+                "round {round}: the refreshed session on replica {replica}"
+            );
+        }
+        // What the others were handed is sealed in Redis, never in clear; the lock is gone.
+        let done = keys(&redis, "tower-oidc:refresh:*:done").await;
+        assert_eq!(done.len(), round, "{done:?}");
+        for key in &done {
+            let value = redis.command(&format!("GET {key}")).await;
+            assert!(value.len() > 100, "a sealed session: {value}");
+            assert!(
+                !value.contains(&token) && !value.contains("alice"),
+                "{value}"
+            );
+        }
+        assert!(keys(&redis, "tower-oidc:refresh:*:lock").await.is_empty());
+        (calls, before, cookie) = (fleet.token_requests(), token, next);
+    }
+}
+
+#[tokio::test]
+async fn without_redis_refresh_is_single_flight_per_replica_and_coordinated_again_after() {
+    let mut redis = RedisServer::start().await;
+    let clock = TestClock::frozen();
+    let fleet = Fleet::start_with(
+        &redis,
+        2,
+        Setup {
+            clock: Some(clock.clone()),
+            coordinated: true,
+            access_ttl: Some(SHORT),
+        },
+    )
+    .await;
+    let (first, first_sid) = fleet.log_in(0).await;
+    let (second, _) = fleet.log_in(1).await;
+    let (revoked, revoked_sid) = fleet.log_in(0).await;
+    assert_eq!(
+        fleet
+            .backchannel(0, &fleet.logout_token(&revoked_sid))
+            .await,
+        StatusCode::OK
+    );
+    fleet
+        .refused_within_a_second(1, &revoked, "a revocation before the outage")
+        .await;
+
+    redis.stop().await;
+    fleet.all_connected(false).await;
+    clock.advance(Duration::from_secs(3));
+    // Each session on its own replica: one refresh per session, every request served.
+    let calls = fleet.token_requests();
+    let mut refreshed = Vec::new();
+    for (replica, cookie) in [(0, &first), (1, &second)] {
+        let answers =
+            futures_util::future::join_all((0..20).map(|_| fleet.token(replica, cookie))).await;
+        let mut next = None;
+        for (status, body, set) in answers {
+            assert_eq!(status, StatusCode::OK, "replica {replica}: {body}");
+            assert!(set.is_some(), "replica {replica}: refreshed");
+            next = set;
+        }
+        refreshed.push(next.unwrap_or_default());
+    }
+    assert_eq!(
+        fleet.token_requests(),
+        calls + 2,
+        "one refresh per session, each single flight on its replica"
+    );
+    for replica in 0..2 {
+        assert_eq!(
+            fleet.whoami(replica, &revoked).await,
+            StatusCode::UNAUTHORIZED,
+            "a known revocation during the outage, replica {replica}"
+        );
+    }
+
+    redis.restart().await;
+    fleet.all_connected(true).await;
+    // Coordinated again: the next refresh of the first session, over both replicas, is one
+    // call.
+    clock.advance(Duration::from_secs(3));
+    let calls = fleet.token_requests();
+    let (_, again) = fleet.refresh_together(20, &refreshed[0]).await;
+    assert_eq!(
+        fleet.token_requests(),
+        calls + 1,
+        "one call for the fleet again"
+    );
+    // And revocations propagate again.
+    assert_eq!(
+        fleet.backchannel(1, &fleet.logout_token(&first_sid)).await,
+        StatusCode::OK
+    );
+    fleet
+        .refused_within_a_second(0, &again, "a revocation after the outage")
+        .await;
 }

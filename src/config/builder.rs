@@ -10,6 +10,7 @@ use super::hardening::Hardening;
 use super::{ClaimsFilter, Config, ResponseMode, ResponseType, Secret};
 use crate::client_auth::{ClientAuth, ClientKey};
 use crate::error::ConfigError;
+use crate::refresh_coordinator::RefreshCoordinator;
 use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::session::cookie::SessionKey;
 use crate::session::sessions::Clock;
@@ -79,6 +80,7 @@ pub struct ConfigBuilder {
     store_access_token: bool,
     store_id_token: Option<bool>,
     revocations: Option<Arc<dyn RevocationStore>>,
+    refresh_coordinator: Option<Arc<dyn RefreshCoordinator>>,
     pub(super) hardening: Hardening,
     pub(super) compat: super::compat::Compat,
 }
@@ -150,6 +152,7 @@ impl ConfigBuilder {
             store_access_token: true,
             store_id_token: None,
             revocations: None,
+            refresh_coordinator: None,
             hardening: Hardening::default(),
             compat: Default::default(),
         }
@@ -575,6 +578,26 @@ impl ConfigBuilder {
         self
     }
 
+    /// Makes the replicas of a fleet refresh each session once between them (one
+    /// token-endpoint call per refresh fleet-wide; see [`RefreshCoordinator`]). Default: each
+    /// replica refreshes on its own (one refresh per refresh token within the replica).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_oidc::ConfigError> {
+    /// let redis = tower_oidc::RedisRevocationStore::connect("redis://127.0.0.1/").await?;
+    /// let config = tower_oidc::Config::builder("https://id.example.com", "my-client")
+    ///     .refresh_coordinator(redis.refresh_coordinator());
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn refresh_coordinator(mut self, coordinator: impl RefreshCoordinator) -> Self {
+        self.refresh_coordinator = Some(Arc::new(coordinator));
+        self
+    }
+
     /// Replaces the clock (for tests).
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -756,6 +779,7 @@ impl ConfigBuilder {
             revocations: self
                 .revocations
                 .unwrap_or_else(|| Arc::new(MemoryRevocationStore::default())),
+            refresh_coordinator: self.refresh_coordinator,
             response_type: self.response_type,
             response_mode,
             login_params: self.login_params,

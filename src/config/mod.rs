@@ -8,6 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::client_auth::{ClientAuth, ClientKey};
+use crate::refresh_coordinator::RefreshCoordinator;
 use crate::revocation::RevocationStore;
 use crate::session::cookie::SessionKey;
 use crate::session::sessions::Clock;
@@ -144,6 +145,8 @@ pub struct Config {
     pub(crate) store_access_token: bool,
     pub(crate) store_id_token: Option<bool>,
     pub(crate) revocations: Arc<dyn RevocationStore>,
+    /// Refresh coordination across replicas (`None`: per replica).
+    pub(crate) refresh_coordinator: Option<Arc<dyn RefreshCoordinator>>,
     pub(crate) hardening: hardening::Hardening,
     pub(crate) compat: compat::Compat,
 }
