@@ -130,7 +130,7 @@ pub use layer::OidcLayer;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use refresh_coordinator::RedisRefreshCoordinator;
-pub use refresh_coordinator::{CoordinatorFuture, RefreshCoordinator, RefreshOutcome, RefreshTurn};
+pub use refresh_coordinator::{RefreshCoordinator, RefreshOutcome, RefreshTurn};
 pub use require::{Require, RequireLayer};
 pub use revocation::{MemoryRevocationStore, Revocation, RevocationStore};
 #[cfg(feature = "redis")]
@@ -138,3 +138,7 @@ pub use revocation::{MemoryRevocationStore, Revocation, RevocationStore};
 pub use revocation::{RedisRevocationStore, RedisRevocationStoreBuilder};
 pub use service::OidcService;
 pub use session::cookie::SessionKey;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use session::store::RedisSessionStore;
+pub use session::store::{BackendFuture, SessionStore, StoreError};

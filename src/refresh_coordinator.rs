@@ -4,22 +4,18 @@
 //! by a hash of the refresh token, and the result kept for the grace window, sealed with the
 //! session key). Without one (the default), each replica refreshes on its own.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::TokenKey;
 use crate::session::cookie::Sealer;
+pub(crate) use crate::session::store::hex_sha256;
+use crate::session::store::BackendFuture;
 use crate::session::{Session, SessionRef};
 
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisRefreshCoordinator;
-
-/// A boxed future of a [`RefreshCoordinator`] call.
-pub type CoordinatorFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a replica does about one refresh, as decided by [`RefreshCoordinator::begin`].
 ///
@@ -90,13 +86,13 @@ pub enum RefreshOutcome<'a> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_oidc::{CoordinatorFuture, RefreshCoordinator, RefreshOutcome, RefreshTurn};
+/// use tower_oidc::{BackendFuture, RefreshCoordinator, RefreshOutcome, RefreshTurn};
 ///
 /// #[derive(Debug)]
 /// struct EachOnItsOwn;
 ///
 /// impl RefreshCoordinator for EachOnItsOwn {
-///     fn begin<'a>(&'a self, _key: &'a str) -> CoordinatorFuture<'a, RefreshTurn> {
+///     fn begin<'a>(&'a self, _key: &'a str) -> BackendFuture<'a, RefreshTurn> {
 ///         Box::pin(async { RefreshTurn::Lead(String::new()) })
 ///     }
 ///
@@ -106,7 +102,7 @@ pub enum RefreshOutcome<'a> {
 ///         _lease: &'a str,
 ///         _outcome: RefreshOutcome<'a>,
 ///         _keep: Duration,
-///     ) -> CoordinatorFuture<'a, ()> {
+///     ) -> BackendFuture<'a, ()> {
 ///         Box::pin(async {})
 ///     }
 /// }
@@ -133,7 +129,7 @@ pub trait RefreshCoordinator: Send + Sync + 'static {
     /// }
     /// # }
     /// ```
-    fn begin<'a>(&'a self, key: &'a str) -> CoordinatorFuture<'a, RefreshTurn>;
+    fn begin<'a>(&'a self, key: &'a str) -> BackendFuture<'a, RefreshTurn>;
 
     /// Reports how the refresh this replica led ended: keeps a result (or a refusal) for
     /// `keep` (the layer's [refresh grace](crate::ConfigBuilder::refresh_grace)) for the
@@ -158,11 +154,11 @@ pub trait RefreshCoordinator: Send + Sync + 'static {
         lease: &'a str,
         outcome: RefreshOutcome<'a>,
         keep: Duration,
-    ) -> CoordinatorFuture<'a, ()>;
+    ) -> BackendFuture<'a, ()>;
 }
 
 impl<T: RefreshCoordinator + ?Sized> RefreshCoordinator for Arc<T> {
-    fn begin<'a>(&'a self, key: &'a str) -> CoordinatorFuture<'a, RefreshTurn> {
+    fn begin<'a>(&'a self, key: &'a str) -> BackendFuture<'a, RefreshTurn> {
         (**self).begin(key)
     }
 
@@ -172,7 +168,7 @@ impl<T: RefreshCoordinator + ?Sized> RefreshCoordinator for Arc<T> {
         lease: &'a str,
         outcome: RefreshOutcome<'a>,
         keep: Duration,
-    ) -> CoordinatorFuture<'a, ()> {
+    ) -> BackendFuture<'a, ()> {
         (**self).finish(key, lease, outcome, keep)
     }
 }
@@ -188,15 +184,6 @@ impl std::fmt::Debug for Coordination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Coordination")
     }
-}
-
-/// The coordinator's key for a refresh token's hash: lowercase hex.
-pub(crate) fn hex_key(key: &TokenKey) -> String {
-    use std::fmt::Write as _;
-    key.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 /// The associated data a shared result is sealed under: it names the refresh token's hash, so
@@ -254,7 +241,7 @@ mod tests {
         #[derive(Debug)]
         struct Never;
         impl RefreshCoordinator for Never {
-            fn begin<'a>(&'a self, _: &'a str) -> CoordinatorFuture<'a, RefreshTurn> {
+            fn begin<'a>(&'a self, _: &'a str) -> BackendFuture<'a, RefreshTurn> {
                 Box::pin(async { RefreshTurn::Unavailable })
             }
             fn finish<'a>(
@@ -263,7 +250,7 @@ mod tests {
                 _: &'a str,
                 _: RefreshOutcome<'a>,
                 _: Duration,
-            ) -> CoordinatorFuture<'a, ()> {
+            ) -> BackendFuture<'a, ()> {
                 Box::pin(async {})
             }
         }
@@ -278,7 +265,7 @@ mod tests {
         let key = SessionKey::generate();
         let c = coordination(&key, "app");
         let new = session("alice");
-        let k1 = hex_key(&crate::cache::token_key("rt-1"));
+        let k1 = hex_sha256("rt-1");
         let sealed = c.seal(&k1, &new);
         assert!(
             !sealed.contains("at-2") && !sealed.contains("rt-2"),
@@ -289,7 +276,7 @@ mod tests {
         assert_eq!(c.open(&k1, &sealed, &old), Some(new.clone()));
 
         // Moved to another refresh token's key: refused.
-        let k2 = hex_key(&crate::cache::token_key("rt-other"));
+        let k2 = hex_sha256("rt-other");
         assert_eq!(c.open(&k2, &sealed, &old), None);
         // Another user's session, or another login of the same user: refused.
         assert_eq!(c.open(&k1, &sealed, &session("mallory")), None);
@@ -306,14 +293,5 @@ mod tests {
         assert_eq!(other_key.open(&k1, &sealed, &old), None);
         let other_client = coordination(&key, "another-app");
         assert_eq!(other_client.open(&k1, &sealed, &old), None);
-    }
-
-    #[test]
-    fn keys_are_the_lowercase_hex_of_the_hash() {
-        let key = hex_key(&crate::cache::token_key("abc"));
-        assert_eq!(
-            key,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

@@ -12,6 +12,7 @@ use crate::provider::Provider;
 use crate::refresh_coordinator::Coordination;
 use crate::session::cookie::{binding, Cookies};
 use crate::session::sessions::Sessions;
+use crate::session::store::ServerSessions;
 use crate::session::Session;
 
 /// The layer's own routes.
@@ -77,6 +78,12 @@ impl Shared {
             revocations: config.revocations.clone(),
             clock: config.clock.clone(),
             size_warned: AtomicBool::new(false),
+            server: config.session_store.clone().map(|store| {
+                Arc::new(ServerSessions::new(
+                    store,
+                    key.sealer("session-id", &[bindings.concat()]),
+                ))
+            }),
         }
     }
 

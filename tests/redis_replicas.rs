@@ -36,6 +36,8 @@ struct Setup {
     /// The provider's access-token lifetime, with refresh tokens (rotated on each use) asked
     /// for (default: the provider's).
     access_ttl: Option<Duration>,
+    /// Server-side sessions in Redis.
+    server_side: bool,
 }
 
 /// A short access-token lifetime, due for refresh after 2 s of the layer's clock.
@@ -79,6 +81,9 @@ impl Fleet {
                 }
                 if setup.coordinated {
                     b = b.refresh_coordinator(shared.refresh_coordinator());
+                }
+                if setup.server_side {
+                    b = b.session_store(shared.session_store());
                 }
                 if setup.access_ttl.is_some() {
                     b = b.scopes(["openid", "profile", "email", "offline_access"]);
@@ -522,6 +527,7 @@ async fn fifty_requests_over_three_replicas_with_an_expired_token_make_one_refre
             clock: Some(clock.clone()),
             coordinated: true,
             access_ttl: Some(SHORT),
+            server_side: false,
         },
     )
     .await;
@@ -573,6 +579,7 @@ async fn without_redis_refresh_is_single_flight_per_replica_and_coordinated_agai
             clock: Some(clock.clone()),
             coordinated: true,
             access_ttl: Some(SHORT),
+            server_side: false,
         },
     )
     .await;
@@ -639,4 +646,199 @@ async fn without_redis_refresh_is_single_flight_per_replica_and_coordinated_agai
     fleet
         .refused_within_a_second(0, &again, "a revocation after the outage")
         .await;
+}
+
+/// `GET /auth/logout` on replica `index` with `cookie`, without following the redirect.
+async fn logout_on(fleet: &Fleet, index: usize, cookie: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(fleet.app(index).url("/auth/logout"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("logout")
+}
+
+#[tokio::test]
+async fn server_side_sessions_travel_in_a_small_cookie_across_replicas_and_end_everywhere() {
+    let redis = RedisServer::start().await;
+    let clock = TestClock::frozen();
+    let fleet = Fleet::start_with(
+        &redis,
+        3,
+        Setup {
+            clock: Some(clock.clone()),
+            coordinated: true,
+            access_ttl: Some(SHORT),
+            server_side: true,
+        },
+    )
+    .await;
+    let (cookie, _) = fleet.log_in(0).await;
+    assert!(cookie.len() < 200, "{} bytes: {cookie}", cookie.len());
+    let (status, token, _) = fleet.token(2, &cookie).await;
+    assert_eq!(status, StatusCode::OK, "another replica: {token}");
+    let me = fleet.app(1).api_get_with_cookie("/me", &cookie).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    let claims: serde_json::Value =
+        serde_json::from_str(&me.text().await.expect("body")).expect("claims");
+    assert_eq!(claims["sub"], "alice", "the same identity: {claims}");
+    // The session is in Redis, sealed.
+    let stored = keys(&redis, "tower-oidc:session:*").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let value = redis.command(&format!("GET {}", stored[0])).await;
+    assert!(
+        !value.contains(&token) && !value.contains("alice"),
+        "{value}"
+    );
+
+    // A refresh updates the stored session: the very same cookie, on another replica, gets
+    // the new access token without another refresh.
+    clock.advance(Duration::from_secs(3));
+    let calls = fleet.token_requests();
+    let (status, refreshed, _) = fleet.token(1, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(refreshed, token);
+    assert_eq!(fleet.token_requests(), calls + 1);
+    let (status, seen, _) = fleet.token(2, &cookie).await;
+    assert_eq!((status, seen), (StatusCode::OK, refreshed));
+    assert_eq!(fleet.token_requests(), calls + 1, "no second refresh");
+
+    // Logout on one replica ends the session on every replica at once.
+    let copy = cookie.clone();
+    let res = logout_on(&fleet, 1, &cookie).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert!(support::app::clears_session(&res));
+    for replica in 0..3 {
+        assert_eq!(
+            fleet.whoami(replica, &copy).await,
+            StatusCode::UNAUTHORIZED,
+            "replica {replica}, no propagation delay"
+        );
+    }
+    assert!(keys(&redis, "tower-oidc:session:*").await.is_empty());
+
+    // Expiry is the session's own, by the layer's clock, whatever Redis still holds.
+    let (cookie, _) = fleet.log_in(2).await;
+    assert_eq!(fleet.whoami(0, &cookie).await, StatusCode::OK);
+    clock.advance(Duration::from_secs(8 * 3600 + 1));
+    for replica in 0..3 {
+        assert_eq!(
+            fleet.whoami(replica, &cookie).await,
+            StatusCode::UNAUTHORIZED,
+            "expired, replica {replica}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn server_side_sessions_answer_503_with_retry_after_while_redis_is_down() {
+    let mut redis = RedisServer::start().await;
+    let fleet = Fleet::start_with(
+        &redis,
+        2,
+        Setup {
+            server_side: true,
+            ..Setup::default()
+        },
+    )
+    .await;
+    let (cookie, _) = fleet.log_in(0).await;
+    assert_eq!(fleet.whoami(1, &cookie).await, StatusCode::OK);
+
+    redis.stop().await;
+    for replica in 0..2 {
+        let res = fleet
+            .app(replica)
+            .api_get_with_cookie("/whoami", &cookie)
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "replica {replica}"
+        );
+        assert_eq!(res.headers()["retry-after"], "1");
+        assert!(!support::app::clears_session(&res), "never a silent logout");
+        // A navigation too: no redirect to a login.
+        let res = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .get(fleet.app(replica).url("/me"))
+            .header("cookie", &cookie)
+            .header("accept", "text/html")
+            .header("sec-fetch-mode", "navigate")
+            .send()
+            .await
+            .expect("navigation");
+        assert_eq!(
+            res.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "replica {replica}"
+        );
+        let res = logout_on(&fleet, replica, &cookie).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "logout waits for Redis"
+        );
+        assert!(!support::app::clears_session(&res));
+    }
+    // Requests without a session are not concerned.
+    let res = fleet.app(0).api_get_with_cookie("/", "").await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // Back (empty: this Redis keeps nothing on disk): that session is gone, a login works.
+    redis.restart().await;
+    wait::until("Redis serves sessions again", wait::PATIENCE, || async {
+        match fleet.whoami(0, &cookie).await {
+            StatusCode::UNAUTHORIZED => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
+    let (again, _) = fleet.log_in(1).await;
+    assert_eq!(fleet.whoami(0, &again).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn server_side_session_cookies_and_stored_sessions_are_sealed_and_bound_to_their_id() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start_with(
+        &redis,
+        2,
+        Setup {
+            server_side: true,
+            ..Setup::default()
+        },
+    )
+    .await;
+    let (first, _) = fleet.log_in(0).await;
+    let first_key = keys(&redis, "tower-oidc:session:*").await;
+    let (second, _) = fleet.log_in(0).await;
+    let second_key: Vec<String> = keys(&redis, "tower-oidc:session:*")
+        .await
+        .into_iter()
+        .filter(|key| !first_key.contains(key))
+        .collect();
+    assert_eq!((first_key.len(), second_key.len()), (1, 1));
+
+    // A tampered id cookie opens nothing.
+    let (name, value) = first.split_once('=').expect("a cookie");
+    let mut bytes = value.as_bytes().to_vec();
+    bytes[10] = if bytes[10] == b'A' { b'B' } else { b'A' };
+    let tampered = format!("{name}={}", String::from_utf8(bytes).expect("ascii"));
+    assert_eq!(fleet.whoami(1, &tampered).await, StatusCode::UNAUTHORIZED);
+
+    // A stored session moved under another session's key does not open there.
+    let answer = redis.command(&format!("GET {}", first_key[0])).await;
+    let stored = answer.lines().nth(1).expect("a value");
+    assert!(redis
+        .command(&format!("SET {} {stored}", second_key[0]))
+        .await
+        .starts_with("+OK"));
+    assert_eq!(fleet.whoami(1, &second).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(fleet.whoami(1, &first).await, StatusCode::OK);
 }

@@ -14,6 +14,7 @@ use crate::refresh_coordinator::RefreshCoordinator;
 use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::session::cookie::SessionKey;
 use crate::session::sessions::Clock;
+use crate::session::store::SessionStore;
 
 /// Most login-transaction cookie slots (`max_concurrent_logins`): each holds at most about
 /// 600 bytes (a 256-byte `return_to`), all of them travelling with every request.
@@ -81,6 +82,7 @@ pub struct ConfigBuilder {
     store_id_token: Option<bool>,
     revocations: Option<Arc<dyn RevocationStore>>,
     refresh_coordinator: Option<Arc<dyn RefreshCoordinator>>,
+    session_store: Option<Arc<dyn SessionStore>>,
     pub(super) hardening: Hardening,
     pub(super) compat: super::compat::Compat,
 }
@@ -153,6 +155,7 @@ impl ConfigBuilder {
             store_id_token: None,
             revocations: None,
             refresh_coordinator: None,
+            session_store: None,
             hardening: Hardening::default(),
             compat: Default::default(),
         }
@@ -598,6 +601,30 @@ impl ConfigBuilder {
         self
     }
 
+    /// Server-side sessions: the session cookie carries only a sealed random id (well under
+    /// 200 bytes) and the session lives in `store` until it ends; a logout deletes it
+    /// everywhere at once. Handlers and routes stay the same. When the store is unreachable,
+    /// requests that carry a session answer 503 with `Retry-After` (never a logout). Default:
+    /// sessions live in their (sealed) cookies, no server state. Switching modes logs every
+    /// user out once (the other mode's cookies do not open).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_oidc::ConfigError> {
+    /// let redis = tower_oidc::RedisRevocationStore::connect("redis://127.0.0.1/").await?;
+    /// let config = tower_oidc::Config::builder("https://id.example.com", "my-client")
+    ///     .session_store(redis.session_store())
+    ///     .revocation_store(redis);
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn session_store(mut self, store: impl SessionStore) -> Self {
+        self.session_store = Some(Arc::new(store));
+        self
+    }
+
     /// Replaces the clock (for tests).
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -780,6 +807,7 @@ impl ConfigBuilder {
                 .revocations
                 .unwrap_or_else(|| Arc::new(MemoryRevocationStore::default())),
             refresh_coordinator: self.refresh_coordinator,
+            session_store: self.session_store,
             response_type: self.response_type,
             response_mode,
             login_params: self.login_params,

@@ -12,6 +12,7 @@ use crate::refresh_coordinator::RefreshCoordinator;
 use crate::revocation::RevocationStore;
 use crate::session::cookie::SessionKey;
 use crate::session::sessions::Clock;
+use crate::session::store::SessionStore;
 
 /// The authorization response type.
 ///
@@ -147,6 +148,8 @@ pub struct Config {
     pub(crate) revocations: Arc<dyn RevocationStore>,
     /// Refresh coordination across replicas (`None`: per replica).
     pub(crate) refresh_coordinator: Option<Arc<dyn RefreshCoordinator>>,
+    /// Server-side sessions (`None`: sessions in cookies).
+    pub(crate) session_store: Option<Arc<dyn SessionStore>>,
     pub(crate) hardening: hardening::Hardening,
     pub(crate) compat: compat::Compat,
 }

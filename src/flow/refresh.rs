@@ -22,7 +22,7 @@ use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::provider_calls::TokenFailure;
 use crate::flow::{callback, id_token, provider_calls};
 use crate::jwt::Unverified;
-use crate::refresh_coordinator::hex_key;
+use crate::refresh_coordinator::hex_sha256;
 use crate::session::{Session, SessionRef};
 use crate::shared::Shared;
 use crate::{RefreshOutcome, RefreshTurn};
@@ -145,7 +145,7 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
     let Some(coordination) = &shared.coordination else {
         return at_provider(&shared, &old).await;
     };
-    let key = hex_key(&token_key(old.refresh_token.as_deref().unwrap_or_default()));
+    let key = hex_sha256(old.refresh_token.as_deref().unwrap_or_default());
     let coordinator = &coordination.coordinator;
     match coordinator.begin(&key).await {
         RefreshTurn::Lead(lease) => {

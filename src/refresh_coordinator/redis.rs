@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{CoordinatorFuture, RefreshCoordinator, RefreshOutcome, RefreshTurn};
+use super::{BackendFuture, RefreshCoordinator, RefreshOutcome, RefreshTurn};
 use crate::redis_link::Commands;
 use crate::session::cookie::random_token;
 
@@ -184,7 +184,7 @@ impl RedisRefreshCoordinator {
 }
 
 impl RefreshCoordinator for RedisRefreshCoordinator {
-    fn begin<'a>(&'a self, key: &'a str) -> CoordinatorFuture<'a, RefreshTurn> {
+    fn begin<'a>(&'a self, key: &'a str) -> BackendFuture<'a, RefreshTurn> {
         Box::pin(self.decide(key))
     }
 
@@ -194,7 +194,7 @@ impl RefreshCoordinator for RedisRefreshCoordinator {
         lease: &'a str,
         outcome: RefreshOutcome<'a>,
         keep: Duration,
-    ) -> CoordinatorFuture<'a, ()> {
+    ) -> BackendFuture<'a, ()> {
         Box::pin(self.report(key, lease, outcome, keep))
     }
 }

@@ -24,6 +24,7 @@ use super::{
 use crate::error::{BoxError, ConfigError};
 use crate::redis_link::{bounded, open_client, Commands};
 use crate::refresh_coordinator::RedisRefreshCoordinator;
+use crate::session::store::RedisSessionStore;
 
 /// Writes waiting for the background task; beyond this, writes are coalesced: the task writes
 /// every local entry again (see [`Replicator::flush_all`]).
@@ -201,6 +202,25 @@ impl RedisRevocationStore {
     /// ```
     pub fn refresh_coordinator(&self) -> RedisRefreshCoordinator {
         RedisRefreshCoordinator::new(Arc::clone(&self.commands), &self.key_prefix)
+    }
+
+    /// A [`RedisSessionStore`] on this store's Redis (server-side sessions): it shares the
+    /// store's connection, key prefix and timeout.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_oidc::ConfigError> {
+    /// let redis = tower_oidc::RedisRevocationStore::connect("redis://127.0.0.1/").await?;
+    /// let config = tower_oidc::Config::builder("https://id.example.com", "my-client")
+    ///     .session_store(redis.session_store())
+    ///     .revocation_store(redis);
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn session_store(&self) -> RedisSessionStore {
+        RedisSessionStore::new(Arc::clone(&self.commands), &self.key_prefix)
     }
 
     /// Hands a change to the background task (never waits). When too many writes wait, the

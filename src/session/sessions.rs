@@ -13,6 +13,7 @@ use crate::revocation::RevocationStore;
 use crate::session::cookie::{
     chunk, fill_random, find_chunked, random_token, request_cookies, Cookies, Sealer,
 };
+use crate::session::store::ServerSessions;
 use crate::session::{new_session_id, Session, SessionRef, Transaction};
 use subtle::ConstantTimeEq;
 
@@ -48,6 +49,8 @@ pub(crate) struct Sessions {
     pub(crate) clock: Clock,
     /// Whether the "session needs several cookies" warning was logged.
     pub(crate) size_warned: AtomicBool,
+    /// Server-side sessions, when configured (then the cookie carries only an id).
+    pub(crate) server: Option<Arc<ServerSessions>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -136,7 +139,7 @@ impl Sessions {
         find_chunked(headers, &self.cookies.session).names(&self.cookies.session)
     }
 
-    fn is_live(&self, s: &SessionRef, now: u64) -> bool {
+    pub(crate) fn is_live(&self, s: &SessionRef, now: u64) -> bool {
         if s.expires_at <= now {
             return false;
         }
@@ -399,6 +402,7 @@ mod tests {
             revocations: Arc::new(MemoryRevocationStore::default()),
             clock: Arc::new(SystemTime::now),
             size_warned: AtomicBool::new(false),
+            server: None,
         }
     }
 
