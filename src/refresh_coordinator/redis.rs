@@ -47,8 +47,10 @@ const REFUSED: &str = "x";
 ///
 /// # Redis unreachable
 ///
-/// Each replica refreshes on its own (single flight within the replica); one warning is
-/// logged when the outage starts; every call is bounded by the store's
+/// Each replica refreshes on its own (single flight within the replica); a replica that was
+/// already waiting for another's refresh when Redis went away does not refresh (the other may
+/// be spending that very refresh token): the request goes on with the session it has, which
+/// is refreshed on a later request. One warning is logged when the outage starts; every call is bounded by the store's
 /// [`timeout`](crate::RedisRevocationStoreBuilder::timeout), and while Redis is down a
 /// connection is attempted at most every 500 ms (in between, refreshes do not wait for it).
 ///
@@ -133,10 +135,15 @@ impl RedisRefreshCoordinator {
             .arg(&done)
             .arg(&lease)
             .arg(millis(self.lock_ttl));
+        let mut waited = false;
         loop {
             let answer: (i64, String) =
                 match self.commands.query("refresh coordination", &script).await {
                     Ok(answer) => answer,
+                    // Another replica may be refreshing with this very refresh token:
+                    // refreshing here too could spend a rotated token twice; the session
+                    // goes on as it is and is refreshed later.
+                    Err(_) if waited => return RefreshTurn::Busy,
                     Err(_) => return RefreshTurn::Unavailable,
                 };
             match answer {
@@ -151,6 +158,7 @@ impl RedisRefreshCoordinator {
                 },
                 _ => {}
             }
+            waited = true;
             if Instant::now() + POLL_EVERY > deadline {
                 return RefreshTurn::Busy;
             }
