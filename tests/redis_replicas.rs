@@ -842,3 +842,124 @@ async fn server_side_session_cookies_and_stored_sessions_are_sealed_and_bound_to
     assert_eq!(fleet.whoami(1, &second).await, StatusCode::UNAUTHORIZED);
     assert_eq!(fleet.whoami(1, &first).await, StatusCode::OK);
 }
+
+/// The real thing: `oidc-provider` rotates refresh tokens and revokes the whole grant when a
+/// rotated-out one comes back, so two refreshes of one session would log its user out.
+#[tokio::test]
+async fn oidc_provider_with_rotation_sees_one_refresh_per_session_from_three_replicas() {
+    use support::app::{bind_loopback, start_app_on};
+    use support::oidc_provider::{login_alice, ClientConfig, NodeProvider, ProviderOptions};
+
+    const CLIENT: (&str, &str) = ("rp-fleet", "rp-fleet-secret");
+    const ACCESS_TTL: Duration = Duration::from_secs(600);
+    let redis = RedisServer::start().await;
+    let mut listeners = Vec::new();
+    let mut client = ClientConfig::confidential(CLIENT.0, CLIENT.1);
+    for _ in 0..3 {
+        let listener = bind_loopback().await;
+        let addr = listener.local_addr().expect("address");
+        client = client.redirect_uri(&format!("http://{addr}/auth/callback"));
+        listeners.push(listener);
+    }
+    let provider = NodeProvider::start(
+        ProviderOptions::new()
+            .access_token_ttl(ACCESS_TTL.as_secs())
+            .rotate_refresh_tokens(true)
+            .client(client),
+    )
+    .await;
+    let clock = TestClock::frozen();
+    let key = SessionKey::generate();
+    let mut apps = Vec::new();
+    for listener in listeners {
+        let store = RedisRevocationStore::connect(&redis.url())
+            .await
+            .expect("connect to Redis");
+        let (key, clock) = (key.clone(), clock.clone());
+        let app = start_app_on(listener, provider.issuer(), CLIENT.0, |b| {
+            b.client_secret(CLIENT.1)
+                .scopes(["openid", "profile", "email", "offline_access"])
+                .refresh_margin(Duration::ZERO)
+                .clock(clock.closure())
+                .session_key(key)
+                .refresh_coordinator(store.refresh_coordinator())
+                .revocation_store(store)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("replica starts: {e}"));
+        apps.push(app);
+    }
+    let browser = Browser::new();
+    login_alice(
+        &browser.client,
+        &provider,
+        &apps[0].url("/auth/login?return_to=/me"),
+    )
+    .await;
+    let mut cookie = browser.session_cookie(&apps[0]);
+    let mut before = String::new();
+    for round in 1..=2 {
+        clock.advance(ACCESS_TTL + Duration::from_secs(1));
+        let answers = futures_util::future::join_all((0..30).map(|i| {
+            let app = &apps[i % 3];
+            let cookie = cookie.clone();
+            async move {
+                let res = app.api_get_with_cookie("/token", &cookie).await;
+                let status = res.status();
+                let set = new_session_cookie(&res);
+                (status, res.text().await.expect("body"), set)
+            }
+        }))
+        .await;
+        let mut tokens = std::collections::BTreeSet::new();
+        for (i, (status, token, set)) in answers.into_iter().enumerate() {
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "round {round}, request {i}: {token}\n{}",
+                provider.logs()
+            );
+            tokens.insert(token);
+            if let Some(set) = set {
+                cookie = set;
+            }
+        }
+        assert_eq!(tokens.len(), 1, "round {round}: one refresh: {tokens:?}");
+        let token = tokens.into_iter().next().unwrap_or_default();
+        assert_ne!(token, before, "round {round}: a new access token");
+        before = token;
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_refused_on_one_replica_is_not_tried_again_by_the_others() {
+    let redis = RedisServer::start().await;
+    let clock = TestClock::frozen();
+    let fleet = Fleet::start_with(
+        &redis,
+        3,
+        Setup {
+            clock: Some(clock.clone()),
+            coordinated: true,
+            access_ttl: Some(SHORT),
+            server_side: false,
+        },
+    )
+    .await;
+    let (cookie, _) = fleet.log_in(0).await;
+    fleet
+        .dev
+        .set_fault(tower_oidc::dev::Fault::TokenError("invalid_grant".into()));
+    clock.advance(Duration::from_secs(3));
+    let calls = fleet.token_requests();
+    let answers =
+        futures_util::future::join_all((0..30).map(|i| fleet.token(i % 3, &cookie))).await;
+    for (i, (status, body, _)) in answers.into_iter().enumerate() {
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "request {i}: {body}");
+    }
+    assert_eq!(
+        fleet.token_requests(),
+        calls + 1,
+        "the refusal was shared, not asked for again"
+    );
+}
