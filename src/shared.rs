@@ -76,14 +76,14 @@ impl Shared {
             transaction_ttl: config.transaction_ttl,
             max_transactions: config.max_transactions,
             revocations: config.revocations.clone(),
-            clock: config.clock.clone(),
-            size_warned: AtomicBool::new(false),
             server: config.session_store.clone().map(|store| {
                 Arc::new(ServerSessions::new(
                     store,
                     key.sealer("session-id", &[bindings.concat()]),
                 ))
             }),
+            clock: config.clock.clone(),
+            size_warned: AtomicBool::new(false),
         }
     }
 

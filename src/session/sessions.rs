@@ -46,11 +46,11 @@ pub(crate) struct Sessions {
     /// Most concurrent logins of one browser: the number of transaction cookie slots.
     pub(crate) max_transactions: usize,
     pub(crate) revocations: Arc<dyn RevocationStore>,
+    /// Server-side sessions, when configured (then the cookie carries only an id).
+    pub(crate) server: Option<Arc<ServerSessions>>,
     pub(crate) clock: Clock,
     /// Whether the "session needs several cookies" warning was logged.
     pub(crate) size_warned: AtomicBool,
-    /// Server-side sessions, when configured (then the cookie carries only an id).
-    pub(crate) server: Option<Arc<ServerSessions>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -400,9 +400,9 @@ mod tests {
             transaction_ttl: Duration::from_secs(600),
             max_transactions: 5,
             revocations: Arc::new(MemoryRevocationStore::default()),
+            server: None,
             clock: Arc::new(SystemTime::now),
             size_warned: AtomicBool::new(false),
-            server: None,
         }
     }
 
