@@ -80,6 +80,15 @@
 //! login went to is refused (the mix-up defence of RFC 9700 §4.4). Users are told apart by
 //! `(iss, sub)`.
 //!
+//! # Several replicas
+//!
+//! Replicas that share the [`SessionKey`] serve the same users. What a fleet must also share
+//! goes through traits: a [`RevocationStore`] (logouts reach every replica), a
+//! [`RefreshCoordinator`] (one token-endpoint call per refresh for the fleet) and, opt-in, a
+//! [`SessionStore`] (server-side sessions: the cookie carries only a sealed id). The `redis`
+//! feature implements all three over one Redis connection per replica: `RedisRevocationStore`,
+//! `RedisRefreshCoordinator`, `RedisSessionStore`.
+//!
 //! # Development provider
 //!
 //! The `dev-provider` feature adds [`dev::DevProvider`], an in-process OpenID provider for local

@@ -76,7 +76,7 @@ pub enum RefreshOutcome<'a> {
 /// Keys are the hex SHA-256 of the refresh token (never the token); results are sealed by the
 /// layer with the session key before they reach the coordinator, and opened (and checked to
 /// belong to the same session) when they come back. The default, when no coordinator is
-/// configured, is per-replica single flight. [`RedisRefreshCoordinator`] (feature `redis`)
+/// configured, is per-replica single flight. `RedisRefreshCoordinator` (feature `redis`)
 /// is the Redis implementation.
 ///
 /// # Example

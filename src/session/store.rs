@@ -24,8 +24,8 @@ pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The error of a [`SessionStore`] call (the store is unreachable, or failed).
 pub type StoreError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Where server-side sessions live ([`ConfigBuilder::session_store`]
-/// (crate::ConfigBuilder::session_store)): with one, the session cookie carries only a sealed
+/// Where server-side sessions live
+/// ([`ConfigBuilder::session_store`](crate::ConfigBuilder::session_store)): with one, the session cookie carries only a sealed
 /// random id and the session (tokens, claims) is kept here, for tokens too large for cookies
 /// and for instant, global logout. Handlers see the same [`Identity`](crate::Identity).
 ///
@@ -34,7 +34,7 @@ pub type StoreError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// never sees a token in clear). A value is kept for `ttl` (the session's remaining life).
 ///
 /// A store that fails (unreachable) makes the request answer 503 with `Retry-After`, never a
-/// logout. [`RedisSessionStore`] (feature `redis`) is the Redis implementation.
+/// logout. `RedisSessionStore` (feature `redis`) is the Redis implementation.
 ///
 /// # Example
 ///
