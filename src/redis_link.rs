@@ -49,7 +49,9 @@ pub(crate) async fn bounded<T, E: Into<BoxError>>(
 pub(crate) struct Commands {
     client: Client,
     timeout: Duration,
-    conn: Mutex<Option<MultiplexedConnection>>,
+    /// The connection, with its generation (so a failure on an older one does not drop a
+    /// newer one made meanwhile).
+    conn: Mutex<(u64, Option<MultiplexedConnection>)>,
     /// One connection attempt at a time.
     connecting: tokio::sync::Mutex<()>,
     /// Whether a request-side call failed and none succeeded since.
@@ -72,7 +74,7 @@ impl Commands {
         Self {
             client,
             timeout,
-            conn: Mutex::new(None),
+            conn: Mutex::new((0, None)),
             connecting: tokio::sync::Mutex::new(()),
             down: AtomicBool::new(false),
             retry_at: Mutex::new(None),
@@ -89,11 +91,9 @@ impl Commands {
         self.timeout
     }
 
-    fn current(&self) -> Option<MultiplexedConnection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
+        let guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.1.clone().map(|conn| (guard.0, conn))
     }
 
     /// A new connection, which replaces the shared one (the revocation store's task calls it
@@ -105,13 +105,14 @@ impl Commands {
             self.client.get_multiplexed_async_connection(),
         )
         .await?;
-        *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
+        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        *guard = (guard.0.wrapping_add(1), Some(conn.clone()));
         Ok(conn)
     }
 
     /// The shared connection, connecting when there is none (not more often than every
     /// [`RETRY_EVERY`] while Redis is down).
-    async fn connection(&self) -> Result<MultiplexedConnection, BoxError> {
+    async fn connection(&self) -> Result<(u64, MultiplexedConnection), BoxError> {
         if let Some(conn) = self.current() {
             return Ok(conn);
         }
@@ -127,7 +128,9 @@ impl Commands {
             }
             *retry_at = Some(now + RETRY_EVERY);
         }
-        self.reconnect().await
+        self.reconnect().await?;
+        self.current()
+            .ok_or_else(|| "the new Redis connection was dropped at once".into())
     }
 
     /// Runs `cmd` (a command, or a script through `EVAL`) within the timeout. A failure drops
@@ -138,9 +141,12 @@ impl Commands {
         user: &'static str,
         cmd: &Cmd,
     ) -> Result<T, BoxError> {
-        let result = match self.connection().await {
-            Ok(mut conn) => bounded(self.timeout, user, cmd.query_async::<T>(&mut conn)).await,
-            Err(err) => Err(err),
+        let (generation, result) = match self.connection().await {
+            Ok((generation, mut conn)) => (
+                Some(generation),
+                bounded(self.timeout, user, cmd.query_async::<T>(&mut conn)).await,
+            ),
+            Err(err) => (None, Err(err)),
         };
         match &result {
             Ok(_) => {
@@ -153,10 +159,10 @@ impl Commands {
                     .downcast_ref::<::redis::RedisError>()
                     .is_none_or(|e| e.is_unrecoverable_error() || e.is_io_error());
                 if unrecoverable {
-                    self.conn
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .take();
+                    let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+                    if generation == Some(guard.0) {
+                        guard.1 = None;
+                    }
                 }
                 if !self.down.swap(true, Ordering::AcqRel) {
                     tracing::warn!(error = %err, user, "Redis unreachable");
