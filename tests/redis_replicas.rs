@@ -963,3 +963,74 @@ async fn a_refresh_refused_on_one_replica_is_not_tried_again_by_the_others() {
         "the refusal was shared, not asked for again"
     );
 }
+
+/// Log lines written while a test runs (for the "one warning per outage" rule).
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut logs) = self.0.lock() {
+            logs.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn count(&self, needle: &str) -> usize {
+        let logs = self.0.lock().map(|l| l.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&logs).matches(needle).count()
+    }
+}
+
+/// The test's runtime has one thread (`#[tokio::test]`), so every task of the replica logs
+/// to this test's subscriber.
+#[tokio::test]
+async fn a_redis_outage_is_one_warning_not_one_per_refresh() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut redis = RedisServer::start().await;
+    let clock = TestClock::frozen();
+    let fleet = Fleet::start_with(
+        &redis,
+        1,
+        Setup {
+            clock: Some(clock.clone()),
+            coordinated: true,
+            access_ttl: Some(SHORT),
+            server_side: false,
+        },
+    )
+    .await;
+    let mut cookies = Vec::new();
+    for _ in 0..5 {
+        cookies.push(fleet.log_in(0).await.0);
+    }
+    redis.stop().await;
+    fleet.all_connected(false).await;
+    clock.advance(Duration::from_secs(3));
+    let calls = fleet.token_requests();
+    for cookie in &cookies {
+        let (status, body, set) = fleet.token(0, cookie).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(set.is_some(), "refreshed on this replica alone");
+    }
+    assert_eq!(fleet.token_requests(), calls + 5);
+    assert_eq!(
+        logs.count("refresh coordination"),
+        1,
+        "one warning for the outage: {}",
+        String::from_utf8_lossy(&logs.0.lock().map(|l| l.clone()).unwrap_or_default())
+    );
+}
