@@ -789,6 +789,20 @@ async fn server_side_sessions_answer_503_with_retry_after_while_redis_is_down() 
     // Requests without a session are not concerned.
     let res = fleet.app(0).api_get_with_cookie("/", "").await;
     assert_eq!(res.status(), StatusCode::OK);
+    // A login cannot keep its session: 503 at the callback, to be tried again.
+    let landing = Browser::new().follow(&fleet.app(1).url("/me")).await;
+    assert_eq!(
+        landing.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        landing.body
+    );
+    assert_eq!(landing.headers["retry-after"], "1");
+    assert!(
+        landing.url.path().ends_with("/auth/callback"),
+        "{}",
+        landing.url
+    );
 
     // Back (empty: this Redis keeps nothing on disk): that session is gone, a login works.
     redis.restart().await;
@@ -1033,4 +1047,32 @@ async fn a_redis_outage_is_one_warning_not_one_per_refresh() {
         "one warning for the outage: {}",
         String::from_utf8_lossy(&logs.0.lock().map(|l| l.clone()).unwrap_or_default())
     );
+}
+
+#[tokio::test]
+async fn a_refused_refresh_deletes_the_server_side_session() {
+    let redis = RedisServer::start().await;
+    let clock = TestClock::frozen();
+    let fleet = Fleet::start_with(
+        &redis,
+        2,
+        Setup {
+            clock: Some(clock.clone()),
+            coordinated: true,
+            access_ttl: Some(SHORT),
+            server_side: true,
+        },
+    )
+    .await;
+    let (cookie, _) = fleet.log_in(0).await;
+    assert_eq!(keys(&redis, "tower-oidc:session:*").await.len(), 1);
+    fleet
+        .dev
+        .set_fault(tower_oidc::dev::Fault::TokenError("invalid_grant".into()));
+    clock.advance(Duration::from_secs(3));
+    let res = fleet.app(1).api_get_with_cookie("/whoami", &cookie).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(support::app::clears_session(&res));
+    assert!(keys(&redis, "tower-oidc:session:*").await.is_empty());
+    assert_eq!(fleet.whoami(0, &cookie).await, StatusCode::UNAUTHORIZED);
 }
