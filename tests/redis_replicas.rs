@@ -1,9 +1,12 @@
-//! Several app replicas sharing revocations through a real `redis-server` (installed by the
-//! test support when missing), in one test process behind one dev provider: every replica has
-//! the same session key and its own [`RedisRevocationStore`] on the same Redis.
+//! Several app replicas sharing state through a real `redis-server` (installed by the test
+//! support when missing), in one test process behind one dev provider (and `oidc-provider`
+//! where its own refresh-token rotation adds value): every replica has the same session key
+//! and its own [`RedisRevocationStore`] on the same Redis, with, as each test sets up, the
+//! refresh coordinator and the server-side session store made from it.
 //!
 //! Propagation is awaited by polling with a deadline (1 s where the contract says so), never by
-//! a fixed sleep.
+//! a fixed sleep; token expiry and session lifetimes pass by the layer's clock
+//! ([`TestClock`]), frozen unless a test moves it.
 
 mod support;
 
