@@ -1079,3 +1079,73 @@ async fn a_refused_refresh_deletes_the_server_side_session() {
     assert!(keys(&redis, "tower-oidc:session:*").await.is_empty());
     assert_eq!(fleet.whoami(0, &cookie).await, StatusCode::UNAUTHORIZED);
 }
+
+/// The coordinator's contract against Redis itself: one leader per key, the others wait and
+/// get its result or refusal; a wait is bounded; a lease that is not the lock's releases
+/// nothing; Redis gone: each replica on its own.
+#[tokio::test]
+async fn redis_refresh_coordinator_leads_once_shares_the_outcome_and_bounds_the_wait() {
+    use tower_oidc::{RefreshCoordinator, RefreshOutcome, RefreshTurn};
+
+    let mut redis = RedisServer::start().await;
+    let store = |ttl: Duration| {
+        let url = redis.url();
+        async move {
+            RedisRevocationStore::builder(url)
+                .timeout(Duration::from_secs(1))
+                .connect()
+                .await
+                .expect("connect")
+                .refresh_coordinator()
+                .lock_ttl(ttl)
+        }
+    };
+    let (a, b) = (
+        store(Duration::from_secs(30)).await,
+        store(Duration::from_millis(200)).await,
+    );
+    let keep = Duration::from_secs(30);
+
+    let RefreshTurn::Lead(lease) = a.begin("k1").await else {
+        panic!("the first replica leads");
+    };
+    // Another replica waits, bounded by its lock lifetime, while the lock is held.
+    assert_eq!(b.begin("k1").await, RefreshTurn::Busy);
+    // A lease that is not the lock's releases nothing.
+    b.finish("k1", "not-the-lease", RefreshOutcome::Failed, keep)
+        .await;
+    assert_eq!(b.begin("k1").await, RefreshTurn::Busy);
+    // The leader's result reaches the others (and a later one) as it was given.
+    a.finish(
+        "k1",
+        &lease,
+        RefreshOutcome::Refreshed("sealed-value"),
+        keep,
+    )
+    .await;
+    assert_eq!(
+        b.begin("k1").await,
+        RefreshTurn::Done("sealed-value".into())
+    );
+    assert_eq!(
+        a.begin("k1").await,
+        RefreshTurn::Done("sealed-value".into())
+    );
+
+    // A refusal is shared; a passing failure is not, and the next replica leads.
+    let RefreshTurn::Lead(lease) = a.begin("k2").await else {
+        panic!("leads k2");
+    };
+    a.finish("k2", &lease, RefreshOutcome::Refused, keep).await;
+    assert_eq!(b.begin("k2").await, RefreshTurn::Refused);
+    let RefreshTurn::Lead(lease) = a.begin("k3").await else {
+        panic!("leads k3");
+    };
+    a.finish("k3", &lease, RefreshOutcome::Failed, keep).await;
+    assert!(matches!(b.begin("k3").await, RefreshTurn::Lead(_)));
+
+    // Redis gone: every replica refreshes on its own.
+    redis.stop().await;
+    assert_eq!(a.begin("k4").await, RefreshTurn::Unavailable);
+    assert_eq!(b.begin("k4").await, RefreshTurn::Unavailable);
+}
