@@ -22,7 +22,8 @@
 //! | `OIDC_USERINFO`      | `1` fetches userinfo at login, `0` does not                      |
 //! | `OIDC_AUTH_PARAMS`   | extra authorization parameters, e.g. `prompt=login&ui_locales=nb-NO` |
 //! | `OIDC_API_AUDIENCE`  | audience that bearer JWT access tokens must carry (default: the client id) |
-//! | `REDIS_URL`          | share revocations (logouts) with other replicas through this Redis (unset: in this process only) |
+//! | `REDIS_URL`          | share revocations (logouts) and coordinate token refreshes with other replicas through this Redis (unset: in this process only) |
+//! | `SESSION_STORE`      | `cookie` (default: sessions in sealed cookies) or `redis` (server-side sessions in `REDIS_URL`; the cookie carries only a sealed id) |
 //! | `BIND_ADDR`          | listen address, e.g. `0.0.0.0:8001`, so several replicas can share one `APP_URL` (default: host and port of `APP_URL`) |
 //! | `OIDC_ROLES_CLAIM`   | one more claim (name or dot-separated path) holding roles        |
 //! | `OIDC_END_SESSION_URL` | logout URL template for providers without `end_session_endpoint`: `{client_id}`, `{post_logout_redirect_uri}`, `{id_token_hint}` |
@@ -71,6 +72,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 .port_or_known_default()
                 .ok_or("APP_URL has no port")?
         ),
+    };
+    // Checked before anything starts: a mistake here is a clear error, not a surprise later.
+    let server_side = match var("SESSION_STORE").as_deref() {
+        None | Some("cookie") => false,
+        Some("redis") if var("REDIS_URL").is_some() => true,
+        Some("redis") => {
+            return Err(
+                "SESSION_STORE=redis needs REDIS_URL (the Redis that keeps the sessions)".into(),
+            )
+        }
+        Some(other) => {
+            return Err(format!("SESSION_STORE must be `cookie` or `redis`, not `{other}`").into())
+        }
     };
     // Keep the development provider alive as long as the app.
     let mut _dev_provider = None;
@@ -159,7 +173,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     if let Some(redis_url) = var("REDIS_URL") {
-        config = config.revocation_store(RedisRevocationStore::connect(&redis_url).await?);
+        let redis = RedisRevocationStore::connect(&redis_url).await?;
+        if server_side {
+            config = config.session_store(redis.session_store());
+            println!("Sessions are kept in Redis (server-side)");
+        }
+        config = config
+            .refresh_coordinator(redis.refresh_coordinator())
+            .revocation_store(redis);
         println!("Revocations are shared through Redis");
     }
     let oidc = OidcLayer::discover(config.build()?).await?;

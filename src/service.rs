@@ -22,6 +22,8 @@ use crate::session::{Session, SessionRef};
 use crate::shared::{Shared, Tenants};
 use bytes::Bytes;
 
+mod server_side;
+
 /// The service produced by [`OidcLayer`](crate::OidcLayer); see there.
 ///
 /// Its error type is the inner service's: every rejection is a response.
@@ -117,6 +119,9 @@ where
             }
         }
 
+        if let Some(server) = &shared.sessions.server {
+            return self.call_server_side(server.clone(), req);
+        }
         let sessions = &shared.sessions;
         let read = sessions.read_session(req.headers());
         let now = shared.now();
@@ -459,7 +464,14 @@ impl<S> OidcService<S> {
             Route::Login => {
                 ResponseFuture::ready(login::handle(&shared, req.headers(), req.uri().query()))
             }
-            Route::Logout => ResponseFuture::ready(logout::handle(&shared, req.headers())),
+            Route::Logout => match &shared.sessions.server {
+                Some(server) => ResponseFuture::auth(Box::pin(server_side::logout(
+                    shared.clone(),
+                    server.clone(),
+                    req.headers().clone(),
+                ))),
+                None => ResponseFuture::ready(logout::handle(&shared, req.headers())),
+            },
             Route::BackchannelLogout => {
                 let (parts, body) = req.into_parts();
                 ResponseFuture::auth(Box::pin(async move {

@@ -9,8 +9,10 @@ use crate::cache::{Refresher, TokenCache};
 use crate::config::{Config, ResponseMode};
 use crate::introspection_limits::IntrospectionLimits;
 use crate::provider::Provider;
+use crate::refresh_coordinator::Coordination;
 use crate::session::cookie::{binding, Cookies};
 use crate::session::sessions::Sessions;
+use crate::session::store::ServerSessions;
 use crate::session::verified::VerifiedSessions;
 use crate::session::Session;
 
@@ -38,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) bearer_cache: TokenCache,
     pub(crate) introspections: IntrospectionLimits,
     pub(crate) refresher: Refresher<Session>,
+    /// Refresh coordination with the other replicas, when configured.
+    pub(crate) coordination: Option<Coordination>,
     /// The provider's issuer, shared by every session identity.
     pub(crate) issuer: Arc<str>,
     /// This provider's name among several (empty for a single-provider layer).
@@ -73,6 +77,12 @@ impl Shared {
             transaction_ttl: config.transaction_ttl,
             max_transactions: config.max_transactions,
             revocations: config.revocations.clone(),
+            server: config.session_store.clone().map(|store| {
+                Arc::new(ServerSessions::new(
+                    store,
+                    key.sealer("session-id", &[bindings.concat()]),
+                ))
+            }),
             clock: config.clock.clone(),
             size_warned: AtomicBool::new(false),
             verified: VerifiedSessions::new(config.session_cache),
@@ -102,7 +112,17 @@ impl Shared {
                     .as_deref()
                     .is_some_and(|t| t.contains("{id_token_hint}")),
         );
+        let coordination = config
+            .refresh_coordinator
+            .clone()
+            .map(|coordinator| Coordination {
+                coordinator,
+                sealer: config
+                    .session_key
+                    .sealer("refresh", &[binding(&config.issuer, &config.client_id)]),
+            });
         Shared {
+            coordination,
             name: String::new(),
             tenants: Vec::new(),
             store_id_token,

@@ -10,9 +10,11 @@ use super::hardening::Hardening;
 use super::{ClaimsFilter, Config, ResponseMode, ResponseType, Secret};
 use crate::client_auth::{ClientAuth, ClientKey};
 use crate::error::ConfigError;
+use crate::refresh_coordinator::RefreshCoordinator;
 use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::session::cookie::SessionKey;
 use crate::session::sessions::Clock;
+use crate::session::store::SessionStore;
 
 /// Most login-transaction cookie slots (`max_concurrent_logins`): each holds at most about
 /// 600 bytes (a 256-byte `return_to`), all of them travelling with every request.
@@ -84,6 +86,8 @@ pub struct ConfigBuilder {
     store_access_token: bool,
     store_id_token: Option<bool>,
     revocations: Option<Arc<dyn RevocationStore>>,
+    refresh_coordinator: Option<Arc<dyn RefreshCoordinator>>,
+    session_store: Option<Arc<dyn SessionStore>>,
     pub(super) hardening: Hardening,
     pub(super) compat: super::compat::Compat,
 }
@@ -156,6 +160,8 @@ impl ConfigBuilder {
             store_access_token: true,
             store_id_token: None,
             revocations: None,
+            refresh_coordinator: None,
+            session_store: None,
             hardening: Hardening::default(),
             compat: Default::default(),
         }
@@ -613,6 +619,50 @@ impl ConfigBuilder {
         self
     }
 
+    /// Makes the replicas of a fleet refresh each session once between them (one
+    /// token-endpoint call per refresh fleet-wide; see [`RefreshCoordinator`]). Default: each
+    /// replica refreshes on its own (one refresh per refresh token within the replica).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_oidc::ConfigError> {
+    /// let redis = tower_oidc::RedisRevocationStore::connect("redis://127.0.0.1/").await?;
+    /// let config = tower_oidc::Config::builder("https://id.example.com", "my-client")
+    ///     .refresh_coordinator(redis.refresh_coordinator());
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn refresh_coordinator(mut self, coordinator: impl RefreshCoordinator) -> Self {
+        self.refresh_coordinator = Some(Arc::new(coordinator));
+        self
+    }
+
+    /// Server-side sessions: the session cookie carries only a sealed random id (well under
+    /// 200 bytes) and the session lives in `store` until it ends; a logout deletes it
+    /// everywhere at once. Handlers and routes stay the same. When the store is unreachable,
+    /// requests that carry a session answer 503 with `Retry-After` (never a logout). Default:
+    /// sessions live in their (sealed) cookies, no server state. Switching modes logs every
+    /// user out once (the other mode's cookies do not open).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_oidc::ConfigError> {
+    /// let redis = tower_oidc::RedisRevocationStore::connect("redis://127.0.0.1/").await?;
+    /// let config = tower_oidc::Config::builder("https://id.example.com", "my-client")
+    ///     .session_store(redis.session_store())
+    ///     .revocation_store(redis);
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn session_store(mut self, store: impl SessionStore) -> Self {
+        self.session_store = Some(Arc::new(store));
+        self
+    }
+
     /// Replaces the clock (for tests).
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -800,6 +850,8 @@ impl ConfigBuilder {
             revocations: self
                 .revocations
                 .unwrap_or_else(|| Arc::new(MemoryRevocationStore::default())),
+            refresh_coordinator: self.refresh_coordinator,
+            session_store: self.session_store,
             response_type: self.response_type,
             response_mode,
             login_params: self.login_params,

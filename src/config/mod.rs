@@ -8,9 +8,11 @@ use std::time::Duration;
 use url::Url;
 
 use crate::client_auth::{ClientAuth, ClientKey};
+use crate::refresh_coordinator::RefreshCoordinator;
 use crate::revocation::RevocationStore;
 use crate::session::cookie::SessionKey;
 use crate::session::sessions::Clock;
+use crate::session::store::SessionStore;
 
 /// The authorization response type.
 ///
@@ -146,6 +148,10 @@ pub struct Config {
     pub(crate) store_access_token: bool,
     pub(crate) store_id_token: Option<bool>,
     pub(crate) revocations: Arc<dyn RevocationStore>,
+    /// Refresh coordination across replicas (`None`: per replica).
+    pub(crate) refresh_coordinator: Option<Arc<dyn RefreshCoordinator>>,
+    /// Server-side sessions (`None`: sessions in cookies).
+    pub(crate) session_store: Option<Arc<dyn SessionStore>>,
     pub(crate) hardening: hardening::Hardening,
     pub(crate) compat: compat::Compat,
 }

@@ -98,7 +98,13 @@ pub(crate) async fn handle(
     };
     let Some(found) = shared.sessions.find_transaction(&headers, state) else {
         // Back button or an old tab after a finished login: nothing to do but go on.
-        if shared.sessions.read_session(&headers).session.is_some() {
+        let sessions = &shared.sessions;
+        let logged_in = match &sessions.server {
+            // A session id that opens (the session itself is read by the next request).
+            Some(server) => server.session_id(&sessions.cookies, &headers).0.is_some(),
+            None => sessions.read_session(&headers).session.is_some(),
+        };
+        if logged_in {
             return response::redirect("/");
         }
         return fail(
@@ -216,7 +222,10 @@ pub(crate) async fn handle(
         );
     };
     match complete(&shared, &tx, code, params.id_token.as_deref(), now).await {
-        Ok(session) => finish(&shared, &headers, session, &tx, clear_tx),
+        Ok(session) => {
+            let cookies = session_cookies(&shared, &headers, &session).await;
+            finish(&headers, session, &tx, clear_tx, cookies)
+        }
         Err(err) => fail(err, clear_tx),
     }
 }
@@ -425,24 +434,52 @@ pub(crate) fn merge_userinfo(claims: &mut Map<String, Value>, info: Map<String, 
     }
 }
 
-fn finish(
+/// The new session's cookies: the sealed session (cookie sessions), or the sealed id of the
+/// session just kept in the store (server-side sessions), clearing older session cookies.
+async fn session_cookies(
     shared: &Shared,
+    headers: &HeaderMap,
+    session: &Session,
+) -> Result<Vec<String>, AuthError> {
+    let sessions = &shared.sessions;
+    let old_names = sessions.session_cookie_names(headers);
+    let Some(server) = &sessions.server else {
+        return sessions.session_cookies(&old_names, session);
+    };
+    let cookie = server.create(sessions, session).await?;
+    let mut out: Vec<String> = old_names
+        .iter()
+        .filter(|name| **name != sessions.cookies.session)
+        .map(|name| sessions.cookies.session_removal(name))
+        .collect();
+    out.push(cookie);
+    Ok(out)
+}
+
+fn finish(
     headers: &HeaderMap,
     session: Session,
     tx: &Transaction,
     clear_tx: Vec<String>,
+    cookies: Result<Vec<String>, AuthError>,
 ) -> Answer {
     let subject = session.subject.clone();
     let mut res = response::redirect(&tx.return_to);
-    let cookies = match shared
-        .sessions
-        .session_cookies(&shared.sessions.session_cookie_names(headers), &session)
-    {
+    let cookies = match cookies {
         Ok(cookies) => cookies,
         Err(err) => {
             log_failure(&err);
+            let unavailable = err.kind() == AuthErrorKind::ProviderUnavailable;
             let mut res = response::error_answer(caller_kind(headers), err, headers, None);
-            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            if unavailable {
+                // The session store: the login can be tried again in a moment.
+                res.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
+            } else {
+                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            }
             for cookie in clear_tx {
                 add_set_cookie(res.headers_mut(), cookie);
             }

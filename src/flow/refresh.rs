@@ -22,8 +22,10 @@ use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::provider_calls::TokenFailure;
 use crate::flow::{callback, id_token, provider_calls};
 use crate::jwt::Unverified;
+use crate::refresh_coordinator::hex_sha256;
 use crate::session::{Session, SessionRef};
 use crate::shared::Shared;
+use crate::{RefreshOutcome, RefreshTurn};
 
 /// A session created this recently (seconds) whose refresh is refused has just come back
 /// from the provider: its navigation gets a page with a "log in again" link instead of
@@ -136,10 +138,62 @@ fn unavailable(message: String) -> AuthError {
     AuthError::new(AuthErrorKind::ProviderUnavailable, message)
 }
 
-/// One refresh at the token endpoint, with the checks of OpenID Connect Core §12.2.
+/// One refresh for the fleet: led by this replica (at the token endpoint), or taken from the
+/// replica that led it, when a [`RefreshCoordinator`](crate::RefreshCoordinator) is
+/// configured; at the token endpoint otherwise.
 async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthError> {
+    let Some(coordination) = &shared.coordination else {
+        return at_provider(&shared, &old).await;
+    };
+    let key = hex_sha256(old.refresh_token.as_deref().unwrap_or_default());
+    let coordinator = &coordination.coordinator;
+    match coordinator.begin(&key).await {
+        RefreshTurn::Lead(lease) => {
+            let result = at_provider(&shared, &old).await;
+            let sealed;
+            let outcome = match &result {
+                Ok(new) => {
+                    sealed = coordination.seal(&key, new);
+                    RefreshOutcome::Refreshed(&sealed)
+                }
+                Err(e) if e.kind() == AuthErrorKind::InvalidToken => RefreshOutcome::Refused,
+                Err(_) => RefreshOutcome::Failed,
+            };
+            coordinator
+                .finish(&key, &lease, outcome, shared.config.refresh_grace)
+                .await;
+            result
+        }
+        RefreshTurn::Done(sealed) => match coordination.open(&key, &sealed, &old) {
+            Some(new) => {
+                tracing::debug!(subject = %new.subject, "session refreshed by another replica");
+                Ok(Arc::new(new))
+            }
+            None => {
+                tracing::error!(
+                    "a refresh result shared by another replica does not open with the session                      key or is not this session's; keeping the session"
+                );
+                Err(unavailable(
+                    "the shared refresh result is unusable".to_owned(),
+                ))
+            }
+        },
+        RefreshTurn::Refused => Err(AuthError::new(
+            AuthErrorKind::InvalidToken,
+            "the provider refused the refresh token (at another replica's refresh)",
+        )),
+        RefreshTurn::Busy => Err(unavailable(
+            "another replica's refresh of this session has not finished".to_owned(),
+        )),
+        // Unavailable, or a turn this version does not know: on this replica alone.
+        _ => at_provider(&shared, &old).await,
+    }
+}
+
+/// One refresh at the token endpoint, with the checks of OpenID Connect Core §12.2.
+async fn at_provider(shared: &Arc<Shared>, old: &Session) -> Result<Arc<Session>, AuthError> {
     let refresh_token = old.refresh_token.as_deref().unwrap_or_default();
-    let mut tokens = match provider_calls::refresh_grant(&shared, refresh_token).await {
+    let mut tokens = match provider_calls::refresh_grant(shared, refresh_token).await {
         Ok(tokens) => tokens,
         Err(TokenFailure::Unavailable(e)) => return Err(e),
         Err(TokenFailure::Garbled(e)) => {
@@ -175,7 +229,7 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
     let mut claims: Map<String, Value> = match tokens.id_token.as_deref() {
         Some(new_id_token) => {
             let checked = id_token::validate(
-                &shared,
+                shared,
                 new_id_token,
                 id_token::Expect {
                     // Refreshed ID tokens need not carry a nonce.
@@ -195,7 +249,7 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
                     // that cannot be checked (as if the provider had sent none), keep the
                     // claims of the last checked one.
                     tracing::warn!(reason = %e, "refreshed ID token not checked; keeping the session's claims");
-                    if !unverified_same_user(new_id_token, &old) {
+                    if !unverified_same_user(new_id_token, old) {
                         return Err(AuthError::new(
                             AuthErrorKind::InvalidToken,
                             "the refreshed ID token names another user",
@@ -225,7 +279,7 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
         None => old_claims(),
     };
     if shared.fetch_userinfo {
-        match provider_calls::fetch_userinfo(&shared, &tokens.access_token, &old.subject).await {
+        match provider_calls::fetch_userinfo(shared, &tokens.access_token, &old.subject).await {
             Ok(info) => callback::merge_userinfo(&mut claims, info),
             Err(provider_calls::UserinfoFailure::Unusable(e))
                 if e.kind() == AuthErrorKind::ProviderUnavailable
@@ -249,7 +303,7 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
         }
     }
     let now = shared.now();
-    let session = callback::new_session(&shared, old.created_at, now, claims, tokens, Some(&old))?;
+    let session = callback::new_session(shared, old.created_at, now, claims, tokens, Some(old))?;
     tracing::debug!(subject = %session.subject, "session refreshed");
     Ok(Arc::new(session))
 }

@@ -8,7 +8,9 @@
 //! settings and reads, seals and touches the session cookie with them.
 
 pub(crate) mod cookie;
+pub(crate) mod server;
 pub(crate) mod sessions;
+pub(crate) mod store;
 pub(crate) mod verified;
 
 use std::sync::Arc;

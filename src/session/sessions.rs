@@ -19,6 +19,7 @@ use crate::session::verified::{Verified, VerifiedSessions};
 /// decrypted copy, an entry then holds at most about 14 KB. Larger sessions are opened on
 /// every request.
 pub(crate) const MAX_CACHED_COOKIE: usize = 2 * CHUNK_SIZE + 600;
+use crate::session::store::ServerSessions;
 use crate::session::{new_session_id, Session, SessionRef, Transaction};
 use subtle::ConstantTimeEq;
 
@@ -51,6 +52,8 @@ pub(crate) struct Sessions {
     /// Most concurrent logins of one browser: the number of transaction cookie slots.
     pub(crate) max_transactions: usize,
     pub(crate) revocations: Arc<dyn RevocationStore>,
+    /// Server-side sessions, when configured (then the cookie carries only an id).
+    pub(crate) server: Option<Arc<ServerSessions>>,
     pub(crate) clock: Clock,
     /// Whether the "session needs several cookies" warning was logged.
     pub(crate) size_warned: AtomicBool,
@@ -163,7 +166,7 @@ impl Sessions {
         find_chunked(headers, &self.cookies.session).names(&self.cookies.session)
     }
 
-    fn is_live(&self, s: &SessionRef, now: u64) -> bool {
+    pub(crate) fn is_live(&self, s: &SessionRef, now: u64) -> bool {
         if s.expires_at <= now {
             return false;
         }
@@ -432,6 +435,7 @@ mod tests {
             transaction_ttl: Duration::from_secs(600),
             max_transactions: 5,
             revocations: Arc::new(MemoryRevocationStore::default()),
+            server: None,
             clock: Arc::new(SystemTime::now),
             size_warned: AtomicBool::new(false),
             verified: VerifiedSessions::new(64),
