@@ -294,6 +294,33 @@ impl Identity {
         self.roles().iter().any(|r| r == role)
     }
 
+    /// Whether the user is in `group`: listed in the `groups` claim (Okta, Entra, Keycloak's
+    /// group mapper) or in AWS Cognito's `cognito:groups`, as a list of strings or one
+    /// string. Compared exactly (Keycloak's full group paths keep their leading `/`). Unlike
+    /// [`has_role`](Self::has_role), role claims do not count.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::Identity;
+    ///
+    /// let claims = serde_json::json!({ "groups": ["staff", "ops"], "roles": ["admin"] });
+    /// let id = Identity::new("alice", "https://id.example.com", claims.as_object().unwrap().clone());
+    /// assert!(id.in_group("ops"));
+    /// assert!(!id.in_group("admin"));
+    /// ```
+    pub fn in_group(&self, group: &str) -> bool {
+        let claims = self.claims();
+        ["groups", "cognito:groups"]
+            .iter()
+            .filter_map(|name| claims.get(*name))
+            .any(|value| match value {
+                Value::String(s) => s == group,
+                Value::Array(list) => list.iter().any(|g| g.as_str() == Some(group)),
+                _ => false,
+            })
+    }
+
     /// The claims deserialized into your own type, e.g. for provider-specific claims.
     ///
     /// # Example

@@ -120,7 +120,7 @@ pub use client_auth::{AssertionAudience, ClientAuth, ClientKey};
 pub use config::{Config, ConfigBuilder, ResponseMode, ResponseType};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
 #[cfg(feature = "axum")]
-pub use extract::LoginRequired;
+pub use extract::{Forbidden, LoginRequired};
 pub use future::ResponseFuture;
 pub use identity::{AccessToken, Identity, Source};
 pub use layer::OidcLayer;
