@@ -8,6 +8,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::hook::AppData;
+
 /// The validated identity of the caller, put into the request extensions by
 /// [`OidcLayer`](crate::OidcLayer).
 ///
@@ -64,6 +66,11 @@ struct Inner {
     /// Where roles are read from, and roles granted elsewhere (the access token's).
     role_source: RoleSource,
     roles: OnceLock<Vec<String>>,
+    /// The post-login hook's app subject and claims, serialized (empty: none).
+    app_json: Bytes,
+    app: OnceLock<AppData>,
+    /// Unix seconds when the session ends (0: not a session, or unknown).
+    session_expires_at: u64,
 }
 
 /// How the caller proved who it is.
@@ -125,6 +132,9 @@ impl Identity {
                 access_token: None,
                 role_source: RoleSource::default(),
                 roles: OnceLock::new(),
+                app_json: Bytes::new(),
+                app: OnceLock::new(),
+                session_expires_at: 0,
             }),
         }
     }
@@ -150,8 +160,88 @@ impl Identity {
                 access_token,
                 role_source,
                 roles: OnceLock::new(),
+                app_json: Bytes::new(),
+                app: OnceLock::new(),
+                session_expires_at: 0,
             }),
         }
+    }
+
+    /// With the app's data of a session (set by the post-login hook).
+    pub(crate) fn with_app(mut self, app_json: Bytes) -> Self {
+        if !app_json.is_empty() {
+            if let Some(inner) = Arc::get_mut(&mut self.inner) {
+                inner.app_json = app_json;
+            }
+        }
+        self
+    }
+
+    /// With the end of the session it comes from (Unix seconds).
+    pub(crate) fn with_session_expiry(mut self, expires_at: u64) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.session_expires_at = expires_at;
+        }
+        self
+    }
+
+    fn app(&self) -> &AppData {
+        self.inner
+            .app
+            .get_or_init(|| AppData::decode(&self.inner.app_json))
+    }
+
+    /// The app's own subject for this user, set by the post-login hook
+    /// ([`Login::set_app_subject`](crate::Login::set_app_subject)); `None` without a hook
+    /// that sets it, and for bearer callers. [`subject`](Self::subject) stays the provider's.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::Identity;
+    ///
+    /// async fn orders(id: Identity) -> String {
+    ///     match id.app_subject() {
+    ///         Some(user_id) => format!("orders of user {user_id}"),
+    ///         None => "not provisioned".into(),
+    ///     }
+    /// }
+    /// ```
+    pub fn app_subject(&self) -> Option<&str> {
+        self.app().sub.as_deref()
+    }
+
+    /// The app's claims of this session, set by the post-login hook
+    /// ([`Login::set_app_claim`](crate::Login::set_app_claim)); empty without one.
+    pub fn app_claims(&self) -> &Map<String, Value> {
+        &self.app().claims
+    }
+
+    /// When the session behind this identity ends at the latest (its absolute lifetime, see
+    /// [`ConfigBuilder::session_lifetime`](crate::ConfigBuilder::session_lifetime)), so a
+    /// long-lived connection such as a WebSocket opened with the session cookie can be
+    /// closed then; a logout or revocation in the meantime is seen only by later requests.
+    /// `None` for bearer callers (see their token's expiry) and identities built by hand.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::Identity;
+    ///
+    /// fn close_in(id: &Identity) -> Option<std::time::Duration> {
+    ///     id.session_expires_at()?
+    ///         .duration_since(std::time::SystemTime::now())
+    ///         .ok()
+    /// }
+    /// ```
+    pub fn session_expires_at(&self) -> Option<std::time::SystemTime> {
+        (self.inner.session_expires_at != 0)
+            .then(|| {
+                std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(
+                    self.inner.session_expires_at,
+                ))
+            })
+            .flatten()
     }
 
     /// The session's access token, when one is kept (see

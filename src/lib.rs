@@ -99,6 +99,7 @@ mod error;
 mod extract;
 mod flow;
 mod future;
+mod hook;
 mod identity;
 mod introspection_limits;
 mod jwt;
@@ -122,6 +123,7 @@ pub use error::{AuthError, AuthErrorKind, ConfigError};
 #[cfg(feature = "axum")]
 pub use extract::{Forbidden, LoginRequired};
 pub use future::ResponseFuture;
+pub use hook::{Login, LoginRejected};
 pub use identity::{AccessToken, Identity, Source};
 pub use layer::OidcLayer;
 pub use require::{Require, RequireLayer};

@@ -1,6 +1,7 @@
 //! [`ConfigBuilder`]: every setting of a [`Config`], its default and its checks.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -10,6 +11,7 @@ use super::hardening::Hardening;
 use super::{ClaimsFilter, Config, ResponseMode, ResponseType, Secret};
 use crate::client_auth::{ClientAuth, ClientKey};
 use crate::error::ConfigError;
+use crate::hook::{Login, LoginHook, LoginRejected};
 use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::session::cookie::SessionKey;
 use crate::session::sessions::Clock;
@@ -79,6 +81,7 @@ pub struct ConfigBuilder {
     store_access_token: bool,
     store_id_token: Option<bool>,
     revocations: Option<Arc<dyn RevocationStore>>,
+    login_hook: Option<LoginHook>,
     pub(super) hardening: Hardening,
     pub(super) compat: super::compat::Compat,
 }
@@ -152,6 +155,7 @@ impl ConfigBuilder {
             revocations: None,
             hardening: Hardening::default(),
             compat: Default::default(),
+            login_hook: None,
         }
     }
 
@@ -561,6 +565,66 @@ impl ConfigBuilder {
         self
     }
 
+    /// Runs `hook` once per successful login, after every check passed and before the
+    /// session is created: it can refuse the login ([`LoginRejected`], with a page of the
+    /// app's choosing), set the app's own subject and claims for the session (for example the
+    /// app's user id after provisioning the user), and read extra fields of the provider's
+    /// callback ([`Login::callback_param`], e.g. Apple's `user`). An error or a panic in the
+    /// hook fails the login with a generic `500` page (details only in the logs); no session
+    /// is created. See [`on_login_at_refresh`](Self::on_login_at_refresh) to run it at each
+    /// refresh too.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, Login, LoginRejected, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .on_login(|mut login: Login| async move {
+    ///         if login.claims().get("hd").and_then(|d| d.as_str()) != Some("example.com") {
+    ///             return Err(LoginRejected::page(
+    ///                 http::Response::builder()
+    ///                     .status(403)
+    ///                     .body("This app is for example.com accounts only.")?,
+    ///             ));
+    ///         }
+    ///         login.set_app_claim("tenant", "example".into());
+    ///         Ok(login)
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn on_login<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Login) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Login, LoginRejected>> + Send + 'static,
+    {
+        let at_refresh = self.login_hook.as_ref().is_some_and(|h| h.at_refresh);
+        let mut hook = LoginHook::new(hook);
+        hook.at_refresh = at_refresh;
+        self.login_hook = Some(hook);
+        self
+    }
+
+    /// Runs the [`on_login`](Self::on_login) hook at each refresh of a session too
+    /// ([`Login::is_refresh`] is then true, and the app's subject and claims are the
+    /// session's): a refusal or failure then ends the session. Default off.
+    pub fn on_login_at_refresh(mut self, enabled: bool) -> Self {
+        match &mut self.login_hook {
+            Some(hook) => hook.at_refresh = enabled,
+            None if enabled => {
+                // Remembered until a hook is set.
+                let mut hook = LoginHook::new(|login: Login| async move { Ok(login) });
+                hook.at_refresh = true;
+                self.login_hook = Some(hook);
+            }
+            None => {}
+        }
+        self
+    }
+
     /// Keep the ID token in the session, for `id_token_hint` at logout. Default: on when the
     /// provider has an `end_session_endpoint`.
     pub fn store_id_token(mut self, store: bool) -> Self {
@@ -744,6 +808,7 @@ impl ConfigBuilder {
             .compat
             .check(&self.client_id, self.hardening.allow_http_provider)?;
         Ok(Config {
+            login_hook: self.login_hook,
             compat,
             hardening: self.hardening,
             idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),

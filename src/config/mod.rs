@@ -146,6 +146,7 @@ pub struct Config {
     pub(crate) revocations: Arc<dyn RevocationStore>,
     pub(crate) hardening: hardening::Hardening,
     pub(crate) compat: compat::Compat,
+    pub(crate) login_hook: Option<crate::hook::LoginHook>,
 }
 
 impl Config {

@@ -885,6 +885,22 @@ pub enum Fault {
         /// The relying party's redirect URI registered at the other provider.
         redirect_uri: String,
     },
+    /// Successful authorization responses carry these extra fields, as Apple posts the
+    /// user's name as `user` (a JSON text) with `form_post` on the first login.
+    ///
+    /// ```no_run
+    /// use tower_oidc::dev::{DevProvider, Fault};
+    ///
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let like_apple = DevProvider::start().await?;
+    /// like_apple.set_fault(Fault::AuthorizationResponseParams(vec![(
+    ///     "user".to_owned(),
+    ///     r#"{"name":{"firstName":"Alice","lastName":"Example"}}"#.to_owned(),
+    /// )]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    AuthorizationResponseParams(Vec<(String, String)>),
     /// The introspection endpoint holds every request back (after counting it) until the
     /// fault is cleared with [`DevProvider::clear_faults`]: calls stay in flight for as long
     /// as a test needs, without timing guesses.

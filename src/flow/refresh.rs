@@ -250,6 +250,16 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
     }
     let now = shared.now();
     let session = callback::new_session(&shared, old.created_at, now, claims, tokens, Some(&old))?;
+    // The app's hook, when asked to run at refresh too: a refusal ends the session.
+    let session = callback::run_login_hook(&shared, session, Vec::new(), true)
+        .await
+        .map_err(|refused| {
+            let why = match refused {
+                callback::Refused::Page(_) => "the app refused the refreshed session",
+                callback::Refused::Failed(_) => "the app's post-login hook failed at refresh",
+            };
+            AuthError::new(AuthErrorKind::InvalidToken, why)
+        })?;
     tracing::debug!(subject = %session.subject, "session refreshed");
     Ok(Arc::new(session))
 }
