@@ -11,7 +11,7 @@ use http::request::Parts;
 use crate::bearer::bearer_token;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::login::Handle;
-use crate::identity::{AccessToken, Identity, Source};
+use crate::identity::{AccessToken, Identity, Source, WithoutLoginRoute};
 use crate::require::RequireLayer;
 use crate::response::{self, caller_kind};
 
@@ -84,6 +84,11 @@ fn login_required(parts: &Parts) -> LoginRequired {
     {
         let answer = match parts.extensions.get::<Handle>() {
             Some(handle) => handle.login_required(&parts.uri, &parts.headers),
+            None if parts.extensions.get::<WithoutLoginRoute>().is_some() => response::reject(
+                caller_kind(&parts.headers),
+                AuthError::new(AuthErrorKind::LoginRequired, "login required"),
+                &parts.headers,
+            ),
             None => {
                 tracing::error!(
                     "the Identity extractor is used on a route without OidcLayer in front"

@@ -73,6 +73,12 @@ struct Inner {
     session_expires_at: u64,
 }
 
+/// In the request extensions of a request that passed no [`OidcLayer`](crate::OidcLayer) on
+/// purpose (the test layer of `testing`): a missing login is answered like the layer would,
+/// without a login route, instead of as a server configuration mistake.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WithoutLoginRoute;
+
 /// How the caller proved who it is.
 ///
 /// # Example
@@ -183,6 +189,34 @@ impl Identity {
             inner.session_expires_at = expires_at;
         }
         self
+    }
+
+    /// With another source (test helpers).
+    #[cfg(feature = "testing")]
+    pub(crate) fn with_source(mut self, source: Source) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.source = source;
+        }
+        self
+    }
+
+    /// With an access token (test helpers).
+    #[cfg(feature = "testing")]
+    pub(crate) fn with_access_token(mut self, token: AccessToken) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.access_token = Some(token);
+        }
+        self
+    }
+
+    /// The claims as stored, the granted scopes and the app's data (test helpers).
+    #[cfg(feature = "testing")]
+    pub(crate) fn stored_parts(&self) -> (&[u8], &str, &[u8]) {
+        (
+            &self.inner.claims_json,
+            &self.inner.scope,
+            &self.inner.app_json,
+        )
     }
 
     fn app(&self) -> &AppData {

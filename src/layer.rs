@@ -246,8 +246,8 @@ impl OidcLayer {
         &self.shared.config
     }
 
-    /// The shared state, for the crate's unit tests.
-    #[cfg(test)]
+    /// The shared state, for the crate's unit tests and test helpers.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
