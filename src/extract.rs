@@ -83,7 +83,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
 fn login_required(parts: &Parts) -> LoginRequired {
     {
         let answer = match parts.extensions.get::<Handle>() {
-            Some(handle) => handle.login_required(&parts.uri, &parts.headers),
+            Some(handle) => handle.login_required(&parts.uri, &parts.extensions, &parts.headers),
             None if parts.extensions.get::<WithoutLoginRoute>().is_some() => response::reject(
                 caller_kind(&parts.headers),
                 AuthError::new(AuthErrorKind::LoginRequired, "login required"),

@@ -266,7 +266,7 @@ where
         let headers = req.headers();
         let Some(id) = req.extensions().get::<Identity>() else {
             let answer = match req.extensions().get::<Handle>() {
-                Some(handle) => handle.login_required(req.uri(), headers),
+                Some(handle) => handle.login_required(req.uri(), req.extensions(), headers),
                 None => response::reject(
                     caller_kind(headers),
                     AuthError::new(AuthErrorKind::LoginRequired, "login required"),

@@ -209,10 +209,11 @@ fn admit<B>(
         return None;
     } else if shared.config.require_login
         && !is_public(&shared.config.public_paths, req.uri().path())
+        && !is_cors_preflight(req)
     {
         return refuse(login::login_required(
             shared,
-            req.uri(),
+            login::original_uri(req.uri(), req.extensions()),
             req.headers(),
             &held,
         ));
@@ -222,6 +223,17 @@ fn admit<B>(
         held,
     });
     None
+}
+
+/// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`): browsers
+/// send it without credentials, so it is never answered "login required"; the CORS layer
+/// answers it.
+fn is_cors_preflight<B>(req: &Request<B>) -> bool {
+    req.method() == Method::OPTIONS
+        && req.headers().contains_key(http::header::ORIGIN)
+        && req
+            .headers()
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 impl<S> OidcService<S> {
@@ -316,9 +328,9 @@ fn refused_after_login(shared: &Shared, uri: &http::Uri, headers: &http::HeaderM
         .unwrap_or("/");
     let link = format!(
         "{}?{}",
-        shared.paths.login,
+        shared.paths.public(&shared.paths.login),
         form_urlencoded::Serializer::new(String::new())
-            .append_pair("return_to", return_to)
+            .append_pair("return_to", &shared.paths.public(return_to))
             .finish()
     );
     let err = AuthError::new(
@@ -478,7 +490,10 @@ impl<S> OidcService<S> {
                             caller_kind(&parts.headers),
                             AuthError::new(AuthErrorKind::InvalidCallback, why),
                             &parts.headers,
-                            Some((&shared.paths.login, "Start the login again")),
+                            Some((
+                                &shared.paths.public(&shared.paths.login),
+                                "Start the login again",
+                            )),
                         ),
                     }
                 }))

@@ -22,6 +22,16 @@ pub(crate) struct Paths {
     pub(crate) callback: String,
     pub(crate) logout: String,
     pub(crate) backchannel_logout: String,
+    /// The prefix a reverse proxy strips (`ConfigBuilder::external_prefix`; empty: none).
+    pub(crate) external: String,
+}
+
+impl Paths {
+    /// `path` (of the app, as the layer sees it) as the browser must ask for it: behind the
+    /// external prefix.
+    pub(crate) fn public(&self, path: &str) -> String {
+        format!("{}{path}", self.external)
+    }
 }
 
 /// One provider's state, shared by all clones of the layer and its services.
@@ -83,9 +93,15 @@ impl Shared {
         let prefix = &config.prefix;
         let paths = Paths {
             login: format!("{prefix}/login"),
-            callback: config.redirect_url.path().to_owned(),
+            callback: config
+                .redirect_url
+                .path()
+                .strip_prefix(config.external_prefix.as_str())
+                .unwrap_or(config.redirect_url.path())
+                .to_owned(),
             logout: format!("{prefix}/logout"),
             backchannel_logout: format!("{prefix}/backchannel-logout"),
+            external: config.external_prefix.clone(),
         };
         let fetch_userinfo =
             config.userinfo.unwrap_or(true) && provider.metadata.userinfo_endpoint.is_some();

@@ -82,6 +82,7 @@ pub struct ConfigBuilder {
     store_id_token: Option<bool>,
     revocations: Option<Arc<dyn RevocationStore>>,
     login_hook: Option<LoginHook>,
+    external_prefix: String,
     pub(super) hardening: Hardening,
     pub(super) compat: super::compat::Compat,
 }
@@ -156,6 +157,7 @@ impl ConfigBuilder {
             hardening: Hardening::default(),
             compat: Default::default(),
             login_hook: None,
+            external_prefix: String::new(),
         }
     }
 
@@ -625,6 +627,35 @@ impl ConfigBuilder {
         self
     }
 
+    /// The path prefix a reverse proxy strips before requests reach the app: with
+    /// `external_prefix("/app")`, the browser asks for `https://example.com/app/reports` and
+    /// the app sees `/reports`. The layer's routes are then served at `{prefix}/...` as the app
+    /// sees them, the redirect URL is `https://example.com/app/auth/callback`, and everything
+    /// the layer sends to the browser (the page to return to after login, its links, the
+    /// default post-logout URL) carries the prefix. A `return_to` given to `/auth/login` is a
+    /// path as the browser sees it (with the prefix). Default: none.
+    ///
+    /// For axum's `Router::nest`, which the app itself does, no setting is needed: put the
+    /// layer on the outer router; extractors and [`RequireLayer`](crate::RequireLayer) in a
+    /// nested router return to the URI as the server received it (`OriginalUri`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .external_prefix("/app")
+    ///     .redirect_url("https://example.com/app/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn external_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.external_prefix = prefix.into();
+        self
+    }
+
     /// Keep the ID token in the session, for `id_token_hint` at logout. Default: on when the
     /// provider has an `end_session_endpoint`.
     pub fn store_id_token(mut self, store: bool) -> Self {
@@ -680,7 +711,20 @@ impl ConfigBuilder {
                 reason: "must start with `/`".into(),
             });
         }
-        let callback = format!("{prefix}/callback");
+        let external_prefix = self.external_prefix.trim_end_matches('/').to_owned();
+        if !external_prefix.is_empty()
+            && (!external_prefix.starts_with('/')
+                || external_prefix.starts_with("//")
+                || !external_prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b)))
+        {
+            return Err(ConfigError::Invalid {
+                field: "external_prefix",
+                reason: "must be a path such as `/app` (letters, digits, `-_.~/`)".into(),
+            });
+        }
+        let callback = format!("{external_prefix}{prefix}/callback");
         let below_callback = redirect_url
             .path()
             .strip_prefix(callback.as_str())
@@ -704,7 +748,7 @@ impl ConfigBuilder {
         let post_logout_redirect_url = match &self.post_logout_redirect_url {
             Some(url) => parse_http_url("post_logout_redirect_url", url)?,
             None => redirect_url
-                .join("/")
+                .join(&format!("{external_prefix}/"))
                 .map_err(|e| ConfigError::InvalidUrl {
                     field: "redirect_url",
                     reason: e.to_string(),
@@ -809,6 +853,7 @@ impl ConfigBuilder {
             .check(&self.client_id, self.hardening.allow_http_provider)?;
         Ok(Config {
             login_hook: self.login_hook,
+            external_prefix,
             compat,
             hardening: self.hardening,
             idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),

@@ -110,7 +110,7 @@ pub(crate) async fn handle(
     let Some(found) = shared.sessions.find_transaction(&headers, state) else {
         // Back button or an old tab after a finished login: nothing to do but go on.
         if shared.sessions.read_session(&headers).session.is_some() {
-            return response::redirect("/");
+            return response::redirect(&shared.paths.public("/"));
         }
         return fail(
             AuthError::new(
@@ -306,10 +306,11 @@ fn login_link(shared: &Shared, return_to: Option<&str>) -> String {
         query.append_pair("return_to", return_to);
     }
     let query = query.finish();
+    let login = shared.paths.public(&shared.paths.login);
     if query.is_empty() {
-        shared.paths.login.clone()
+        login
     } else {
-        format!("{}?{query}", shared.paths.login)
+        format!("{login}?{query}")
     }
 }
 
