@@ -207,7 +207,9 @@ struct AccessClaims<'a> {
 impl Shared {
     /// The cached result for a token, if any.
     pub(crate) fn bearer_cached(&self, token: &str) -> Option<Result<Identity, AuthError>> {
-        self.bearer_cached_by_key(&token_key(token))
+        let cached = self.bearer_cached_by_key(&token_key(token));
+        self.counters.bearer_cache(cached.is_some());
+        cached
     }
 
     /// Validates a bearer token (JWT or, through introspection, opaque) and caches the result.

@@ -7,6 +7,7 @@ use tower_layer::Layer;
 
 use crate::config::Config;
 use crate::error::ConfigError;
+use crate::metrics::Metrics;
 use crate::provider::Provider;
 use crate::service::OidcService;
 use crate::shared::Shared;
@@ -239,6 +240,28 @@ impl OidcLayer {
         Self {
             shared: Arc::new(Shared::new(config, provider, sessions)),
         }
+    }
+
+    /// A snapshot of the layer's counters (logins, login failures by reason, refreshes,
+    /// bearer cache hits and misses, revocations), over all its providers.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::OidcLayer;
+    ///
+    /// fn log_metrics(layer: &OidcLayer) {
+    ///     let m = layer.metrics();
+    ///     tracing::info!(logins = m.logins, failures = m.login_failures, "oidc");
+    /// }
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let mut m = Metrics::default();
+        self.shared.counters.add_to(&mut m);
+        for tenant in &self.shared.tenants {
+            tenant.counters.add_to(&mut m);
+        }
+        m
     }
 
     /// The configuration.

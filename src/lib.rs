@@ -104,6 +104,7 @@ mod identity;
 mod introspection_limits;
 mod jwt;
 mod layer;
+mod metrics;
 mod provider;
 mod require;
 mod response;
@@ -129,6 +130,7 @@ pub use future::ResponseFuture;
 pub use hook::{Login, LoginRejected};
 pub use identity::{AccessToken, Identity, Source};
 pub use layer::OidcLayer;
+pub use metrics::Metrics;
 pub use require::{Require, RequireLayer};
 pub use revocation::{MemoryRevocationStore, Revocation, RevocationStore};
 #[cfg(feature = "redis")]

@@ -15,6 +15,7 @@ use crate::flow::login::Handle;
 use crate::flow::{backchannel, callback, login, logout, refresh};
 use crate::future::{add_session_cookies, answer_into, ResponseFuture};
 use crate::identity::Identity;
+use crate::metrics;
 use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
 use crate::session::sessions::HeldTransactions;
@@ -456,12 +457,22 @@ impl<S> OidcService<S> {
         }
         match route {
             Route::Login => {
-                ResponseFuture::ready(login::handle(&shared, req.headers(), req.uri().query()))
+                let span = metrics::route_span("login");
+                let answer =
+                    span.in_scope(|| login::handle(&shared, req.headers(), req.uri().query()));
+                metrics::record(&span, &answer);
+                ResponseFuture::ready(answer)
             }
-            Route::Logout => ResponseFuture::ready(logout::handle(&shared, req.headers())),
+            Route::Logout => {
+                let span = metrics::route_span("logout");
+                let answer = span.in_scope(|| logout::handle(&shared, req.headers()));
+                metrics::record(&span, &answer);
+                ResponseFuture::ready(answer)
+            }
             Route::BackchannelLogout => {
                 let (parts, body) = req.into_parts();
-                ResponseFuture::auth(Box::pin(async move {
+                let span = metrics::route_span("backchannel_logout");
+                ResponseFuture::auth(Box::pin(metrics::traced(span, async move {
                     match read_form(&parts.headers, body).await {
                         Ok(form) => backchannel::handle(&shared, &form).await,
                         Err(why) => response::reject(
@@ -470,20 +481,17 @@ impl<S> OidcService<S> {
                             &parts.headers,
                         ),
                     }
-                }))
+                })))
             }
             Route::Callback(shared) => {
                 let query = req.uri().query().map(str::to_owned);
                 let (parts, body) = req.into_parts();
-                if parts.method != Method::POST {
-                    return ResponseFuture::auth(Box::pin(callback::handle(
-                        shared,
-                        parts.headers,
-                        query,
-                        false,
-                    )));
-                }
-                ResponseFuture::auth(Box::pin(async move {
+                let span = metrics::route_span("callback");
+                let counted = shared.clone();
+                let answer = async move {
+                    if parts.method != Method::POST {
+                        return callback::handle(shared, parts.headers, query, false).await;
+                    }
                     match read_form(&parts.headers, body).await {
                         Ok(form) => callback::handle(shared, parts.headers, Some(form), true).await,
                         Err(why) => response::error_answer(
@@ -496,6 +504,13 @@ impl<S> OidcService<S> {
                             )),
                         ),
                     }
+                };
+                ResponseFuture::auth(Box::pin(async move {
+                    let answer = metrics::traced(span, answer).await;
+                    if let Some(err) = answer.extensions().get::<AuthError>() {
+                        counted.counters.login_failure(err.kind());
+                    }
+                    answer
                 }))
             }
         }

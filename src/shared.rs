@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::cache::{Refresher, TokenCache};
 use crate::config::{Config, ResponseMode};
 use crate::introspection_limits::IntrospectionLimits;
+use crate::metrics::Counters;
 use crate::provider::Provider;
 use crate::session::cookie::{binding, Cookies};
 use crate::session::sessions::Sessions;
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     /// The other providers of a multi-provider layer (only on the default one).
     pub(crate) tenants: Vec<Arc<Shared>>,
+    /// What this provider's part of the layer did (see `Metrics`).
+    pub(crate) counters: Counters,
 }
 
 impl Shared {
@@ -119,6 +122,7 @@ impl Shared {
         Shared {
             name: String::new(),
             tenants: Vec::new(),
+            counters: Counters::default(),
             store_id_token,
             refresher: Refresher::default(),
             sessions,

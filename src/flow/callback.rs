@@ -234,6 +234,7 @@ pub(crate) async fn handle(
         Ok(session) => session,
         Err(Refused::Page(mut page)) => {
             tracing::info!("login refused by the app's post-login hook");
+            shared.counters.login_refused_by_app();
             page.headers_mut().insert(
                 http::header::CACHE_CONTROL,
                 http::HeaderValue::from_static("no-store"),
@@ -529,6 +530,7 @@ fn finish(
     for cookie in clear_tx.into_iter().chain(cookies) {
         add_set_cookie(res.headers_mut(), cookie);
     }
+    shared.counters.login();
     tracing::info!(subject = %subject, "login succeeded");
     res
 }

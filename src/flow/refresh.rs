@@ -136,8 +136,16 @@ fn unavailable(message: String) -> AuthError {
     AuthError::new(AuthErrorKind::ProviderUnavailable, message)
 }
 
-/// One refresh at the token endpoint, with the checks of OpenID Connect Core §12.2.
+/// One refresh at the token endpoint ([`refresh_once`]), counted.
 async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthError> {
+    let counted = shared.clone();
+    let result = refresh_once(shared, old).await;
+    counted.counters.refresh(result.is_ok());
+    result
+}
+
+/// One refresh at the token endpoint, with the checks of OpenID Connect Core §12.2.
+async fn refresh_once(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthError> {
     let refresh_token = old.refresh_token.as_deref().unwrap_or_default();
     let mut tokens = match provider_calls::refresh_grant(&shared, refresh_token).await {
         Ok(tokens) => tokens,
