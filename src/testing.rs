@@ -294,7 +294,7 @@ pub fn session_cookie(layer: &OidcLayer, identity: &Identity) -> Result<String, 
 }
 
 /// Puts a given [`Identity`], or none, into every request, in place of
-/// [`OidcLayer`](crate::OidcLayer): a handler's logged-in and anonymous paths can be tested
+/// [`OidcLayer`]: a handler's logged-in and anonymous paths can be tested
 /// without a provider. Without an identity, the [`Identity`] extractor and
 /// [`RequireLayer`](crate::RequireLayer) answer "login required" by caller kind (`401`
 /// here, as there is no login route to redirect to).
