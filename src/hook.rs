@@ -108,7 +108,8 @@ impl Login {
         &self.issuer
     }
 
-    /// The validated claims (ID token, merged with userinfo's when fetched).
+    /// The validated claims (ID token, merged with userinfo's when fetched) that the session
+    /// keeps (see [`ConfigBuilder::keep_claims`](crate::ConfigBuilder::keep_claims)).
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
     }

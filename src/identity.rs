@@ -77,6 +77,7 @@ struct Inner {
 /// purpose (the test layer of `testing`): a missing login is answered like the layer would,
 /// without a login route, instead of as a server configuration mistake.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) struct WithoutLoginRoute;
 
 /// How the caller proved who it is.

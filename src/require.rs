@@ -209,11 +209,13 @@ impl RequireLayer {
     }
 
     /// The description, for logs.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn what(&self) -> &str {
         &self.what
     }
 
     /// The scopes the `insufficient_scope` challenge names.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn challenge_scopes(&self) -> &[String] {
         &self.challenge_scopes
     }

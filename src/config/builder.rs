@@ -574,7 +574,9 @@ impl ConfigBuilder {
     /// callback ([`Login::callback_param`], e.g. Apple's `user`). An error or a panic in the
     /// hook fails the login with a generic `500` page (details only in the logs); no session
     /// is created. See [`on_login_at_refresh`](Self::on_login_at_refresh) to run it at each
-    /// refresh too.
+    /// refresh too. With several providers
+    /// ([`OidcLayer::discover_many`](crate::OidcLayer::discover_many)), the hook of the
+    /// configuration of the provider the user logged in with runs.
     ///
     /// # Example
     ///
