@@ -37,6 +37,14 @@ async fn provider() -> DevProvider {
 
 /// `/me`: the identity with its app subject and claims, as JSON.
 async fn app(dev: &DevProvider, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> TestApp {
+    app_and_layer(dev, configure).await.0
+}
+
+/// [`app`], and its layer (for its metrics).
+async fn app_and_layer(
+    dev: &DevProvider,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> (TestApp, OidcLayer) {
     let listener = bind_loopback().await;
     let addr = listener.local_addr().expect("address");
     let client = dev.confidential_client().clone();
@@ -60,8 +68,8 @@ async fn app(dev: &DevProvider, configure: impl FnOnce(ConfigBuilder) -> ConfigB
                 }))
             }),
         )
-        .layer(oidc);
-    serve_router(listener, router)
+        .layer(oidc.clone());
+    (serve_router(listener, router), oidc)
 }
 
 /// Counts its runs, maps the subject to `app-<sub>`, adds `plan` and refuses bob.
@@ -118,10 +126,12 @@ async fn the_hook_refuses_a_login_with_the_apps_page_and_no_session() {
     let dev = provider().await;
     dev.set_auto_login(Some("bob"));
     let runs = Arc::new(AtomicUsize::new(0));
-    let app = app(&dev, provisioning(runs.clone())).await;
+    let (app, oidc) = app_and_layer(&dev, provisioning(runs.clone())).await;
     let browser = Browser::new();
     let landing = browser.follow(&app.url("/me")).await;
     assert_eq!(landing.status, StatusCode::FORBIDDEN);
+    let metrics = oidc.metrics();
+    assert_eq!((metrics.logins, metrics.logins_refused_by_app), (0, 1));
     assert_eq!(landing.body, "<h1>No account for you here</h1>");
     assert!(landing.headers["cache-control"]
         .to_str()
