@@ -821,6 +821,21 @@ mod tests {
     }
 
     #[test]
+    fn extra_fields_for_the_hook_are_kept_once_and_bounded() {
+        let p = Params::parse("code=a&user=%7B%22n%22%3A1%7D&state=b&user=second&x=1").unwrap();
+        assert_eq!(
+            p.extra,
+            [
+                ("user".to_owned(), "{\"n\":1}".to_owned()),
+                ("x".to_owned(), "1".to_owned())
+            ]
+        );
+        let many: Vec<String> = (0..100).map(|i| format!("f{i}=v")).collect();
+        let p = Params::parse(&many.join("&")).unwrap();
+        assert_eq!(p.extra.len(), MAX_EXTRA_PARAMS);
+    }
+
+    #[test]
     fn state_shape() {
         assert!(is_state_like("abc-_09"));
         assert!(!is_state_like(""));
