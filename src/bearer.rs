@@ -219,15 +219,20 @@ struct AccessClaims<'a> {
 impl Shared {
     /// The cached result for a token, if any.
     pub(crate) fn bearer_cached(&self, token: &str) -> Option<Result<Identity, AuthError>> {
-        self.bearer_cached_by_key(&self.bearer_cache.key(token.as_bytes())?)
+        let cached = self.bearer_cached_by_key(&self.bearer_cache.key(token.as_bytes())?);
+        self.counters.bearer_cache(cached.is_some());
+        cached
     }
 
     /// The identity of a valid token seen before, found by the token's exact bytes (`raw`,
     /// from [`bearer_candidate`]): the hot path of bearer requests. Anything else (a token
-    /// not cached, or known to be invalid) is `None`, for the full path.
+    /// not cached, or known to be invalid) is `None`, for the full path (which counts the
+    /// lookup itself).
     pub(crate) fn bearer_hit(&self, raw: &[u8]) -> Option<Identity> {
         let key = self.bearer_cache.key(raw)?;
-        self.bearer_cache.get(&key, self.now())?
+        let identity = self.bearer_cache.get(&key, self.now())??;
+        self.counters.bearer_cache(true);
+        Some(identity)
     }
 
     /// Validates a bearer token (JWT or, through introspection, opaque) and caches the result.

@@ -7,6 +7,7 @@ use tower_layer::Layer;
 
 use crate::config::Config;
 use crate::error::ConfigError;
+use crate::metrics::Metrics;
 use crate::provider::Provider;
 use crate::service::OidcService;
 use crate::shared::Shared;
@@ -241,13 +242,35 @@ impl OidcLayer {
         }
     }
 
+    /// A snapshot of the layer's counters (logins, login failures by reason, refreshes,
+    /// bearer cache hits and misses, revocations), over all its providers.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::OidcLayer;
+    ///
+    /// fn log_metrics(layer: &OidcLayer) {
+    ///     let m = layer.metrics();
+    ///     tracing::info!(logins = m.logins, failures = m.login_failures, "oidc");
+    /// }
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let mut m = Metrics::default();
+        self.shared.counters.add_to(&mut m);
+        for tenant in &self.shared.tenants {
+            tenant.counters.add_to(&mut m);
+        }
+        m
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.shared.config
     }
 
-    /// The shared state, for the crate's unit tests.
-    #[cfg(test)]
+    /// The shared state, for the crate's unit tests and test helpers.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }

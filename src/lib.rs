@@ -108,10 +108,12 @@ mod error;
 mod extract;
 mod flow;
 mod future;
+mod hook;
 mod identity;
 mod introspection_limits;
 mod jwt;
 mod layer;
+mod metrics;
 mod provider;
 #[cfg(feature = "redis")]
 mod redis_link;
@@ -122,6 +124,9 @@ mod revocation;
 mod service;
 mod session;
 mod shared;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 #[cfg(feature = "dev-provider")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-provider")))]
@@ -132,10 +137,12 @@ pub use client_auth::{AssertionAudience, ClientAuth, ClientKey};
 pub use config::{Config, ConfigBuilder, ResponseMode, ResponseType};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
 #[cfg(feature = "axum")]
-pub use extract::LoginRequired;
+pub use extract::{Forbidden, LoginRequired};
 pub use future::ResponseFuture;
+pub use hook::{Login, LoginRejected};
 pub use identity::{AccessToken, Identity, Source};
 pub use layer::OidcLayer;
+pub use metrics::Metrics;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use refresh_coordinator::RedisRefreshCoordinator;

@@ -234,6 +234,7 @@ mod tests {
             last_seen: 300,
             sid: None,
             token_roles: Vec::new(),
+            app: Vec::new(),
         }
     }
 

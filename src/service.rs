@@ -15,6 +15,7 @@ use crate::flow::login::Handle;
 use crate::flow::{backchannel, callback, login, logout, refresh};
 use crate::future::{add_session_cookies, answer_into, ResponseFuture};
 use crate::identity::Identity;
+use crate::metrics;
 use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
 use crate::session::sessions::HeldTransactions;
@@ -227,10 +228,11 @@ fn admit<B>(
         return None;
     } else if shared.config.require_login
         && !is_public(&shared.config.public_paths, req.uri().path())
+        && !is_cors_preflight(req)
     {
         return refuse(login::login_required(
             shared,
-            req.uri(),
+            login::original_uri(req.uri(), req.extensions()),
             req.headers(),
             &held,
         ));
@@ -240,6 +242,17 @@ fn admit<B>(
         held,
     });
     None
+}
+
+/// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`): browsers
+/// send it without credentials, so it is never answered "login required"; the CORS layer
+/// answers it.
+fn is_cors_preflight<B>(req: &Request<B>) -> bool {
+    req.method() == Method::OPTIONS
+        && req.headers().contains_key(http::header::ORIGIN)
+        && req
+            .headers()
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 impl<S> OidcService<S> {
@@ -334,9 +347,9 @@ fn refused_after_login(shared: &Shared, uri: &http::Uri, headers: &http::HeaderM
         .unwrap_or("/");
     let link = format!(
         "{}?{}",
-        shared.paths.login,
+        shared.paths.public(&shared.paths.login),
         form_urlencoded::Serializer::new(String::new())
-            .append_pair("return_to", return_to)
+            .append_pair("return_to", &shared.paths.public(return_to))
             .finish()
     );
     let err = AuthError::new(
@@ -462,19 +475,31 @@ impl<S> OidcService<S> {
         }
         match route {
             Route::Login => {
-                ResponseFuture::ready(login::handle(&shared, req.headers(), req.uri().query()))
+                let span = metrics::route_span("login");
+                let answer =
+                    span.in_scope(|| login::handle(&shared, req.headers(), req.uri().query()));
+                metrics::record(&span, &answer);
+                ResponseFuture::ready(answer)
             }
             Route::Logout => match &shared.sessions.server {
-                Some(server) => ResponseFuture::auth(Box::pin(server_side::logout(
-                    shared.clone(),
-                    server.clone(),
-                    req.headers().clone(),
-                ))),
-                None => ResponseFuture::ready(logout::handle(&shared, req.headers())),
+                Some(server) => {
+                    let span = metrics::route_span("logout");
+                    ResponseFuture::auth(Box::pin(metrics::traced(
+                        span,
+                        server_side::logout(shared.clone(), server.clone(), req.headers().clone()),
+                    )))
+                }
+                None => {
+                    let span = metrics::route_span("logout");
+                    let answer = span.in_scope(|| logout::handle(&shared, req.headers()));
+                    metrics::record(&span, &answer);
+                    ResponseFuture::ready(answer)
+                }
             },
             Route::BackchannelLogout => {
                 let (parts, body) = req.into_parts();
-                ResponseFuture::auth(Box::pin(async move {
+                let span = metrics::route_span("backchannel_logout");
+                ResponseFuture::auth(Box::pin(metrics::traced(span, async move {
                     match read_form(&parts.headers, body).await {
                         Ok(form) => backchannel::handle(&shared, &form).await,
                         Err(why) => response::reject(
@@ -483,29 +508,36 @@ impl<S> OidcService<S> {
                             &parts.headers,
                         ),
                     }
-                }))
+                })))
             }
             Route::Callback(shared) => {
                 let query = req.uri().query().map(str::to_owned);
                 let (parts, body) = req.into_parts();
-                if parts.method != Method::POST {
-                    return ResponseFuture::auth(Box::pin(callback::handle(
-                        shared,
-                        parts.headers,
-                        query,
-                        false,
-                    )));
-                }
-                ResponseFuture::auth(Box::pin(async move {
+                let span = metrics::route_span("callback");
+                let counted = shared.clone();
+                let answer = async move {
+                    if parts.method != Method::POST {
+                        return callback::handle(shared, parts.headers, query, false).await;
+                    }
                     match read_form(&parts.headers, body).await {
                         Ok(form) => callback::handle(shared, parts.headers, Some(form), true).await,
                         Err(why) => response::error_answer(
                             caller_kind(&parts.headers),
                             AuthError::new(AuthErrorKind::InvalidCallback, why),
                             &parts.headers,
-                            Some((&shared.paths.login, "Start the login again")),
+                            Some((
+                                &shared.paths.public(&shared.paths.login),
+                                "Start the login again",
+                            )),
                         ),
                     }
+                };
+                ResponseFuture::auth(Box::pin(async move {
+                    let answer = metrics::traced(span, answer).await;
+                    if let Some(err) = answer.extensions().get::<AuthError>() {
+                        counted.counters.login_failure(err.kind());
+                    }
+                    answer
                 }))
             }
         }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::cache::{Refresher, TokenCache};
 use crate::config::{Config, ResponseMode};
 use crate::introspection_limits::IntrospectionLimits;
+use crate::metrics::Counters;
 use crate::provider::Provider;
 use crate::refresh_coordinator::Coordination;
 use crate::session::cookie::{binding, Cookies};
@@ -25,6 +26,16 @@ pub(crate) struct Paths {
     pub(crate) callback: String,
     pub(crate) logout: String,
     pub(crate) backchannel_logout: String,
+    /// The prefix a reverse proxy strips (`ConfigBuilder::external_prefix`; empty: none).
+    pub(crate) external: String,
+}
+
+impl Paths {
+    /// `path` (of the app, as the layer sees it) as the browser must ask for it: behind the
+    /// external prefix.
+    pub(crate) fn public(&self, path: &str) -> String {
+        format!("{}{path}", self.external)
+    }
 }
 
 /// One provider's state, shared by all clones of the layer and its services.
@@ -48,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     /// The other providers of a multi-provider layer (only on the default one).
     pub(crate) tenants: Vec<Arc<Shared>>,
+    /// What this provider's part of the layer did (see `Metrics`).
+    pub(crate) counters: Counters,
 }
 
 impl Shared {
@@ -95,9 +108,15 @@ impl Shared {
         let prefix = &config.prefix;
         let paths = Paths {
             login: format!("{prefix}/login"),
-            callback: config.redirect_url.path().to_owned(),
+            callback: config
+                .redirect_url
+                .path()
+                .strip_prefix(config.external_prefix.as_str())
+                .unwrap_or(config.redirect_url.path())
+                .to_owned(),
             logout: format!("{prefix}/logout"),
             backchannel_logout: format!("{prefix}/backchannel-logout"),
+            external: config.external_prefix.clone(),
         };
         let fetch_userinfo =
             config.userinfo.unwrap_or(true) && provider.metadata.userinfo_endpoint.is_some();
@@ -125,6 +144,7 @@ impl Shared {
             coordination,
             name: String::new(),
             tenants: Vec::new(),
+            counters: Counters::default(),
             store_id_token,
             refresher: Refresher::default(),
             sessions,

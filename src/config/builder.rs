@@ -1,6 +1,7 @@
 //! [`ConfigBuilder`]: every setting of a [`Config`], its default and its checks.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -10,6 +11,7 @@ use super::hardening::Hardening;
 use super::{ClaimsFilter, Config, ResponseMode, ResponseType, Secret};
 use crate::client_auth::{ClientAuth, ClientKey};
 use crate::error::ConfigError;
+use crate::hook::{Login, LoginHook, LoginRejected};
 use crate::refresh_coordinator::RefreshCoordinator;
 use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::session::cookie::SessionKey;
@@ -88,6 +90,8 @@ pub struct ConfigBuilder {
     revocations: Option<Arc<dyn RevocationStore>>,
     refresh_coordinator: Option<Arc<dyn RefreshCoordinator>>,
     session_store: Option<Arc<dyn SessionStore>>,
+    login_hook: Option<LoginHook>,
+    external_prefix: String,
     pub(super) hardening: Hardening,
     pub(super) compat: super::compat::Compat,
 }
@@ -164,6 +168,8 @@ impl ConfigBuilder {
             session_store: None,
             hardening: Hardening::default(),
             compat: Default::default(),
+            login_hook: None,
+            external_prefix: String::new(),
         }
     }
 
@@ -605,6 +611,97 @@ impl ConfigBuilder {
         self
     }
 
+    /// Runs `hook` once per successful login, after every check passed and before the
+    /// session is created: it can refuse the login ([`LoginRejected`], with a page of the
+    /// app's choosing), set the app's own subject and claims for the session (for example the
+    /// app's user id after provisioning the user), and read extra fields of the provider's
+    /// callback ([`Login::callback_param`], e.g. Apple's `user`). An error or a panic in the
+    /// hook fails the login with a generic `500` page (details only in the logs); no session
+    /// is created. See [`on_login_at_refresh`](Self::on_login_at_refresh) to run it at each
+    /// refresh too. With several providers
+    /// ([`OidcLayer::discover_many`](crate::OidcLayer::discover_many)), the hook of the
+    /// configuration of the provider the user logged in with runs.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, Login, LoginRejected, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .on_login(|mut login: Login| async move {
+    ///         if login.claims().get("hd").and_then(|d| d.as_str()) != Some("example.com") {
+    ///             return Err(LoginRejected::page(
+    ///                 http::Response::builder()
+    ///                     .status(403)
+    ///                     .body("This app is for example.com accounts only.")?,
+    ///             ));
+    ///         }
+    ///         login.set_app_claim("tenant", "example".into());
+    ///         Ok(login)
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn on_login<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Login) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Login, LoginRejected>> + Send + 'static,
+    {
+        let at_refresh = self.login_hook.as_ref().is_some_and(|h| h.at_refresh);
+        let mut hook = LoginHook::new(hook);
+        hook.at_refresh = at_refresh;
+        self.login_hook = Some(hook);
+        self
+    }
+
+    /// Runs the [`on_login`](Self::on_login) hook at each refresh of a session too
+    /// ([`Login::is_refresh`] is then true, and the app's subject and claims are the
+    /// session's): a refusal or failure then ends the session. Default off.
+    pub fn on_login_at_refresh(mut self, enabled: bool) -> Self {
+        match &mut self.login_hook {
+            Some(hook) => hook.at_refresh = enabled,
+            None if enabled => {
+                // Remembered until a hook is set.
+                let mut hook = LoginHook::new(|login: Login| async move { Ok(login) });
+                hook.at_refresh = true;
+                self.login_hook = Some(hook);
+            }
+            None => {}
+        }
+        self
+    }
+
+    /// The path prefix a reverse proxy strips before requests reach the app: with
+    /// `external_prefix("/app")`, the browser asks for `https://example.com/app/reports` and
+    /// the app sees `/reports`. The layer's routes are then served at `{prefix}/...` as the app
+    /// sees them, the redirect URL is `https://example.com/app/auth/callback`, and everything
+    /// the layer sends to the browser (the page to return to after login, its links, the
+    /// default post-logout URL) carries the prefix. A `return_to` given to `/auth/login` is a
+    /// path as the browser sees it (with the prefix). Default: none.
+    ///
+    /// For axum's `Router::nest`, which the app itself does, no setting is needed: put the
+    /// layer on the outer router; extractors and [`RequireLayer`](crate::RequireLayer) in a
+    /// nested router return to the URI as the server received it (`OriginalUri`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .external_prefix("/app")
+    ///     .redirect_url("https://example.com/app/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn external_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.external_prefix = prefix.into();
+        self
+    }
+
     /// Keep the ID token in the session, for `id_token_hint` at logout. Default: on when the
     /// provider has an `end_session_endpoint`.
     pub fn store_id_token(mut self, store: bool) -> Self {
@@ -704,7 +801,20 @@ impl ConfigBuilder {
                 reason: "must start with `/`".into(),
             });
         }
-        let callback = format!("{prefix}/callback");
+        let external_prefix = self.external_prefix.trim_end_matches('/').to_owned();
+        if !external_prefix.is_empty()
+            && (!external_prefix.starts_with('/')
+                || external_prefix.starts_with("//")
+                || !external_prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b)))
+        {
+            return Err(ConfigError::Invalid {
+                field: "external_prefix",
+                reason: "must be a path such as `/app` (letters, digits, `-_.~/`)".into(),
+            });
+        }
+        let callback = format!("{external_prefix}{prefix}/callback");
         let below_callback = redirect_url
             .path()
             .strip_prefix(callback.as_str())
@@ -728,7 +838,7 @@ impl ConfigBuilder {
         let post_logout_redirect_url = match &self.post_logout_redirect_url {
             Some(url) => parse_http_url("post_logout_redirect_url", url)?,
             None => redirect_url
-                .join("/")
+                .join(&format!("{external_prefix}/"))
                 .map_err(|e| ConfigError::InvalidUrl {
                     field: "redirect_url",
                     reason: e.to_string(),
@@ -838,6 +948,8 @@ impl ConfigBuilder {
             .compat
             .check(&self.client_id, self.hardening.allow_http_provider)?;
         Ok(Config {
+            login_hook: self.login_hook,
+            external_prefix,
             compat,
             hardening: self.hardening,
             idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),

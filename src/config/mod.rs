@@ -154,6 +154,9 @@ pub struct Config {
     pub(crate) session_store: Option<Arc<dyn SessionStore>>,
     pub(crate) hardening: hardening::Hardening,
     pub(crate) compat: compat::Compat,
+    pub(crate) login_hook: Option<crate::hook::LoginHook>,
+    /// The path prefix a reverse proxy strips ("" for none).
+    pub(crate) external_prefix: String,
 }
 
 impl Config {

@@ -669,6 +669,10 @@ pub struct DevUser {
     pub name: String,
     /// E-mail address (`email`), reported as verified.
     pub email: String,
+    /// More claims (`roles`, `groups`, anything else), put into the user's ID tokens, userinfo
+    /// answers and JWT access tokens whatever the scope. Registered token claims (`iss`,
+    /// `sub`, `aud`, `exp`, `iat`, `nbf`, `nonce`, ...) are never overridden.
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl DevUser {
@@ -678,9 +682,48 @@ impl DevUser {
             sub: sub.into(),
             name: name.into(),
             email: email.into(),
+            claims: serde_json::Map::new(),
         }
     }
+
+    /// Adds a custom claim (see [`DevUser::claims`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::dev::DevUser;
+    ///
+    /// let dana = DevUser::new("dana", "Dana Example", "dana@example.com")
+    ///     .claim("roles", serde_json::json!(["admin"]))
+    ///     .claim("groups", serde_json::json!(["ops"]));
+    /// assert_eq!(dana.claims["roles"], serde_json::json!(["admin"]));
+    /// ```
+    pub fn claim(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
+        self.claims.insert(name.into(), value);
+        self
+    }
 }
+
+/// Claims a [`DevUser`]'s custom claims never replace.
+pub(crate) const REGISTERED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "nonce",
+    "azp",
+    "auth_time",
+    "at_hash",
+    "c_hash",
+    "sid",
+    "client_id",
+    "scope",
+    "typ",
+    "events",
+];
 
 /// Algorithm of the provider's signing key.
 ///
@@ -842,6 +885,22 @@ pub enum Fault {
         /// The relying party's redirect URI registered at the other provider.
         redirect_uri: String,
     },
+    /// Successful authorization responses carry these extra fields, as Apple posts the
+    /// user's name as `user` (a JSON text) with `form_post` on the first login.
+    ///
+    /// ```no_run
+    /// use tower_oidc::dev::{DevProvider, Fault};
+    ///
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let like_apple = DevProvider::start().await?;
+    /// like_apple.set_fault(Fault::AuthorizationResponseParams(vec![(
+    ///     "user".to_owned(),
+    ///     r#"{"name":{"firstName":"Alice","lastName":"Example"}}"#.to_owned(),
+    /// )]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    AuthorizationResponseParams(Vec<(String, String)>),
     /// The introspection endpoint holds every request back (after counting it) until the
     /// fault is cleared with [`DevProvider::clear_faults`]: calls stay in flight for as long
     /// as a test needs, without timing guesses.

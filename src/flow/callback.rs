@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::id_token;
 use crate::flow::provider_calls::{self, Tokens, UserinfoFailure};
+use crate::hook::{AppData, Login};
 use crate::response::{self, caller_kind, Answer};
 use crate::session::cookie::add_set_cookie;
 use crate::session::{Session, Transaction};
@@ -27,7 +28,12 @@ struct Params {
     id_token: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    /// Other fields (e.g. Apple's `user`), for the post-login hook.
+    extra: Vec<(String, String)>,
 }
+
+/// At most this many extra callback fields are kept for the hook (the rest are ignored).
+const MAX_EXTRA_PARAMS: usize = 16;
 
 impl Params {
     /// RFC 6749 §3.1: a parameter sent twice makes the request invalid.
@@ -41,7 +47,12 @@ impl Params {
                 "id_token" => &mut p.id_token,
                 "error" => &mut p.error,
                 "error_description" => &mut p.error_description,
-                _ => continue,
+                _ => {
+                    if p.extra.len() < MAX_EXTRA_PARAMS && !p.extra.iter().any(|(n, _)| *n == k) {
+                        p.extra.push((k.into_owned(), v.into_owned()));
+                    }
+                    continue;
+                }
             };
             if slot.replace(v.into_owned()).is_some() {
                 return Err("a parameter is repeated");
@@ -105,7 +116,7 @@ pub(crate) async fn handle(
             None => sessions.read_session(&headers).session.is_some(),
         };
         if logged_in {
-            return response::redirect("/");
+            return response::redirect(&shared.paths.public("/"));
         }
         return fail(
             AuthError::new(
@@ -221,12 +232,75 @@ pub(crate) async fn handle(
             clear_tx,
         );
     };
-    match complete(&shared, &tx, code, params.id_token.as_deref(), now).await {
-        Ok(session) => {
-            let cookies = session_cookies(&shared, &headers, &session).await;
-            finish(&headers, session, &tx, clear_tx, cookies)
+    let session = match complete(&shared, &tx, code, params.id_token.as_deref(), now).await {
+        Ok(session) => session,
+        Err(err) => return fail(err, clear_tx),
+    };
+    let session = match run_login_hook(&shared, session, params.extra, false).await {
+        Ok(session) => session,
+        Err(Refused::Page(mut page)) => {
+            tracing::info!("login refused by the app's post-login hook");
+            shared.counters.login_refused_by_app();
+            page.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-store"),
+            );
+            for cookie in clear_tx {
+                add_set_cookie(page.headers_mut(), cookie);
+            }
+            return page;
         }
-        Err(err) => fail(err, clear_tx),
+        Err(Refused::Failed(err)) => return fail(err, clear_tx),
+    };
+    let cookies = session_cookies(&shared, &headers, &session).await;
+    finish(&shared, &headers, session, &tx, clear_tx, cookies)
+}
+
+/// How the post-login hook refused.
+pub(crate) enum Refused {
+    /// The app's own answer.
+    Page(Answer),
+    /// An error or a panic in the hook: a generic failure.
+    Failed(AuthError),
+}
+
+/// Runs the app's post-login hook, when there is one (at a refresh only when asked for), and
+/// keeps the app's data it set in the session.
+pub(crate) async fn run_login_hook(
+    shared: &Shared,
+    mut session: Session,
+    callback_params: Vec<(String, String)>,
+    refresh: bool,
+) -> Result<Session, Refused> {
+    let Some(hook) = &shared.config.login_hook else {
+        return Ok(session);
+    };
+    if refresh && !hook.at_refresh {
+        return Ok(session);
+    }
+    let claims: Map<String, Value> = serde_json::from_slice(&session.claims).unwrap_or_default();
+    let login = Login::new(
+        claims,
+        session.issuer.clone(),
+        callback_params,
+        refresh,
+        AppData::decode(&session.app),
+    );
+    match hook.run(login).await {
+        Ok(login) => {
+            session.app = login.into_app().encode();
+            Ok(session)
+        }
+        Err(rejected) => match rejected.into_parts() {
+            Ok(page) => Err(Refused::Page(page)),
+            Err(err) => {
+                tracing::error!(error = %err, refresh, "the post-login hook failed");
+                Err(Refused::Failed(AuthError::new(
+                    AuthErrorKind::Internal,
+                    "the app could not complete the login",
+                )))
+            }
+        },
     }
 }
 
@@ -240,10 +314,11 @@ fn login_link(shared: &Shared, return_to: Option<&str>) -> String {
         query.append_pair("return_to", return_to);
     }
     let query = query.finish();
+    let login = shared.paths.public(&shared.paths.login);
     if query.is_empty() {
-        shared.paths.login.clone()
+        login
     } else {
-        format!("{}?{query}", shared.paths.login)
+        format!("{login}?{query}")
     }
 }
 
@@ -405,6 +480,7 @@ pub(crate) fn new_session(
         last_seen: now,
         sid,
         token_roles,
+        app: previous.map(|p| p.app.clone()).unwrap_or_default(),
     })
 }
 
@@ -457,6 +533,7 @@ async fn session_cookies(
 }
 
 fn finish(
+    shared: &Shared,
     headers: &HeaderMap,
     session: Session,
     tx: &Transaction,
@@ -489,6 +566,7 @@ fn finish(
     for cookie in clear_tx.into_iter().chain(cookies) {
         add_set_cookie(res.headers_mut(), cookie);
     }
+    shared.counters.login();
     tracing::info!(subject = %subject, "login succeeded");
     res
 }
@@ -776,6 +854,21 @@ mod tests {
         let p = Params::parse("code=a&state=b&iss=https%3A%2F%2Fid&other=1&other=2").unwrap();
         assert_eq!(p.code.as_deref(), Some("a"));
         assert_eq!(p.iss.as_deref(), Some("https://id"));
+    }
+
+    #[test]
+    fn extra_fields_for_the_hook_are_kept_once_and_bounded() {
+        let p = Params::parse("code=a&user=%7B%22n%22%3A1%7D&state=b&user=second&x=1").unwrap();
+        assert_eq!(
+            p.extra,
+            [
+                ("user".to_owned(), "{\"n\":1}".to_owned()),
+                ("x".to_owned(), "1".to_owned())
+            ]
+        );
+        let many: Vec<String> = (0..100).map(|i| format!("f{i}=v")).collect();
+        let p = Params::parse(&many.join("&")).unwrap();
+        assert_eq!(p.extra.len(), MAX_EXTRA_PARAMS);
     }
 
     #[test]

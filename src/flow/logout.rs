@@ -79,6 +79,7 @@ pub(crate) fn answer(
             // the session's absolute deadline.
             sessions.revoke(s);
             sessions.forget_opened(headers);
+            shared.counters.revocations(1);
             tracing::info!(subject = %s.subject(), "logout");
         }
         None => tracing::debug!("logout without a session"),

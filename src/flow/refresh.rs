@@ -138,10 +138,18 @@ fn unavailable(message: String) -> AuthError {
     AuthError::new(AuthErrorKind::ProviderUnavailable, message)
 }
 
+/// One refresh ([`coordinated`]), counted.
+async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthError> {
+    let counted = shared.clone();
+    let result = coordinated(shared, old).await;
+    counted.counters.refresh(result.is_ok());
+    result
+}
+
 /// One refresh for the fleet: led by this replica (at the token endpoint), or taken from the
 /// replica that led it, when a [`RefreshCoordinator`](crate::RefreshCoordinator) is
 /// configured; at the token endpoint otherwise.
-async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthError> {
+async fn coordinated(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthError> {
     let Some(coordination) = &shared.coordination else {
         return at_provider(&shared, &old).await;
     };
@@ -304,6 +312,16 @@ async fn at_provider(shared: &Arc<Shared>, old: &Session) -> Result<Arc<Session>
     }
     let now = shared.now();
     let session = callback::new_session(shared, old.created_at, now, claims, tokens, Some(old))?;
+    // The app's hook, when asked to run at refresh too: a refusal ends the session.
+    let session = callback::run_login_hook(shared, session, Vec::new(), true)
+        .await
+        .map_err(|refused| {
+            let why = match refused {
+                callback::Refused::Page(_) => "the app refused the refreshed session",
+                callback::Refused::Failed(_) => "the app's post-login hook failed at refresh",
+            };
+            AuthError::new(AuthErrorKind::InvalidToken, why)
+        })?;
     tracing::debug!(subject = %session.subject, "session refreshed");
     Ok(Arc::new(session))
 }

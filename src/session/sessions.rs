@@ -458,6 +458,7 @@ mod tests {
             last_seen: now,
             sid: None,
             token_roles: Vec::new(),
+            app: Vec::new(),
         }
     }
 

@@ -189,6 +189,7 @@ mod tests {
             last_seen: 1,
             sid: None,
             token_roles: Vec::new(),
+            app: Vec::new(),
         };
         SessionRef::parse(Bytes::from(session.encode(&new_session_id()))).unwrap()
     }

@@ -38,6 +38,20 @@ impl Shared {
             claims["email"] = json!(user.email);
             claims["email_verified"] = json!(true);
         }
+        self.custom_claims(claims, sub);
+    }
+
+    /// The user's custom claims ([`DevUser::claims`](crate::dev::DevUser::claims)), never
+    /// over a registered claim.
+    pub(super) fn custom_claims(&self, claims: &mut Value, sub: &str) {
+        let (Some(user), Some(claims)) = (self.user(sub), claims.as_object_mut()) else {
+            return;
+        };
+        for (name, value) in &user.claims {
+            if !crate::dev::REGISTERED_CLAIMS.contains(&name.as_str()) {
+                claims.insert(name.clone(), value.clone());
+            }
+        }
     }
 
     pub(super) fn issue(&self, state: &mut State, i: Issue<'_>) -> Result<Value, TokenError> {
@@ -62,6 +76,7 @@ impl Shared {
             "auth_time": i.auth_time,
             "jti": keys::random_token(&self.rng, 16),
         });
+        self.custom_claims(&mut at_claims, i.sub);
         for fault in &state.faults {
             if let (Fault::AccessTokenClaims(Value::Object(extra)), Some(claims)) =
                 (fault, at_claims.as_object_mut())
@@ -451,6 +466,32 @@ mod tests {
         let mut claims = json!({});
         s.user_claims(&mut claims, "nobody", &scope("openid profile email"));
         assert_eq!(claims, json!({}));
+    }
+
+    #[test]
+    fn custom_user_claims_go_everywhere_but_never_over_registered_ones() {
+        let mut s = shared();
+        s.users[0] = crate::dev::DevUser::new("alice", "Alice", "alice@example.test")
+            .claim("roles", json!(["admin"]))
+            .claim("sub", json!("mallory"))
+            .claim("aud", json!("someone-else"));
+        let mut claims = json!({ "sub": "alice" });
+        s.user_claims(&mut claims, "alice", &scope("openid"));
+        assert_eq!(claims, json!({ "sub": "alice", "roles": ["admin"] }));
+        let response = mint(&s, &scope("openid"), Some("n-1"));
+        for token in ["id_token", "access_token"] {
+            let token = response[token].as_str().unwrap();
+            let payload = token.split('.').nth(1).unwrap();
+            let payload: Value = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(payload["roles"], json!(["admin"]), "{token}");
+            assert_eq!(payload["sub"], json!("alice"), "{token}");
+            assert_ne!(payload["aud"], json!("someone-else"), "{token}");
+        }
     }
 
     #[test]
