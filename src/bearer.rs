@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::cache::{token_key, Entry, TokenKey};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::identity::{scope_of, Identity, RoleSource, Source};
+use crate::issuer::IssuerRefusal;
 use crate::jwt::{Alg, JwtError, Unverified};
 use crate::provider::VerifyError;
 use crate::response::Answer;
@@ -159,6 +160,9 @@ struct AccessClaims<'a> {
     iss: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     sub: Option<Cow<'a, str>>,
+    /// The tenant of a multi-tenant provider (Entra).
+    #[serde(borrow, default)]
+    tid: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     client_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -345,9 +349,9 @@ impl Shared {
         let skew = self.config.clock_skew.as_secs() as f64;
         let now_f = now as f64;
         match (&claims.iss, jwt) {
-            (Some(iss), _) if *iss == self.provider.metadata.issuer => {}
+            (Some(_), _) => self.check_bearer_issuer(claims)?,
             (None, false) => {}
-            _ => return Err(invalid("the token is from another issuer")),
+            (None, true) => return Err(invalid("the token is from another issuer")),
         }
         let exp = match (claims.exp, jwt) {
             (Some(exp), _) => exp,
@@ -382,6 +386,19 @@ impl Shared {
         } else {
             exp.min(now + self.config.introspection_cache_ttl.as_secs())
         })
+    }
+
+    /// The token's `iss` (with its `tid`) is the provider's (for a multi-tenant provider: the
+    /// template filled with the token's own, allowed tenant).
+    fn check_bearer_issuer(&self, claims: &AccessClaims<'_>) -> Result<(), AuthError> {
+        let (iss, tid) = (claims.iss.as_deref(), claims.tid.as_deref());
+        match self.provider.metadata.issuer_rule.check_token(iss, tid) {
+            Ok(()) => Ok(()),
+            Err(IssuerRefusal::Tenant) => Err(invalid(
+                "the token's tenant (tid) is missing or not an allowed tenant",
+            )),
+            Err(IssuerRefusal::Issuer) => Err(invalid("the token is from another issuer")),
+        }
     }
 
     fn bearer_identity(

@@ -167,19 +167,26 @@ impl OidcLayer {
         // The session settings of the first configuration hold for every provider: the
         // sessions share the cookies, and a back-channel logout from any provider must reach
         // the store that sessions are checked against.
-        let sessions = Arc::new(Shared::new_sessions(&first, tenants.iter().map(|(_, c)| c)));
-        let mut built: Vec<Shared> = Vec::with_capacity(tenants.len());
+        let mut discovered: Vec<(String, Config, Provider)> = Vec::with_capacity(tenants.len());
         for (name, config) in tenants {
             let provider = Provider::discover(&config).await?;
-            if built
+            if discovered
                 .iter()
-                .any(|other| other.provider.metadata.issuer == provider.metadata.issuer)
+                .any(|(_, _, other)| other.metadata.issuer == provider.metadata.issuer)
             {
                 return Err(ConfigError::Invalid {
                     field: "providers",
                     reason: format!("provider `{name}` has the issuer of another provider"),
                 });
             }
+            discovered.push((name, config, provider));
+        }
+        let sessions = Arc::new(Shared::new_sessions(
+            &first,
+            discovered.iter().map(|(_, c, p)| (c, p)),
+        ));
+        let mut built: Vec<Shared> = Vec::with_capacity(discovered.len());
+        for (name, config, provider) in discovered {
             let mut shared = Shared::new(config, provider, sessions.clone());
             shared.name = name;
             built.push(shared);
@@ -235,7 +242,7 @@ impl OidcLayer {
     }
 
     fn with_provider(config: Config, provider: Provider) -> Self {
-        let sessions = Arc::new(Shared::new_sessions(&config, [&config]));
+        let sessions = Arc::new(Shared::new_sessions(&config, [(&config, &provider)]));
         Self {
             shared: Arc::new(Shared::new(config, provider, sessions)),
         }

@@ -101,6 +101,7 @@ mod flow;
 mod future;
 mod identity;
 mod introspection_limits;
+mod issuer;
 mod jwt;
 mod layer;
 mod provider;

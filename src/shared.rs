@@ -54,9 +54,9 @@ impl Shared {
     /// key but not the client cannot open our cookies, nor we its.
     pub(crate) fn new_sessions<'a>(
         config: &Config,
-        providers: impl IntoIterator<Item = &'a Config>,
+        providers: impl IntoIterator<Item = (&'a Config, &'a Provider)>,
     ) -> Sessions {
-        let providers: Vec<&Config> = providers.into_iter().collect();
+        let (providers, discovered): (Vec<&Config>, Vec<&Provider>) = providers.into_iter().unzip();
         let bindings: Vec<Vec<u8>> = providers
             .iter()
             .map(|p| binding(&p.issuer, &p.client_id))
@@ -64,7 +64,10 @@ impl Shared {
         let key = &config.session_key;
         Sessions {
             session_sealer: key.sealer("session", &bindings),
-            issuers: providers.iter().map(|p| p.issuer.clone()).collect(),
+            issuers: discovered
+                .iter()
+                .map(|p| p.metadata.issuer_rule.clone())
+                .collect(),
             tx_sealer: key.sealer("transaction", &[bindings.concat()]),
             cookies: Cookies::new(&config.cookie_name, config.secure_cookies),
             session_lifetime: config.session_lifetime,
@@ -135,7 +138,8 @@ impl Shared {
 pub(crate) trait Tenants {
     /// The provider named `name` (empty: this, the default).
     fn by_name(&self, name: &str) -> Option<Arc<Shared>>;
-    /// The provider whose issuer is `issuer`.
+    /// The provider whose issuer is `issuer` (for a multi-tenant provider: its template
+    /// filled with an allowed tenant).
     fn by_issuer(&self, issuer: &str) -> Option<Arc<Shared>>;
     /// The provider whose redirect URL has the path `path` (each has its own).
     fn by_callback(&self, path: &str) -> Option<Arc<Shared>>;
@@ -153,10 +157,13 @@ impl Tenants for Arc<Shared> {
     }
 
     fn by_issuer(&self, issuer: &str) -> Option<Arc<Shared>> {
-        if issuer == &*self.issuer {
+        if self.provider.metadata.issuer_rule.accepts(issuer) {
             return Some(self.clone());
         }
-        self.tenants.iter().find(|t| &*t.issuer == issuer).cloned()
+        self.tenants
+            .iter()
+            .find(|t| t.provider.metadata.issuer_rule.accepts(issuer))
+            .cloned()
     }
 
     fn by_callback(&self, path: &str) -> Option<Arc<Shared>> {

@@ -247,6 +247,19 @@ impl DevProvider {
             .unwrap_or_else(|| panic!("the development provider could not sign"))
     }
 
+    /// Multi-tenant mode ([`DevProviderBuilder::multi_tenant`]): the tenant of the tokens
+    /// issued from now on (`tid`, and `iss` filled with it). Default
+    /// `00000000-0000-4000-8000-00000000000a`.
+    pub fn set_tenant(&self, tid: &str) {
+        self.shared.state().tenant = tid.to_owned();
+    }
+
+    /// The issuer of tenant `tid`: the discovery template filled with it in multi-tenant
+    /// mode, else [`issuer`](Self::issuer).
+    pub fn tenant_issuer(&self, tid: &str) -> String {
+        self.shared.issuer_of(tid)
+    }
+
     /// Counters of requests received so far.
     pub fn stats(&self) -> DevStats {
         let s = &self.shared.stats;
@@ -296,6 +309,7 @@ pub struct DevProviderBuilder {
     access_token_audience: Option<String>,
     authorization_response_iss: bool,
     opaque_access_tokens: bool,
+    multi_tenant: bool,
 }
 
 impl Default for DevProviderBuilder {
@@ -314,6 +328,7 @@ impl Default for DevProviderBuilder {
             access_token_audience: None,
             authorization_response_iss: true,
             opaque_access_tokens: false,
+            multi_tenant: false,
         }
     }
 }
@@ -337,6 +352,7 @@ impl fmt::Debug for DevProviderBuilder {
                 &self.authorization_response_iss,
             )
             .field("opaque_access_tokens", &self.opaque_access_tokens)
+            .field("multi_tenant", &self.multi_tenant)
             .finish()
     }
 }
@@ -454,12 +470,46 @@ impl DevProviderBuilder {
         self
     }
 
+    /// Plays a multi-tenant provider, as Microsoft Entra ID's `common` and `organizations`
+    /// endpoints: discovery's `issuer` is a template with `{tenantid}` in place of the last
+    /// segment of the [`issuer_path`](Self::issuer_path) (required), and every token carries
+    /// the current tenant in `tid` and the template filled with it in `iss` (see
+    /// [`DevProvider::set_tenant`]). Default `false`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_oidc::dev::DevProvider;
+    ///
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let like_entra = DevProvider::builder()
+    ///     .issuer_path("/common")
+    ///     .multi_tenant(true)
+    ///     .start()
+    ///     .await?;
+    /// // Discovery at http://127.0.0.1:PORT/common says `"issuer": "http://127.0.0.1:PORT/{tenantid}"`.
+    /// like_entra.set_tenant("4c1f5e0a-0000-4000-8000-000000000001");
+    /// assert!(like_entra.tenant_issuer("x").ends_with("/x"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn multi_tenant(mut self, enabled: bool) -> Self {
+        self.multi_tenant = enabled;
+        self
+    }
+
     /// Generates the signing key, binds the listener and starts serving on the current
     /// Tokio runtime.
     ///
     /// Fails if the address cannot be bound or the issuer path is invalid.
     pub async fn start(self) -> io::Result<DevProvider> {
         let prefix = normalize_path(&self.issuer_path)?;
+        if self.multi_tenant && prefix.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a multi-tenant provider needs an issuer path (its last segment is the tenant's)",
+            ));
+        }
 
         let mut clients = vec![
             DevClient::confidential(CONFIDENTIAL_ID, CONFIDENTIAL_SECRET),
@@ -521,6 +571,10 @@ impl DevProviderBuilder {
             ));
         }
 
+        let tenant_template = self.multi_tenant.then(|| {
+            let parent = issuer.rsplit_once('/').map_or("", |(p, _)| p);
+            format!("{parent}/{{tenantid}}")
+        });
         let shared = Arc::new(Shared::new(server::Settings {
             issuer,
             prefix,
@@ -534,6 +588,7 @@ impl DevProviderBuilder {
             opaque_access_tokens: self.opaque_access_tokens,
             auto_login: self.auto_login,
             authorization_response_iss: self.authorization_response_iss,
+            tenant_template,
             key,
         }));
         let router = server::router(shared.clone());
@@ -942,6 +997,9 @@ pub enum IdTokenFault {
     UnknownKid,
     /// `at_hash` does not match the access token.
     WrongAtHash,
+    /// Multi-tenant mode ([`DevProviderBuilder::multi_tenant`]): `iss` names another tenant
+    /// than the token's `tid`.
+    OtherTenantIssuer,
     /// Header `alg: HS256`, MACed with the PEM text of the provider's public key
     /// (the algorithm confusion attack).
     HmacWithPublicKey,

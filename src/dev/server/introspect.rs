@@ -72,9 +72,10 @@ fn introspect_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Valu
     if let Some(extra) = &s.access_token_audience {
         aud.push(json!(extra));
     }
+    let (issuer, tid) = s.token_issuer(&state);
     let mut answer = json!({
         "active": true,
-        "iss": s.issuer,
+        "iss": issuer,
         "sub": record.sub,
         "client_id": record.client_id,
         "scope": record.scope.join(" "),
@@ -82,6 +83,9 @@ fn introspect_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Valu
         "exp": record.exp,
         "token_type": "Bearer",
     });
+    if let Some(tid) = tid {
+        answer["tid"] = json!(tid);
+    }
     for fault in &state.faults {
         if let (Fault::IntrospectionClaims(Value::Object(extra)), Some(members)) =
             (fault, answer.as_object_mut())
