@@ -489,8 +489,6 @@ impl Provider {
         url: &Url,
         params: &[(&str, &str)],
     ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
-        let unavailable =
-            |message: String| AuthError::new(AuthErrorKind::ProviderUnavailable, message);
         let client = Credentials {
             client_id: &config.client_id,
             secret: config.client_secret.as_ref().map(|s| s.0.as_str()),
@@ -510,6 +508,35 @@ impl Provider {
             .metadata
             .client_auth
             .authenticate(&client, audience, now)?;
+        self.post_form(url, params, auth).await
+    }
+
+    /// A form POST to a provider endpoint with HTTP Basic credentials of their own (an
+    /// introspection client other than the web client); returns the status and body.
+    pub(crate) async fn basic_post(
+        &self,
+        url: &Url,
+        client_id: &str,
+        secret: &str,
+        params: &[(&str, &str)],
+    ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
+        let client = Credentials {
+            client_id,
+            secret: Some(secret),
+            key: None,
+        };
+        let auth = ClientAuth::ClientSecretBasic.authenticate(&client, "", 0)?;
+        self.post_form(url, params, auth).await
+    }
+
+    async fn post_form(
+        &self,
+        url: &Url,
+        params: &[(&str, &str)],
+        auth: crate::client_auth::Authentication,
+    ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
+        let unavailable =
+            |message: String| AuthError::new(AuthErrorKind::ProviderUnavailable, message);
         let mut req = self
             .http
             .post(url.clone())

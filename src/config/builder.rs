@@ -81,6 +81,7 @@ pub struct ConfigBuilder {
     revocations: Option<Arc<dyn RevocationStore>>,
     pub(super) hardening: Hardening,
     pub(super) compat: super::compat::Compat,
+    pub(super) bearer_compat: super::bearer::BearerCompat,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -152,6 +153,7 @@ impl ConfigBuilder {
             revocations: None,
             hardening: Hardening::default(),
             compat: Default::default(),
+            bearer_compat: Default::default(),
         }
     }
 
@@ -743,7 +745,11 @@ impl ConfigBuilder {
         let compat = self
             .compat
             .check(&self.client_id, self.hardening.allow_http_provider)?;
+        let bearer_compat = self
+            .bearer_compat
+            .check(compat.tenants.as_ref(), self.hardening.allow_http_provider)?;
         Ok(Config {
+            bearer_compat,
             compat,
             hardening: self.hardening,
             idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),

@@ -146,6 +146,7 @@ pub struct Config {
     pub(crate) revocations: Arc<dyn RevocationStore>,
     pub(crate) hardening: hardening::Hardening,
     pub(crate) compat: compat::Compat,
+    pub(crate) bearer_compat: bearer::BearerCompat,
 }
 
 impl Config {
@@ -194,6 +195,7 @@ impl fmt::Debug for Config {
     }
 }
 
+mod bearer;
 mod builder;
 mod compat;
 pub(crate) use compat::end_session_location;

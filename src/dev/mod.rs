@@ -909,8 +909,8 @@ pub enum Fault {
     /// The discovery document lacks the member of this name, e.g. `end_session_endpoint`
     /// (as AWS Cognito's and some Auth0 tenants' do).
     DiscoveryWithout(String),
-    /// JWT access tokens carry these claims (a JSON object laid over the usual ones), as
-    /// providers put roles there: Keycloak's `realm_access` and `resource_access` (with
+    /// JWT access tokens carry these claims (a JSON object laid over the usual ones; a `null`
+    /// member removes the usual one), as providers put roles there: Keycloak's `realm_access` and `resource_access` (with
     /// `aud: "account"`, `typ: "Bearer"`), Cognito's `cognito:groups`.
     ///
     /// ```no_run
@@ -928,6 +928,13 @@ pub enum Fault {
     AccessTokenClaims(serde_json::Value),
     /// The JWKS document carries 2 MiB of padding.
     OversizedJwks,
+    /// JWT access tokens name a signing key (`kid`) that the JWKS does not list, as the
+    /// access tokens of Okta's org authorization server: only introspection can vouch for
+    /// them.
+    UnpublishedAccessTokenKey,
+    /// The introspection endpoint refuses every client but the one with this id (`401
+    /// invalid_client`), as Zitadel lets only API applications introspect.
+    IntrospectionOnlyFor(String),
     /// Active introspection answers carry these members (a JSON object laid over the usual
     /// ones; a `null` member removes the usual one), as other providers shape them: no
     /// `aud`, another `client_id`, Keycloak's `typ: Refresh`, `token_type: refresh_token`...

@@ -50,6 +50,16 @@ fn introspect_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Valu
         ));
     }
     let client = s.authenticate_client(headers, &p)?;
+    if let Some(Fault::IntrospectionOnlyFor(only)) =
+        s.fault(|f| matches!(f, Fault::IntrospectionOnlyFor(_)))
+    {
+        if client.id != only {
+            return Err(TokenError::invalid_client(
+                "this client may not introspect",
+                false,
+            ));
+        }
+    }
     if client.secret.is_none() {
         // RFC 7662 §2.1: the caller must be authorized; public clients are not.
         return Err(TokenError::invalid_client(

@@ -12,6 +12,8 @@ use super::{
 
 /// Audience used by the audience faults.
 const OTHER_AUDIENCE: &str = "some-other-client";
+/// The `kid` of [`Fault::UnpublishedAccessTokenKey`], never in the JWKS.
+const UNPUBLISHED_KID: &str = "org-authorization-server";
 /// The extra audience of [`IdTokenFault::UntrustedAudience`].
 pub(crate) const UNTRUSTED_AUDIENCE: &str = "https://untrusted.example.test";
 
@@ -71,12 +73,20 @@ impl Shared {
                 (fault, at_claims.as_object_mut())
             {
                 for (name, value) in extra {
-                    claims.insert(name.clone(), value.clone());
+                    if value.is_null() {
+                        claims.remove(name);
+                    } else {
+                        claims.insert(name.clone(), value.clone());
+                    }
                 }
             }
         }
         let access_token = if self.opaque_access_tokens {
             keys::random_token(&self.rng, 32)
+        } else if state.faults.contains(&Fault::UnpublishedAccessTokenKey) {
+            let header = json!({ "typ": "at+jwt", "kid": UNPUBLISHED_KID });
+            key.jws_with_header(&header, &at_claims, &self.rng)
+                .ok_or_else(server_error)?
         } else {
             key.jws("at+jwt", None, &at_claims, &self.rng)
                 .ok_or_else(server_error)?
