@@ -200,4 +200,5 @@ mod builder;
 mod compat;
 pub(crate) use compat::end_session_location;
 mod hardening;
+mod presets;
 pub use builder::ConfigBuilder;
