@@ -272,7 +272,14 @@ impl std::fmt::Debug for Provider {
 }
 
 pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
+    if let Some(client) = &config.deployment.http_client {
+        return Ok(client.clone());
+    }
+    let mut builder = reqwest::Client::builder();
+    for certificate in &config.deployment.root_certificates {
+        builder = builder.add_root_certificate(certificate.clone());
+    }
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .timeout(config.http_timeout)
         .connect_timeout(config.http_timeout)

@@ -82,6 +82,7 @@ pub struct ConfigBuilder {
     pub(super) hardening: Hardening,
     pub(super) compat: super::compat::Compat,
     pub(super) bearer_compat: super::bearer::BearerCompat,
+    pub(super) deployment: super::deployment::Deployment,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -154,6 +155,7 @@ impl ConfigBuilder {
             hardening: Hardening::default(),
             compat: Default::default(),
             bearer_compat: Default::default(),
+            deployment: Default::default(),
         }
     }
 
@@ -748,7 +750,9 @@ impl ConfigBuilder {
         let bearer_compat = self
             .bearer_compat
             .check(compat.tenants.as_ref(), self.hardening.allow_http_provider)?;
+        let deployment = self.deployment.check()?;
         Ok(Config {
+            deployment,
             bearer_compat,
             compat,
             hardening: self.hardening,

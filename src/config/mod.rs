@@ -147,6 +147,7 @@ pub struct Config {
     pub(crate) hardening: hardening::Hardening,
     pub(crate) compat: compat::Compat,
     pub(crate) bearer_compat: bearer::BearerCompat,
+    pub(crate) deployment: deployment::Deployment,
 }
 
 impl Config {
@@ -198,6 +199,7 @@ impl fmt::Debug for Config {
 mod bearer;
 mod builder;
 mod compat;
+mod deployment;
 pub(crate) use compat::end_session_location;
 mod hardening;
 mod presets;

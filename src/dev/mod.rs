@@ -310,6 +310,7 @@ pub struct DevProviderBuilder {
     authorization_response_iss: bool,
     opaque_access_tokens: bool,
     multi_tenant: bool,
+    public_origin: Option<String>,
 }
 
 impl Default for DevProviderBuilder {
@@ -329,6 +330,7 @@ impl Default for DevProviderBuilder {
             authorization_response_iss: true,
             opaque_access_tokens: false,
             multi_tenant: false,
+            public_origin: None,
         }
     }
 }
@@ -353,6 +355,7 @@ impl fmt::Debug for DevProviderBuilder {
             )
             .field("opaque_access_tokens", &self.opaque_access_tokens)
             .field("multi_tenant", &self.multi_tenant)
+            .field("public_origin", &self.public_origin)
             .finish()
     }
 }
@@ -470,6 +473,16 @@ impl DevProviderBuilder {
         self
     }
 
+    /// The origin the issuer (and so every endpoint) is published under instead of
+    /// `http://{host}:{port}`, for a provider behind a TLS-terminating proxy, e.g.
+    /// `https://localhost:8443` (the server itself still speaks plain HTTP on its bound
+    /// address). An origin that is not an http(s) URL without path makes
+    /// [`start`](Self::start) fail with [`io::ErrorKind::InvalidInput`].
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.public_origin = Some(origin.into());
+        self
+    }
+
     /// Plays a multi-tenant provider, as Microsoft Entra ID's `common` and `organizations`
     /// endpoints: discovery's `issuer` is a template with `{tenantid}` in place of the last
     /// segment of the [`issuer_path`](Self::issuer_path) (required), and every token carries
@@ -552,6 +565,21 @@ impl DevProviderBuilder {
             (None, SocketAddr::V6(a)) if a.ip().is_unspecified() => "[::1]".to_owned(),
             (None, SocketAddr::V6(a)) => format!("[{}]", a.ip()),
         };
+        if let Some(origin) = &self.public_origin {
+            let valid = url::Url::parse(origin).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none()
+                    && !origin.ends_with('/')
+            });
+            if !valid {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "public origin is not an http(s) origin such as https://localhost:8443",
+                ));
+            }
+        }
         let issuer = format!("http://{host}:{}{prefix}", addr.port());
         let valid_host = url::Url::parse(&issuer).is_ok_and(|url| {
             url.host_str()
@@ -571,6 +599,10 @@ impl DevProviderBuilder {
             ));
         }
 
+        let issuer = match &self.public_origin {
+            Some(origin) => format!("{origin}{prefix}"),
+            None => issuer,
+        };
         let tenant_template = self.multi_tenant.then(|| {
             let parent = issuer.rsplit_once('/').map_or("", |(p, _)| p);
             format!("{parent}/{{tenantid}}")
