@@ -10,6 +10,7 @@ use crate::error::ConfigError;
 use crate::provider::Provider;
 use crate::service::OidcService;
 use crate::shared::Shared;
+use crate::startup::{is_transient, Startup};
 
 /// The OpenID Connect layer: serves the login, callback and logout routes, opens the
 /// session cookie on every other request and puts an [`Identity`](crate::Identity) into its extensions.
@@ -37,14 +38,15 @@ use crate::shared::Shared;
 /// ```
 #[derive(Clone)]
 pub struct OidcLayer {
-    shared: Arc<Shared>,
+    startup: Arc<Startup>,
 }
 
 impl fmt::Debug for OidcLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OidcLayer")
-            .field("issuer", &self.shared.provider.metadata.issuer)
-            .field("client_id", &self.shared.config.client_id)
+            .field("issuer", &self.startup.config.issuer)
+            .field("client_id", &self.startup.config.client_id)
+            .field("discovered", &self.startup.get().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -55,13 +57,24 @@ impl OidcLayer {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Discovery`] when the provider cannot be reached or answers nonsense,
-    /// [`ConfigError::IssuerMismatch`], and [`ConfigError::UnsupportedProvider`] when it lacks
-    /// something this client needs (PKCE S256, an asymmetric signing algorithm, a common
-    /// client authentication method).
+    /// [`ConfigError::Discovery`] when the provider cannot be reached or answers nonsense
+    /// (unless [`retry_discovery`](crate::ConfigBuilder::retry_discovery) is set: the layer
+    /// then starts without it), [`ConfigError::IssuerMismatch`], and
+    /// [`ConfigError::UnsupportedProvider`] when it lacks something this client needs (PKCE
+    /// S256, an asymmetric signing algorithm, a common client authentication method).
     pub async fn discover(config: Config) -> Result<Self, ConfigError> {
-        let provider = Provider::discover(&config).await?;
-        Ok(Self::with_provider(config, provider))
+        match Provider::discover(&config).await {
+            Ok(provider) => Ok(Self::with_provider(config, provider)),
+            Err(err) if is_transient(&err) && config.deployment.discovery_retry.is_some() => {
+                let interval = config.deployment.discovery_retry.unwrap_or_default();
+                tracing::warn!(error = %err, retry_in = ?interval,
+                    "the provider is unavailable: starting without it (answering 503 until it is discovered)");
+                Ok(Self {
+                    startup: Startup::pending(config, interval),
+                })
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Several providers (tenants) in one layer, each discovered with its own [`Config`]
@@ -198,7 +211,7 @@ impl OidcLayer {
         })?;
         default.tenants = built.map(Arc::new).collect();
         Ok(Self {
-            shared: Arc::new(default),
+            startup: Startup::ready(Arc::new(default)),
         })
     }
 
@@ -242,21 +255,20 @@ impl OidcLayer {
     }
 
     fn with_provider(config: Config, provider: Provider) -> Self {
-        let sessions = Arc::new(Shared::new_sessions(&config, [(&config, &provider)]));
         Self {
-            shared: Arc::new(Shared::new(config, provider, sessions)),
+            startup: Startup::ready(Arc::new(Shared::single(config, provider))),
         }
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.shared.config
+        &self.startup.config
     }
 
-    /// The shared state, for the crate's unit tests.
+    /// The shared state, for the crate's unit tests (of a discovered layer).
     #[cfg(test)]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+        self.startup.get().expect("a discovered layer")
     }
 }
 
@@ -264,6 +276,6 @@ impl<S> Layer<S> for OidcLayer {
     type Service = OidcService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        OidcService::new(inner, self.shared.clone())
+        OidcService::new(inner, self.startup.clone())
     }
 }

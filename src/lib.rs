@@ -111,6 +111,7 @@ mod revocation;
 mod service;
 mod session;
 mod shared;
+mod startup;
 
 #[cfg(feature = "dev-provider")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-provider")))]

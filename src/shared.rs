@@ -122,6 +122,12 @@ impl Shared {
         }
     }
 
+    /// The state of a layer with one provider (its own session settings).
+    pub(crate) fn single(config: Config, provider: Provider) -> Self {
+        let sessions = Arc::new(Self::new_sessions(&config, [(&config, &provider)]));
+        Self::new(config, provider, sessions)
+    }
+
     /// Unix seconds now, by the layer's clock.
     pub(crate) fn now(&self) -> u64 {
         self.sessions.now()

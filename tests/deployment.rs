@@ -225,3 +225,66 @@ async fn a_caller_supplied_http_client_is_used_for_the_provider() {
     assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
     let _ = std::fs::remove_dir_all(&ca);
 }
+
+/// Started while the provider is down: every request is answered `503` with `Retry-After`
+/// until an attempt, due by the layer's clock, discovers the provider; logins then work.
+#[tokio::test]
+async fn starting_while_the_provider_is_down_then_logging_in_once_it_is_up() {
+    let dev = DevProvider::start().await.expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    dev.set_fault(tower_oidc::dev::Fault::Down);
+    let clock = support::clock::TestClock::frozen();
+    // A minute (real time for the background task, so it never runs in this test); the
+    // layer's clock moves at most two minutes ahead, within the ID token's lifetime.
+    let minute = std::time::Duration::from_secs(60);
+    let listener = bind_loopback().await;
+    let redirect = format!("http://{}/auth/callback", listener.local_addr().unwrap());
+    let strict = layer(&dev, &redirect, |b| b).await;
+    assert!(
+        matches!(strict, Err(ConfigError::Discovery { .. })),
+        "{strict:?}"
+    );
+    let oidc = layer(&dev, &redirect, |b| {
+        b.retry_discovery(minute).clock(clock.closure())
+    })
+    .await
+    .expect("started without the provider");
+    let app = serve_app(listener, oidc);
+    let discoveries = dev.stats().discovery_requests;
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let unavailable = |path: &'static str, accept: &'static str| {
+        let req = http.get(app.url(path)).header("accept", accept);
+        async move {
+            let res = req.send().await.expect("request");
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+            res.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    assert_eq!(unavailable("/auth/login", "text/html").await, 60);
+    assert_eq!(unavailable("/me", "application/json").await, 60);
+    // Up again, but no attempt is due yet: no call to the provider.
+    dev.clear_faults();
+    clock.advance(std::time::Duration::from_secs(30));
+    assert_eq!(unavailable("/me", "text/html").await, 30);
+    assert_eq!(dev.stats().discovery_requests, discoveries);
+    // Down when the attempt is due: it fails, and the next is an interval later.
+    dev.set_fault(tower_oidc::dev::Fault::Down);
+    clock.advance(std::time::Duration::from_secs(30));
+    assert_eq!(unavailable("/auth/login", "text/html").await, 60);
+    assert_eq!(dev.stats().discovery_requests, discoveries + 1);
+    // Up, and due: the request that finds it due discovers the provider and is served.
+    dev.clear_faults();
+    clock.advance(minute);
+    let landing = Browser::new().follow(&app.url("/me")).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    assert_eq!(landing.json()["sub"], "alice");
+    assert_eq!(dev.stats().discovery_requests, discoveries + 2);
+}

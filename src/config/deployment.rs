@@ -12,6 +12,7 @@ pub(crate) struct Deployment {
     pub(crate) root_certificate_pems: Vec<Vec<u8>>,
     pub(crate) root_certificates: Vec<reqwest::Certificate>,
     pub(crate) http_client: Option<reqwest::Client>,
+    pub(crate) discovery_retry: Option<std::time::Duration>,
 }
 
 impl Deployment {
@@ -21,6 +22,12 @@ impl Deployment {
             return Err(ConfigError::Invalid {
                 field: "root_certificate",
                 reason: "set the root certificates on your own HTTP client (http_client)".into(),
+            });
+        }
+        if self.discovery_retry.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::Invalid {
+                field: "retry_discovery",
+                reason: "the interval must be longer than zero".into(),
             });
         }
         self.root_certificates.clear();
@@ -94,6 +101,33 @@ impl ConfigBuilder {
         self.deployment.http_client = Some(client);
         self
     }
+
+    /// Start while the provider is down: when discovery cannot reach the provider (or it
+    /// answers badly), [`OidcLayer::discover`](crate::OidcLayer::discover) returns a layer
+    /// anyway and discovery is tried again every `interval`, by the layer's clock, in the
+    /// background and by requests that arrive when an attempt is due. Until it works, every
+    /// request through the layer is answered `503` (gRPC `UNAVAILABLE`) with `Retry-After`:
+    /// no one can be logged in or recognised. Keep health checks outside the layer. Mistakes
+    /// that retrying cannot fix (another issuer, an unsupported provider) still fail at
+    /// start. Default: off, discovery failing is an error.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .retry_discovery(Duration::from_secs(10))
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn retry_discovery(mut self, interval: std::time::Duration) -> Self {
+        self.deployment.discovery_retry = Some(interval);
+        self
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +154,13 @@ mod tests {
                 "{bad}"
             );
         }
+        assert!(matches!(
+            base().retry_discovery(std::time::Duration::ZERO).build(),
+            Err(ConfigError::Invalid {
+                field: "retry_discovery",
+                ..
+            })
+        ));
         assert!(matches!(
             base()
                 .http_client(reqwest::Client::new())
