@@ -249,3 +249,28 @@ async fn bearer_tokens_name_an_allowed_tenant_and_its_issuer() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// A session of a tenant that the app (here: another deployment sharing the session key)
+/// does not allow is no session.
+#[tokio::test]
+async fn a_session_of_a_tenant_that_is_not_allowed_is_no_session() {
+    let dev = entra_like(false).await;
+    let key = tower_oidc::SessionKey::generate();
+    let with_key = |tenant: &'static str| {
+        let key = key.clone();
+        move |b: ConfigBuilder| b.tenants([tenant]).session_key(key)
+    };
+    let for_a = app(&dev, with_key(TENANT_A)).await.expect("app");
+    let for_b = app(&dev, with_key(TENANT_B)).await.expect("app");
+    dev.set_tenant(TENANT_A);
+    let browser = Browser::new();
+    let cookie = browser.log_in(&for_a).await;
+    assert_eq!(
+        for_a.api_get_with_cookie("/me", &cookie).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        for_b.api_get_with_cookie("/me", &cookie).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
