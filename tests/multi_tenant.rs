@@ -274,3 +274,53 @@ async fn a_session_of_a_tenant_that_is_not_allowed_is_no_session() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Refresh at a multi-tenant provider: the refreshed ID token must name the session's own
+/// tenant issuer; one of another (even allowed) tenant ends the session.
+#[tokio::test]
+async fn refreshed_id_tokens_keep_the_sessions_tenant() {
+    use std::time::Duration;
+    let access_ttl = Duration::from_secs(600);
+    let dev = DevProvider::builder()
+        .issuer_path("/common")
+        .multi_tenant(true)
+        .authorization_response_iss(false)
+        .access_token_ttl(access_ttl)
+        .id_token_ttl(Duration::from_secs(3600))
+        .start()
+        .await
+        .expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    let clock = support::clock::TestClock::new();
+    let closure = clock.closure();
+    let app = app(&dev, move |b| {
+        b.tenants([TENANT_A, TENANT_B])
+            .scopes(["openid", "profile", "email", "offline_access"])
+            .refresh_margin(Duration::ZERO)
+            .clock(closure)
+    })
+    .await
+    .expect("app");
+    dev.set_tenant(TENANT_A);
+    let browser = Browser::new();
+    let cookie = browser.log_in(&app).await;
+    let tokens_before = dev.stats().token_requests;
+
+    // Same tenant: refreshed, the session goes on with its issuer.
+    clock.advance(access_ttl + Duration::from_secs(1));
+    let res = app.api_get_with_cookie("/me", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(dev.stats().token_requests, tokens_before + 1);
+    let cookie = support::app::new_session_cookie(&res).expect("the refreshed session's cookie");
+    let claims: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(claims["iss"], json!(dev.tenant_issuer(TENANT_A)));
+
+    // The provider now answers for another tenant: the refreshed ID token names another
+    // issuer, and the session ends.
+    dev.set_tenant(TENANT_B);
+    clock.advance(access_ttl + Duration::from_secs(1));
+    let res = app.api_get_with_cookie("/me", &cookie).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(support::app::clears_session(&res));
+    assert_eq!(dev.stats().token_requests, tokens_before + 2);
+}
