@@ -10,7 +10,7 @@ use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use serde::Deserialize;
 
-use crate::cache::{token_key, Entry, TokenKey};
+use crate::cache::{BearerKey, Entry};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::identity::{scope_of, Identity, RoleSource, Source};
 use crate::issuer::IssuerRefusal;
@@ -59,7 +59,19 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
     Some(if valid { Ok(token) } else { Err(()) })
 }
 
-/// Which bytes may appear in an RFC 6750 `b64token` (a table: this runs on every request).
+/// The bytes after `Bearer ` (any case), trimmed, not checked any further: for looking up a
+/// token seen before by its exact bytes (it was checked by [`bearer_token`] when first seen),
+/// without reading it byte by byte on every request.
+pub(crate) fn bearer_candidate(headers: &HeaderMap) -> Option<&[u8]> {
+    let value = headers.get(AUTHORIZATION)?.as_bytes();
+    let scheme_end = memchr::memchr(b' ', value).unwrap_or(value.len());
+    if !value[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    Some(value[scheme_end..].trim_ascii()).filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_LEN)
+}
+
+/// Which bytes may appear in an RFC 6750 `b64token` (checked when a token is first seen).
 const B64TOKEN: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
@@ -239,7 +251,15 @@ struct AccessClaims<'a> {
 impl Shared {
     /// The cached result for a token, if any.
     pub(crate) fn bearer_cached(&self, token: &str) -> Option<Result<Identity, AuthError>> {
-        self.bearer_cached_by_key(&token_key(token))
+        self.bearer_cached_by_key(&self.bearer_cache.key(token.as_bytes())?)
+    }
+
+    /// The identity of a valid token seen before, found by the token's exact bytes (`raw`,
+    /// from [`bearer_candidate`]): the hot path of bearer requests. Anything else (a token
+    /// not cached, or known to be invalid) is `None`, for the full path.
+    pub(crate) fn bearer_hit(&self, raw: &[u8]) -> Option<Identity> {
+        let key = self.bearer_cache.key(raw)?;
+        self.bearer_cache.get(&key, self.now())?
     }
 
     /// Validates a bearer token (JWT or, through introspection, opaque) and caches the result.
@@ -249,7 +269,10 @@ impl Shared {
         self: &Arc<Self>,
         token: &str,
     ) -> Result<Identity, AuthError> {
-        let key = token_key(token);
+        let key = self
+            .bearer_cache
+            .key(token.as_bytes())
+            .ok_or_else(|| invalid("the token is too long"))?;
         let now = self.now();
         if token.bytes().filter(|b| *b == b'.').count() != 2 {
             if self.introspection_endpoint().is_none() {
@@ -283,7 +306,7 @@ impl Shared {
     async fn introspect_bounded(
         self: &Arc<Self>,
         token: &str,
-        key: TokenKey,
+        key: BearerKey,
         now: u64,
     ) -> Result<Identity, AuthError> {
         let this = self.clone();
@@ -298,7 +321,7 @@ impl Shared {
             .await
     }
 
-    fn bearer_cached_by_key(&self, key: &TokenKey) -> Option<Result<Identity, AuthError>> {
+    fn bearer_cached_by_key(&self, key: &BearerKey) -> Option<Result<Identity, AuthError>> {
         let hit = self.bearer_cache.get(key, self.now())?;
         Some(hit.ok_or_else(|| invalid("the token is not active")))
     }
@@ -308,7 +331,7 @@ impl Shared {
     async fn introspect_and_cache(
         &self,
         token: &str,
-        key: TokenKey,
+        key: BearerKey,
     ) -> Result<Identity, AuthError> {
         let now = self.now();
         let result = self.introspect(token, now).await;

@@ -63,7 +63,9 @@ pub fn parse_session(plaintext: Bytes) -> bool {
 
 /// Finds the (possibly chunked) session cookie `name` in the request headers.
 pub fn find_session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    find_chunked(headers, name).value().map(|v| v.into_owned())
+    find_chunked(headers, name)
+        .value()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
 /// Caller-kind detection: 0 navigation, 1 API, 2 gRPC.

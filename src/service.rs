@@ -8,7 +8,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower_service::Service;
 
-use crate::bearer::bearer_token;
+use crate::bearer::{bearer_candidate, bearer_token};
 use crate::body::ResponseBody;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::login::Handle;
@@ -105,6 +105,16 @@ where
             return self.own_route(route, req);
         }
         if shared.config.bearer {
+            // A token seen before: found by its exact bytes, nothing else to read (with
+            // several providers, the one the token names is found on the full path).
+            if let Some(identity) = bearer_candidate(req.headers())
+                .filter(|_| shared.tenants.is_empty())
+                .and_then(|raw| shared.bearer_hit(raw))
+            {
+                strip_our_cookies(shared, &mut req, false);
+                req.extensions_mut().insert(identity);
+                return ResponseFuture::inner(self.inner.call(req), Vec::new());
+            }
             if let Some(token) = bearer_token(req.headers()) {
                 return self.call_with_bearer(token.map(str::to_owned), req);
             }
@@ -169,7 +179,10 @@ where
             strip_our_cookies(shared, &mut req, read.present);
         }
         let identity = owned.map(|(session, owner)| {
-            session.into_identity(&owner.issuer, &owner.config.compat.roles)
+            session.identity(|s| {
+                s.clone()
+                    .into_identity(&owner.issuer, &owner.config.compat.roles)
+            })
         });
         match admit(shared, &mut req, identity, &set_cookies, held) {
             None => ResponseFuture::inner(self.inner.call(req), set_cookies),

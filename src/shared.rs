@@ -11,6 +11,7 @@ use crate::introspection_limits::IntrospectionLimits;
 use crate::provider::Provider;
 use crate::session::cookie::{binding, Cookies};
 use crate::session::sessions::Sessions;
+use crate::session::verified::VerifiedSessions;
 use crate::session::Session;
 
 /// The layer's own routes.
@@ -77,6 +78,7 @@ impl Shared {
             revocations: config.revocations.clone(),
             clock: config.clock.clone(),
             size_warned: AtomicBool::new(false),
+            verified: VerifiedSessions::new(config.session_cache),
         }
     }
 

@@ -117,6 +117,8 @@ pub struct Config {
     pub(crate) userinfo: Option<bool>,
     pub(crate) auth_params: Vec<(String, String)>,
     pub(crate) max_transactions: usize,
+    /// Slots of the cache of opened session cookies (0: off).
+    pub(crate) session_cache: usize,
     pub(crate) transaction_ttl: Duration,
     pub(crate) http_timeout: Duration,
     pub(crate) jwks_refetch_interval: Duration,

@@ -67,6 +67,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
             // The browser forgets the cookie; a copy of it is refused from now on too, until
             // the session's absolute deadline.
             sessions.revoke(s);
+            sessions.forget_opened(headers);
             tracing::info!(subject = %s.subject(), "logout");
         }
         None => tracing::debug!("logout without a session"),

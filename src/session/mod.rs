@@ -9,6 +9,7 @@
 
 pub(crate) mod cookie;
 pub(crate) mod sessions;
+pub(crate) mod verified;
 
 use std::sync::Arc;
 

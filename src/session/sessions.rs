@@ -12,8 +12,14 @@ use crate::error::{AuthError, AuthErrorKind};
 use crate::issuer::IssuerRule;
 use crate::revocation::RevocationStore;
 use crate::session::cookie::{
-    chunk, fill_random, find_chunked, random_token, request_cookies, Cookies, Sealer,
+    chunk, fill_random, find_chunked, random_token, request_cookies, Cookies, Sealer, CHUNK_SIZE,
 };
+use crate::session::verified::{Verified, VerifiedSessions};
+
+/// Longest session cookie value kept in the cache of opened cookies (two chunks): with its
+/// decrypted copy, an entry then holds at most about 14 KB. Larger sessions are opened on
+/// every request.
+pub(crate) const MAX_CACHED_COOKIE: usize = 2 * CHUNK_SIZE + 600;
 use crate::session::{new_session_id, Session, SessionRef, Transaction};
 use subtle::ConstantTimeEq;
 
@@ -50,6 +56,8 @@ pub(crate) struct Sessions {
     pub(crate) clock: Clock,
     /// Whether the "session needs several cookies" warning was logged.
     pub(crate) size_warned: AtomicBool,
+    /// Session cookies already opened.
+    pub(crate) verified: VerifiedSessions,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -66,7 +74,7 @@ impl std::fmt::Debug for Sessions {
 #[derive(Debug, Default)]
 pub(crate) struct SessionRead {
     /// The session, when the cookie opened and is live.
-    pub(crate) session: Option<SessionRef>,
+    pub(crate) session: Option<Arc<Verified>>,
     /// Whether the request carries session cookies at all.
     pub(crate) present: bool,
     /// Whether its `Cookie` headers hold nothing but session cookies.
@@ -97,10 +105,7 @@ impl Sessions {
             return SessionRead::default();
         }
         let now = self.now();
-        let session = found
-            .value()
-            .and_then(|v| self.open_authentic(&v))
-            .filter(|s| self.is_live(s, now));
+        let session = found.value().and_then(|v| self.open_live(&v, now));
         let stale = if session.is_none() {
             found.names(base)
         } else {
@@ -114,11 +119,33 @@ impl Sessions {
         }
     }
 
+    /// Opens a session cookie's value and checks that its session is live, answering from the
+    /// cache of opened cookies when this exact value opened before. Only live sessions are
+    /// cached: a cookie of an ended session is opened (and refused) each time, and never takes
+    /// a live session's slot.
+    fn open_live(&self, value: &[u8], now: u64) -> Option<Arc<Verified>> {
+        if let Some(hit) = self.verified.get(value) {
+            return self.is_live(&hit, now).then_some(hit);
+        }
+        let session = self.open_authentic(value)?;
+        if !self.is_live(&session, now) {
+            return None;
+        }
+        let verified = Verified::new(value, session);
+        Some(if value.len() <= MAX_CACHED_COOKIE {
+            self.verified.insert(verified)
+        } else {
+            Arc::new(verified)
+        })
+    }
+
     /// Opens a session cookie's value checking only that it is authentic: sealed by one of our
     /// keys for this cookie name, naming the issuer of the provider whose key opened it.
     /// Expiry, idleness and revocation are not checked.
-    fn open_authentic(&self, value: &str) -> Option<SessionRef> {
-        let (bytes, provider) = self.session_sealer.open_for(&self.cookies.session, value)?;
+    fn open_authentic(&self, value: &[u8]) -> Option<SessionRef> {
+        let (bytes, provider) = self
+            .session_sealer
+            .open_bytes_for(&self.cookies.session, value)?;
         let session = SessionRef::parse(bytes)?;
         let issuer = self.issuers.get(provider)?;
         issuer.accepts(session.issuer()).then_some(session)
@@ -170,6 +197,14 @@ impl Sessions {
         }
         self.revocations
             .revoke_session(s.issuer(), s.session_id(), s.expires_at);
+    }
+
+    /// Forgets the opened copy of the request's session cookie (a logout: its tokens need not
+    /// stay in memory; the revocation already refuses it).
+    pub(crate) fn forget_opened(&self, headers: &HeaderMap) {
+        if let Some(value) = find_chunked(headers, &self.cookies.session).value() {
+            self.verified.remove(&value);
+        }
     }
 
     /// Whether the rolling deadline is near enough that the cookie should be re-issued.
@@ -384,10 +419,10 @@ mod tests {
     use crate::session::cookie::{binding, SessionKey};
     use http::header::COOKIE;
 
-    const A: &str = "https://a.example.com";
+    pub(super) const A: &str = "https://a.example.com";
     const B: &str = "https://b.example.com";
 
-    fn sessions(key: &SessionKey, providers: &[(&str, &str)]) -> Sessions {
+    pub(super) fn sessions(key: &SessionKey, providers: &[(&str, &str)]) -> Sessions {
         let bindings: Vec<Vec<u8>> = providers.iter().map(|(i, c)| binding(i, c)).collect();
         Sessions {
             session_sealer: key.sealer("session", &bindings),
@@ -404,10 +439,11 @@ mod tests {
             revocations: Arc::new(MemoryRevocationStore::default()),
             clock: Arc::new(SystemTime::now),
             size_warned: AtomicBool::new(false),
+            verified: VerifiedSessions::new(64),
         }
     }
 
-    fn session(issuer: &str, now: u64) -> Session {
+    pub(super) fn session(issuer: &str, now: u64) -> Session {
         Session {
             created_at: now,
             expires_at: now + 3600,
@@ -427,7 +463,7 @@ mod tests {
     }
 
     /// The request headers a browser sends back for these `Set-Cookie` values.
-    fn request(set_cookies: &[String]) -> HeaderMap {
+    pub(super) fn request(set_cookies: &[String]) -> HeaderMap {
         let pairs: Vec<&str> = set_cookies
             .iter()
             .filter_map(|c| c.split(';').next())
@@ -502,5 +538,102 @@ mod tests {
         assert!(layer.read_session(&first).session.is_none());
         assert!(layer.read_session(&renewed).session.is_none());
         assert!(layer.read_session(&other).session.is_some());
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::tests::{request, session, sessions, A};
+    use crate::session::cookie::SessionKey;
+    use http::header::COOKIE;
+    use http::HeaderValue;
+
+    fn sessions_with_clock(clock: Clock) -> Sessions {
+        Sessions {
+            clock,
+            ..sessions(&SessionKey::generate(), &[(A, "app")])
+        }
+    }
+
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// A cached session is checked like any other on every request: expiry, idleness and
+    /// revocation end it although its cookie is still in the cache, and a changed cookie is
+    /// opened (and refused) instead of matching the cached one.
+    #[test]
+    fn cached_sessions_are_still_checked_on_every_read() {
+        let secs = Arc::new(AtomicU64::new(1_000_000));
+        let clock_secs = secs.clone();
+        let mut layer = sessions_with_clock(Arc::new(move || {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(clock_secs.load(Ordering::SeqCst))
+        }));
+        layer.idle_timeout = Some(Duration::from_secs(600));
+        let now = layer.now();
+        let mut s = session(A, now);
+        s.expires_at = now + 3600;
+        let headers = request(&layer.session_cookies(&[], &s).unwrap());
+        let first = layer.read_session(&headers).session.expect("opens");
+        let again = layer.read_session(&headers).session.expect("cached");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second read is a cache hit"
+        );
+
+        // Idle: 600 s without a request.
+        secs.fetch_add(600, Ordering::SeqCst);
+        assert!(layer.read_session(&headers).session.is_none(), "idle");
+        secs.fetch_sub(600, Ordering::SeqCst);
+        assert!(layer.read_session(&headers).session.is_some());
+
+        // Past the absolute deadline (last_seen kept fresh by the idle check's own clock).
+        layer.idle_timeout = None;
+        secs.fetch_add(3600, Ordering::SeqCst);
+        assert!(layer.read_session(&headers).session.is_none(), "expired");
+        secs.fetch_sub(3600, Ordering::SeqCst);
+
+        // A changed byte anywhere: never the cached session.
+        let value = headers[COOKIE]
+            .to_str()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
+        for at in [value.len() / 2, value.len() - 1] {
+            let mut bytes = value.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            let mut changed = HeaderMap::new();
+            let header = [b"oidc_session=".as_slice(), &bytes].concat();
+            changed.insert(COOKIE, HeaderValue::from_bytes(&header).unwrap());
+            assert!(layer.read_session(&changed).session.is_none(), "byte {at}");
+        }
+
+        // Revoked (a logout elsewhere): refused although cached.
+        layer.revoke(&first);
+        assert!(layer.read_session(&headers).session.is_none(), "revoked");
+        // The logout that revoked it forgets the opened copy.
+        assert!(layer.verified.get(value.as_bytes()).is_some());
+        layer.forget_opened(&headers);
+        assert!(layer.verified.get(value.as_bytes()).is_none());
+    }
+
+    /// A cookie of an ended session is opened and refused each time, never cached.
+    #[test]
+    fn ended_sessions_are_not_cached() {
+        let layer = sessions(&SessionKey::generate(), &[(A, "app")]);
+        let now = layer.now();
+        let mut s = session(A, now);
+        s.expires_at = now - 1;
+        let headers = request(&layer.session_cookies(&[], &s).unwrap());
+        let value = headers[COOKIE]
+            .to_str()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
+        assert!(layer.read_session(&headers).session.is_none());
+        assert!(layer.verified.get(value.as_bytes()).is_none());
     }
 }
