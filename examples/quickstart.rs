@@ -27,6 +27,7 @@
 //! | `BIND_ADDR`          | listen address, e.g. `0.0.0.0:8001`, so several replicas can share one `APP_URL` (default: host and port of `APP_URL`) |
 //! | `OIDC_ROLES_CLAIM`   | one more claim (name or dot-separated path) holding roles        |
 //! | `OIDC_END_SESSION_URL` | logout URL template for providers without `end_session_endpoint`: `{client_id}`, `{post_logout_redirect_uri}`, `{id_token_hint}` |
+//! | `OIDC_TENANTS`       | for a multi-tenant issuer (discovery `issuer` with `{tenantid}`, Entra `common`/`organizations`): allowed tenant ids, comma-separated, or `*` for any |
 //!
 //! Routes: `/` (public), `/me` (login required; JSON with every claim), `/roles` (login
 //! required; JSON array of the user's roles), `/admin` (requires the role `admin`), and the layer's
@@ -166,6 +167,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     if let Some(template) = var("OIDC_END_SESSION_URL") {
         config = config.end_session_url(template);
+    }
+    if let Some(tenants) = var("OIDC_TENANTS") {
+        config = if tenants.trim() == "*" {
+            config.any_tenant()
+        } else {
+            config.tenants(
+                tenants
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned),
+            )
+        };
     }
     if let Some(params) = var("OIDC_AUTH_PARAMS") {
         for (name, value) in form_urlencoded::parse(params.as_bytes()) {

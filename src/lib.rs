@@ -111,6 +111,7 @@ mod future;
 mod hook;
 mod identity;
 mod introspection_limits;
+mod issuer;
 mod jwt;
 mod layer;
 mod metrics;
@@ -124,6 +125,7 @@ mod revocation;
 mod service;
 mod session;
 mod shared;
+mod startup;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

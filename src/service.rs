@@ -21,6 +21,7 @@ use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
 use crate::session::sessions::HeldTransactions;
 use crate::session::{Session, SessionRef};
 use crate::shared::{Shared, Tenants};
+use crate::startup::Startup;
 use bytes::Bytes;
 
 mod server_side;
@@ -47,12 +48,12 @@ mod server_side;
 #[derive(Debug, Clone)]
 pub struct OidcService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    startup: Arc<Startup>,
 }
 
 impl<S> OidcService<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+    pub(crate) fn new(inner: S, startup: Arc<Startup>) -> Self {
+        Self { inner, startup }
     }
 
     /// The wrapped service.
@@ -88,7 +89,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let shared = &self.shared;
+        let Some(shared) = self.startup.get() else {
+            return self.call_before_discovery(req);
+        };
         let path = req.uri().path();
         let route = if path == shared.paths.login {
             Some(Route::Login)
@@ -274,7 +277,9 @@ impl<S> OidcService<S> {
         ReqBody: Send + 'static,
         ResBody: Send + 'static,
     {
-        let shared = self.shared.clone();
+        let Some(shared) = self.startup.get().cloned() else {
+            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
+        };
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::deferred(Box::pin(async move {
@@ -366,7 +371,50 @@ fn refused_after_login(shared: &Shared, uri: &http::Uri, headers: &http::HeaderM
     )
 }
 
+/// The answer while the provider is not discovered yet: `503` (gRPC `UNAVAILABLE`) by caller
+/// kind, with `Retry-After` until the next attempt.
+fn not_discovered(startup: &Startup, headers: &http::HeaderMap) -> Answer {
+    let err = AuthError::new(
+        AuthErrorKind::ProviderUnavailable,
+        "the identity provider is not discovered yet",
+    );
+    let mut answer = response::reject(caller_kind(headers), err, headers);
+    answer.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(startup.retry_after()),
+    );
+    answer
+}
+
 impl<S> OidcService<S> {
+    /// Before the provider is discovered: when an attempt is due (by the layer's clock) this
+    /// request makes it (or waits for the one in flight) and is then served; otherwise, or
+    /// when it fails, `503` with `Retry-After`.
+    fn call_before_discovery<ReqBody, ResBody>(
+        &mut self,
+        req: Request<ReqBody>,
+    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        ReqBody: http_body::Body + Send + 'static,
+        ReqBody::Data: Send,
+        ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        ResBody: Send + 'static,
+    {
+        if !self.startup.due() {
+            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
+        }
+        let mut service = self.clone();
+        ResponseFuture::deferred(Box::pin(async move {
+            if service.startup.try_ready().await.is_none() {
+                return Ok(answer_into(not_discovered(&service.startup, req.headers())));
+            }
+            service.call(req).await
+        }))
+    }
+
     /// A request with `Authorization: Bearer`: never a login redirect, never the session.
     fn call_with_bearer<ReqBody, ResBody>(
         &mut self,
@@ -388,7 +436,10 @@ impl<S> OidcService<S> {
             }
         };
         // With several providers, the one the token names (its keys then decide).
-        let shared = self.shared.for_jwt(&token);
+        let Some(default) = self.startup.get() else {
+            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
+        };
+        let shared = default.for_jwt(&token);
         strip_our_cookies(&shared, &mut req, false);
         match shared.bearer_cached(&token) {
             Some(Ok(identity)) => {
@@ -462,7 +513,9 @@ impl<S> OidcService<S> {
         ReqBody::Data: Send,
         ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let shared = self.shared.clone();
+        let Some(shared) = self.startup.get().cloned() else {
+            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
+        };
         let method = req.method();
         let allowed: &[Method] = match route {
             Route::Login => &[Method::GET, Method::HEAD],

@@ -72,9 +72,9 @@ impl Shared {
     /// key but not the client cannot open our cookies, nor we its.
     pub(crate) fn new_sessions<'a>(
         config: &Config,
-        providers: impl IntoIterator<Item = &'a Config>,
+        providers: impl IntoIterator<Item = (&'a Config, &'a Provider)>,
     ) -> Sessions {
-        let providers: Vec<&Config> = providers.into_iter().collect();
+        let (providers, discovered): (Vec<&Config>, Vec<&Provider>) = providers.into_iter().unzip();
         let bindings: Vec<Vec<u8>> = providers
             .iter()
             .map(|p| binding(&p.issuer, &p.client_id))
@@ -82,7 +82,10 @@ impl Shared {
         let key = &config.session_key;
         Sessions {
             session_sealer: key.sealer("session", &bindings),
-            issuers: providers.iter().map(|p| p.issuer.clone()).collect(),
+            issuers: discovered
+                .iter()
+                .map(|p| p.metadata.issuer_rule.clone())
+                .collect(),
             tx_sealer: key.sealer("transaction", &[bindings.concat()]),
             cookies: Cookies::new(&config.cookie_name, config.secure_cookies),
             session_lifetime: config.session_lifetime,
@@ -161,6 +164,12 @@ impl Shared {
         }
     }
 
+    /// The state of a layer with one provider (its own session settings).
+    pub(crate) fn single(config: Config, provider: Provider) -> Self {
+        let sessions = Arc::new(Self::new_sessions(&config, [(&config, &provider)]));
+        Self::new(config, provider, sessions)
+    }
+
     /// Unix seconds now, by the layer's clock.
     pub(crate) fn now(&self) -> u64 {
         self.sessions.now()
@@ -177,7 +186,8 @@ impl Shared {
 pub(crate) trait Tenants {
     /// The provider named `name` (empty: this, the default).
     fn by_name(&self, name: &str) -> Option<Arc<Shared>>;
-    /// The provider whose issuer is `issuer`.
+    /// The provider whose issuer is `issuer` (for a multi-tenant provider: its template
+    /// filled with an allowed tenant).
     fn by_issuer(&self, issuer: &str) -> Option<Arc<Shared>>;
     /// The provider whose redirect URL has the path `path` (each has its own).
     fn by_callback(&self, path: &str) -> Option<Arc<Shared>>;
@@ -195,10 +205,13 @@ impl Tenants for Arc<Shared> {
     }
 
     fn by_issuer(&self, issuer: &str) -> Option<Arc<Shared>> {
-        if issuer == &*self.issuer {
+        if self.provider.metadata.issuer_rule.accepts(issuer) {
             return Some(self.clone());
         }
-        self.tenants.iter().find(|t| &*t.issuer == issuer).cloned()
+        self.tenants
+            .iter()
+            .find(|t| t.provider.metadata.issuer_rule.accepts(issuer))
+            .cloned()
     }
 
     fn by_callback(&self, path: &str) -> Option<Arc<Shared>> {

@@ -329,3 +329,50 @@ async fn quickstart_session_store_needs_redis_url_and_a_known_value() {
     assert!(keys.starts_with("*1\r\n"), "one session in Redis: {keys}");
     let _ = child.kill().await;
 }
+
+/// `OIDC_TENANTS` against a multi-tenant provider (Entra-like `…/common`): users of the
+/// listed tenant log in, those of another tenant are refused.
+#[tokio::test]
+async fn quickstart_accepts_the_tenants_of_oidc_tenants() {
+    const ALLOWED: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    let dev = tower_oidc::dev::DevProvider::builder()
+        .issuer_path("/common")
+        .multi_tenant(true)
+        .authorization_response_iss(false)
+        .start()
+        .await
+        .expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    let client = dev.confidential_client().clone();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let app = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+    let mut child = tokio::process::Command::new(quickstart_binary())
+        .env("APP_URL", app.as_str())
+        .env("OIDC_ISSUER", dev.issuer())
+        .env("OIDC_CLIENT_ID", &client.id)
+        .env(
+            "OIDC_CLIENT_SECRET",
+            client.secret.as_deref().unwrap_or_default(),
+        )
+        .env("OIDC_TENANTS", format!(" {ALLOWED} , other-tenant"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("quickstart starts");
+    let (ready, printed) = read_until_listening(&mut child).await;
+    assert_eq!(ready, Ok(true), "quickstart output: {printed:?}");
+    let me = app.join("/me").unwrap();
+    dev.set_tenant(ALLOWED);
+    let landing = Browser::new().follow(&me).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    assert_eq!(landing.json()["tid"], ALLOWED);
+    dev.set_tenant("ffffffff-0000-4000-8000-000000000009");
+    let landing = Browser::new().follow(&me).await;
+    assert_eq!(landing.status, StatusCode::BAD_REQUEST, "{}", landing.body);
+    let _ = child.kill().await;
+}

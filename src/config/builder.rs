@@ -94,6 +94,8 @@ pub struct ConfigBuilder {
     external_prefix: String,
     pub(super) hardening: Hardening,
     pub(super) compat: super::compat::Compat,
+    pub(super) bearer_compat: super::bearer::BearerCompat,
+    pub(super) deployment: super::deployment::Deployment,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -170,6 +172,8 @@ impl ConfigBuilder {
             compat: Default::default(),
             login_hook: None,
             external_prefix: String::new(),
+            bearer_compat: Default::default(),
+            deployment: Default::default(),
         }
     }
 
@@ -947,9 +951,15 @@ impl ConfigBuilder {
         let compat = self
             .compat
             .check(&self.client_id, self.hardening.allow_http_provider)?;
+        let bearer_compat = self
+            .bearer_compat
+            .check(compat.tenants.as_ref(), self.hardening.allow_http_provider)?;
+        let deployment = self.deployment.check()?;
         Ok(Config {
             login_hook: self.login_hook,
             external_prefix,
+            deployment,
+            bearer_compat,
             compat,
             hardening: self.hardening,
             idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),

@@ -157,6 +157,8 @@ pub struct Config {
     pub(crate) login_hook: Option<crate::hook::LoginHook>,
     /// The path prefix a reverse proxy strips ("" for none).
     pub(crate) external_prefix: String,
+    pub(crate) bearer_compat: bearer::BearerCompat,
+    pub(crate) deployment: deployment::Deployment,
 }
 
 impl Config {
@@ -205,8 +207,11 @@ impl fmt::Debug for Config {
     }
 }
 
+mod bearer;
 mod builder;
 mod compat;
+mod deployment;
 pub(crate) use compat::end_session_location;
 mod hardening;
+mod presets;
 pub use builder::ConfigBuilder;

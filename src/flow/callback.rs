@@ -211,9 +211,11 @@ pub(crate) async fn handle(
     }
     // RFC 9207: when present (and always when advertised), `iss` names our provider; a
     // response with an ID token names it there instead (checked with the token).
-    let issuer = &shared.provider.metadata.issuer;
+    // A multi-tenant provider's `iss` is its template filled with an allowed tenant; the ID
+    // token must then name the same issuer (checked in `complete`).
+    let rule = &shared.provider.metadata.issuer_rule;
     match &params.iss {
-        Some(iss) if iss == issuer => {}
+        Some(iss) if rule.accepts(iss) => {}
         None if !shared.provider.metadata.iss_parameter_supported
             || (tx.hybrid && params.id_token.is_some()) => {}
         _ => {
@@ -232,7 +234,11 @@ pub(crate) async fn handle(
             clear_tx,
         );
     };
-    let session = match complete(&shared, &tx, code, params.id_token.as_deref(), now).await {
+    let front = Front {
+        id_token: params.id_token.as_deref(),
+        iss: params.iss.as_deref(),
+    };
+    let session = match complete(&shared, &tx, code, front, now).await {
         Ok(session) => session,
         Err(err) => return fail(err, clear_tx),
     };
@@ -338,14 +344,23 @@ fn log_failure(err: &AuthError) {
     }
 }
 
+/// What the authorization response carried besides the code.
+struct Front<'a> {
+    /// The front-channel ID token (hybrid flow).
+    id_token: Option<&'a str>,
+    /// The RFC 9207 `iss` parameter (already checked to be the provider's).
+    iss: Option<&'a str>,
+}
+
 /// Code exchange, ID token and userinfo checks; the new session.
 async fn complete(
     shared: &Shared,
     tx: &Transaction,
     code: &str,
-    front_channel_id_token: Option<&str>,
+    front_channel: Front<'_>,
     now: u64,
 ) -> Result<Session, AuthError> {
+    let front_channel_id_token = front_channel.id_token;
     // Hybrid flow: the front-channel ID token is validated (with `c_hash` binding it to the
     // code) before the code is used.
     let front = match (tx.hybrid, front_channel_id_token) {
@@ -388,6 +403,16 @@ async fn complete(
             ));
         }
     }
+    if front_channel
+        .iss
+        .is_some_and(|iss| claims.get("iss").and_then(Value::as_str) != Some(iss))
+    {
+        // A multi-tenant provider: the response named one tenant's issuer, the token another.
+        return Err(AuthError::new(
+            AuthErrorKind::InvalidCallback,
+            "the ID token's issuer is not the authorization response's `iss`",
+        ));
+    }
     let subject = claims
         .get("sub")
         .and_then(Value::as_str)
@@ -417,6 +442,13 @@ pub(crate) fn new_session(
     previous: Option<&Session>,
 ) -> Result<Session, AuthError> {
     let config = &shared.config;
+    // The concrete issuer: the session's own on refresh, else the ID token's (for a
+    // multi-tenant provider, its template filled with the user's tenant).
+    let issuer = match (previous, claims.get("iss").and_then(Value::as_str)) {
+        (Some(p), _) => p.issuer.clone(),
+        (None, Some(iss)) => iss.to_owned(),
+        (None, None) => shared.provider.metadata.issuer.clone(),
+    };
     claims.retain(|name, _| !TOKEN_ONLY_CLAIMS.contains(&name.as_str()));
     claims.retain(|name, _| config.claims_filter.keeps(name));
     let subject = claims
@@ -469,7 +501,7 @@ pub(crate) fn new_session(
         access_expires_at,
         access_issued_at: now,
         subject,
-        issuer: shared.provider.metadata.issuer.clone(),
+        issuer,
         claims: serde_json::to_vec(&claims).map_err(|_| {
             AuthError::new(AuthErrorKind::Internal, "claims could not be serialized")
         })?,

@@ -142,7 +142,9 @@ impl<S> OidcService<S> {
         ReqBody: Send + 'static,
         ResBody: Send + 'static,
     {
-        let shared = self.shared.clone();
+        let Some(shared) = self.startup.get().cloned() else {
+            return ResponseFuture::ready(super::not_discovered(&self.startup, req.headers()));
+        };
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::deferred(Box::pin(async move {

@@ -37,7 +37,7 @@ impl ServerSessions {
             .and_then(|(bytes, provider)| {
                 let session = SessionRef::parse(bytes)?;
                 let issuer = sessions.issuers.get(provider)?;
-                (session.issuer() == issuer && session.session_id() == id).then_some(session)
+                (issuer.accepts(session.issuer()) && session.session_id() == id).then_some(session)
             });
         if opened.is_none() {
             // After a key rotation that dropped its key, or a value not written by us: no
@@ -57,7 +57,7 @@ impl ServerSessions {
         let provider = sessions
             .issuers
             .iter()
-            .position(|issuer| *issuer == session.issuer)
+            .position(|issuer| issuer.accepts(&session.issuer))
             .ok_or_else(|| {
                 AuthError::new(
                     AuthErrorKind::Internal,

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use http::HeaderMap;
 
 use crate::error::{AuthError, AuthErrorKind};
+use crate::issuer::IssuerRule;
 use crate::revocation::RevocationStore;
 use crate::session::cookie::{
     chunk, fill_random, find_chunked, random_token, request_cookies, Cookies, Sealer, CHUNK_SIZE,
@@ -40,8 +41,9 @@ pub(crate) struct Sessions {
     /// Seals sessions with a key per provider, bound to its issuer and client id.
     pub(crate) session_sealer: Sealer,
     /// Each provider's issuer, in the order of the session sealer's bindings: a session must
-    /// name the issuer of the provider whose key opened it.
-    pub(crate) issuers: Vec<String>,
+    /// name an issuer of the provider whose key opened it (for a multi-tenant provider, its
+    /// template filled with an allowed tenant).
+    pub(crate) issuers: Vec<IssuerRule>,
     /// Seals login transactions, bound to every provider's issuer and client id.
     pub(crate) tx_sealer: Sealer,
     pub(crate) cookies: Cookies,
@@ -149,7 +151,7 @@ impl Sessions {
             .open_bytes_for(&self.cookies.session, value)?;
         let session = SessionRef::parse(bytes)?;
         let issuer = self.issuers.get(provider)?;
-        (session.issuer() == issuer).then_some(session)
+        issuer.accepts(session.issuer()).then_some(session)
     }
 
     /// The request's session for a logout: authentic (see [`Sessions::open_authentic`]) but
@@ -237,7 +239,7 @@ impl Sessions {
         let provider = self
             .issuers
             .iter()
-            .position(|issuer| *issuer == session.issuer)
+            .position(|issuer| issuer.accepts(&session.issuer))
             .ok_or_else(|| {
                 AuthError::new(
                     AuthErrorKind::Internal,
@@ -427,7 +429,10 @@ mod tests {
         let bindings: Vec<Vec<u8>> = providers.iter().map(|(i, c)| binding(i, c)).collect();
         Sessions {
             session_sealer: key.sealer("session", &bindings),
-            issuers: providers.iter().map(|(i, _)| (*i).to_owned()).collect(),
+            issuers: providers
+                .iter()
+                .map(|(i, _)| IssuerRule::Exact((*i).to_owned()))
+                .collect(),
             tx_sealer: key.sealer("transaction", &[bindings.concat()]),
             cookies: Cookies::new("oidc_session", false),
             session_lifetime: Duration::from_secs(3600),

@@ -221,7 +221,7 @@ impl Shared {
             all.push(("state", state.clone()));
         }
         if let Some(iss) = self.authorization_iss() {
-            all.push(("iss", iss.to_owned()));
+            all.push(("iss", iss));
         }
         match target.mode {
             ResponseMode::Query => {

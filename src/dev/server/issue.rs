@@ -7,11 +7,13 @@ use super::keys::{self, SigningKey};
 use super::response::TokenError;
 use super::{
     now, token_key, AccessRecord, Fault, IdTokenFault, RefreshRecord, Shared, State, OTHER_SUBJECT,
-    WRONG_ISSUER,
+    OTHER_TENANT, WRONG_ISSUER,
 };
 
 /// Audience used by the audience faults.
 const OTHER_AUDIENCE: &str = "some-other-client";
+/// The `kid` of [`Fault::UnpublishedAccessTokenKey`], never in the JWKS.
+const UNPUBLISHED_KID: &str = "org-authorization-server";
 /// The extra audience of [`IdTokenFault::UntrustedAudience`].
 pub(crate) const UNTRUSTED_AUDIENCE: &str = "https://untrusted.example.test";
 
@@ -65,8 +67,9 @@ impl Shared {
             aud.push(json!(extra));
         }
         let access_exp = now + self.access_token_ttl;
+        let (issuer, tid) = self.token_issuer(state);
         let mut at_claims = json!({
-            "iss": self.issuer,
+            "iss": issuer,
             "sub": i.sub,
             "aud": if aud.len() == 1 { aud[0].clone() } else { Value::Array(aud) },
             "client_id": i.client_id,
@@ -77,17 +80,28 @@ impl Shared {
             "jti": keys::random_token(&self.rng, 16),
         });
         self.custom_claims(&mut at_claims, i.sub);
+        if let Some(tid) = &tid {
+            at_claims["tid"] = json!(tid);
+        }
         for fault in &state.faults {
             if let (Fault::AccessTokenClaims(Value::Object(extra)), Some(claims)) =
                 (fault, at_claims.as_object_mut())
             {
                 for (name, value) in extra {
-                    claims.insert(name.clone(), value.clone());
+                    if value.is_null() {
+                        claims.remove(name);
+                    } else {
+                        claims.insert(name.clone(), value.clone());
+                    }
                 }
             }
         }
         let access_token = if self.opaque_access_tokens {
             keys::random_token(&self.rng, 32)
+        } else if state.faults.contains(&Fault::UnpublishedAccessTokenKey) {
+            let header = json!({ "typ": "at+jwt", "kid": UNPUBLISHED_KID });
+            key.jws_with_header(&header, &at_claims, &self.rng)
+                .ok_or_else(server_error)?
         } else {
             key.jws("at+jwt", None, &at_claims, &self.rng)
                 .ok_or_else(server_error)?
@@ -125,7 +139,14 @@ impl Shared {
                 })
                 .collect();
             let id_token = self
-                .id_token(&key, &i, &access_token, now, &id_faults)
+                .id_token(
+                    &key,
+                    &i,
+                    &access_token,
+                    now,
+                    (&issuer, tid.as_deref()),
+                    &id_faults,
+                )
                 .ok_or_else(server_error)?;
             response["id_token"] = json!(id_token);
         }
@@ -155,6 +176,7 @@ impl Shared {
         i: &Issue<'_>,
         access_token: &str,
         now: u64,
+        (issuer, tid): (&str, Option<&str>),
         faults: &[IdTokenFault],
     ) -> Option<String> {
         let has = |f: IdTokenFault| faults.contains(&f);
@@ -168,7 +190,7 @@ impl Shared {
             exp = iat + self.id_token_ttl;
         }
         let mut claims = json!({
-            "iss": if has(IdTokenFault::WrongIssuer) { WRONG_ISSUER } else { self.issuer.as_str() },
+            "iss": if has(IdTokenFault::WrongIssuer) { WRONG_ISSUER } else { issuer },
             "sub": if has(IdTokenFault::OtherSubject) { OTHER_SUBJECT } else { i.sub },
             "aud": if has(IdTokenFault::WrongAudience) { OTHER_AUDIENCE } else { i.client_id },
             "exp": exp,
@@ -182,6 +204,12 @@ impl Shared {
                 keys::left_half_hash(access_token)
             },
         });
+        if let Some(tid) = tid {
+            claims["tid"] = json!(tid);
+        }
+        if has(IdTokenFault::OtherTenantIssuer) {
+            claims["iss"] = json!(self.issuer_of(OTHER_TENANT));
+        }
         if has(IdTokenFault::UntrustedAudience) {
             claims["aud"] = json!([claims["aud"].clone(), UNTRUSTED_AUDIENCE]);
         }

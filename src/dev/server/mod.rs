@@ -49,8 +49,15 @@ pub(crate) struct Settings {
     pub(crate) opaque_access_tokens: bool,
     pub(crate) auto_login: Option<String>,
     pub(crate) authorization_response_iss: bool,
+    /// Multi-tenant (Entra-like): discovery's `issuer` is this template (with `{tenantid}`).
+    pub(crate) tenant_template: Option<String>,
     pub(crate) key: SigningKey,
 }
+
+/// The tenant of tokens from a multi-tenant provider until [`Shared::set_tenant`].
+pub(crate) const DEFAULT_TENANT: &str = "00000000-0000-4000-8000-00000000000a";
+/// The tenant that [`IdTokenFault::OtherTenantIssuer`] puts into `iss`.
+const OTHER_TENANT: &str = "00000000-0000-4000-8000-00000000000f";
 
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -77,6 +84,7 @@ pub(crate) struct Shared {
     /// RFC 9207: `iss` in authorization responses, advertised in discovery.
     authorization_response_iss: bool,
     opaque_access_tokens: bool,
+    tenant_template: Option<String>,
     rng: SystemRandom,
     pub(crate) stats: Counters,
     /// Woken when faults are cleared (see [`Fault::HoldIntrospection`]).
@@ -97,6 +105,8 @@ impl fmt::Debug for Shared {
 pub(crate) struct State {
     pub(crate) auto_login: Option<String>,
     pub(crate) faults: Vec<Fault>,
+    /// The tenant of the tokens issued now (multi-tenant mode).
+    pub(crate) tenant: String,
     key: Arc<SigningKey>,
     retired: Vec<PublicKey>,
     codes: HashMap<String, Code>,
@@ -171,12 +181,14 @@ impl Shared {
             access_token_audience: s.access_token_audience,
             authorization_response_iss: s.authorization_response_iss,
             opaque_access_tokens: s.opaque_access_tokens,
+            tenant_template: s.tenant_template,
             rng: SystemRandom::new(),
             stats: Counters::default(),
             released: tokio::sync::Notify::new(),
             state: Mutex::new(State {
                 auto_login: s.auto_login,
                 faults: Vec::new(),
+                tenant: DEFAULT_TENANT.to_owned(),
                 key: Arc::new(s.key),
                 retired: Vec::new(),
                 codes: HashMap::new(),
@@ -259,18 +271,48 @@ impl Shared {
         })
     }
 
+    /// Discovery's `issuer`: the tenant template in multi-tenant mode.
+    pub(crate) fn discovery_issuer(&self) -> &str {
+        self.tenant_template.as_deref().unwrap_or(&self.issuer)
+    }
+
+    /// The issuer of tenant `tid` (the plain issuer when not multi-tenant).
+    pub(crate) fn issuer_of(&self, tid: &str) -> String {
+        match &self.tenant_template {
+            Some(template) => template.replace("{tenantid}", tid),
+            None => self.issuer.clone(),
+        }
+    }
+
+    /// `iss` and `tid` of the tokens issued now (`tid` only in multi-tenant mode).
+    pub(crate) fn token_issuer(&self, state: &State) -> (String, Option<String>) {
+        let tid = self.tenant_template.as_ref().map(|_| state.tenant.clone());
+        (self.issuer_of(&state.tenant), tid)
+    }
+
+    /// Whether `iss` names this provider (any tenant in multi-tenant mode).
+    pub(crate) fn is_own_issuer(&self, iss: &str) -> bool {
+        match &self.tenant_template {
+            Some(template) => template
+                .split_once("{tenantid}")
+                .and_then(|(p, s)| iss.strip_prefix(p)?.strip_suffix(s))
+                .is_some_and(|tid| !tid.is_empty() && !tid.contains('/')),
+            None => iss == self.issuer,
+        }
+    }
+
     fn endpoint(&self, name: &str) -> String {
         format!("{}/{name}", self.issuer)
     }
 
     /// The `iss` of authorization responses; `None` for a provider without RFC 9207.
-    fn authorization_iss(&self) -> Option<&str> {
+    fn authorization_iss(&self) -> Option<String> {
         if !self.authorization_response_iss {
             None
         } else if self.has_fault(&Fault::WrongAuthorizationIss) {
-            Some(WRONG_ISSUER)
+            Some(WRONG_ISSUER.to_owned())
         } else {
-            Some(&self.issuer)
+            Some(self.token_issuer(&self.state()).0)
         }
     }
 }
@@ -370,6 +412,7 @@ mod tests {
             opaque_access_tokens: false,
             auto_login: None,
             authorization_response_iss: true,
+            tenant_template: None,
             key: SigningKey::generate(DevSigningAlg::Es256, &SystemRandom::new())
                 .expect("key generation"),
         })
@@ -435,9 +478,9 @@ mod tests {
         assert_eq!(s.user("bob").map(|u| u.name.as_str()), Some("Bob Example"));
         assert!(s.user("carol").is_none());
         assert_eq!(s.endpoint("token"), "https://op.test/token");
-        assert_eq!(s.authorization_iss(), Some(ISSUER));
+        assert_eq!(s.authorization_iss().as_deref(), Some(ISSUER));
         s.state().faults.push(Fault::WrongAuthorizationIss);
-        assert_eq!(s.authorization_iss(), Some(WRONG_ISSUER));
+        assert_eq!(s.authorization_iss().as_deref(), Some(WRONG_ISSUER));
         s.authorization_response_iss = false;
         assert_eq!(s.authorization_iss(), None);
     }
