@@ -21,6 +21,7 @@
 //! | `bare+cookie` | no layer | `GET /` with the session `Cookie` header |
 //! | `bare+bearer` | no layer | `GET /` with the `Authorization: Bearer` header |
 //! | `layer+session` | layer | `GET /` with the session cookie: 200 `hello alice` |
+//! | `layer+session-nocache` | layer with `session_cache(0)` | the same: the cookie is decoded, decrypted and parsed on every request |
 //! | `layer+bearer` | layer | `GET /` with the access token: 200 `hello alice` |
 //! | `layer+redirect` | layer, `require_login(true)` | navigation without cookie: 302 |
 //!
@@ -467,6 +468,7 @@ fn variants(login: &Login) -> Vec<Variant> {
     let bare = login::app();
     let layered = login::app().layer(login.layer.clone());
     let guarded = login::app().layer(login.guarded.clone());
+    let uncached = login::app().layer(login.uncached.clone());
     let cookie = format!("cookie: {SESSION_COOKIE}={}\r\n", login.sealed);
     let bearer = format!("authorization: Bearer {}\r\n", login.access_token);
     let v = |name, router: &Router, headers: &str, status, body, baseline, same_headers| Variant {
@@ -501,6 +503,15 @@ fn variants(login: &Login) -> Vec<Variant> {
         v(
             "layer+session",
             &layered,
+            &cookie,
+            200,
+            "hello alice",
+            Some("bare+cookie"),
+            Some("bare+cookie"),
+        ),
+        v(
+            "layer+session-nocache",
+            &uncached,
             &cookie,
             200,
             "hello alice",

@@ -53,6 +53,10 @@ pub(crate) struct Login {
     /// Layer that served the login: public routes, bearer tokens accepted for
     /// [`API_AUDIENCE`], session cookies sealed with its key.
     pub(crate) layer: OidcLayer,
+    /// Same provider, client and key without the cache of opened session cookies: every
+    /// request opens the cookie (what the first request of a session costs).
+    #[allow(dead_code)] // Only `load.rs` measures it.
+    pub(crate) uncached: OidcLayer,
     /// Same provider and client with `require_login(true)`.
     #[allow(dead_code)] // Only `load.rs` measures the redirect.
     pub(crate) guarded: OidcLayer,
@@ -83,19 +87,28 @@ pub(crate) async fn log_in() -> Login {
         .expect("bind a loopback port");
     let addr = listener.local_addr().expect("local address");
     let callback = format!("http://{addr}/auth/callback");
-    let config = |require_login: bool| {
+    let key = SessionKey::generate();
+    let config = |require_login: bool, session_cache: usize| {
         Config::builder(dev.issuer(), &client.id)
             .client_secret(secret.clone())
             .redirect_url(callback.clone())
             .cookie_name(SESSION_COOKIE)
-            .session_key(SessionKey::generate())
+            .session_key(key.clone())
             .api_audience(API_AUDIENCE)
             .require_login(require_login)
+            .session_cache(session_cache)
             .build()
             .expect("config")
     };
-    let layer = OidcLayer::discover(config(false)).await.expect("discovery");
-    let guarded = OidcLayer::discover(config(true)).await.expect("discovery");
+    let layer = OidcLayer::discover(config(false, 2048))
+        .await
+        .expect("discovery");
+    let guarded = OidcLayer::discover(config(true, 2048))
+        .await
+        .expect("discovery");
+    let uncached = OidcLayer::discover(config(false, 0))
+        .await
+        .expect("discovery");
 
     let server = tokio::spawn({
         let app = app().layer(layer.clone());
@@ -110,6 +123,7 @@ pub(crate) async fn log_in() -> Login {
         dev,
         layer,
         guarded,
+        uncached,
         sealed,
         access_token,
     }
