@@ -35,6 +35,10 @@ struct ExtraMetadata {
     code_challenge_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     authorization_response_iss_parameter_supported: Option<bool>,
+    #[serde(default)]
+    pushed_authorization_request_endpoint: Option<Url>,
+    #[serde(default)]
+    require_pushed_authorization_requests: Option<bool>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}
@@ -72,6 +76,9 @@ pub(crate) struct Metadata {
     /// Discovery lists `scopes_supported` without `offline_access` (Google): refresh tokens
     /// are asked for with `access_type=offline` instead.
     pub(crate) offline_access_by_parameter: bool,
+    /// The PAR endpoint (RFC 9126), when logins push their parameters there: configured, or
+    /// required by the provider.
+    pub(crate) par_endpoint: Option<Url>,
 }
 
 fn names<T: Serialize>(values: &[T]) -> Vec<String> {
@@ -122,6 +129,7 @@ impl Metadata {
             ("userinfo_endpoint", &self.userinfo_endpoint),
             ("end_session_endpoint", &self.end_session_endpoint),
             ("introspection_endpoint", &self.introspection_endpoint),
+            ("pushed_authorization_request_endpoint", &self.par_endpoint),
         ];
         for (name, url) in optional {
             if let Some(url) = url {
@@ -172,10 +180,12 @@ impl Metadata {
             }
             _ => false,
         };
+        let par_endpoint = choose_par(config, extra)?;
         let offline_access_by_parameter = m
             .scopes_supported()
             .is_some_and(|scopes| !scopes.iter().any(|s| s.as_str() == "offline_access"));
         Ok(Self {
+            par_endpoint,
             pkce_plain,
             offline_access_by_parameter,
             issuer: m.issuer().as_str().to_owned(),
@@ -191,6 +201,33 @@ impl Metadata {
                 .authorization_response_iss_parameter_supported
                 .unwrap_or(false),
         })
+    }
+}
+
+/// The PAR endpoint when logins push their parameters: as configured, or when the provider
+/// requires it (`require_pushed_authorization_requests`).
+fn choose_par(config: &Config, extra: &ExtraMetadata) -> Result<Option<Url>, ConfigError> {
+    let required = extra.require_pushed_authorization_requests == Some(true);
+    let endpoint = extra.pushed_authorization_request_endpoint.clone();
+    match (config.high_security.pushed_authorization_requests, endpoint) {
+        (Some(false), _) if required => Err(ConfigError::UnsupportedProvider(
+            "the provider requires pushed authorization requests \
+             (require_pushed_authorization_requests), but they are turned off"
+                .into(),
+        )),
+        (Some(false), _) => Ok(None),
+        (Some(true), None) => Err(ConfigError::UnsupportedProvider(
+            "pushed authorization requests are on, but the provider has no \
+             pushed_authorization_request_endpoint"
+                .into(),
+        )),
+        (None, None) if required => Err(ConfigError::UnsupportedProvider(
+            "the provider requires pushed authorization requests but names no \
+             pushed_authorization_request_endpoint"
+                .into(),
+        )),
+        (Some(true), endpoint) => Ok(endpoint),
+        (None, endpoint) => Ok(endpoint.filter(|_| required)),
     }
 }
 

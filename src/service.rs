@@ -443,9 +443,10 @@ impl<S> OidcService<S> {
             return ResponseFuture::ready(method_not_allowed(allowed));
         }
         match route {
-            Route::Login => {
-                ResponseFuture::ready(login::handle(&shared, req.headers(), req.uri().query()))
-            }
+            Route::Login => match login::handle(&shared, req.headers(), req.uri().query()) {
+                login::Start::Ready(answer) => ResponseFuture::ready(answer),
+                login::Start::Pushed(future) => ResponseFuture::auth(future),
+            },
             Route::Logout => ResponseFuture::ready(logout::handle(&shared, req.headers())),
             Route::BackchannelLogout => {
                 let (parts, body) = req.into_parts();

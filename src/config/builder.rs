@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use url::Url;
 
 use super::hardening::Hardening;
+use super::high_security::HighSecurity;
 use super::{ClaimsFilter, Config, ResponseMode, ResponseType, Secret};
 use crate::client_auth::{ClientAuth, ClientKey};
 use crate::error::ConfigError;
@@ -80,6 +81,7 @@ pub struct ConfigBuilder {
     store_id_token: Option<bool>,
     revocations: Option<Arc<dyn RevocationStore>>,
     pub(super) hardening: Hardening,
+    pub(super) high_security: HighSecurity,
     pub(super) compat: super::compat::Compat,
 }
 
@@ -151,6 +153,7 @@ impl ConfigBuilder {
             store_id_token: None,
             revocations: None,
             hardening: Hardening::default(),
+            high_security: HighSecurity::default(),
             compat: Default::default(),
         }
     }
@@ -746,6 +749,7 @@ impl ConfigBuilder {
         Ok(Config {
             compat,
             hardening: self.hardening,
+            high_security: self.high_security,
             idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),
             refresh_margin: self.refresh_margin,
             refresh_grace: self.refresh_grace,

@@ -145,6 +145,7 @@ pub struct Config {
     pub(crate) store_id_token: Option<bool>,
     pub(crate) revocations: Arc<dyn RevocationStore>,
     pub(crate) hardening: hardening::Hardening,
+    pub(crate) high_security: high_security::HighSecurity,
     pub(crate) compat: compat::Compat,
 }
 
@@ -198,4 +199,5 @@ mod builder;
 mod compat;
 pub(crate) use compat::end_session_location;
 mod hardening;
+mod high_security;
 pub use builder::ConfigBuilder;

@@ -125,7 +125,8 @@ impl DevProvider {
     ///
     /// The endpoints live below it: `{issuer}/.well-known/openid-configuration`,
     /// `{issuer}/authorize`, `{issuer}/token`, `{issuer}/userinfo`, `{issuer}/jwks`,
-    /// `{issuer}/introspect` and `{issuer}/end_session`.
+    /// `{issuer}/introspect`, `{issuer}/par` (pushed authorization requests, RFC 9126) and
+    /// `{issuer}/end_session`.
     pub fn issuer(&self) -> &str {
         &self.shared.issuer
     }
@@ -296,6 +297,7 @@ pub struct DevProviderBuilder {
     access_token_audience: Option<String>,
     authorization_response_iss: bool,
     opaque_access_tokens: bool,
+    require_pushed_authorization_requests: bool,
 }
 
 impl Default for DevProviderBuilder {
@@ -314,6 +316,7 @@ impl Default for DevProviderBuilder {
             access_token_audience: None,
             authorization_response_iss: true,
             opaque_access_tokens: false,
+            require_pushed_authorization_requests: false,
         }
     }
 }
@@ -337,6 +340,10 @@ impl fmt::Debug for DevProviderBuilder {
                 &self.authorization_response_iss,
             )
             .field("opaque_access_tokens", &self.opaque_access_tokens)
+            .field(
+                "require_pushed_authorization_requests",
+                &self.require_pushed_authorization_requests,
+            )
             .finish()
     }
 }
@@ -454,6 +461,29 @@ impl DevProviderBuilder {
         self
     }
 
+    /// Whether authorization requests must be pushed first (RFC 9126): discovery then says
+    /// `require_pushed_authorization_requests`, and `{issuer}/authorize` refuses requests
+    /// without a `request_uri` from `{issuer}/par`. Default `false` (the PAR endpoint is
+    /// always there, and always advertised).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_oidc::dev::DevProvider;
+    ///
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let strict = DevProvider::builder()
+    ///     .require_pushed_authorization_requests(true)
+    ///     .start()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn require_pushed_authorization_requests(mut self, required: bool) -> Self {
+        self.require_pushed_authorization_requests = required;
+        self
+    }
+
     /// Generates the signing key, binds the listener and starts serving on the current
     /// Tokio runtime.
     ///
@@ -534,6 +564,7 @@ impl DevProviderBuilder {
             opaque_access_tokens: self.opaque_access_tokens,
             auto_login: self.auto_login,
             authorization_response_iss: self.authorization_response_iss,
+            require_par: self.require_pushed_authorization_requests,
             key,
         }));
         let router = server::router(shared.clone());
@@ -851,6 +882,10 @@ pub enum Fault {
     DiscoveryField(String, String),
     /// The discovery document carries 2 MiB of padding.
     OversizedDiscovery,
+    /// The pushed authorization request endpoint (`{issuer}/par`) refuses every request
+    /// with `400` and this OAuth error code (e.g. `invalid_request`, or
+    /// `temporarily_unavailable`).
+    ParError(String),
     /// The discovery document lacks the member of this name, e.g. `end_session_endpoint`
     /// (as AWS Cognito's and some Auth0 tenants' do).
     DiscoveryWithout(String),

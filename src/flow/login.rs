@@ -6,12 +6,14 @@ use base64::Engine;
 use http::HeaderMap;
 
 use crate::config::{ResponseMode, ResponseType};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::{AuthError, AuthErrorKind};
 use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, random_token};
-use crate::session::sessions::{HeldTransactions, Sessions};
+use crate::session::sessions::{HeldTransactions, Sessions, TxSlot};
 use crate::session::Transaction;
 use crate::shared::{Shared, Tenants};
 
@@ -82,7 +84,7 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// `GET {prefix}/login?return_to=/path&prompt=...`: start a login, with the allow-listed
 /// per-login authorization parameters.
-pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap, query: Option<&str>) -> Answer {
+pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap, query: Option<&str>) -> Start {
     let provider = query
         .into_iter()
         .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
@@ -90,12 +92,12 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap, query: Option<&s
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     let Some(tenant) = shared.by_name(&provider) else {
-        return response::html_page(
+        return Start::Ready(response::html_page(
             http::StatusCode::BAD_REQUEST,
             "Unknown identity provider",
             "This login names an identity provider this application does not know.",
             Some((&shared.paths.login, "Log in with the default provider")),
-        );
+        ));
     };
     let config = &tenant.config;
     let mut return_to = None;
@@ -139,48 +141,113 @@ fn is_top_level_navigation(headers: &HeaderMap) -> bool {
     is("sec-fetch-mode", b"navigate") && is("sec-fetch-dest", b"document")
 }
 
-/// Starts a login: a fresh transaction cookie and a redirect to the provider; refused
-/// (without a cookie) when the request is no top-level navigation. `headers` still carry the
-/// layer's cookies.
+/// A login start: an answer now, or one after the authorization request was pushed to the
+/// provider (RFC 9126).
+pub(crate) enum Start {
+    Ready(Answer),
+    Pushed(Pin<Box<dyn Future<Output = Answer> + Send>>),
+}
+
+/// Starts a login: a fresh transaction cookie and a redirect to the provider (after pushing
+/// the request, with PAR); refused (without a cookie) when the request is no top-level
+/// navigation. `headers` still carry the layer's cookies.
 pub(crate) fn start(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     headers: &HeaderMap,
     return_to: String,
     extra: Vec<(String, String)>,
-) -> Answer {
+) -> Start {
     let held = HeldTransactions::of(&shared.sessions.cookies, headers);
-    start_holding(shared, headers, &held, return_to, extra)
+    let prepared = match prepare(shared, headers, &held, return_to, extra) {
+        Ok(prepared) => prepared,
+        Err(answer) => return Start::Ready(*answer),
+    };
+    let Some(endpoint) = shared.provider.metadata.par_endpoint.clone() else {
+        return Start::Ready(finish(shared, prepared, None));
+    };
+    let shared = shared.clone();
+    Start::Pushed(Box::pin(async move {
+        let params: Vec<(&str, &str)> = prepared
+            .params
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        match super::par::push(&shared, &endpoint, &params).await {
+            Ok(request_uri) => finish(&shared, prepared, Some(&request_uri)),
+            Err(err) => {
+                match err.kind() {
+                    AuthErrorKind::ProviderUnavailable => {
+                        tracing::error!(reason = %err, "login not started: pushed authorization request failed")
+                    }
+                    _ => {
+                        tracing::warn!(reason = %err, "login not started: pushed authorization request refused")
+                    }
+                }
+                // Nothing was stored: the same link starts the same login again.
+                let again = login_link(&shared, &prepared.tx.return_to);
+                response::error_answer(
+                    CallerKind::Navigation,
+                    err,
+                    &HeaderMap::new(),
+                    Some((&again, "Try again")),
+                )
+            }
+        }
+    }))
 }
 
-/// [`start`] for a request whose transaction cookies (`held`) were taken before the layer
-/// stripped its cookies.
-fn start_holding(
+/// The layer's login route that returns to `return_to`.
+fn login_link(shared: &Shared, return_to: &str) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if !shared.name.is_empty() {
+        query.append_pair("provider", &shared.name);
+    }
+    query.append_pair("return_to", return_to);
+    format!("{}?{}", shared.paths.login, query.finish())
+}
+
+/// A login about to start: its transaction, its cookie slot, and the authorization
+/// request's parameters.
+struct Prepared {
+    tx: Transaction,
+    slot: TxSlot,
+    params: Vec<(String, String)>,
+}
+
+/// The transaction and authorization request of a new login; `Err` is the answer when the
+/// request is no top-level navigation (boxed: it is the rare path).
+fn prepare(
     shared: &Shared,
     headers: &HeaderMap,
     held: &HeldTransactions,
     return_to: String,
     extra: Vec<(String, String)>,
-) -> Answer {
+) -> Result<Prepared, Box<Answer>> {
     if !is_top_level_navigation(headers) {
         tracing::debug!("login refused: the request is no top-level navigation");
-        return response::reject(
+        return Err(Box::new(response::reject(
             caller_kind(headers),
             AuthError::new(
                 AuthErrorKind::LoginRequired,
                 "a login starts only from a top-level navigation",
             ),
             headers,
-        );
+        )));
     }
     let config = &shared.config;
-    let params: Vec<(&str, &str)> = config
+    let user_params: Vec<(&str, &str)> = config
         .auth_params
         .iter()
         .filter(|(name, _)| !RESERVED_PARAMS.contains(&name.as_str()))
         .chain(extra.iter())
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let param = |name: &str| {
+        user_params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    };
     let sessions = &shared.sessions;
     let slot = sessions.choose_tx_slot(held);
     let tx = Transaction {
@@ -217,33 +284,57 @@ fn start_holding(
     } else {
         config.scopes.join(" ")
     };
-    let mut url = meta.authorization_endpoint.clone();
+    let response_type = if tx.hybrid { "code id_token" } else { "code" };
+    let mut params: Vec<(&str, &str)> = vec![("response_type", response_type)];
+    if tx.form_post {
+        params.push(("response_mode", "form_post"));
+    }
+    params.extend([
+        ("client_id", config.client_id.as_str()),
+        ("redirect_uri", config.redirect_url.as_str()),
+        ("scope", &scope),
+        ("state", &tx.state),
+        ("nonce", &tx.nonce),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", method),
+    ]);
+    params.extend(user_params.iter().copied());
+    if offline_by_parameter {
+        if param("access_type").is_none() {
+            params.push(("access_type", "offline"));
+        }
+        if param("prompt").is_none() {
+            params.push(("prompt", "consent"));
+        }
+    }
+    let params = params
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    Ok(Prepared { tx, slot, params })
+}
+
+/// The redirect to the provider with the transaction cookie: the authorization request in
+/// the URL, or only `client_id` and the pushed request's `request_uri`.
+fn finish(shared: &Shared, prepared: Prepared, request_uri: Option<&str>) -> Answer {
+    let config = &shared.config;
+    let mut url = shared.provider.metadata.authorization_endpoint.clone();
     {
         let mut q = url.query_pairs_mut();
-        let response_type = if tx.hybrid { "code id_token" } else { "code" };
-        q.append_pair("response_type", response_type);
-        if tx.form_post {
-            q.append_pair("response_mode", "form_post");
-        }
-        q.append_pair("client_id", &config.client_id)
-            .append_pair("redirect_uri", config.redirect_url.as_str())
-            .append_pair("scope", &scope)
-            .append_pair("state", &tx.state)
-            .append_pair("nonce", &tx.nonce)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", method);
-        for (name, value) in &params {
-            q.append_pair(name, value);
-        }
-        if offline_by_parameter {
-            if param("access_type").is_none() {
-                q.append_pair("access_type", "offline");
+        match request_uri {
+            Some(uri) => {
+                q.append_pair("client_id", &config.client_id)
+                    .append_pair("request_uri", uri);
             }
-            if param("prompt").is_none() {
-                q.append_pair("prompt", "consent");
+            None => {
+                for (name, value) in &prepared.params {
+                    q.append_pair(name, value);
+                }
             }
         }
     }
+    let Prepared { tx, slot, .. } = prepared;
+    let sessions = &shared.sessions;
     let mut res = response::redirect(url.as_str());
     let cookies = &sessions.cookies;
     for name in &slot.stray {
@@ -263,7 +354,7 @@ fn start_holding(
             shared.tx_cross_site(),
         ),
     );
-    tracing::debug!("login started");
+    tracing::debug!(pushed = request_uri.is_some(), "login started");
     res
 }
 
@@ -283,7 +374,25 @@ pub(crate) fn login_required(
             .map(|pq| pq.as_str())
             .and_then(sanitize_return_to)
             .unwrap_or("/");
-        return start_holding(shared, headers, held, return_to.to_owned(), Vec::new());
+        if shared.provider.metadata.par_endpoint.is_some() {
+            // The request must be pushed first (a call to the provider): the login route
+            // does that.
+            if !is_top_level_navigation(headers) {
+                return response::reject(
+                    caller,
+                    AuthError::new(
+                        AuthErrorKind::LoginRequired,
+                        "a login starts only from a top-level navigation",
+                    ),
+                    headers,
+                );
+            }
+            return response::redirect(&login_link(shared, return_to));
+        }
+        return match prepare(shared, headers, held, return_to.to_owned(), Vec::new()) {
+            Ok(prepared) => finish(shared, prepared, None),
+            Err(answer) => *answer,
+        };
     }
     response::reject(
         caller,

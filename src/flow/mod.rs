@@ -7,5 +7,6 @@ pub(crate) mod callback;
 pub(crate) mod id_token;
 pub(crate) mod login;
 pub(crate) mod logout;
+pub(crate) mod par;
 pub(crate) mod provider_calls;
 pub(crate) mod refresh;

@@ -221,6 +221,10 @@ const providerConfig = {
     },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    pushedAuthorizationRequests: {
+      enabled: true,
+      requirePushedAuthorizationRequests: config.require_par ?? false,
+    },
     clientCredentials: { enabled: true },
     backchannelLogout: { enabled: true },
     resourceIndicators: {

@@ -26,6 +26,7 @@ mod end_session;
 mod introspect;
 mod issue;
 mod jwks;
+mod par;
 mod params;
 mod response;
 mod token;
@@ -49,6 +50,7 @@ pub(crate) struct Settings {
     pub(crate) opaque_access_tokens: bool,
     pub(crate) auto_login: Option<String>,
     pub(crate) authorization_response_iss: bool,
+    pub(crate) require_par: bool,
     pub(crate) key: SigningKey,
 }
 
@@ -77,6 +79,8 @@ pub(crate) struct Shared {
     /// RFC 9207: `iss` in authorization responses, advertised in discovery.
     authorization_response_iss: bool,
     opaque_access_tokens: bool,
+    /// RFC 9126: authorization requests must be pushed first.
+    require_par: bool,
     rng: SystemRandom,
     pub(crate) stats: Counters,
     /// Woken when faults are cleared (see [`Fault::HoldIntrospection`]).
@@ -106,6 +110,8 @@ pub(crate) struct State {
     refresh: HashMap<String, RefreshRecord>,
     revoked_grants: HashSet<u64>,
     next_grant: u64,
+    /// Pushed authorization requests by their `request_uri`.
+    pushed: HashMap<String, par::Pushed>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -171,6 +177,7 @@ impl Shared {
             access_token_audience: s.access_token_audience,
             authorization_response_iss: s.authorization_response_iss,
             opaque_access_tokens: s.opaque_access_tokens,
+            require_par: s.require_par,
             rng: SystemRandom::new(),
             stats: Counters::default(),
             released: tokio::sync::Notify::new(),
@@ -184,6 +191,7 @@ impl Shared {
                 refresh: HashMap::new(),
                 revoked_grants: HashSet::new(),
                 next_grant: 1,
+                pushed: HashMap::new(),
             }),
         }
     }
@@ -292,6 +300,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             axum::routing::post(authorize::authorize_login),
         )
         .route(&format!("{p}/token"), axum::routing::post(token::token))
+        .route(&format!("{p}/par"), axum::routing::post(par::par))
         .route(
             &format!("{p}/introspect"),
             axum::routing::post(introspect::introspect),
@@ -370,6 +379,7 @@ mod tests {
             opaque_access_tokens: false,
             auto_login: None,
             authorization_response_iss: true,
+            require_par: false,
             key: SigningKey::generate(DevSigningAlg::Es256, &SystemRandom::new())
                 .expect("key generation"),
         })

@@ -1,0 +1,66 @@
+//! The high-security profile against the real `oidc-provider` package: pushed authorization
+//! requests (RFC 9126, `features.pushedAuthorizationRequests`).
+
+mod support;
+
+use reqwest::StatusCode;
+use support::app::{bind_loopback, start_app_on, TestApp};
+use support::oidc_provider::{
+    browser_client, login_alice, ClientConfig, NodeProvider, ProviderOptions,
+};
+use tower_oidc::ConfigBuilder;
+
+const CLIENT: (&str, &str) = ("rp-fapi", "rp-fapi-secret");
+
+async fn setup(
+    options: impl FnOnce(ProviderOptions) -> ProviderOptions,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> (NodeProvider, TestApp) {
+    let listener = bind_loopback().await;
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let provider = NodeProvider::start(
+        options(ProviderOptions::new()).client(
+            ClientConfig::confidential(CLIENT.0, CLIENT.1)
+                .redirect_uri(&format!("{base}/auth/callback"))
+                .post_logout_redirect_uri(&format!("{base}/")),
+        ),
+    )
+    .await;
+    let app = start_app_on(listener, provider.issuer(), CLIENT.0, |b| {
+        configure(b.client_secret(CLIENT.1))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("app starts: {e}\n{}", provider.logs()));
+    (provider, app)
+}
+
+#[tokio::test]
+async fn login_through_par_when_the_provider_requires_it() {
+    let (provider, app) = setup(|o| o.set("require_par", true), |b| b).await;
+    let http = browser_client();
+    let nav = login_alice(&http, &provider, &app.url("/auth/login?return_to=%2Fme")).await;
+    let claims: serde_json::Value = serde_json::from_str(&nav.body).expect("JSON");
+    assert_eq!(claims["sub"], "alice", "{}", nav.body);
+    let authorize = nav
+        .visited
+        .iter()
+        .find(|u| u.path().ends_with("/auth") && u.as_str().starts_with(provider.issuer()))
+        .unwrap_or_else(|| panic!("no authorization request in {:#?}", nav.visited));
+    let names: Vec<String> = authorize
+        .query_pairs()
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    assert_eq!(names, ["client_id", "request_uri"], "{authorize}");
+}
+
+#[tokio::test]
+async fn login_through_par_when_configured() {
+    let (provider, app) = setup(|o| o, |b| b.pushed_authorization_requests(true)).await;
+    let http = browser_client();
+    let nav = login_alice(&http, &provider, &app.url("/auth/login?return_to=%2Fme")).await;
+    assert_eq!(nav.status, StatusCode::OK);
+    assert!(nav
+        .visited
+        .iter()
+        .any(|u| u.query_pairs().any(|(k, _)| k == "request_uri")));
+}
