@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::cache::{token_key, Entry, TokenKey};
 use crate::error::{AuthError, AuthErrorKind};
-use crate::identity::{scope_of, Identity, RoleSource, Source};
+use crate::identity::{confirmation_jkt, scope_of, Identity, RoleSource, Source};
 use crate::jwt::{Alg, JwtError, Unverified};
 use crate::provider::VerifyError;
 use crate::response::Answer;
@@ -399,6 +399,7 @@ impl Shared {
             .as_deref()
             .unwrap_or(&self.provider.metadata.issuer);
         let scope = scope_of(&claims_json);
+        let bound = confirmation_jkt(&claims_json);
         Ok(Identity::from_parts(
             subject.to_owned(),
             issuer.into(),
@@ -410,7 +411,8 @@ impl Shared {
                 claims: self.config.compat.roles.clone(),
                 granted: bytes::Bytes::new(),
             },
-        ))
+        )
+        .with_dpop_jkt(bound))
     }
 
     /// RFC 7662 introspection, authenticated as this client.

@@ -64,6 +64,8 @@ struct Inner {
     /// Where roles are read from, and roles granted elsewhere (the access token's).
     role_source: RoleSource,
     roles: OnceLock<Vec<String>>,
+    /// The JWK thumbprint a bearer token is bound to (`cnf.jkt`, RFC 9449 §6).
+    dpop_jkt: OnceLock<Box<str>>,
 }
 
 /// How the caller proved who it is.
@@ -125,6 +127,7 @@ impl Identity {
                 access_token: None,
                 role_source: RoleSource::default(),
                 roles: OnceLock::new(),
+                dpop_jkt: OnceLock::new(),
             }),
         }
     }
@@ -150,8 +153,24 @@ impl Identity {
                 access_token,
                 role_source,
                 roles: OnceLock::new(),
+                dpop_jkt: OnceLock::new(),
             }),
         }
+    }
+
+    /// Marks a bearer identity as DPoP-bound to the key with this JWK thumbprint (its token's
+    /// `cnf.jkt`); `None` leaves it unbound.
+    pub(crate) fn with_dpop_jkt(self, jkt: Option<String>) -> Self {
+        if let Some(jkt) = jkt {
+            // A fresh identity: the cell is empty, so the binding is always recorded.
+            let _ = self.inner.dpop_jkt.set(jkt.into_boxed_str());
+        }
+        self
+    }
+
+    /// The JWK thumbprint the bearer token is bound to, for a DPoP-bound token.
+    pub(crate) fn dpop_jkt(&self) -> Option<&str> {
+        self.inner.dpop_jkt.get().map(|jkt| &**jkt)
     }
 
     /// The session's access token, when one is kept (see
@@ -473,6 +492,27 @@ pub(crate) fn roles_in(claims: &Map<String, Value>, spec: &RoleClaims, roles: &m
     }
     if let Some(value) = spec.extra.as_deref().and_then(|p| at_path(claims, p)) {
         roles_of(value, roles);
+    }
+}
+
+/// The key a token is bound to by DPoP (RFC 9449 §6.1): `cnf.jkt` of its claims (a JWT's or
+/// an introspection answer's). A `cnf` whose `jkt` is not a string binds to no key at all
+/// (`Some("")`, which no proof matches): such a token is never taken as a plain bearer token.
+pub(crate) fn confirmation_jkt(claims_json: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Confirmed {
+        #[serde(default)]
+        cnf: Option<Map<String, Value>>,
+    }
+    let cnf = match serde_json::from_slice::<Confirmed>(claims_json) {
+        Ok(c) => c.cnf?,
+        // Claims were parsed before; a `cnf` that is not an object binds to nothing.
+        Err(_) => return Some(String::new()),
+    };
+    match cnf.get("jkt") {
+        None => None,
+        Some(Value::String(jkt)) => Some(jkt.clone()),
+        Some(_) => Some(String::new()),
     }
 }
 

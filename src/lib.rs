@@ -94,6 +94,7 @@ mod body;
 mod cache;
 mod client_auth;
 mod config;
+mod dpop;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;

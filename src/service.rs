@@ -102,6 +102,9 @@ where
             return self.own_route(route, req);
         }
         if shared.config.bearer {
+            if let Some(token) = crate::dpop::dpop_token(req.headers()) {
+                return self.call_with_dpop(token.map(str::to_owned), req);
+            }
             if let Some(token) = bearer_token(req.headers()) {
                 return self.call_with_bearer(token.map(str::to_owned), req);
             }
@@ -360,10 +363,11 @@ impl<S> OidcService<S> {
         let shared = self.shared.for_jwt(&token);
         strip_our_cookies(&shared, &mut req, false);
         match shared.bearer_cached(&token) {
-            Some(Ok(identity)) => {
+            Some(Ok(identity)) if identity.dpop_jkt().is_none() => {
                 req.extensions_mut().insert(identity);
                 ResponseFuture::inner(self.inner.call(req), Vec::new())
             }
+            Some(Ok(_)) => ResponseFuture::ready(crate::dpop::bound_as_bearer(req.headers())),
             Some(Err(err)) => ResponseFuture::ready(bearer_rejection(err, req.headers())),
             None => {
                 // Keep the service that was polled ready; leave a clone in its place.
@@ -371,16 +375,57 @@ impl<S> OidcService<S> {
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::deferred(Box::pin(async move {
                     match shared.validate_bearer(&token).await {
-                        Ok(identity) => {
+                        Ok(identity) if identity.dpop_jkt().is_none() => {
                             req.extensions_mut().insert(identity);
                             let res = inner.call(req).await?;
                             Ok(res.map(ResponseBody::inner))
                         }
+                        Ok(_) => Ok(answer_into(crate::dpop::bound_as_bearer(req.headers()))),
                         Err(err) => Ok(answer_into(bearer_rejection(err, req.headers()))),
                     }
                 }))
             }
         }
+    }
+}
+
+impl<S> OidcService<S> {
+    /// A request with `Authorization: DPoP`: the proof and the token's binding are checked
+    /// (see `dpop`); never a login redirect, never the session.
+    fn call_with_dpop<ReqBody, ResBody>(
+        &mut self,
+        token: Result<String, ()>,
+        mut req: Request<ReqBody>,
+    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        ReqBody: Send + 'static,
+        ResBody: Send + 'static,
+    {
+        let Ok(token) = token else {
+            let err = AuthError::new(AuthErrorKind::InvalidToken, "the token is malformed");
+            let refusal = crate::dpop::Refusal::Token(err);
+            return ResponseFuture::ready(crate::dpop::rejection(refusal, req.headers()));
+        };
+        let shared = self.shared.for_jwt(&token);
+        strip_our_cookies(&shared, &mut req, false);
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::deferred(Box::pin(async move {
+            let checked =
+                crate::dpop::authenticate(&shared, req.method(), req.uri(), req.headers(), &token)
+                    .await;
+            match checked {
+                Ok(identity) => {
+                    req.extensions_mut().insert(identity);
+                    let res = inner.call(req).await?;
+                    Ok(res.map(ResponseBody::inner))
+                }
+                Err(refusal) => Ok(answer_into(crate::dpop::rejection(refusal, req.headers()))),
+            }
+        }))
     }
 }
 

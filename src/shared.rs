@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::cache::{Refresher, TokenCache};
 use crate::config::{Config, ResponseMode};
+use crate::dpop::proof::DpopState;
 use crate::introspection_limits::IntrospectionLimits;
 use crate::provider::Provider;
 use crate::session::cookie::{binding, Cookies};
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     /// The other providers of a multi-provider layer (only on the default one).
     pub(crate) tenants: Vec<Arc<Shared>>,
+    /// DPoP at the resource server: replay cache and server nonces.
+    pub(crate) dpop: DpopState,
 }
 
 impl Shared {
@@ -101,6 +104,7 @@ impl Shared {
                     .is_some_and(|t| t.contains("{id_token_hint}")),
         );
         Shared {
+            dpop: DpopState::new(&config),
             name: String::new(),
             tenants: Vec::new(),
             store_id_token,

@@ -199,3 +199,339 @@ async fn with_par_a_fetch_without_login_is_still_a_401() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(dev.stats().authorization_requests, 0);
 }
+
+// --- DPoP at the resource server (RFC 9449) ---
+
+mod dpop_rs {
+    use reqwest::StatusCode;
+    use serde_json::json;
+    use tower_oidc::dev::{DevProvider, Fault};
+
+    use super::support::app::{start_app, TestApp};
+    use super::support::dpop::TestDpopKey;
+
+    struct Setup {
+        dev: DevProvider,
+        app: TestApp,
+        key: TestDpopKey,
+        token: String,
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs()
+    }
+
+    /// A JWT access token of the dev provider bound to `jkt` (or unbound).
+    fn access_token(dev: &DevProvider, jkt: Option<&str>) -> String {
+        let mut claims = json!({
+            "iss": dev.issuer(), "sub": "alice", "aud": dev.confidential_client().id,
+            "client_id": dev.confidential_client().id, "scope": "openid api",
+            "exp": now() + 300, "iat": now(),
+        });
+        if let Some(jkt) = jkt {
+            claims["cnf"] = json!({ "jkt": jkt });
+        }
+        dev.sign_jwt("at+jwt", &claims)
+    }
+
+    async fn setup_with(
+        configure: impl FnOnce(tower_oidc::ConfigBuilder) -> tower_oidc::ConfigBuilder,
+    ) -> Setup {
+        let dev = DevProvider::start().await.expect("dev provider");
+        let client = dev.confidential_client().clone();
+        let app = start_app(dev.issuer(), &client.id, |b| {
+            configure(b.client_secret(client.secret.clone().expect("secret")))
+        })
+        .await
+        .expect("app starts");
+        let key = TestDpopKey::new();
+        let token = access_token(&dev, Some(&key.thumbprint()));
+        Setup {
+            dev,
+            app,
+            key,
+            token,
+        }
+    }
+
+    async fn setup() -> Setup {
+        setup_with(|b| b).await
+    }
+
+    async fn send(
+        app: &TestApp,
+        method: reqwest::Method,
+        path: &str,
+        authorization: &str,
+        proof: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = reqwest::Client::new()
+            .request(method, app.url(path))
+            .header("accept", "application/json")
+            .header("authorization", authorization);
+        if let Some(proof) = proof {
+            req = req.header("dpop", proof);
+        }
+        req.send().await.expect("request")
+    }
+
+    async fn get(s: &Setup, proof: &str) -> reqwest::Response {
+        send(
+            &s.app,
+            reqwest::Method::GET,
+            "/whoami",
+            &format!("DPoP {}", s.token),
+            Some(proof),
+        )
+        .await
+    }
+
+    /// Asserts a `401` with a DPoP challenge naming `error` and the accepted algorithms.
+    fn assert_refused(res: &reqwest::Response, error: &str) {
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let challenge = res.headers()["www-authenticate"].to_str().expect("text");
+        assert!(challenge.starts_with("DPoP "), "{challenge}");
+        assert!(
+            challenge.contains(&format!("error=\"{error}\"")),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains("algs=\"ES256 PS256 RS256 EdDSA\""),
+            "{challenge}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fresh_proof_is_accepted_and_its_replay_refused() {
+        let s = setup().await;
+        let url = s.app.url("/whoami");
+        let proof = s.key.proof("GET", url.as_str(), &s.token);
+        let res = get(&s, &proof).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.text().await.expect("body").contains("alice"));
+        // A new proof for the next request is fine (and the token is now cached).
+        let res = get(&s, &s.key.proof("GET", url.as_str(), &s.token)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        // The first proof again: a replay.
+        let res = get(&s, &proof).await;
+        assert_refused(&res, "invalid_dpop_proof");
+    }
+
+    #[tokio::test]
+    async fn a_proof_for_another_url_is_refused() {
+        let s = setup().await;
+        let other = s.app.url("/roles");
+        let res = get(&s, &s.key.proof("GET", other.as_str(), &s.token)).await;
+        assert_refused(&res, "invalid_dpop_proof");
+        let elsewhere = format!(
+            "http://evil.example.com:{}/whoami",
+            s.app.base.port().expect("port")
+        );
+        let res = get(&s, &s.key.proof("GET", &elsewhere, &s.token)).await;
+        assert_refused(&res, "invalid_dpop_proof");
+    }
+
+    #[tokio::test]
+    async fn a_proof_for_another_method_is_refused() {
+        let s = setup().await;
+        let url = s.app.url("/whoami");
+        let res = get(&s, &s.key.proof("POST", url.as_str(), &s.token)).await;
+        assert_refused(&res, "invalid_dpop_proof");
+    }
+
+    #[tokio::test]
+    async fn a_proof_for_another_token_is_refused() {
+        let s = setup().await;
+        let url = s.app.url("/whoami");
+        let res = get(&s, &s.key.proof("GET", url.as_str(), "another-token")).await;
+        assert_refused(&res, "invalid_dpop_proof");
+        let res = get(
+            &s,
+            &s.key.proof_with("GET", url.as_str(), &s.token, |c| {
+                c.as_object_mut().expect("object").remove("ath");
+            }),
+        )
+        .await;
+        assert_refused(&res, "invalid_dpop_proof");
+    }
+
+    #[tokio::test]
+    async fn an_old_proof_is_refused() {
+        let s = setup().await;
+        let url = s.app.url("/whoami");
+        let res = get(
+            &s,
+            &s.key.proof_with("GET", url.as_str(), &s.token, |c| {
+                c["iat"] = (now() - 600).into();
+            }),
+        )
+        .await;
+        assert_refused(&res, "invalid_dpop_proof");
+    }
+
+    #[tokio::test]
+    async fn a_proof_by_another_key_than_the_bound_one_is_refused() {
+        let s = setup().await;
+        let url = s.app.url("/whoami");
+        let thief = TestDpopKey::new();
+        let res = get(&s, &thief.proof("GET", url.as_str(), &s.token)).await;
+        assert_refused(&res, "invalid_token");
+    }
+
+    #[tokio::test]
+    async fn an_unbound_token_is_refused_as_dpop_but_works_as_bearer() {
+        let s = setup().await;
+        let url = s.app.url("/whoami");
+        let plain = access_token(&s.dev, None);
+        let res = send(
+            &s.app,
+            reqwest::Method::GET,
+            "/whoami",
+            &format!("DPoP {plain}"),
+            Some(&s.key.proof("GET", url.as_str(), &plain)),
+        )
+        .await;
+        assert_refused(&res, "invalid_token");
+        let res = send(
+            &s.app,
+            reqwest::Method::GET,
+            "/whoami",
+            &format!("Bearer {plain}"),
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_bound_token_sent_as_bearer_is_refused_before_and_after_caching() {
+        let s = setup().await;
+        let bearer = format!("Bearer {}", s.token);
+        let res = send(&s.app, reqwest::Method::GET, "/whoami", &bearer, None).await;
+        assert_refused(&res, "invalid_token");
+        // Validated once through DPoP, the token is cached: still refused as Bearer.
+        let url = s.app.url("/whoami");
+        let res = get(&s, &s.key.proof("GET", url.as_str(), &s.token)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let res = send(&s.app, reqwest::Method::GET, "/whoami", &bearer, None).await;
+        assert_refused(&res, "invalid_token");
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_doubled_proof_is_refused() {
+        let s = setup().await;
+        let res = send(
+            &s.app,
+            reqwest::Method::GET,
+            "/whoami",
+            &format!("DPoP {}", s.token),
+            None,
+        )
+        .await;
+        assert_refused(&res, "invalid_dpop_proof");
+        let url = s.app.url("/whoami");
+        let res = reqwest::Client::new()
+            .get(url.clone())
+            .header("accept", "application/json")
+            .header("authorization", format!("DPoP {}", s.token))
+            .header("dpop", s.key.proof("GET", url.as_str(), &s.token))
+            .header("dpop", s.key.proof("GET", url.as_str(), &s.token))
+            .send()
+            .await
+            .expect("request");
+        assert_refused(&res, "invalid_dpop_proof");
+    }
+
+    #[tokio::test]
+    async fn behind_a_proxy_htu_is_the_public_url() {
+        let s = setup_with(|b| b.redirect_url("https://app.example.com/auth/callback")).await;
+        let public = "https://app.example.com/whoami";
+        let res = get(&s, &s.key.proof("GET", public, &s.token)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        // The address the request reached is not the URL the caller used.
+        let local = s.app.url("/whoami");
+        let res = get(&s, &s.key.proof("GET", local.as_str(), &s.token)).await;
+        assert_refused(&res, "invalid_dpop_proof");
+    }
+
+    #[tokio::test]
+    async fn a_server_nonce_is_demanded_and_then_accepted() {
+        let s = setup_with(|b| b.dpop_nonce(true)).await;
+        let url = s.app.url("/whoami");
+        let res = get(&s, &s.key.proof("GET", url.as_str(), &s.token)).await;
+        assert_refused(&res, "use_dpop_nonce");
+        let nonce = res.headers()["dpop-nonce"]
+            .to_str()
+            .expect("nonce")
+            .to_owned();
+        let res = get(
+            &s,
+            &s.key.proof_with("GET", url.as_str(), &s.token, |c| {
+                c["nonce"] = nonce.clone().into();
+            }),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let res = get(
+            &s,
+            &s.key.proof_with("GET", url.as_str(), &s.token, |c| {
+                c["nonce"] = "1.forged".into();
+            }),
+        )
+        .await;
+        assert_refused(&res, "use_dpop_nonce");
+    }
+
+    #[tokio::test]
+    async fn an_introspected_token_bound_by_cnf_needs_its_key() {
+        let dev = DevProvider::builder()
+            .opaque_access_tokens(true)
+            .start()
+            .await
+            .expect("dev provider");
+        dev.set_auto_login(Some("alice"));
+        let client = dev.confidential_client().clone();
+        let app = start_app(dev.issuer(), &client.id, |b| {
+            b.client_secret(client.secret.clone().expect("secret"))
+        })
+        .await
+        .expect("app starts");
+        let tokens = super::support::app::dev_tokens(&dev, &client, "openid").await;
+        let token = tokens["access_token"].as_str().expect("token").to_owned();
+        let key = TestDpopKey::new();
+        dev.set_fault(Fault::IntrospectionClaims(json!({
+            "cnf": { "jkt": key.thumbprint() }
+        })));
+        let url = app.url("/whoami");
+        let res = send(
+            &app,
+            reqwest::Method::GET,
+            "/whoami",
+            &format!("Bearer {token}"),
+            None,
+        )
+        .await;
+        assert_refused(&res, "invalid_token");
+        let res = send(
+            &app,
+            reqwest::Method::GET,
+            "/whoami",
+            &format!("DPoP {token}"),
+            Some(&TestDpopKey::new().proof("GET", url.as_str(), &token)),
+        )
+        .await;
+        assert_refused(&res, "invalid_token");
+        let res = send(
+            &app,
+            reqwest::Method::GET,
+            "/whoami",
+            &format!("DPoP {token}"),
+            Some(&key.proof("GET", url.as_str(), &token)),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+}

@@ -743,6 +743,7 @@ impl ConfigBuilder {
             });
         }
         self.hardening.check()?;
+        self.high_security.check()?;
         let compat = self
             .compat
             .check(&self.client_id, self.hardening.allow_http_provider)?;

@@ -1,13 +1,53 @@
-//! Settings of the high-security profile: pushed authorization requests (RFC 9126).
+//! Settings of the high-security profile: pushed authorization requests (RFC 9126) and
+//! DPoP-bound bearer tokens at the resource server (RFC 9449).
+
+use std::time::Duration;
 
 use super::ConfigBuilder;
 
 /// The settings of this module, with their defaults (see each [`ConfigBuilder`] method).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct HighSecurity {
     /// `Some(true)`: always push; `Some(false)`: never (a provider that requires it is then
     /// refused at discovery); `None`: push when the provider requires it.
     pub(crate) pushed_authorization_requests: Option<bool>,
+    /// Oldest DPoP proof accepted (by its `iat`).
+    pub(crate) dpop_proof_max_age: Duration,
+    /// Whether DPoP proofs must carry a server nonce.
+    pub(crate) dpop_nonce: bool,
+    /// Most DPoP proofs remembered for replay detection.
+    pub(crate) dpop_replay_capacity: usize,
+}
+
+impl Default for HighSecurity {
+    fn default() -> Self {
+        Self {
+            pushed_authorization_requests: None,
+            dpop_proof_max_age: Duration::from_secs(60),
+            dpop_nonce: false,
+            dpop_replay_capacity: 100_000,
+        }
+    }
+}
+
+impl HighSecurity {
+    /// The checks of [`ConfigBuilder::build`] for these settings.
+    pub(super) fn check(&self) -> Result<(), crate::ConfigError> {
+        if self.dpop_proof_max_age.is_zero() || self.dpop_proof_max_age > Duration::from_secs(3600)
+        {
+            return Err(crate::ConfigError::Invalid {
+                field: "dpop_proof_max_age",
+                reason: "must be between 1 second and 1 hour".into(),
+            });
+        }
+        if self.dpop_replay_capacity == 0 {
+            return Err(crate::ConfigError::Invalid {
+                field: "dpop_replay_capacity",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl ConfigBuilder {
@@ -41,6 +81,56 @@ impl ConfigBuilder {
     /// ```
     pub fn pushed_authorization_requests(mut self, push: bool) -> Self {
         self.high_security.pushed_authorization_requests = Some(push);
+        self
+    }
+
+    /// How old a DPoP proof (RFC 9449) may be, by its `iat` and the layer's clock; default
+    /// 60 seconds. A proof dated in the future is accepted up to the
+    /// [`clock_skew`](ConfigBuilder::clock_skew). Each proof is accepted once: its `jti` is
+    /// remembered for this long (see
+    /// [`dpop_replay_capacity`](ConfigBuilder::dpop_replay_capacity)).
+    ///
+    /// DPoP-bound access tokens (`cnf.jkt` in the JWT or the introspection answer) are
+    /// accepted only as `Authorization: DPoP <token>` with a `DPoP` proof header signed by
+    /// the bound key, for this request's method and URL (the public URL: the scheme, host and
+    /// port of the [`redirect_url`](ConfigBuilder::redirect_url), so it works behind a proxy),
+    /// and carrying the hash of the token (`ath`). Sent as `Bearer`, such a token is refused.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_oidc::{Config, SessionKey};
+    /// let config = Config::builder("https://id.example.com", "my-api")
+    ///     .redirect_url("https://api.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .dpop_proof_max_age(Duration::from_secs(30))
+    ///     .dpop_nonce(true)
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn dpop_proof_max_age(mut self, max_age: Duration) -> Self {
+        self.high_security.dpop_proof_max_age = max_age;
+        self
+    }
+
+    /// Require a server nonce in DPoP proofs (RFC 9449 §8); default off. A proof without a
+    /// fresh nonce is answered `401` with `WWW-Authenticate: DPoP error="use_dpop_nonce"` and
+    /// a `DPoP-Nonce` header; the client retries with it. Nonces are stateless (an HMAC of the
+    /// time slot with a key of this process) and stay fresh for one to two minutes by the
+    /// layer's clock; each replica has its own key, so behind a load balancer without
+    /// affinity a client may be asked for a nonce more often.
+    pub fn dpop_nonce(mut self, required: bool) -> Self {
+        self.high_security.dpop_nonce = required;
+        self
+    }
+
+    /// Most DPoP proofs remembered for replay detection, for each provider; default 100 000.
+    /// Only accepted proofs are remembered, each for the
+    /// [`dpop_proof_max_age`](ConfigBuilder::dpop_proof_max_age). When it is full of live
+    /// proofs, new proofs are refused with `503` (fail closed) until some age out.
+    pub fn dpop_replay_capacity(mut self, proofs: usize) -> Self {
+        self.high_security.dpop_replay_capacity = proofs;
         self
     }
 }
