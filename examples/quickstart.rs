@@ -20,6 +20,7 @@
 //! | `OIDC_CLIENT_AUTH`   | `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none` |
 //! | `OIDC_PRIVATE_KEY_FILE` | the client's private key (PKCS#8 PEM or JWK) for `private_key_jwt` |
 //! | `OIDC_USERINFO`      | `1` fetches userinfo at login, `0` does not                      |
+//! | `OIDC_DPOP`          | `1` gets DPoP-bound tokens for sessions (RFC 9449), each session with its own key |
 //! | `OIDC_PAR`           | `1` pushes authorization requests (RFC 9126), `0` never (default: when discovery requires it) |
 //! | `OIDC_AUTH_PARAMS`   | extra authorization parameters, e.g. `prompt=login&ui_locales=nb-NO` |
 //! | `OIDC_API_AUDIENCE`  | audience that bearer JWT access tokens must carry (default: the client id) |
@@ -141,6 +142,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
             "form_post" => ResponseMode::FormPost,
             other => return Err(format!("OIDC_RESPONSE_MODE `{other}` is not supported").into()),
         });
+    }
+    if let Some(flag) = var("OIDC_DPOP") {
+        config = config.dpop(flag == "1");
     }
     if let Some(flag) = var("OIDC_PAR") {
         config = config.pushed_authorization_requests(flag == "1");

@@ -459,7 +459,8 @@ impl Shared {
         }
         // The provider vouches for the token being active, not for it being an access token:
         // a refresh or ID token it knows is active too.
-        let access_type = |t: &Text<'_>| t.is("access_token") || t.is("Bearer");
+        // RFC 9449 §6.2: a DPoP-bound token introspects as `DPoP` (with `cnf.jkt`).
+        let access_type = |t: &Text<'_>| t.is("access_token") || t.is("Bearer") || t.is("DPoP");
         if claims.names_another_kind()
             || claims.token_type.as_ref().is_some_and(|t| !access_type(t))
         {

@@ -52,6 +52,7 @@ pub fn encoded_session(claims_len: usize, id_token_len: usize, access_token_len:
         last_seen: 1,
         sid: Some("sid".into()),
         token_roles: Vec::new(),
+        dpop_key: Default::default(),
     }
     .encode(&crate::session::new_session_id())
 }

@@ -498,6 +498,21 @@ impl Provider {
         url: &Url,
         params: &[(&str, &str)],
     ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
+        self.authenticated_post_with(config, now, url, params, None)
+            .await
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// [`authenticated_post`](Self::authenticated_post) with a `DPoP` proof header when
+    /// given; also returns the answer's headers (for `DPoP-Nonce`).
+    pub(crate) async fn authenticated_post_with(
+        &self,
+        config: &Config,
+        now: u64,
+        url: &Url,
+        params: &[(&str, &str)],
+        dpop_proof: Option<&str>,
+    ) -> Result<(http::StatusCode, http::HeaderMap, Vec<u8>), AuthError> {
         let unavailable =
             |message: String| AuthError::new(AuthErrorKind::ProviderUnavailable, message);
         let client = Credentials {
@@ -522,6 +537,9 @@ impl Provider {
         if let Some(authorization) = auth.authorization {
             req = req.header("authorization", authorization);
         }
+        if let Some(proof) = dpop_proof {
+            req = req.header("dpop", proof);
+        }
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(params.iter().copied())
             .extend_pairs(auth.params.iter().map(|(n, v)| (*n, v.as_str())))
@@ -532,10 +550,11 @@ impl Provider {
             .await
             .map_err(|e| unavailable(format!("{url} unreachable: {e}")))?;
         let status = res.status();
+        let headers = res.headers().clone();
         let body = read_limited(res)
             .await
             .map_err(|e| unavailable(format!("{url} answer unreadable: {e}")))?;
-        Ok((status, body))
+        Ok((status, headers, body))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::cache::{Refresher, TokenCache};
 use crate::config::{Config, ResponseMode};
-use crate::dpop::proof::DpopState;
+use crate::dpop::state::DpopState;
 use crate::introspection_limits::IntrospectionLimits;
 use crate::provider::Provider;
 use crate::session::cookie::{binding, Cookies};

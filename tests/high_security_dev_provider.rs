@@ -535,3 +535,174 @@ mod dpop_rs {
         assert_eq!(res.status(), StatusCode::OK);
     }
 }
+
+// --- DPoP as a client (RFC 9449): session tokens bound to the session's key ---
+
+mod dpop_client {
+    use std::time::Duration;
+
+    use reqwest::StatusCode;
+    use tower_oidc::dev::DevProvider;
+
+    use super::support::app::{new_session_cookie, start_app, Browser, TestApp};
+    use super::support::clock::TestClock;
+
+    /// Short enough that advancing the layer's clock past it keeps its proofs within the
+    /// provider's leeway (the provider checks `iat` on its real clock).
+    const ACCESS_TTL: Duration = Duration::from_secs(30);
+
+    async fn setup(nonce: bool, clock: &TestClock) -> (DevProvider, TestApp) {
+        let dev = DevProvider::builder()
+            .access_token_ttl(ACCESS_TTL)
+            .dpop_nonce(nonce)
+            .start()
+            .await
+            .expect("dev provider");
+        dev.set_auto_login(Some("alice"));
+        let client = dev.confidential_client().clone();
+        let app = start_app(dev.issuer(), &client.id, |b| {
+            b.client_secret(client.secret.clone().expect("secret"))
+                .scopes(["openid", "profile", "email", "offline_access"])
+                .dpop(true)
+                .userinfo(true)
+                .require_userinfo(true)
+                .refresh_margin(Duration::ZERO)
+                .clock(clock.closure())
+        })
+        .await
+        .expect("app starts");
+        (dev, app)
+    }
+
+    /// The session's `Authorization` and a handler-made proof for `GET /whoami`.
+    async fn headers(app: &TestApp, cookie: &str) -> (serde_json::Value, Option<String>) {
+        let target = app.url("/whoami");
+        let query: String = form_urlencoded::byte_serialize(target.as_str().as_bytes()).collect();
+        let res = app
+            .api_get_with_cookie(&format!("/dpop-proof?{query}"), cookie)
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let refreshed = new_session_cookie(&res);
+        let body = res.text().await.expect("body");
+        (serde_json::from_str(&body).expect("JSON"), refreshed)
+    }
+
+    async fn call(app: &TestApp, authorization: &str, proof: Option<&str>) -> reqwest::Response {
+        let mut req = reqwest::Client::new()
+            .get(app.url("/whoami"))
+            .header("accept", "application/json")
+            .header("authorization", authorization);
+        if let Some(proof) = proof {
+            req = req.header("dpop", proof);
+        }
+        req.send().await.expect("request")
+    }
+
+    #[tokio::test]
+    async fn a_dpop_login_binds_the_tokens_and_handlers_make_proofs_an_api_accepts() {
+        let clock = TestClock::new();
+        let (dev, app) = setup(false, &clock).await;
+        let browser = Browser::new();
+        let landing = browser.follow(&app.url("/me")).await;
+        assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+        // Userinfo (required here) answered the DPoP-bound token with its proof.
+        assert_eq!(landing.json()["email"], "alice@example.com");
+        assert!(dev.stats().userinfo_requests >= 1);
+        let cookie = browser.session_cookie(&app);
+        let (h, _) = headers(&app, &cookie).await;
+        assert_eq!(h["bound"], true);
+        let authorization = h["authorization"].as_str().expect("authorization");
+        assert!(authorization.starts_with("DPoP "), "{authorization}");
+        let proof = h["proof"].as_str().expect("a proof");
+        // The app's own API (the layer as resource server) accepts the bound token with it...
+        let res = call(&app, authorization, Some(proof)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.text().await.expect("body").contains("alice"));
+        // ...once, and never as a bearer token.
+        let res = call(&app, authorization, Some(proof)).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let token = authorization.trim_start_matches("DPoP ");
+        let res = call(&app, &format!("Bearer {token}"), None).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn refresh_with_dpop_and_a_provider_nonce_keeps_the_binding() {
+        let clock = TestClock::new();
+        let (dev, app) = setup(true, &clock).await;
+        let browser = Browser::new();
+        let landing = browser.follow(&app.url("/me")).await;
+        assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+        // The code exchange was asked for the nonce once and sent again.
+        assert_eq!(dev.stats().token_requests, 2);
+        let cookie = browser.session_cookie(&app);
+        let (before, _) = headers(&app, &cookie).await;
+
+        clock.advance(ACCESS_TTL + Duration::from_secs(1));
+        let (after, refreshed) = headers(&app, &cookie).await;
+        let refreshed = refreshed.expect("a refreshed session cookie");
+        assert_eq!(
+            dev.stats().token_requests,
+            4,
+            "refresh: nonce asked, then sent"
+        );
+        assert_eq!(after["bound"], true);
+        assert_ne!(after["authorization"], before["authorization"]);
+        // The refreshed token is bound to the same session key: its proof is accepted.
+        let res = call(
+            &app,
+            after["authorization"].as_str().expect("authorization"),
+            after["proof"].as_str(),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let res = app.api_get_with_cookie("/me", &refreshed).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn without_dpop_the_session_token_is_a_bearer_token() {
+        let dev = DevProvider::start().await.expect("dev provider");
+        dev.set_auto_login(Some("alice"));
+        let client = dev.confidential_client().clone();
+        let app = start_app(dev.issuer(), &client.id, |b| {
+            b.client_secret(client.secret.clone().expect("secret"))
+        })
+        .await
+        .expect("app starts");
+        let browser = Browser::new();
+        let cookie = browser.log_in(&app).await;
+        let (h, _) = headers(&app, &cookie).await;
+        assert_eq!(h["bound"], false);
+        assert!(h["proof"].is_null(), "no proof for an unbound token");
+        let res = call(
+            &app,
+            h["authorization"].as_str().expect("authorization"),
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+}
+
+mod dpop_token_type {
+    use reqwest::StatusCode;
+    use tower_oidc::dev::{DevProvider, Fault};
+
+    use super::support::app::{start_app, Browser};
+
+    #[tokio::test]
+    async fn token_type_dpop_without_a_proof_is_refused() {
+        let dev = DevProvider::start().await.expect("dev provider");
+        dev.set_auto_login(Some("alice"));
+        dev.set_fault(Fault::TokenType("DPoP".into()));
+        let client = dev.confidential_client().clone();
+        let app = start_app(dev.issuer(), &client.id, |b| {
+            b.client_secret(client.secret.clone().expect("secret"))
+        })
+        .await
+        .expect("app starts");
+        let landing = Browser::new().follow(&app.url("/me")).await;
+        assert_eq!(landing.status, StatusCode::BAD_REQUEST, "{}", landing.body);
+    }
+}

@@ -64,3 +64,80 @@ async fn login_through_par_when_configured() {
         .iter()
         .any(|u| u.query_pairs().any(|(k, _)| k == "request_uri")));
 }
+
+mod dpop {
+    use std::time::Duration;
+
+    use reqwest::StatusCode;
+    use tower_oidc::ConfigBuilder;
+
+    use super::setup;
+    use super::support::app::new_session_cookie;
+    use super::support::clock::TestClock;
+    use super::support::oidc_provider::{browser_client, login_alice};
+
+    const ACCESS_TTL: u64 = 20;
+
+    fn client(clock: &TestClock) -> impl FnOnce(ConfigBuilder) -> ConfigBuilder {
+        let clock = clock.clone();
+        move |b| {
+            b.dpop(true)
+                .pushed_authorization_requests(true)
+                .scopes(["openid", "profile", "email", "offline_access"])
+                .userinfo(true)
+                .require_userinfo(true)
+                .refresh_margin(Duration::ZERO)
+                .clock(clock.closure())
+        }
+    }
+
+    /// A login through PAR with DPoP-bound tokens (`features.dPoP`, with server nonces),
+    /// then a refresh with DPoP once the access token has expired.
+    #[tokio::test]
+    async fn par_login_with_dpop_bound_tokens_and_refresh_with_a_provider_nonce() {
+        let clock = TestClock::new();
+        let (provider, app) = setup(
+            |o| {
+                o.set("dpop_nonce", true)
+                    .access_token_ttl(ACCESS_TTL)
+                    .always_issue_refresh_tokens()
+                    .clock_tolerance(60)
+            },
+            client(&clock),
+        )
+        .await;
+        let http = browser_client();
+        let nav = login_alice(&http, &provider, &app.url("/auth/login?return_to=%2Fme")).await;
+        let claims: serde_json::Value = serde_json::from_str(&nav.body).expect("JSON");
+        assert_eq!(claims["sub"], "alice", "{}", nav.body);
+        assert!(
+            claims["email"].is_string(),
+            "userinfo with DPoP: {}",
+            nav.body
+        );
+        let proof_url = app.url("/dpop-proof?https%3A%2F%2Fapi.example.test%2F");
+        let get = || {
+            http.get(proof_url.clone())
+                .header("accept", "application/json")
+                .send()
+        };
+        let res = get().await.expect("request");
+        let body: serde_json::Value =
+            serde_json::from_str(&res.text().await.expect("body")).expect("JSON");
+        assert_eq!(body["bound"], true, "{body}");
+        let before = body["authorization"].clone();
+
+        clock.advance(Duration::from_secs(ACCESS_TTL + 1));
+        let res = get().await.expect("request");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(
+            new_session_cookie(&res).is_some(),
+            "refreshed\n{}",
+            provider.logs()
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(&res.text().await.expect("body")).expect("JSON");
+        assert_eq!(body["bound"], true, "{body}");
+        assert_ne!(body["authorization"], before, "a new access token");
+    }
+}

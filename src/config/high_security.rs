@@ -17,6 +17,8 @@ pub(crate) struct HighSecurity {
     pub(crate) dpop_nonce: bool,
     /// Most DPoP proofs remembered for replay detection.
     pub(crate) dpop_replay_capacity: usize,
+    /// Whether sessions get DPoP-bound tokens (a key pair each).
+    pub(crate) dpop_sessions: bool,
 }
 
 impl Default for HighSecurity {
@@ -26,6 +28,7 @@ impl Default for HighSecurity {
             dpop_proof_max_age: Duration::from_secs(60),
             dpop_nonce: false,
             dpop_replay_capacity: 100_000,
+            dpop_sessions: false,
         }
     }
 }
@@ -131,6 +134,36 @@ impl ConfigBuilder {
     /// proofs, new proofs are refused with `503` (fail closed) until some age out.
     pub fn dpop_replay_capacity(mut self, proofs: usize) -> Self {
         self.high_security.dpop_replay_capacity = proofs;
+        self
+    }
+
+    /// DPoP-bound tokens for sessions (RFC 9449); default off. Each login gets its own ES256
+    /// key pair; the token requests (code exchange and refresh) carry DPoP proofs made with
+    /// it, and a provider's `DPoP-Nonce` is used (the request is sent once more with it). The
+    /// private key is sealed into the session cookie with the tokens (about 140 bytes) and
+    /// never logged. Handlers find the token with [`AccessToken::is_dpop_bound`]
+    /// and make proofs for their calls to APIs with
+    /// [`AccessToken::dpop_proof`](crate::AccessToken::dpop_proof).
+    ///
+    /// A provider that answers `token_type: Bearer` did not bind the token: the session then
+    /// keeps no key and the token is used as a bearer token.
+    ///
+    /// [`AccessToken::is_dpop_bound`]: crate::AccessToken::is_dpop_bound
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use tower_oidc::{Config, SessionKey};
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .client_secret("s3cret")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .dpop(true)
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn dpop(mut self, bound_tokens: bool) -> Self {
+        self.high_security.dpop_sessions = bound_tokens;
         self
     }
 }

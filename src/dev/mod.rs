@@ -298,6 +298,7 @@ pub struct DevProviderBuilder {
     authorization_response_iss: bool,
     opaque_access_tokens: bool,
     require_pushed_authorization_requests: bool,
+    dpop_nonce: bool,
 }
 
 impl Default for DevProviderBuilder {
@@ -317,6 +318,7 @@ impl Default for DevProviderBuilder {
             authorization_response_iss: true,
             opaque_access_tokens: false,
             require_pushed_authorization_requests: false,
+            dpop_nonce: false,
         }
     }
 }
@@ -344,6 +346,7 @@ impl fmt::Debug for DevProviderBuilder {
                 "require_pushed_authorization_requests",
                 &self.require_pushed_authorization_requests,
             )
+            .field("dpop_nonce", &self.dpop_nonce)
             .finish()
     }
 }
@@ -484,6 +487,31 @@ impl DevProviderBuilder {
         self
     }
 
+    /// Whether DPoP proofs (RFC 9449) at the token and userinfo endpoints must carry the
+    /// provider's nonce; default `false`. A proof without it is answered with
+    /// `use_dpop_nonce` and a `DPoP-Nonce` header (`400` at the token endpoint, `401` at
+    /// userinfo), as providers that demand nonces do.
+    ///
+    /// Whatever this setting, a token request with a valid `DPoP` proof gets DPoP-bound
+    /// tokens: `token_type: DPoP`, the access token's `cnf.jkt` (also in introspection), and
+    /// a refresh token usable only with a proof by the same key. Proofs are checked (type,
+    /// algorithm, signature, `htm`, `htu`, `iat`, `ath` at userinfo) but not remembered.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_oidc::dev::DevProvider;
+    ///
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let demanding = DevProvider::builder().dpop_nonce(true).start().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dpop_nonce(mut self, required: bool) -> Self {
+        self.dpop_nonce = required;
+        self
+    }
+
     /// Generates the signing key, binds the listener and starts serving on the current
     /// Tokio runtime.
     ///
@@ -565,6 +593,7 @@ impl DevProviderBuilder {
             auto_login: self.auto_login,
             authorization_response_iss: self.authorization_response_iss,
             require_par: self.require_pushed_authorization_requests,
+            dpop_nonce: self.dpop_nonce,
             key,
         }));
         let router = server::router(shared.clone());

@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 /// An ES256 key pair for DPoP proofs. Its private half never prints.
 pub(crate) struct DpopKey {
     pair: EcdsaKeyPair,
+    /// The PKCS#8 document, to seal the key into a session.
+    pkcs8: Vec<u8>,
     jwk: Value,
     jkt: String,
 }
@@ -29,8 +31,8 @@ impl DpopKey {
         Self::from_pkcs8(pkcs8.as_ref())
     }
 
-    /// The key pair of a PKCS#8 document.
-    fn from_pkcs8(pkcs8: &[u8]) -> Option<Self> {
+    /// The key pair of a PKCS#8 document (as [`pkcs8`](Self::pkcs8) gives it).
+    pub(crate) fn from_pkcs8(pkcs8: &[u8]) -> Option<Self> {
         let rng = SystemRandom::new();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng).ok()?;
         let point = pair.public_key().as_ref();
@@ -44,7 +46,17 @@ impl DpopKey {
             "y": URL_SAFE_NO_PAD.encode(&point[33..]),
         });
         let jkt = super::proof::thumbprint(&jwk)?;
-        Some(Self { pair, jwk, jkt })
+        Some(Self {
+            pair,
+            pkcs8: pkcs8.to_vec(),
+            jwk,
+            jkt,
+        })
+    }
+
+    /// The PKCS#8 document of the private key (a secret: never logged).
+    pub(crate) fn pkcs8(&self) -> &[u8] {
+        &self.pkcs8
     }
 
     /// The JWK thumbprint (RFC 7638) of the public key.

@@ -4,10 +4,9 @@
 //! DPoP-bound token sent as plain `Bearer` is refused. Refusals carry
 //! `WWW-Authenticate: DPoP error=..., algs="..."`; gRPC callers get status 16.
 
-// The key that signs proofs: for the tests and benchmarks of the resource-server side.
-#[cfg(any(test, feature = "bench-internals"))]
 pub(crate) mod key;
 pub(crate) mod proof;
+pub(crate) mod state;
 
 use std::sync::Arc;
 
@@ -80,7 +79,7 @@ pub(crate) async fn authenticate(
     let expected = Expected {
         method: method.as_str(),
         url: &url,
-        access_token: token,
+        access_token: Some(token),
         now,
         max_age,
         leeway: config.clock_skew.as_secs(),

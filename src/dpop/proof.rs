@@ -78,7 +78,9 @@ pub(crate) struct Expected<'a> {
     pub(crate) method: &'a str,
     /// The request URL as the caller saw it (public scheme, host and port), without query.
     pub(crate) url: &'a url::Url,
-    pub(crate) access_token: &'a str,
+    /// The access token the proof goes with (`ath` required), or none (a token request:
+    /// `ath` must be absent).
+    pub(crate) access_token: Option<&'a str>,
     pub(crate) now: u64,
     /// Oldest accepted `iat`: `now - max_age`.
     pub(crate) max_age: u64,
@@ -169,11 +171,15 @@ pub(crate) fn check(
     {
         return Err(ProofError::Time);
     }
-    let ath = token_hash(expected.access_token);
-    if !claims
-        .ath
-        .is_some_and(|a| bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), ath.as_bytes())))
-    {
+    let ath_ok = match (expected.access_token, &claims.ath) {
+        (Some(token), Some(ath)) => bool::from(subtle::ConstantTimeEq::ct_eq(
+            ath.as_bytes(),
+            token_hash(token).as_bytes(),
+        )),
+        (None, None) => true,
+        _ => false,
+    };
+    if !ath_ok {
         return Err(ProofError::TokenHash);
     }
     Ok((
@@ -341,28 +347,6 @@ impl Nonces {
     }
 }
 
-/// A provider's DPoP state at the resource server: the replay cache and, when required, the
-/// server nonces.
-#[derive(Debug)]
-pub(crate) struct DpopState {
-    pub(crate) replay: ReplayCache,
-    pub(crate) nonces: Option<Nonces>,
-}
-
-impl DpopState {
-    /// From the configuration's settings.
-    pub(crate) fn new(config: &crate::config::Config) -> Self {
-        let settings = &config.high_security;
-        Self {
-            replay: ReplayCache::new(settings.dpop_replay_capacity),
-            nonces: settings.dpop_nonce.then(|| Nonces::new(NONCE_SLOT_SECS)),
-        }
-    }
-}
-
-/// A server nonce is fresh in its time slot of this length and the next.
-const NONCE_SLOT_SECS: u64 = 60;
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -381,7 +365,7 @@ mod tests {
         Expected {
             method: "GET",
             url,
-            access_token: TOKEN,
+            access_token: Some(TOKEN),
             now: NOW,
             max_age: 60,
             leeway: 5,

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
+use crate::dpop::key::DpopKey;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::id_token;
 use crate::flow::provider_calls::{self, Tokens, UserinfoFailure};
 use crate::response::{self, caller_kind, Answer};
 use crate::session::cookie::add_set_cookie;
-use crate::session::{Session, Transaction};
+use crate::session::{SecretBytes, Session, Transaction};
 use crate::shared::Shared;
 
 /// Claims that describe the token rather than the user; not kept in the session.
@@ -281,7 +282,15 @@ async fn complete(
         ),
         _ => None,
     };
-    let tokens = provider_calls::exchange_code(shared, code, &tx.pkce_verifier).await?;
+    // With DPoP, the session's own key pair (RFC 9449): its tokens are bound to it.
+    let dpop = if shared.config.high_security.dpop_sessions {
+        Some(Arc::new(DpopKey::generate().ok_or_else(|| {
+            AuthError::new(AuthErrorKind::Internal, "no DPoP key could be generated")
+        })?))
+    } else {
+        None
+    };
+    let tokens = provider_calls::exchange_code(shared, code, &tx.pkce_verifier, dpop).await?;
     let id_token = tokens.id_token.as_deref().unwrap_or_default();
     let mut claims = id_token::validate(
         shared,
@@ -310,7 +319,14 @@ async fn complete(
         .unwrap_or_default()
         .to_owned();
     if shared.fetch_userinfo {
-        match provider_calls::fetch_userinfo(shared, &tokens.access_token, &subject).await {
+        match provider_calls::fetch_userinfo(
+            shared,
+            &tokens.access_token,
+            tokens.dpop_key.as_deref(),
+            &subject,
+        )
+        .await
+        {
             Ok(info) => merge_userinfo(&mut claims, info),
             Err(UserinfoFailure::Unusable(e)) if !shared.config.compat.require_userinfo => {
                 // Enrichment only: the ID token's claims stand.
@@ -333,6 +349,7 @@ pub(crate) fn new_session(
     previous: Option<&Session>,
 ) -> Result<Session, AuthError> {
     let config = &shared.config;
+    let dpop_key = tokens.dpop_key.clone();
     claims.retain(|name, _| !TOKEN_ONLY_CLAIMS.contains(&name.as_str()));
     claims.retain(|name, _| config.claims_filter.keeps(name));
     let subject = claims
@@ -396,6 +413,7 @@ pub(crate) fn new_session(
         last_seen: now,
         sid,
         token_roles,
+        dpop_key: SecretBytes(dpop_key.map(|key| key.pkcs8().to_vec()).unwrap_or_default()),
     })
 }
 

@@ -33,12 +33,15 @@ const SESSION_VERSION_3: u8 = 3;
 pub(crate) enum Tag {
     /// [`Session::token_roles`].
     TokenRoles = 1,
+    /// [`Session::dpop_key`].
+    DpopKey = 3,
 }
 
 impl Tag {
     fn from_u8(tag: u8) -> Option<Self> {
         match tag {
             1 => Some(Tag::TokenRoles),
+            3 => Some(Tag::DpopKey),
             _ => None,
         }
     }
@@ -82,6 +85,19 @@ pub(crate) struct Session {
     /// Roles from the verified access token, as a JSON array of strings (empty: none). An
     /// optional last field: sessions without it encode as before.
     pub(crate) token_roles: Vec<u8>,
+    /// The PKCS#8 private key the session's tokens are DPoP-bound to (empty: not bound). A
+    /// secret: never logged (see the `Debug` of [`Session`]).
+    pub(crate) dpop_key: SecretBytes,
+}
+
+/// Secret bytes (a private key) that print as `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct SecretBytes(pub(crate) Vec<u8>);
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl Session {
@@ -112,6 +128,7 @@ impl Session {
         w.opt(self.sid.as_deref());
         w.bytes(session_id.as_bytes());
         w.tagged(Tag::TokenRoles, &self.token_roles);
+        w.tagged(Tag::DpopKey, &self.dpop_key.0);
         w.0
     }
 
@@ -145,6 +162,7 @@ pub(crate) struct SessionRef {
     sid: Option<Span>,
     session_id: Span,
     token_roles: Option<Span>,
+    dpop_key: Option<Span>,
 }
 
 impl SessionRef {
@@ -171,6 +189,7 @@ impl SessionRef {
         let sid = r.opt()?;
         let session_id = r.string()?;
         let mut token_roles = None;
+        let mut dpop_key = None;
         if version == SESSION_VERSION_3 {
             if r.pos < buf.len() {
                 token_roles = Some(r.bytes()?);
@@ -186,6 +205,7 @@ impl SessionRef {
                 let value = r.bytes()?;
                 match tag {
                     Tag::TokenRoles => token_roles = Some(value),
+                    Tag::DpopKey => dpop_key = Some(value),
                 }
             }
         }
@@ -208,6 +228,7 @@ impl SessionRef {
             sid,
             session_id,
             token_roles,
+            dpop_key,
             buf,
         })
     }
@@ -265,6 +286,12 @@ impl SessionRef {
                 .as_ref()
                 .map(|s| self.buf[s.clone()].to_vec())
                 .unwrap_or_default(),
+            dpop_key: SecretBytes(
+                self.dpop_key
+                    .as_ref()
+                    .map(|s| self.buf[s.clone()].to_vec())
+                    .unwrap_or_default(),
+            ),
         }
     }
 
@@ -283,7 +310,11 @@ impl SessionRef {
         let access_token = self
             .access_token
             .as_ref()
-            .map(|s| AccessToken::new(self.buf.slice(s.clone()), self.access_expires_at));
+            .map(|s| AccessToken::new(self.buf.slice(s.clone()), self.access_expires_at))
+            .map(|token| match &self.dpop_key {
+                Some(key) => token.bound_to(self.buf.slice(key.clone())),
+                None => token,
+            });
         Identity::from_parts(
             self.subject().to_owned(),
             issuer,
@@ -532,6 +563,7 @@ mod tests {
             last_seen: 4,
             sid: Some("sid-1".into()),
             token_roles: Vec::new(),
+            dpop_key: Default::default(),
         }
     }
 
@@ -548,6 +580,7 @@ mod tests {
         // the access token's roles: an optional last field
         let with_roles = Session {
             token_roles: br#"["admin"]"#.to_vec(),
+            dpop_key: Default::default(),
             ..s.clone()
         };
         let encoded = with_roles.encode(&id);
@@ -592,10 +625,40 @@ mod tests {
     }
 
     #[test]
+    fn the_dpop_key_round_trips_as_tag_3_and_reaches_the_access_token() {
+        let id = new_session_id();
+        let key = crate::dpop::key::DpopKey::generate().expect("key");
+        let s = Session {
+            token_roles: br#"["admin"]"#.to_vec(),
+            access_token: Some("the-token".into()),
+            dpop_key: SecretBytes(key.pkcs8().to_vec()),
+            ..session()
+        };
+        let encoded = s.encode(&id);
+        let (decoded, _) = Session::decode(&encoded).expect("decoded");
+        assert_eq!(decoded, s);
+        assert!(!format!("{decoded:?}").contains(&format!("{:?}", key.pkcs8())));
+        let identity = SessionRef::parse(Bytes::from(encoded))
+            .expect("parsed")
+            .into_identity(&Arc::from("https://id.example.com"), &Default::default());
+        let token = identity.access_token().expect("token");
+        assert!(token.is_dpop_bound());
+        let unbound = Session {
+            dpop_key: SecretBytes::default(),
+            ..s
+        };
+        let identity = SessionRef::parse(Bytes::from(unbound.encode(&id)))
+            .expect("parsed")
+            .into_identity(&Arc::from("https://id.example.com"), &Default::default());
+        assert!(!identity.access_token().expect("token").is_dpop_bound());
+    }
+
+    #[test]
     fn version_3_sessions_are_still_read() {
         let id = new_session_id();
         let s = Session {
             token_roles: br#"["admin"]"#.to_vec(),
+            dpop_key: Default::default(),
             ..session()
         };
         // Version 3: the same fields, then the roles untagged.
@@ -690,6 +753,7 @@ mod robustness {
             last_seen: 4,
             sid: None,
             token_roles: br#"["admin"]"#.to_vec(),
+            dpop_key: Default::default(),
         }
         .encode(&new_session_id());
         let sealer = SessionKey::new([9; 32]).unwrap().sealer("session", &[]);

@@ -418,6 +418,7 @@ mod tests {
             last_seen: now,
             sid: None,
             token_roles: Vec::new(),
+            dpop_key: Default::default(),
         }
     }
 

@@ -221,6 +221,11 @@ const providerConfig = {
     },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    dPoP: {
+      enabled: true,
+      nonceSecret: config.dpop_nonce ? crypto.randomBytes(32) : undefined,
+      requireNonce: () => config.dpop_nonce ?? false,
+    },
     pushedAuthorizationRequests: {
       enabled: true,
       requirePushedAuthorizationRequests: config.require_par ?? false,

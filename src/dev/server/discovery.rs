@@ -31,6 +31,7 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
         "end_session_endpoint": s.endpoint("end_session"),
         "introspection_endpoint": s.endpoint("introspect"),
         "pushed_authorization_request_endpoint": s.endpoint("par"),
+        "dpop_signing_alg_values_supported": ["ES256", "PS256", "RS256", "EdDSA"],
         "introspection_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post"],
         "response_types_supported": ["code"],

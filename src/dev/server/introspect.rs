@@ -80,8 +80,11 @@ fn introspect_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Valu
         "scope": record.scope.join(" "),
         "aud": if aud.len() == 1 { aud[0].clone() } else { Value::Array(aud) },
         "exp": record.exp,
-        "token_type": "Bearer",
+        "token_type": if record.jkt.is_some() { "DPoP" } else { "Bearer" },
     });
+    if let Some(jkt) = &record.jkt {
+        answer["cnf"] = json!({ "jkt": jkt });
+    }
     for fault in &state.faults {
         if let (Fault::IntrospectionClaims(Value::Object(extra)), Some(members)) =
             (fault, answer.as_object_mut())
@@ -154,6 +157,7 @@ mod tests {
                     auth_time: 1,
                     sid: "sid",
                     grant: 7,
+                    jkt: None,
                 },
             )
             .ok()

@@ -22,6 +22,7 @@ use super::{DevClient, DevSigningAlg, DevUser, Fault, IdTokenFault};
 mod authorize;
 mod client_auth;
 mod discovery;
+mod dpop;
 mod end_session;
 mod introspect;
 mod issue;
@@ -51,6 +52,7 @@ pub(crate) struct Settings {
     pub(crate) auto_login: Option<String>,
     pub(crate) authorization_response_iss: bool,
     pub(crate) require_par: bool,
+    pub(crate) dpop_nonce: bool,
     pub(crate) key: SigningKey,
 }
 
@@ -81,6 +83,8 @@ pub(crate) struct Shared {
     opaque_access_tokens: bool,
     /// RFC 9126: authorization requests must be pushed first.
     require_par: bool,
+    /// RFC 9449 §8: DPoP proofs must carry this nonce (`None`: no nonce needed).
+    dpop_nonce: Option<String>,
     rng: SystemRandom,
     pub(crate) stats: Counters,
     /// Woken when faults are cleared (see [`Fault::HoldIntrospection`]).
@@ -135,6 +139,8 @@ struct Code {
 }
 
 struct AccessRecord {
+    /// The DPoP key thumbprint the token is bound to.
+    jkt: Option<String>,
     sub: String,
     client_id: String,
     scope: Vec<String>,
@@ -143,6 +149,8 @@ struct AccessRecord {
 }
 
 struct RefreshRecord {
+    /// The DPoP key thumbprint the refresh token is bound to.
+    jkt: Option<String>,
     client_id: String,
     sub: String,
     scope: Vec<String>,
@@ -178,6 +186,9 @@ impl Shared {
             authorization_response_iss: s.authorization_response_iss,
             opaque_access_tokens: s.opaque_access_tokens,
             require_par: s.require_par,
+            dpop_nonce: s
+                .dpop_nonce
+                .then(|| keys::random_token(&SystemRandom::new(), 16)),
             rng: SystemRandom::new(),
             stats: Counters::default(),
             released: tokio::sync::Notify::new(),
@@ -380,6 +391,7 @@ mod tests {
             auto_login: None,
             authorization_response_iss: true,
             require_par: false,
+            dpop_nonce: false,
             key: SigningKey::generate(DevSigningAlg::Es256, &SystemRandom::new())
                 .expect("key generation"),
         })
