@@ -118,7 +118,7 @@ pub mod dev;
 
 pub use body::ResponseBody;
 pub use client_auth::{AssertionAudience, ClientAuth, ClientKey};
-pub use config::{Config, ConfigBuilder, ResponseMode, ResponseType};
+pub use config::{Config, ConfigBuilder, Profile, ResponseMode, ResponseType};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
 #[cfg(feature = "axum")]
 pub use extract::LoginRequired;

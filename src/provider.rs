@@ -181,6 +181,15 @@ impl Metadata {
             _ => false,
         };
         let par_endpoint = choose_par(config, extra)?;
+        let iss_parameter_supported = extra
+            .authorization_response_iss_parameter_supported
+            .unwrap_or(false);
+        if config.high_security.profile.is_some() && !iss_parameter_supported {
+            return Err(unsupported(
+                "the FAPI 2.0 Security Profile requires the `iss` authorization response \
+                 parameter (RFC 9207), which the provider does not advertise",
+            ));
+        }
         let offline_access_by_parameter = m
             .scopes_supported()
             .is_some_and(|scopes| !scopes.iter().any(|s| s.as_str() == "offline_access"));
@@ -197,9 +206,7 @@ impl Metadata {
             introspection_endpoint: extra.introspection_endpoint.clone(),
             id_token_algs,
             client_auth,
-            iss_parameter_supported: extra
-                .authorization_response_iss_parameter_supported
-                .unwrap_or(false),
+            iss_parameter_supported,
         })
     }
 }
@@ -732,6 +739,47 @@ mod tests {
         assert!(p.metadata.iss_parameter_supported);
         assert_eq!(p.metadata.client_auth, ClientAuth::ClientSecretBasic);
         assert!(p.metadata.end_session_endpoint.is_some());
+    }
+
+    #[test]
+    fn the_fapi2_profile_needs_rfc_9207_iss_and_a_par_endpoint() {
+        use base64::Engine;
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &ring::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+        );
+        let c = Config::builder("https://id.example.com", "c")
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(SessionKey::generate())
+            .profile(crate::Profile::Fapi2Security)
+            .client_key(crate::ClientKey::from_pem(&pem).unwrap())
+            .build()
+            .unwrap();
+        let complete = serde_json::json!({
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "pushed_authorization_request_endpoint": "https://id.example.com/par",
+            "authorization_response_iss_parameter_supported": true,
+        });
+        let p = Provider::from_documents(&c, &discovery(complete.clone()), None).unwrap();
+        assert!(p.metadata.iss_parameter_supported);
+        assert!(p.metadata.par_endpoint.is_some());
+        let without = |name: &str| {
+            let mut doc = complete.clone();
+            doc.as_object_mut().unwrap().remove(name);
+            Provider::from_documents(&c, &discovery(doc), None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(without("authorization_response_iss_parameter_supported").contains("RFC 9207"));
+        assert!(without("pushed_authorization_request_endpoint")
+            .contains("pushed_authorization_request_endpoint"));
+        assert!(without("token_endpoint_auth_methods_supported").contains("private_key_jwt"));
     }
 
     #[tokio::test]

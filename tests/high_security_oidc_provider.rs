@@ -141,3 +141,76 @@ mod dpop {
         assert_ne!(body["authorization"], before, "a new access token");
     }
 }
+
+mod fapi2 {
+    use reqwest::StatusCode;
+    use tower_oidc::{ClientKey, Profile};
+
+    use super::support::app::{bind_loopback, start_app_on};
+    use super::support::oidc_provider::{
+        browser_client, login_alice, ClientConfig, NodeProvider, ProviderOptions,
+    };
+
+    fn client_key() -> ClientKey {
+        use base64::Engine;
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &ring::rand::SystemRandom::new(),
+        )
+        .expect("key");
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+        );
+        ClientKey::from_pem(&pem)
+            .expect("PEM")
+            .with_kid("fapi-key-1")
+    }
+
+    /// The FAPI 2.0 switch alone: PAR, PKCE S256, `private_key_jwt` (assertion `aud` the
+    /// issuer, which the provider is told to insist on), DPoP-bound tokens with provider
+    /// nonces, `iss` required.
+    #[tokio::test]
+    async fn the_fapi2_profile_logs_in_with_par_dpop_and_private_key_jwt() {
+        let key = client_key();
+        let listener = bind_loopback().await;
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let provider = NodeProvider::start(
+            ProviderOptions::new()
+                .set("require_par", true)
+                .set("dpop_nonce", true)
+                .set("client_assertion_audience", "issuer")
+                .client(
+                    ClientConfig::public("rp-fapi2")
+                        .auth_method("private_key_jwt")
+                        .set("jwks", serde_json::json!({ "keys": [key.public_jwk()] }))
+                        .set("token_endpoint_auth_signing_alg", "ES256")
+                        .redirect_uri(&format!("{base}/auth/callback")),
+                ),
+        )
+        .await;
+        let app = start_app_on(listener, provider.issuer(), "rp-fapi2", |b| {
+            b.profile(Profile::Fapi2Security).client_key(key)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("app starts: {e}\n{}", provider.logs()));
+        let http = browser_client();
+        let nav = login_alice(&http, &provider, &app.url("/auth/login?return_to=%2Fme")).await;
+        assert_eq!(nav.status, StatusCode::OK);
+        let claims: serde_json::Value = serde_json::from_str(&nav.body).expect("JSON");
+        assert_eq!(claims["sub"], "alice");
+        assert!(nav
+            .visited
+            .iter()
+            .any(|u| u.query_pairs().any(|(k, _)| k == "request_uri")));
+        let res = http
+            .get(app.url("/dpop-proof?https%3A%2F%2Fapi.example.test%2F"))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .expect("request");
+        let body: serde_json::Value =
+            serde_json::from_str(&res.text().await.expect("body")).expect("JSON");
+        assert_eq!(body["bound"], true, "{body}");
+    }
+}

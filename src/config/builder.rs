@@ -40,9 +40,9 @@ const MAX_CONCURRENT_LOGINS: usize = 8;
 pub struct ConfigBuilder {
     issuer: String,
     client_id: String,
-    client_secret: Option<String>,
-    client_auth: Option<ClientAuth>,
-    client_key: Option<ClientKey>,
+    pub(super) client_secret: Option<String>,
+    pub(super) client_auth: Option<ClientAuth>,
+    pub(super) client_key: Option<ClientKey>,
     redirect_url: Option<String>,
     scopes: Vec<String>,
     session_key: Option<SessionKey>,
@@ -55,7 +55,7 @@ pub struct ConfigBuilder {
     userinfo: Option<bool>,
     auth_params: Vec<(String, String)>,
     max_transactions: usize,
-    transaction_ttl: Duration,
+    pub(super) transaction_ttl: Duration,
     http_timeout: Duration,
     jwks_refetch_interval: Duration,
     jwks_max_age: Duration,
@@ -68,10 +68,10 @@ pub struct ConfigBuilder {
     introspection_cache_ttl: Duration,
     require_access_token_type: bool,
     csrf_header: Option<String>,
-    response_type: ResponseType,
+    pub(super) response_type: ResponseType,
     response_mode: Option<ResponseMode>,
     login_params: Vec<String>,
-    allow_pkce_plain: bool,
+    pub(super) allow_pkce_plain: bool,
     idle_timeout: Option<Duration>,
     refresh_margin: Duration,
     refresh_grace: Duration,
@@ -590,6 +590,7 @@ impl ConfigBuilder {
     ///
     /// A [`ConfigError`] naming the first setting that is wrong.
     pub fn build(self) -> Result<Config, ConfigError> {
+        self.check_profile()?;
         let issuer_url = parse_http_url("issuer", &self.issuer)?;
         if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
             return Err(ConfigError::InvalidUrl {

@@ -19,6 +19,8 @@ pub(crate) struct HighSecurity {
     pub(crate) dpop_replay_capacity: usize,
     /// Whether sessions get DPoP-bound tokens (a key pair each).
     pub(crate) dpop_sessions: bool,
+    /// The security profile in force, if any.
+    pub(crate) profile: Option<super::Profile>,
 }
 
 impl Default for HighSecurity {
@@ -29,6 +31,7 @@ impl Default for HighSecurity {
             dpop_nonce: false,
             dpop_replay_capacity: 100_000,
             dpop_sessions: false,
+            profile: None,
         }
     }
 }

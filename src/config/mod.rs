@@ -200,4 +200,6 @@ mod compat;
 pub(crate) use compat::end_session_location;
 mod hardening;
 mod high_security;
+mod profile;
 pub use builder::ConfigBuilder;
+pub use profile::Profile;

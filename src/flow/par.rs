@@ -6,6 +6,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::provider_calls::printable;
+use crate::client_auth::ClientAuth;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::shared::Shared;
 
@@ -20,6 +21,8 @@ struct Pushed {
 #[derive(Deserialize)]
 struct RawError {
     error: String,
+    #[serde(default)]
+    error_description: Option<String>,
 }
 
 /// Pushes `params` to `endpoint`; the provider's `request_uri` for them.
@@ -33,9 +36,17 @@ pub(crate) async fn push(
     endpoint: &Url,
     params: &[(&str, &str)],
 ) -> Result<String, AuthError> {
+    // Client authentication other than HTTP Basic puts `client_id` into the body itself: the
+    // request's own would be a repeated parameter.
+    let basic = shared.provider.metadata.client_auth == ClientAuth::ClientSecretBasic;
+    let params: Vec<(&str, &str)> = params
+        .iter()
+        .copied()
+        .filter(|(name, _)| basic || *name != "client_id")
+        .collect();
     let (status, body) = shared
         .provider
-        .authenticated_post(&shared.config, shared.now(), endpoint, params)
+        .authenticated_post(&shared.config, shared.now(), endpoint, &params)
         .await?;
     let unavailable = |message: String| AuthError::new(AuthErrorKind::ProviderUnavailable, message);
     let refused = |message: String| AuthError::new(AuthErrorKind::ProviderError, message);
@@ -55,10 +66,17 @@ pub(crate) async fn push(
                     printable(&e.error)
                 ))
             }
-            Ok(e) => refused(format!(
-                "the identity provider refused the login request: {}",
-                printable(&e.error)
-            )),
+            Ok(e) => refused(match e.error_description {
+                Some(description) => format!(
+                    "the identity provider refused the login request: {} ({})",
+                    printable(&e.error),
+                    printable(&description)
+                ),
+                None => format!(
+                    "the identity provider refused the login request: {}",
+                    printable(&e.error)
+                ),
+            }),
             Err(_) => refused(format!(
                 "the identity provider refused the login request (HTTP {status})"
             )),
