@@ -39,6 +39,8 @@ struct ExtraMetadata {
     pushed_authorization_request_endpoint: Option<Url>,
     #[serde(default)]
     require_pushed_authorization_requests: Option<bool>,
+    #[serde(default)]
+    require_signed_request_object: Option<bool>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}
@@ -79,6 +81,9 @@ pub(crate) struct Metadata {
     /// The PAR endpoint (RFC 9126), when logins push their parameters there: configured, or
     /// required by the provider.
     pub(crate) par_endpoint: Option<Url>,
+    /// Whether authorization requests are signed request objects (RFC 9101): configured, or
+    /// required by the provider.
+    pub(crate) signed_requests: bool,
 }
 
 fn names<T: Serialize>(values: &[T]) -> Vec<String> {
@@ -181,6 +186,25 @@ impl Metadata {
             _ => false,
         };
         let par_endpoint = choose_par(config, extra)?;
+        let signed_requests = match (
+            config.high_security.signed_request_objects,
+            extra.require_signed_request_object == Some(true),
+        ) {
+            (Some(false), true) => {
+                return Err(unsupported(
+                    "the provider requires signed request objects \
+                     (require_signed_request_object), but they are turned off",
+                ))
+            }
+            (None, true) if config.client_key.is_none() => {
+                return Err(unsupported(
+                    "the provider requires signed request objects \
+                     (require_signed_request_object): set a client key",
+                ))
+            }
+            (Some(sign), _) => sign,
+            (None, required) => required,
+        };
         let iss_parameter_supported = extra
             .authorization_response_iss_parameter_supported
             .unwrap_or(false);
@@ -194,6 +218,7 @@ impl Metadata {
             .scopes_supported()
             .is_some_and(|scopes| !scopes.iter().any(|s| s.as_str() == "offline_access"));
         Ok(Self {
+            signed_requests,
             par_endpoint,
             pkce_plain,
             offline_access_by_parameter,
@@ -780,6 +805,48 @@ mod tests {
         assert!(without("pushed_authorization_request_endpoint")
             .contains("pushed_authorization_request_endpoint"));
         assert!(without("token_endpoint_auth_methods_supported").contains("private_key_jwt"));
+    }
+
+    #[test]
+    fn a_provider_requiring_signed_request_objects_needs_them_and_a_key() {
+        let required = discovery(serde_json::json!({ "require_signed_request_object": true }));
+        let off = Config::builder("https://id.example.com", "c")
+            .client_secret("s")
+            .signed_request_objects(false)
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(SessionKey::generate())
+            .build()
+            .unwrap();
+        let e = Provider::from_documents(&off, &required, None)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("turned off"), "{e}");
+        let keyless = config(Some("s"), None);
+        let e = Provider::from_documents(&keyless, &required, None)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("client key"), "{e}");
+        let not_required =
+            Provider::from_documents(&keyless, &discovery(serde_json::json!({})), None).unwrap();
+        assert!(!not_required.metadata.signed_requests);
+        // Asked for without a key: refused at build.
+        let e = Config::builder("https://id.example.com", "c")
+            .signed_request_objects(true)
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(SessionKey::generate())
+            .build()
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    field: "signed_request_objects",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -151,7 +151,7 @@ mod fapi2 {
         browser_client, login_alice, ClientConfig, NodeProvider, ProviderOptions,
     };
 
-    fn client_key() -> ClientKey {
+    pub(super) fn client_key() -> ClientKey {
         use base64::Engine;
         let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
             &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -212,5 +212,49 @@ mod fapi2 {
         let body: serde_json::Value =
             serde_json::from_str(&res.text().await.expect("body")).expect("JSON");
         assert_eq!(body["bound"], true, "{body}");
+    }
+}
+
+mod jar {
+    use reqwest::StatusCode;
+    use tower_oidc::ClientAuth;
+
+    use super::fapi2::client_key;
+    use super::support::app::{bind_loopback, start_app_on};
+    use super::support::oidc_provider::{
+        browser_client, login_alice, ClientConfig, NodeProvider, ProviderOptions,
+    };
+
+    /// A provider that requires signed request objects (`features.requestObjects`) and PAR:
+    /// the layer signs without being told (discovery says so), and logs in.
+    #[tokio::test]
+    async fn a_signed_request_object_is_pushed_when_the_provider_requires_it() {
+        let key = client_key();
+        let listener = bind_loopback().await;
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let provider = NodeProvider::start(
+            ProviderOptions::new()
+                .set("require_par", true)
+                .set("require_signed_request_object", true)
+                .client(
+                    ClientConfig::public("rp-jar")
+                        .auth_method("private_key_jwt")
+                        .set("jwks", serde_json::json!({ "keys": [key.public_jwk()] }))
+                        .set("token_endpoint_auth_signing_alg", "ES256")
+                        .set("request_object_signing_alg", "ES256")
+                        .redirect_uri(&format!("{base}/auth/callback")),
+                ),
+        )
+        .await;
+        let app = start_app_on(listener, provider.issuer(), "rp-jar", |b| {
+            b.client_key(key).client_auth(ClientAuth::PrivateKeyJwt)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("app starts: {e}\n{}", provider.logs()));
+        let http = browser_client();
+        let nav = login_alice(&http, &provider, &app.url("/auth/login?return_to=%2Fme")).await;
+        assert_eq!(nav.status, StatusCode::OK);
+        let claims: serde_json::Value = serde_json::from_str(&nav.body).expect("JSON");
+        assert_eq!(claims["sub"], "alice");
     }
 }

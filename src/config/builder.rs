@@ -651,6 +651,13 @@ impl ConfigBuilder {
                 })?,
         };
         let secret = self.client_secret.filter(|s| !s.is_empty());
+        if self.high_security.signed_request_objects == Some(true) && self.client_key.is_none() {
+            return Err(ConfigError::Invalid {
+                field: "signed_request_objects",
+                reason: "signed request objects need a client key (ConfigBuilder::client_key)"
+                    .into(),
+            });
+        }
         if self.client_auth == Some(ClientAuth::PrivateKeyJwt) && self.client_key.is_none() {
             return Err(ConfigError::Invalid {
                 field: "client_auth",

@@ -19,6 +19,9 @@ pub(crate) struct HighSecurity {
     pub(crate) dpop_replay_capacity: usize,
     /// Whether sessions get DPoP-bound tokens (a key pair each).
     pub(crate) dpop_sessions: bool,
+    /// `Some(true)`: sign every authorization request (JAR); `Some(false)`: never;
+    /// `None`: when the provider requires it.
+    pub(crate) signed_request_objects: Option<bool>,
     /// The security profile in force, if any.
     pub(crate) profile: Option<super::Profile>,
 }
@@ -32,6 +35,7 @@ impl Default for HighSecurity {
             dpop_replay_capacity: 100_000,
             dpop_sessions: false,
             profile: None,
+            signed_request_objects: None,
         }
     }
 }
@@ -167,6 +171,36 @@ impl ConfigBuilder {
     /// ```
     pub fn dpop(mut self, bound_tokens: bool) -> Self {
         self.high_security.dpop_sessions = bound_tokens;
+        self
+    }
+
+    /// Send the authorization request as a request object signed with the client's
+    /// [`client_key`](ConfigBuilder::client_key) (JAR, RFC 9101): a JWT with header
+    /// `typ: oauth-authz-req+jwt`, `iss` the client id, `aud` the issuer, a minute of lifetime
+    /// and a fresh `jti`, holding every authorization parameter. With
+    /// [PAR](ConfigBuilder::pushed_authorization_requests) it is pushed as `request`;
+    /// otherwise the browser carries it (with `client_id`, `response_type` and `scope`, as
+    /// OpenID Connect wants them in the URL too).
+    ///
+    /// Default: only when discovery says `require_signed_request_object`. `build` refuses
+    /// `true` without a client key; `discover` refuses a provider that requires it when it is
+    /// turned off or no key is set.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_oidc::{ClientKey, Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .client_key(ClientKey::from_file("client-key.pem")?)
+    ///     .signed_request_objects(true)
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn signed_request_objects(mut self, sign: bool) -> Self {
+        self.high_security.signed_request_objects = Some(sign);
         self
     }
 }

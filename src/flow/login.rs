@@ -307,10 +307,16 @@ fn prepare(
             params.push(("prompt", "consent"));
         }
     }
-    let params = params
+    let mut params: Vec<(String, String)> = params
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect();
+    if meta.signed_requests {
+        params = super::jar::sign_request(shared, params).map_err(|err| {
+            tracing::error!(reason = %err, "login not started: the request object could not be signed");
+            Box::new(response::error_answer(caller_kind(headers), err, headers, None))
+        })?;
+    }
     Ok(Prepared { tx, slot, params })
 }
 
@@ -426,6 +432,91 @@ impl Handle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A layer signing its authorization requests (no PAR) for a provider at `https://id.example.com`.
+    fn jar_layer(key: crate::ClientKey) -> crate::OidcLayer {
+        let discovery = serde_json::json!({
+            "issuer": "https://id.example.com",
+            "authorization_endpoint": "https://id.example.com/authorize",
+            "token_endpoint": "https://id.example.com/token",
+            "jwks_uri": "https://id.example.com/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        });
+        let config = crate::Config::builder("https://id.example.com", "app")
+            .client_key(key)
+            .signed_request_objects(true)
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(crate::SessionKey::generate())
+            .build()
+            .expect("config");
+        crate::OidcLayer::from_provider_metadata(config, discovery.to_string().as_bytes(), None)
+            .expect("layer")
+    }
+
+    #[tokio::test]
+    async fn a_signed_request_object_carries_the_whole_request() {
+        use base64::Engine as _;
+        use tower::ServiceExt as _;
+        use tower_layer::Layer as _;
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &ring::rand::SystemRandom::new(),
+        )
+        .expect("key");
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+        );
+        let key = crate::ClientKey::from_pem(&pem)
+            .expect("PEM")
+            .with_kid("k1");
+        let public = key.public_jwk();
+        let svc = jar_layer(key).layer(tower::service_fn(|_req: http::Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }));
+        let req = http::Request::get("/auth/login?return_to=%2Fme&max_age=300")
+            .body(String::new())
+            .expect("request");
+        let res = svc.oneshot(req).await.expect("answer");
+        assert_eq!(res.status(), http::StatusCode::FOUND);
+        let location = res.headers()[http::header::LOCATION]
+            .to_str()
+            .expect("text");
+        let url = url::Url::parse(location).expect("URL");
+        let names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        assert_eq!(names, ["client_id", "request", "response_type", "scope"]);
+        let request = url
+            .query_pairs()
+            .find(|(k, _)| k == "request")
+            .map(|(_, v)| v.into_owned())
+            .expect("request");
+        let jws = crate::jwt::Unverified::parse(&request).expect("a JWS");
+        assert_eq!(jws.header.typ.as_deref(), Some("oauth-authz-req+jwt"));
+        assert_eq!(jws.header.kid.as_deref(), Some("k1"));
+        let keys = crate::jwt::JwkSet::single(public).expect("public key");
+        jws.verify(&keys, &[crate::jwt::Alg::Es256])
+            .expect("signed with the client key");
+        let claims: serde_json::Value =
+            serde_json::from_slice(&jws.into_payload()).expect("claims");
+        assert_eq!(claims["iss"], "app");
+        assert_eq!(claims["aud"], "https://id.example.com");
+        assert_eq!(claims["client_id"], "app");
+        assert_eq!(claims["response_type"], "code");
+        assert_eq!(
+            claims["redirect_uri"],
+            "https://app.example.com/auth/callback"
+        );
+        assert_eq!(claims["code_challenge_method"], "S256");
+        assert_eq!(claims["max_age"], 300, "max_age is a number");
+        for name in ["state", "nonce", "code_challenge", "jti"] {
+            assert!(claims[name].is_string(), "{name}");
+        }
+        let iat = claims["iat"].as_u64().expect("iat");
+        assert_eq!(claims["exp"].as_u64(), Some(iat + 60));
+    }
 
     #[test]
     fn random_return_to_never_panics_and_stays_relative() {

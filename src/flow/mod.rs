@@ -5,6 +5,7 @@
 pub(crate) mod backchannel;
 pub(crate) mod callback;
 pub(crate) mod id_token;
+pub(crate) mod jar;
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod par;

@@ -226,6 +226,10 @@ const providerConfig = {
       nonceSecret: config.dpop_nonce ? crypto.randomBytes(32) : undefined,
       requireNonce: () => config.dpop_nonce ?? false,
     },
+    requestObjects: {
+      enabled: true,
+      requireSignedRequestObject: config.require_signed_request_object ?? false,
+    },
     pushedAuthorizationRequests: {
       enabled: true,
       requirePushedAuthorizationRequests: config.require_par ?? false,
