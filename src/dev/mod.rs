@@ -7,8 +7,8 @@
 //! It implements the authorization code flow (OpenID Connect Core 1.0, RFC 6749) with PKCE
 //! (RFC 7636), the `iss` authorization response parameter (RFC 9207), discovery (OpenID
 //! Connect Discovery 1.0), JWT access tokens (RFC 9068), refresh token rotation, userinfo,
-//! token introspection (RFC 7662) and RP-initiated logout (OpenID Connect RP-Initiated Logout
-//! 1.0).
+//! token introspection (RFC 7662), RP-initiated logout (OpenID Connect RP-Initiated Logout
+//! 1.0), pushed authorization requests (RFC 9126) and DPoP-bound tokens (RFC 9449).
 //!
 //! # Example
 //!
