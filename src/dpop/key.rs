@@ -60,6 +60,7 @@ impl DpopKey {
     }
 
     /// The JWK thumbprint (RFC 7638) of the public key.
+    #[cfg(any(test, feature = "bench-internals"))]
     pub(crate) fn thumbprint(&self) -> &str {
         &self.jkt
     }
