@@ -7,8 +7,10 @@
 //! `127.0.0.1:0`, by a current-thread Tokio runtime on a thread of its own, and driven by a
 //! load generator on another current-thread runtime: [`CONNECTIONS`] keep-alive HTTP/1.1
 //! connections, each writing one request and reading the whole response (by
-//! `Content-Length`) before the next, no pipelining. [`WARM_UP`] of load is discarded, then
-//! [`MEASURE`] is counted. When the process may use two CPUs and `taskset` exists, the server
+//! `Content-Length`) before the next, no pipelining. The variants take turns for [`ROUNDS`]
+//! rounds (so that whatever else the machine does weighs on all of them alike); in each,
+//! [`WARM_UP`] of load is discarded, then [`MEASURE`] is counted, and the rounds are added up.
+//! The CPU model and its crypto extensions are printed next to the table. When the process may use two CPUs and `taskset` exists, the server
 //! thread and the load thread are pinned to different CPUs (`taskset -p` on their thread
 //! ids: the crate forbids `unsafe`, so no `sched_setaffinity` call); otherwise they are not
 //! pinned and the run says so.
@@ -53,10 +55,13 @@ use login::{Login, SESSION_COOKIE};
 
 /// Concurrent keep-alive connections per variant.
 const CONNECTIONS: usize = 32;
-/// Load before counting starts.
-const WARM_UP: Duration = Duration::from_secs(1);
-/// Counted load per variant.
-const MEASURE: Duration = Duration::from_secs(5);
+/// Rounds: each variant is measured once per round, in turn, so that a change in what else
+/// the machine is doing affects every variant alike.
+const ROUNDS: usize = 5;
+/// Load before counting starts, in each round.
+const WARM_UP: Duration = Duration::from_millis(300);
+/// Counted load per variant and round.
+const MEASURE: Duration = Duration::from_secs(1);
 /// Smoke-run durations (`cargo test --benches`).
 const SMOKE_WARM_UP: Duration = Duration::from_millis(50);
 const SMOKE_MEASURE: Duration = Duration::from_millis(200);
@@ -87,7 +92,18 @@ struct Variant {
     same_headers: Option<&'static str>,
 }
 
-/// What one variant measured.
+/// What one variant measured in one round.
+struct Slice {
+    requests: u64,
+    errors: u64,
+    /// Latencies in nanoseconds.
+    samples: Vec<u32>,
+    /// Clock ticks of the server thread while counting, when they could be read.
+    ticks: Option<u64>,
+    response_bytes: usize,
+}
+
+/// What one variant measured, over every round.
 struct Outcome {
     name: &'static str,
     requests: u64,
@@ -339,8 +355,7 @@ async fn run(
     warm_up: Duration,
     measure: Duration,
     server_tid: Option<&str>,
-    hz: u64,
-) -> Outcome {
+) -> Slice {
     let (ready, addr) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel();
     server
@@ -407,12 +422,27 @@ async fn run(
     }
     let ticks_at_end = server_tid.and_then(thread_cpu_ticks);
     let _ = stop.send(());
-    let server_cpu = match (ticks_at_start.await.ok().flatten(), ticks_at_end) {
-        (Some(a), Some(b)) if requests > 0 => Some(Duration::from_secs_f64(
-            b.saturating_sub(a) as f64 / hz as f64 / requests as f64,
-        )),
+    let ticks = match (ticks_at_start.await.ok().flatten(), ticks_at_end) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
+    Slice {
+        requests,
+        errors,
+        samples,
+        ticks,
+        response_bytes,
+    }
+}
+
+/// The rounds of one variant, added up.
+fn outcome(name: &'static str, slices: Vec<Slice>, measure: Duration, hz: u64) -> Outcome {
+    let requests: u64 = slices.iter().map(|s| s.requests).sum();
+    let errors = slices.iter().map(|s| s.errors).sum();
+    let ticks: Option<u64> = slices.iter().map(|s| s.ticks).sum();
+    let counted = measure.as_secs_f64() * slices.len() as f64;
+    let response_bytes = slices.first().map_or(0, |s| s.response_bytes);
+    let mut samples: Vec<u32> = slices.into_iter().flat_map(|s| s.samples).collect();
     samples.sort_unstable();
     let pct = |p: usize| {
         samples
@@ -420,13 +450,15 @@ async fn run(
             .map_or(Duration::ZERO, |ns| Duration::from_nanos(u64::from(*ns)))
     };
     Outcome {
-        name: variant.name,
+        name,
         requests,
         errors,
-        rps: requests as f64 / measure.as_secs_f64(),
+        rps: requests as f64 / counted,
         p50: pct(50),
         p99: pct(99),
-        server_cpu,
+        server_cpu: ticks
+            .filter(|_| requests > 0)
+            .map(|t| Duration::from_secs_f64(t as f64 / hz as f64 / requests as f64)),
         response_bytes,
     }
 }
@@ -542,6 +574,44 @@ fn table(variants: &[Variant], outcomes: &[Outcome]) -> String {
     out
 }
 
+/// The CPU's model name and the instruction-set extensions the crypto depends on, from
+/// `/proc/cpuinfo`.
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let model = field("model name").unwrap_or_else(|| "unknown".into());
+    let flags = field("flags").unwrap_or_default();
+    let has: Vec<&str> = [
+        "aes",
+        "vaes",
+        "pclmulqdq",
+        "vpclmulqdq",
+        "avx2",
+        "avx512f",
+        "sha_ni",
+    ]
+    .into_iter()
+    .filter(|f| flags.split(' ').any(|x| x == *f))
+    .collect();
+    format!(
+        "{model} ({} logical CPUs; {})",
+        num_cpus(&info),
+        has.join(", ")
+    )
+}
+
+fn num_cpus(cpuinfo: &str) -> usize {
+    cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count()
+}
+
 fn main() {
     let measured = login::measured();
     let (warm_up, measure) = if measured {
@@ -597,36 +667,35 @@ fn main() {
         .build()
         .expect("load runtime");
     let began = Instant::now();
+    let rounds = if measured { ROUNDS } else { 1 };
+    let mut slices: Vec<Vec<Slice>> = variants.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for (v, slices) in variants.iter().zip(&mut slices) {
+            let slice = rt.block_on(run(v, &commands, warm_up, measure, server_tid.as_deref()));
+            eprintln!(
+                "round {}/{rounds} {:<15} {:>9.0} req/s  errors {}",
+                round + 1,
+                v.name,
+                slice.requests as f64 / measure.as_secs_f64(),
+                slice.errors
+            );
+            slices.push(slice);
+        }
+    }
     let outcomes: Vec<Outcome> = variants
         .iter()
-        .map(|v| {
-            let o = rt.block_on(run(
-                v,
-                &commands,
-                warm_up,
-                measure,
-                server_tid.as_deref(),
-                hz,
-            ));
-            eprintln!(
-                "{:<15} {:>9.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  errors {}",
-                o.name,
-                o.rps,
-                o.p50.as_secs_f64() * 1e6,
-                o.p99.as_secs_f64() * 1e6,
-                o.errors
-            );
-            o
-        })
+        .zip(slices)
+        .map(|(v, slices)| outcome(v.name, slices, measure, hz))
         .collect();
     drop(commands);
     let _ = server.join();
 
     println!();
+    println!("CPU: {}", cpu_model());
     println!(
-        "Loopback load: {CONNECTIONS} keep-alive HTTP/1.1 connections per variant, \
-         {warm_up:?} warm-up + {measure:?} measured, one variant at a time; {placement}; \
-         {:.1} s in all.",
+        "Loopback load: {CONNECTIONS} keep-alive HTTP/1.1 connections per variant; {rounds} \
+         rounds, each variant in turn, {warm_up:?} warm-up + {measure:?} measured each; \
+         {placement}; {:.1} s in all.",
         began.elapsed().as_secs_f64()
     );
     println!(

@@ -15,6 +15,7 @@
 //! |---|---|---|
 //! | `bare/no_cookie` | no layer | `GET /` |
 //! | `bare/same_cookie` | no layer | `GET /` with the session `Cookie` header |
+//! | `bare/noop_layer_same_cookie` | a layer that does nothing (`MapRequestLayer`, identity) | `GET /` with the session `Cookie` header: what axum's `Router::layer` costs any layer |
 //! | `layer/session_2k` | layer | `GET /` with the session cookie: identity present |
 //! | `layer/anonymous_public` | layer | `GET /` without a cookie: public route, no identity |
 //! | `layer/login_redirect` | layer, `require_login(true)` | navigation without a cookie: 302 to the provider and a new transaction cookie |
@@ -51,6 +52,8 @@ use login::{app, log_in, SESSION_COOKIE};
 /// What the benchmarks need, built once.
 struct Fixture {
     bare: Router,
+    /// The bare app behind a layer that does nothing.
+    noop: Router,
     layered: Router,
     guarded: Router,
     /// `Cookie` header carrying the real session.
@@ -86,6 +89,9 @@ fn fixture() -> Fixture {
     };
     Fixture {
         bare: app(),
+        noop: app().layer(tower::util::MapRequestLayer::new(
+            |r: Request<Body>| -> Request<Body> { r },
+        )),
         layered: app().layer(layer),
         guarded: app().layer(guarded),
         session_cookie: header(&sealed),
@@ -211,6 +217,9 @@ fn main() {
         request(None, false)
     });
     bench(&mut bare, &rt, "same_cookie", &fx.bare, || {
+        request(Some(&fx.session_cookie), false)
+    });
+    bench(&mut bare, &rt, "noop_layer_same_cookie", &fx.noop, || {
         request(Some(&fx.session_cookie), false)
     });
     bare.finish();

@@ -25,10 +25,12 @@
 //! | `OIDC_PAR`           | `1` pushes authorization requests (RFC 9126), `0` never (default: when discovery requires it) |
 //! | `OIDC_AUTH_PARAMS`   | extra authorization parameters, e.g. `prompt=login&ui_locales=nb-NO` |
 //! | `OIDC_API_AUDIENCE`  | audience that bearer JWT access tokens must carry (default: the client id) |
-//! | `REDIS_URL`          | share revocations (logouts) with other replicas through this Redis (unset: in this process only) |
+//! | `REDIS_URL`          | share revocations (logouts) and coordinate token refreshes with other replicas through this Redis (unset: in this process only) |
+//! | `SESSION_STORE`      | `cookie` (default: sessions in sealed cookies) or `redis` (server-side sessions in `REDIS_URL`; the cookie carries only a sealed id) |
 //! | `BIND_ADDR`          | listen address, e.g. `0.0.0.0:8001`, so several replicas can share one `APP_URL` (default: host and port of `APP_URL`) |
 //! | `OIDC_ROLES_CLAIM`   | one more claim (name or dot-separated path) holding roles        |
 //! | `OIDC_END_SESSION_URL` | logout URL template for providers without `end_session_endpoint`: `{client_id}`, `{post_logout_redirect_uri}`, `{id_token_hint}` |
+//! | `OIDC_TENANTS`       | for a multi-tenant issuer (discovery `issuer` with `{tenantid}`, Entra `common`/`organizations`): allowed tenant ids, comma-separated, or `*` for any |
 //!
 //! Routes: `/` (public), `/me` (login required; JSON with every claim), `/roles` (login
 //! required; JSON array of the user's roles), `/admin` (requires the role `admin`), and the layer's
@@ -74,6 +76,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 .port_or_known_default()
                 .ok_or("APP_URL has no port")?
         ),
+    };
+    // Checked before anything starts: a mistake here is a clear error, not a surprise later.
+    let server_side = match var("SESSION_STORE").as_deref() {
+        None | Some("cookie") => false,
+        Some("redis") if var("REDIS_URL").is_some() => true,
+        Some("redis") => {
+            return Err(
+                "SESSION_STORE=redis needs REDIS_URL (the Redis that keeps the sessions)".into(),
+            )
+        }
+        Some(other) => {
+            return Err(format!("SESSION_STORE must be `cookie` or `redis`, not `{other}`").into())
+        }
     };
     // Keep the development provider alive as long as the app.
     let mut _dev_provider = None;
@@ -168,13 +183,33 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if let Some(template) = var("OIDC_END_SESSION_URL") {
         config = config.end_session_url(template);
     }
+    if let Some(tenants) = var("OIDC_TENANTS") {
+        config = if tenants.trim() == "*" {
+            config.any_tenant()
+        } else {
+            config.tenants(
+                tenants
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned),
+            )
+        };
+    }
     if let Some(params) = var("OIDC_AUTH_PARAMS") {
         for (name, value) in form_urlencoded::parse(params.as_bytes()) {
             config = config.auth_param(name, value);
         }
     }
     if let Some(redis_url) = var("REDIS_URL") {
-        config = config.revocation_store(RedisRevocationStore::connect(&redis_url).await?);
+        let redis = RedisRevocationStore::connect(&redis_url).await?;
+        if server_side {
+            config = config.session_store(redis.session_store());
+            println!("Sessions are kept in Redis (server-side)");
+        }
+        config = config
+            .refresh_coordinator(redis.refresh_coordinator())
+            .revocation_store(redis);
         println!("Revocations are shared through Redis");
     }
     let oidc = OidcLayer::discover(config.build()?).await?;

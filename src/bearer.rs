@@ -10,9 +10,10 @@ use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use serde::Deserialize;
 
-use crate::cache::{token_key, Entry, TokenKey};
+use crate::cache::{BearerKey, Entry};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::identity::{confirmation_jkt, scope_of, Identity, RoleSource, Source};
+use crate::issuer::IssuerRefusal;
 use crate::jwt::{Alg, JwtError, Unverified};
 use crate::provider::VerifyError;
 use crate::response::Answer;
@@ -58,7 +59,19 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
     Some(if valid { Ok(token) } else { Err(()) })
 }
 
-/// Which bytes may appear in an RFC 6750 `b64token` (a table: this runs on every request).
+/// The bytes after `Bearer ` (any case), trimmed, not checked any further: for looking up a
+/// token seen before by its exact bytes (it was checked by [`bearer_token`] when first seen),
+/// without reading it byte by byte on every request.
+pub(crate) fn bearer_candidate(headers: &HeaderMap) -> Option<&[u8]> {
+    let value = headers.get(AUTHORIZATION)?.as_bytes();
+    let scheme_end = memchr::memchr(b' ', value).unwrap_or(value.len());
+    if !value[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    Some(value[scheme_end..].trim_ascii()).filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_LEN)
+}
+
+/// Which bytes may appear in an RFC 6750 `b64token` (checked when a token is first seen).
 const B64TOKEN: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
@@ -85,6 +98,19 @@ pub(crate) fn retry_later(mut answer: Answer) -> Answer {
 
 fn invalid(reason: &'static str) -> AuthError {
     AuthError::new(AuthErrorKind::InvalidToken, reason)
+}
+
+/// Why a bearer JWT is not accepted: refused, or signed with a key (`kid`) the provider does
+/// not publish (which introspection may still vouch for, when configured).
+enum JwtFailure {
+    Refused(AuthError),
+    UnpublishedKey(AuthError),
+}
+
+impl From<AuthError> for JwtFailure {
+    fn from(err: AuthError) -> Self {
+        JwtFailure::Refused(err)
+    }
 }
 
 /// `aud` as one string or a list.
@@ -117,6 +143,14 @@ enum Text<'a> {
 impl Text<'_> {
     fn is(&self, value: &str) -> bool {
         matches!(self, Text::Str(s) if s.eq_ignore_ascii_case(value))
+    }
+
+    /// The string, or `None` for another JSON value.
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Text::Str(s) => Some(s),
+            Text::Other(_) => None,
+        }
     }
 }
 
@@ -159,6 +193,9 @@ struct AccessClaims<'a> {
     iss: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     sub: Option<Cow<'a, str>>,
+    /// The tenant of a multi-tenant provider (Entra).
+    #[serde(borrow, default)]
+    tid: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     client_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -182,8 +219,15 @@ struct AccessClaims<'a> {
     scope: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     scp: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    cid: Option<serde::de::IgnoredAny>,
+    /// Okta's client id claim.
+    #[serde(borrow, default)]
+    cid: Option<Text<'a>>,
+    /// The authorized party (the client the token was issued to).
+    #[serde(borrow, default)]
+    azp: Option<Text<'a>>,
+    /// Entra v1's client id claim.
+    #[serde(borrow, default)]
+    appid: Option<Text<'a>>,
     #[serde(default)]
     azpacr: Option<serde::de::IgnoredAny>,
     #[serde(default)]
@@ -207,7 +251,25 @@ struct AccessClaims<'a> {
 impl Shared {
     /// The cached result for a token, if any.
     pub(crate) fn bearer_cached(&self, token: &str) -> Option<Result<Identity, AuthError>> {
-        self.bearer_cached_by_key(&token_key(token))
+        let cached = self.bearer_cached_by_key(&self.bearer_cache.key(token.as_bytes())?);
+        self.counters.bearer_cache(cached.is_some());
+        cached
+    }
+
+    /// The identity of a valid token seen before, found by the token's exact bytes (`raw`,
+    /// from [`bearer_candidate`]): the hot path of bearer requests. Only an identity usable
+    /// as plain Bearer is returned: a token bound to a DPoP key (`cnf.jkt`) is `None` here,
+    /// so the full path refuses it as it does when the token is first seen. Anything else (a
+    /// token not cached, or known to be invalid) is `None` too, for the full path (which
+    /// counts the lookup itself).
+    pub(crate) fn bearer_hit(&self, raw: &[u8]) -> Option<Identity> {
+        let key = self.bearer_cache.key(raw)?;
+        let identity = self.bearer_cache.get(&key, self.now())??;
+        if identity.dpop_jkt().is_some() {
+            return None;
+        }
+        self.counters.bearer_cache(true);
+        Some(identity)
     }
 
     /// Validates a bearer token (JWT or, through introspection, opaque) and caches the result.
@@ -217,25 +279,28 @@ impl Shared {
         self: &Arc<Self>,
         token: &str,
     ) -> Result<Identity, AuthError> {
-        let key = token_key(token);
+        let key = self
+            .bearer_cache
+            .key(token.as_bytes())
+            .ok_or_else(|| invalid("the token is too long"))?;
         let now = self.now();
         if token.bytes().filter(|b| *b == b'.').count() != 2 {
             if self.introspection_endpoint().is_none() {
                 return Err(invalid("opaque tokens are not accepted (no introspection)"));
             }
-            let this = self.clone();
-            let token = token.to_owned();
-            return self
-                .introspections
-                .run(
-                    key,
-                    now,
-                    || self.bearer_cached_by_key(&key),
-                    move || async move { this.introspect_and_cache(&token, key).await },
-                )
-                .await;
+            return self.introspect_bounded(token, key, now).await;
         }
-        let result = self.validate_jwt(token, now).await;
+        let result = match self.validate_jwt(token, now).await {
+            Ok(valid) => Ok(valid),
+            // Okta's org authorization server: only introspection can vouch for its JWTs.
+            Err(JwtFailure::UnpublishedKey(_))
+                if self.config.bearer_compat.introspect_unverifiable_jwts
+                    && self.introspection_endpoint().is_some() =>
+            {
+                return self.introspect_bounded(token, key, now).await;
+            }
+            Err(JwtFailure::Refused(err) | JwtFailure::UnpublishedKey(err)) => Err(err),
+        };
         if let Ok((identity, exp)) = &result {
             let entry = Entry {
                 expires_at: *exp,
@@ -246,7 +311,27 @@ impl Shared {
         result.map(|(identity, _)| identity)
     }
 
-    fn bearer_cached_by_key(&self, key: &TokenKey) -> Option<Result<Identity, AuthError>> {
+    /// Introspection of `token`, bounded (one call per token at a time, capped calls in
+    /// flight and per second) and cached.
+    async fn introspect_bounded(
+        self: &Arc<Self>,
+        token: &str,
+        key: BearerKey,
+        now: u64,
+    ) -> Result<Identity, AuthError> {
+        let this = self.clone();
+        let token = token.to_owned();
+        self.introspections
+            .run(
+                key,
+                now,
+                || self.bearer_cached_by_key(&key),
+                move || async move { this.introspect_and_cache(&token, key).await },
+            )
+            .await
+    }
+
+    fn bearer_cached_by_key(&self, key: &BearerKey) -> Option<Result<Identity, AuthError>> {
         let hit = self.bearer_cache.get(key, self.now())?;
         Some(hit.ok_or_else(|| invalid("the token is not active")))
     }
@@ -256,7 +341,7 @@ impl Shared {
     async fn introspect_and_cache(
         &self,
         token: &str,
-        key: TokenKey,
+        key: BearerKey,
     ) -> Result<Identity, AuthError> {
         let now = self.now();
         let result = self.introspect(token, now).await;
@@ -280,7 +365,7 @@ impl Shared {
         result.map(|(identity, _)| identity)
     }
 
-    async fn validate_jwt(&self, token: &str, now: u64) -> Result<(Identity, u64), AuthError> {
+    async fn validate_jwt(&self, token: &str, now: u64) -> Result<(Identity, u64), JwtFailure> {
         let jwt = Unverified::parse(token).map_err(|e| match e {
             JwtError::Critical => invalid(CRITICAL),
             _ => invalid("the token is malformed"),
@@ -288,36 +373,40 @@ impl Shared {
         let typ_ok = jwt.header.typ.as_deref().map(str::to_ascii_lowercase);
         let is_at_jwt = matches!(typ_ok.as_deref(), Some("at+jwt" | "application/at+jwt"));
         if self.config.require_access_token_type && !is_at_jwt {
-            return Err(invalid("the token is not an access token (typ at+jwt)"));
+            return Err(invalid("the token is not an access token (typ at+jwt)").into());
         }
         // Other explicit types (logout+jwt, secevent+jwt, ...) are other kinds of token.
         if !is_at_jwt && !matches!(typ_ok.as_deref(), None | Some("jwt" | "application/jwt")) {
-            return Err(invalid("the token is not an access token"));
+            return Err(invalid("the token is not an access token").into());
         }
         let (_, payload) = self
             .provider
             .verify_parsed(jwt, ACCESS_TOKEN_ALGS)
             .await
             .map_err(|e| match e {
-                VerifyError::Jwt(JwtError::Malformed) => invalid("the token is malformed"),
-                VerifyError::Jwt(JwtError::Critical) => invalid(CRITICAL),
+                VerifyError::Jwt(JwtError::Malformed) => invalid("the token is malformed").into(),
+                VerifyError::Jwt(JwtError::Critical) => invalid(CRITICAL).into(),
                 VerifyError::Jwt(JwtError::DisallowedAlg(_)) => {
-                    invalid("the token's signature algorithm is not allowed")
+                    invalid("the token's signature algorithm is not allowed").into()
                 }
-                VerifyError::Jwt(JwtError::UnknownKey | JwtError::BadSignature) => {
-                    invalid("the token's signature is invalid")
+                VerifyError::Jwt(JwtError::UnknownKey) => {
+                    JwtFailure::UnpublishedKey(invalid("the token's signature is invalid"))
+                }
+                VerifyError::Jwt(JwtError::BadSignature) => {
+                    invalid("the token's signature is invalid").into()
                 }
                 VerifyError::Unavailable(e) => AuthError::new(
                     AuthErrorKind::ProviderUnavailable,
                     format!("could not fetch the provider's keys: {e}"),
-                ),
+                )
+                .into(),
             })?;
         let claims: AccessClaims<'_> =
             serde_json::from_slice(&payload).map_err(|_| invalid("the token is malformed"))?;
         if claims.names_another_kind() {
             // An ID token (claims only ID tokens have), a logout/event token, or a token whose
             // provider-specific type claim names another kind is not an access token.
-            return Err(invalid("the token is not an access token"));
+            return Err(invalid("the token is not an access token").into());
         }
         // An ID token has the client id as audience (the default API audience), is signed by
         // the same keys, and one issued on refresh has no nonce or at_hash: only a token that
@@ -328,11 +417,41 @@ impl Shared {
         {
             return Err(invalid(
                 "the token is not an access token (no at+jwt type or access-token claim)",
-            ));
+            )
+            .into());
         }
         let exp = self.check_access_claims(&claims, now, true)?;
         let identity = self.bearer_identity(&claims, payload.clone())?;
         Ok((identity, exp))
+    }
+
+    /// With an allow-list of clients, the token names the client it was issued to (`azp`,
+    /// `client_id`, `cid`, `appid`), and every such claim names an allowed one.
+    fn check_allowed_client(&self, claims: &AccessClaims<'_>) -> Result<(), AuthError> {
+        let allowed = &self.config.bearer_compat.allowed_clients;
+        if allowed.is_empty() {
+            return Ok(());
+        }
+        let named = [&claims.azp, &claims.cid, &claims.appid]
+            .into_iter()
+            .flatten()
+            .map(|t| t.as_str())
+            .chain(claims.client_id.as_deref().map(Some));
+        let mut any = false;
+        for client in named {
+            match client {
+                Some(client) if allowed.iter().any(|a| a == client) => any = true,
+                _ => {
+                    return Err(invalid(
+                        "the token was issued to a client that is not allowed",
+                    ))
+                }
+            }
+        }
+        if !any {
+            return Err(invalid("the token names no client (azp, client_id)"));
+        }
+        Ok(())
     }
 
     /// Shared claim checks; returns the cache expiry (the token's `exp`).
@@ -345,9 +464,9 @@ impl Shared {
         let skew = self.config.clock_skew.as_secs() as f64;
         let now_f = now as f64;
         match (&claims.iss, jwt) {
-            (Some(iss), _) if *iss == self.provider.metadata.issuer => {}
+            (Some(_), _) => self.check_bearer_issuer(claims)?,
             (None, false) => {}
-            _ => return Err(invalid("the token is from another issuer")),
+            (None, true) => return Err(invalid("the token is from another issuer")),
         }
         let exp = match (claims.exp, jwt) {
             (Some(exp), _) => exp,
@@ -363,8 +482,16 @@ impl Shared {
         if claims.iat.is_some_and(|iat| iat > now_f + skew) {
             return Err(invalid("the token is issued in the future"));
         }
+        let audiences = &self.config.api_audiences;
         match &claims.aud {
-            Some(aud) if aud.contains_any(&self.config.api_audiences) => {}
+            Some(aud) if aud.contains_any(audiences) => {}
+            // Cognito: no `aud`, the `client_id` claim stands for it (when asked for).
+            None if jwt
+                && self.config.bearer_compat.client_id_as_audience
+                && claims
+                    .client_id
+                    .as_deref()
+                    .is_some_and(|c| audiences.iter().any(|a| a == c)) => {}
             // An introspection answer without `aud`: the token must have been issued to this
             // client (RFC 7662 `client_id`), unless the application opts out.
             None if !jwt
@@ -375,12 +502,37 @@ impl Shared {
                         .accept_introspected_tokens_of_any_client) => {}
             _ => return Err(invalid("the token is for another audience")),
         }
+        self.check_allowed_client(claims)?;
         // Cache no longer than the token lives (and at most the introspection cache time).
         let exp = exp.max(0.0) as u64;
         Ok(if jwt {
             exp
         } else {
             exp.min(now + self.config.introspection_cache_ttl.as_secs())
+        })
+    }
+
+    /// The token's `iss` (with its `tid`) is the provider's (for a multi-tenant provider: the
+    /// template filled with the token's own, allowed tenant).
+    fn check_bearer_issuer(&self, claims: &AccessClaims<'_>) -> Result<(), AuthError> {
+        let (iss, tid) = (claims.iss.as_deref(), claims.tid.as_deref());
+        // The provider's issuer, else one of the extra bearer issuers (Entra v1, custom
+        // domains); a tenant refusal by any of them is the more telling reason.
+        let rules = std::iter::once(&self.provider.metadata.issuer_rule)
+            .chain(&self.config.bearer_compat.issuer_rules);
+        let mut refusal = IssuerRefusal::Issuer;
+        for rule in rules {
+            match rule.check_token(iss, tid) {
+                Ok(()) => return Ok(()),
+                Err(IssuerRefusal::Tenant) => refusal = IssuerRefusal::Tenant,
+                Err(IssuerRefusal::Issuer) => {}
+            }
+        }
+        Err(match refusal {
+            IssuerRefusal::Tenant => {
+                invalid("the token's tenant (tid) is missing or not an allowed tenant")
+            }
+            IssuerRefusal::Issuer => invalid("the token is from another issuer"),
         })
     }
 
@@ -420,15 +572,20 @@ impl Shared {
         let Some(endpoint) = self.introspection_endpoint() else {
             return Err(invalid("opaque tokens are not accepted (no introspection)"));
         };
-        let (status, body) = self
-            .provider
-            .authenticated_post(
-                &self.config,
-                self.now(),
-                endpoint,
-                &[("token", token), ("token_type_hint", "access_token")],
-            )
-            .await?;
+        let params = [("token", token), ("token_type_hint", "access_token")];
+        let (status, body) = match &self.config.bearer_compat.introspection_client {
+            // Credentials of its own (Zitadel: an API application introspects).
+            Some((id, secret)) => {
+                self.provider
+                    .basic_post(endpoint, id, &secret.0, &params)
+                    .await?
+            }
+            None => {
+                self.provider
+                    .authenticated_post(&self.config, self.now(), endpoint, &params)
+                    .await?
+            }
+        };
         if status.is_server_error() {
             return Err(AuthError::new(
                 AuthErrorKind::ProviderUnavailable,

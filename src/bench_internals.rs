@@ -52,6 +52,7 @@ pub fn encoded_session(claims_len: usize, id_token_len: usize, access_token_len:
         last_seen: 1,
         sid: Some("sid".into()),
         token_roles: Vec::new(),
+        app: Vec::new(),
         dpop_key: Default::default(),
     }
     .encode(&crate::session::new_session_id())
@@ -64,7 +65,9 @@ pub fn parse_session(plaintext: Bytes) -> bool {
 
 /// Finds the (possibly chunked) session cookie `name` in the request headers.
 pub fn find_session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    find_chunked(headers, name).value().map(|v| v.into_owned())
+    find_chunked(headers, name)
+        .value()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
 /// Caller-kind detection: 0 navigation, 1 API, 2 gRPC.

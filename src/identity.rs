@@ -8,6 +8,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::hook::AppData;
+
 /// The validated identity of the caller, put into the request extensions by
 /// [`OidcLayer`](crate::OidcLayer).
 ///
@@ -66,7 +68,19 @@ struct Inner {
     roles: OnceLock<Vec<String>>,
     /// The JWK thumbprint a bearer token is bound to (`cnf.jkt`, RFC 9449 §6).
     dpop_jkt: OnceLock<Box<str>>,
+    /// The post-login hook's app subject and claims, serialized (empty: none).
+    app_json: Bytes,
+    app: OnceLock<AppData>,
+    /// Unix seconds when the session ends (0: not a session, or unknown).
+    session_expires_at: u64,
 }
+
+/// In the request extensions of a request that passed no [`OidcLayer`](crate::OidcLayer) on
+/// purpose (the test layer of `testing`): a missing login is answered like the layer would,
+/// without a login route, instead of as a server configuration mistake.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) struct WithoutLoginRoute;
 
 /// How the caller proved who it is.
 ///
@@ -128,6 +142,9 @@ impl Identity {
                 role_source: RoleSource::default(),
                 roles: OnceLock::new(),
                 dpop_jkt: OnceLock::new(),
+                app_json: Bytes::new(),
+                app: OnceLock::new(),
+                session_expires_at: 0,
             }),
         }
     }
@@ -154,6 +171,9 @@ impl Identity {
                 role_source,
                 roles: OnceLock::new(),
                 dpop_jkt: OnceLock::new(),
+                app_json: Bytes::new(),
+                app: OnceLock::new(),
+                session_expires_at: 0,
             }),
         }
     }
@@ -171,6 +191,111 @@ impl Identity {
     /// The JWK thumbprint the bearer token is bound to, for a DPoP-bound token.
     pub(crate) fn dpop_jkt(&self) -> Option<&str> {
         self.inner.dpop_jkt.get().map(|jkt| &**jkt)
+    }
+
+    /// With the app's data of a session (set by the post-login hook).
+    pub(crate) fn with_app(mut self, app_json: Bytes) -> Self {
+        if !app_json.is_empty() {
+            if let Some(inner) = Arc::get_mut(&mut self.inner) {
+                inner.app_json = app_json;
+            }
+        }
+        self
+    }
+
+    /// With the end of the session it comes from (Unix seconds).
+    pub(crate) fn with_session_expiry(mut self, expires_at: u64) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.session_expires_at = expires_at;
+        }
+        self
+    }
+
+    /// With another source (test helpers).
+    #[cfg(feature = "testing")]
+    pub(crate) fn with_source(mut self, source: Source) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.source = source;
+        }
+        self
+    }
+
+    /// With an access token (test helpers).
+    #[cfg(feature = "testing")]
+    pub(crate) fn with_access_token(mut self, token: AccessToken) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.access_token = Some(token);
+        }
+        self
+    }
+
+    /// The claims as stored, the granted scopes and the app's data (test helpers).
+    #[cfg(feature = "testing")]
+    pub(crate) fn stored_parts(&self) -> (&[u8], &str, &[u8]) {
+        (
+            &self.inner.claims_json,
+            &self.inner.scope,
+            &self.inner.app_json,
+        )
+    }
+
+    fn app(&self) -> &AppData {
+        self.inner
+            .app
+            .get_or_init(|| AppData::decode(&self.inner.app_json))
+    }
+
+    /// The app's own subject for this user, set by the post-login hook
+    /// ([`Login::set_app_subject`](crate::Login::set_app_subject)); `None` without a hook
+    /// that sets it, and for bearer callers. [`subject`](Self::subject) stays the provider's.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::Identity;
+    ///
+    /// async fn orders(id: Identity) -> String {
+    ///     match id.app_subject() {
+    ///         Some(user_id) => format!("orders of user {user_id}"),
+    ///         None => "not provisioned".into(),
+    ///     }
+    /// }
+    /// ```
+    pub fn app_subject(&self) -> Option<&str> {
+        self.app().sub.as_deref()
+    }
+
+    /// The app's claims of this session, set by the post-login hook
+    /// ([`Login::set_app_claim`](crate::Login::set_app_claim)); empty without one.
+    pub fn app_claims(&self) -> &Map<String, Value> {
+        &self.app().claims
+    }
+
+    /// When the session behind this identity ends at the latest (its absolute lifetime, see
+    /// [`ConfigBuilder::session_lifetime`](crate::ConfigBuilder::session_lifetime)), so a
+    /// long-lived connection such as a WebSocket opened with the session cookie can be
+    /// closed then; a logout or revocation in the meantime is seen only by later requests.
+    /// `None` for bearer callers (see their token's expiry) and identities built by hand.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::Identity;
+    ///
+    /// fn close_in(id: &Identity) -> Option<std::time::Duration> {
+    ///     id.session_expires_at()?
+    ///         .duration_since(std::time::SystemTime::now())
+    ///         .ok()
+    /// }
+    /// ```
+    pub fn session_expires_at(&self) -> Option<std::time::SystemTime> {
+        (self.inner.session_expires_at != 0)
+            .then(|| {
+                std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(
+                    self.inner.session_expires_at,
+                ))
+            })
+            .flatten()
     }
 
     /// The session's access token, when one is kept (see
@@ -311,6 +436,33 @@ impl Identity {
     /// Whether the user has `role` (see [`roles`](Self::roles)).
     pub fn has_role(&self, role: &str) -> bool {
         self.roles().iter().any(|r| r == role)
+    }
+
+    /// Whether the user is in `group`: listed in the `groups` claim (Okta, Entra, Keycloak's
+    /// group mapper) or in AWS Cognito's `cognito:groups`, as a list of strings or one
+    /// string. Compared exactly (Keycloak's full group paths keep their leading `/`). Unlike
+    /// [`has_role`](Self::has_role), role claims do not count.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::Identity;
+    ///
+    /// let claims = serde_json::json!({ "groups": ["staff", "ops"], "roles": ["admin"] });
+    /// let id = Identity::new("alice", "https://id.example.com", claims.as_object().unwrap().clone());
+    /// assert!(id.in_group("ops"));
+    /// assert!(!id.in_group("admin"));
+    /// ```
+    pub fn in_group(&self, group: &str) -> bool {
+        let claims = self.claims();
+        ["groups", "cognito:groups"]
+            .iter()
+            .filter_map(|name| claims.get(*name))
+            .any(|value| match value {
+                Value::String(s) => s == group,
+                Value::Array(list) => list.iter().any(|g| g.as_str() == Some(group)),
+                _ => false,
+            })
     }
 
     /// The claims deserialized into your own type, e.g. for provider-specific claims.

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 
-use crate::cache::TokenKey;
+use crate::cache::BearerKey;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::identity::Identity;
 
@@ -21,7 +21,7 @@ type Flight = Shared<BoxFuture<'static, Result<Identity, AuthError>>>;
 
 #[derive(Default)]
 struct State {
-    flights: HashMap<TokenKey, Flight>,
+    flights: HashMap<BearerKey, Flight>,
     /// The second (by the layer's clock) the budget counts, and the calls started in it.
     second: u64,
     started: u32,
@@ -46,7 +46,7 @@ impl std::fmt::Debug for IntrospectionLimits {
 /// Removes its token's entry from the flights when dropped.
 struct FlightEntry {
     state: Arc<Mutex<State>>,
-    key: TokenKey,
+    key: BearerKey,
 }
 
 impl Drop for FlightEntry {
@@ -78,7 +78,7 @@ impl IntrospectionLimits {
     /// waiting for it goes away. `now` is the layer's clock in seconds.
     pub(crate) async fn run<F>(
         &self,
-        key: TokenKey,
+        key: BearerKey,
         now: u64,
         cached: impl FnOnce() -> Option<Result<Identity, AuthError>>,
         start: impl FnOnce() -> F,
@@ -143,7 +143,16 @@ impl IntrospectionLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::token_key;
+    use crate::cache::BearerKey;
+
+    /// A distinct key per name (the limits only compare keys).
+    fn token_key(name: &str) -> BearerKey {
+        let mut key = [0u8; 16];
+        for (k, b) in key.iter_mut().zip(name.bytes()) {
+            *k = b;
+        }
+        key
+    }
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn id() -> Identity {

@@ -7,9 +7,11 @@ use tower_layer::Layer;
 
 use crate::config::Config;
 use crate::error::ConfigError;
+use crate::metrics::Metrics;
 use crate::provider::Provider;
 use crate::service::OidcService;
 use crate::shared::Shared;
+use crate::startup::{is_transient, Startup};
 
 /// The OpenID Connect layer: serves the login, callback and logout routes, opens the
 /// session cookie on every other request and puts an [`Identity`](crate::Identity) into its extensions.
@@ -37,14 +39,15 @@ use crate::shared::Shared;
 /// ```
 #[derive(Clone)]
 pub struct OidcLayer {
-    shared: Arc<Shared>,
+    startup: Arc<Startup>,
 }
 
 impl fmt::Debug for OidcLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OidcLayer")
-            .field("issuer", &self.shared.provider.metadata.issuer)
-            .field("client_id", &self.shared.config.client_id)
+            .field("issuer", &self.startup.config.issuer)
+            .field("client_id", &self.startup.config.client_id)
+            .field("discovered", &self.startup.get().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -55,13 +58,24 @@ impl OidcLayer {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Discovery`] when the provider cannot be reached or answers nonsense,
-    /// [`ConfigError::IssuerMismatch`], and [`ConfigError::UnsupportedProvider`] when it lacks
-    /// something this client needs (PKCE S256, an asymmetric signing algorithm, a common
-    /// client authentication method).
+    /// [`ConfigError::Discovery`] when the provider cannot be reached or answers nonsense
+    /// (unless [`retry_discovery`](crate::ConfigBuilder::retry_discovery) is set: the layer
+    /// then starts without it), [`ConfigError::IssuerMismatch`], and
+    /// [`ConfigError::UnsupportedProvider`] when it lacks something this client needs (PKCE
+    /// S256, an asymmetric signing algorithm, a common client authentication method).
     pub async fn discover(config: Config) -> Result<Self, ConfigError> {
-        let provider = Provider::discover(&config).await?;
-        Ok(Self::with_provider(config, provider))
+        match Provider::discover(&config).await {
+            Ok(provider) => Ok(Self::with_provider(config, provider)),
+            Err(err) if is_transient(&err) && config.deployment.discovery_retry.is_some() => {
+                let interval = config.deployment.discovery_retry.unwrap_or_default();
+                tracing::warn!(error = %err, retry_in = ?interval,
+                    "the provider is unavailable: starting without it (answering 503 until it is discovered)");
+                Ok(Self {
+                    startup: Startup::pending(config, interval),
+                })
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Several providers (tenants) in one layer, each discovered with its own [`Config`]
@@ -167,19 +181,26 @@ impl OidcLayer {
         // The session settings of the first configuration hold for every provider: the
         // sessions share the cookies, and a back-channel logout from any provider must reach
         // the store that sessions are checked against.
-        let sessions = Arc::new(Shared::new_sessions(&first, tenants.iter().map(|(_, c)| c)));
-        let mut built: Vec<Shared> = Vec::with_capacity(tenants.len());
+        let mut discovered: Vec<(String, Config, Provider)> = Vec::with_capacity(tenants.len());
         for (name, config) in tenants {
             let provider = Provider::discover(&config).await?;
-            if built
+            if discovered
                 .iter()
-                .any(|other| other.provider.metadata.issuer == provider.metadata.issuer)
+                .any(|(_, _, other)| other.metadata.issuer == provider.metadata.issuer)
             {
                 return Err(ConfigError::Invalid {
                     field: "providers",
                     reason: format!("provider `{name}` has the issuer of another provider"),
                 });
             }
+            discovered.push((name, config, provider));
+        }
+        let sessions = Arc::new(Shared::new_sessions(
+            &first,
+            discovered.iter().map(|(_, c, p)| (c, p)),
+        ));
+        let mut built: Vec<Shared> = Vec::with_capacity(discovered.len());
+        for (name, config, provider) in discovered {
             let mut shared = Shared::new(config, provider, sessions.clone());
             shared.name = name;
             built.push(shared);
@@ -191,7 +212,7 @@ impl OidcLayer {
         })?;
         default.tenants = built.map(Arc::new).collect();
         Ok(Self {
-            shared: Arc::new(default),
+            startup: Startup::ready(Arc::new(default)),
         })
     }
 
@@ -235,21 +256,45 @@ impl OidcLayer {
     }
 
     fn with_provider(config: Config, provider: Provider) -> Self {
-        let sessions = Arc::new(Shared::new_sessions(&config, [&config]));
         Self {
-            shared: Arc::new(Shared::new(config, provider, sessions)),
+            startup: Startup::ready(Arc::new(Shared::single(config, provider))),
         }
+    }
+
+    /// A snapshot of the layer's counters (logins, login failures by reason, refreshes,
+    /// bearer cache hits and misses, revocations), over all its providers.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::OidcLayer;
+    ///
+    /// fn log_metrics(layer: &OidcLayer) {
+    ///     let m = layer.metrics();
+    ///     tracing::info!(logins = m.logins, failures = m.login_failures, "oidc");
+    /// }
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let mut m = Metrics::default();
+        // Nothing counted yet while discovery has not succeeded (`retry_discovery`).
+        if let Some(shared) = self.startup.get() {
+            shared.counters.add_to(&mut m);
+            for tenant in &shared.tenants {
+                tenant.counters.add_to(&mut m);
+            }
+        }
+        m
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.shared.config
+        &self.startup.config
     }
 
-    /// The shared state, for the crate's unit tests.
-    #[cfg(test)]
+    /// The shared state, for the crate's unit tests and test helpers.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+        self.startup.get().expect("a discovered layer")
     }
 }
 
@@ -257,6 +302,6 @@ impl<S> Layer<S> for OidcLayer {
     type Service = OidcService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        OidcService::new(inner, self.shared.clone())
+        OidcService::new(inner, self.startup.clone())
     }
 }

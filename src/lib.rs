@@ -80,6 +80,15 @@
 //! login went to is refused (the mix-up defence of RFC 9700 §4.4). Users are told apart by
 //! `(iss, sub)`.
 //!
+//! # Several replicas
+//!
+//! Replicas that share the [`SessionKey`] serve the same users. What a fleet must also share
+//! goes through traits: a [`RevocationStore`] (logouts reach every replica), a
+//! [`RefreshCoordinator`] (one token-endpoint call per refresh for the fleet) and, opt-in, a
+//! [`SessionStore`] (server-side sessions: the cookie carries only a sealed id). The `redis`
+//! feature implements all three over one Redis connection per replica: `RedisRevocationStore`,
+//! `RedisRefreshCoordinator`, `RedisSessionStore`.
+//!
 //! # Development provider
 //!
 //! The `dev-provider` feature adds [`dev::DevProvider`], an in-process OpenID provider for local
@@ -100,17 +109,27 @@ mod error;
 mod extract;
 mod flow;
 mod future;
+mod hook;
 mod identity;
 mod introspection_limits;
+mod issuer;
 mod jwt;
 mod layer;
+mod metrics;
 mod provider;
+#[cfg(feature = "redis")]
+mod redis_link;
+mod refresh_coordinator;
 mod require;
 mod response;
 mod revocation;
 mod service;
 mod session;
 mod shared;
+mod startup;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 #[cfg(feature = "dev-provider")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-provider")))]
@@ -121,10 +140,16 @@ pub use client_auth::{AssertionAudience, ClientAuth, ClientKey};
 pub use config::{Config, ConfigBuilder, Profile, ResponseMode, ResponseType};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
 #[cfg(feature = "axum")]
-pub use extract::LoginRequired;
+pub use extract::{Forbidden, LoginRequired};
 pub use future::ResponseFuture;
+pub use hook::{Login, LoginRejected};
 pub use identity::{AccessToken, Identity, Source};
 pub use layer::OidcLayer;
+pub use metrics::Metrics;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use refresh_coordinator::RedisRefreshCoordinator;
+pub use refresh_coordinator::{RefreshCoordinator, RefreshOutcome, RefreshTurn};
 pub use require::{Require, RequireLayer};
 pub use revocation::{MemoryRevocationStore, Revocation, RevocationStore};
 #[cfg(feature = "redis")]
@@ -132,3 +157,7 @@ pub use revocation::{MemoryRevocationStore, Revocation, RevocationStore};
 pub use revocation::{RedisRevocationStore, RedisRevocationStoreBuilder};
 pub use service::OidcService;
 pub use session::cookie::SessionKey;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use session::store::RedisSessionStore;
+pub use session::store::{BackendFuture, SessionStore, StoreError};

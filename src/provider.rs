@@ -19,6 +19,7 @@ use url::Url;
 use crate::client_auth::{AssertionAudience, ClientAuth, Credentials};
 use crate::config::Config;
 use crate::error::{AuthError, AuthErrorKind, BoxError, ConfigError};
+use crate::issuer::{IssuerRule, TENANT_PLACEHOLDER};
 use crate::jwt::{Alg, JwkSet, JwtError, Unverified};
 use crate::session::sessions::{unix_millis, Clock};
 
@@ -63,7 +64,10 @@ type DiscoveredMetadata = openidconnect::ProviderMetadata<
 /// What this crate uses of the provider's metadata.
 #[derive(Debug, Clone)]
 pub(crate) struct Metadata {
+    /// Discovery's `issuer`: exact, or a multi-tenant template (with `{tenantid}`).
     pub(crate) issuer: String,
+    /// Which `iss` values tokens of this provider may carry.
+    pub(crate) issuer_rule: IssuerRule,
     pub(crate) authorization_endpoint: Url,
     pub(crate) token_endpoint: Url,
     pub(crate) userinfo_endpoint: Option<Url>,
@@ -105,13 +109,36 @@ impl Metadata {
                 what: "discovery document",
                 source: Box::new(e),
             })?;
-        if discovered.issuer().as_str() != config.issuer {
-            return Err(ConfigError::IssuerMismatch {
-                expected: config.issuer.clone(),
-                found: discovered.issuer().as_str().to_owned(),
+        let found = discovered.issuer().as_str();
+        let mismatch = || ConfigError::IssuerMismatch {
+            expected: config.issuer.clone(),
+            found: found.to_owned(),
+        };
+        let tenants = config.compat.tenants.as_ref();
+        let issuer_rule = if found == config.issuer || found.contains(TENANT_PLACEHOLDER) {
+            let rule = IssuerRule::new(found, tenants).map_err(|reason| ConfigError::Invalid {
+                field: "tenants",
+                reason,
+            })?;
+            // A template only for its own location (`.../common/...` for `.../{tenantid}/...`).
+            if found != config.issuer && !rule.is_instance(&config.issuer) {
+                return Err(mismatch());
+            }
+            rule
+        } else {
+            return Err(mismatch());
+        };
+        if tenants.is_some() && !issuer_rule.is_template() {
+            return Err(ConfigError::Invalid {
+                field: "tenants",
+                reason: format!(
+                    "tenants are set, but the provider's issuer `{found}` is not a multi-tenant \
+                     template (with `{{tenantid}}`)"
+                ),
             });
         }
-        let metadata = Self::from_discovered(config, &discovered)?;
+        let mut metadata = Self::from_discovered(config, &discovered)?;
+        metadata.issuer_rule = issuer_rule;
         metadata.check_transport(config)?;
         Ok(metadata)
     }
@@ -223,6 +250,7 @@ impl Metadata {
             pkce_plain,
             offline_access_by_parameter,
             issuer: m.issuer().as_str().to_owned(),
+            issuer_rule: IssuerRule::Exact(m.issuer().as_str().to_owned()),
             authorization_endpoint: m.authorization_endpoint().url().clone(),
             token_endpoint,
             userinfo_endpoint: m.userinfo_endpoint().map(|u| u.url().clone()),
@@ -313,7 +341,14 @@ impl std::fmt::Debug for Provider {
 }
 
 pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
+    if let Some(client) = &config.deployment.http_client {
+        return Ok(client.clone());
+    }
+    let mut builder = reqwest::Client::builder();
+    for certificate in &config.deployment.root_certificates {
+        builder = builder.add_root_certificate(certificate.clone());
+    }
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .timeout(config.http_timeout)
         .connect_timeout(config.http_timeout)
@@ -545,22 +580,59 @@ impl Provider {
         params: &[(&str, &str)],
         dpop_proof: Option<&str>,
     ) -> Result<(http::StatusCode, http::HeaderMap, Vec<u8>), AuthError> {
-        let unavailable =
-            |message: String| AuthError::new(AuthErrorKind::ProviderUnavailable, message);
         let client = Credentials {
             client_id: &config.client_id,
             secret: config.client_secret.as_ref().map(|s| s.0.as_str()),
             key: config.client_key.as_ref(),
         };
-        // One audience for the token endpoint and introspection alike.
+        // One audience for the token endpoint and introspection alike; a multi-tenant
+        // template names no issuer, so the token endpoint stands for it.
         let audience = match config.hardening.assertion_audience {
-            AssertionAudience::Issuer => self.metadata.issuer.as_str(),
-            AssertionAudience::TokenEndpoint => self.metadata.token_endpoint.as_str(),
+            AssertionAudience::Issuer if !self.metadata.issuer_rule.is_template() => {
+                self.metadata.issuer.as_str()
+            }
+            AssertionAudience::Issuer | AssertionAudience::TokenEndpoint => {
+                self.metadata.token_endpoint.as_str()
+            }
         };
         let auth = self
             .metadata
             .client_auth
             .authenticate(&client, audience, now)?;
+        self.post_form(url, params, auth, dpop_proof).await
+    }
+
+    /// A form POST to a provider endpoint with HTTP Basic credentials of their own (an
+    /// introspection client other than the web client); returns the status and body.
+    pub(crate) async fn basic_post(
+        &self,
+        url: &Url,
+        client_id: &str,
+        secret: &str,
+        params: &[(&str, &str)],
+    ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
+        let client = Credentials {
+            client_id,
+            secret: Some(secret),
+            key: None,
+        };
+        let auth = ClientAuth::ClientSecretBasic.authenticate(&client, "", 0)?;
+        self.post_form(url, params, auth, None)
+            .await
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// The form POST itself, with a `DPoP` proof header when given; returns the status, the
+    /// answer's headers and its body.
+    async fn post_form(
+        &self,
+        url: &Url,
+        params: &[(&str, &str)],
+        auth: crate::client_auth::Authentication,
+        dpop_proof: Option<&str>,
+    ) -> Result<(http::StatusCode, http::HeaderMap, Vec<u8>), AuthError> {
+        let unavailable =
+            |message: String| AuthError::new(AuthErrorKind::ProviderUnavailable, message);
         let mut req = self
             .http
             .post(url.clone())

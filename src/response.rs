@@ -134,6 +134,31 @@ pub(crate) fn reject(caller: CallerKind, err: AuthError, headers: &HeaderMap) ->
     res
 }
 
+/// A logged-in caller that is not allowed: `403` (JSON, also for a browser: the login would
+/// not help) with `WWW-Authenticate: Bearer error="insufficient_scope"` naming `scopes` when
+/// given, or gRPC status 7.
+pub(crate) fn forbidden(headers: &HeaderMap, scopes: &[String]) -> Answer {
+    let caller = match caller_kind(headers) {
+        CallerKind::Grpc => CallerKind::Grpc,
+        _ => CallerKind::Api,
+    };
+    let mut answer = reject(
+        caller,
+        AuthError::new(AuthErrorKind::InsufficientScope, "insufficient scope"),
+        headers,
+    );
+    if caller == CallerKind::Api && !scopes.is_empty() {
+        let challenge = format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+            scopes.join(" ").replace(['"', '\\'], "")
+        );
+        if let Ok(v) = HeaderValue::try_from(challenge) {
+            answer.headers_mut().insert(WWW_AUTHENTICATE, v);
+        }
+    }
+    answer
+}
+
 fn grpc_message(kind: AuthErrorKind) -> &'static str {
     // Percent-encoded as the gRPC spec asks (spaces are allowed as they are).
     public_message(kind)

@@ -8,19 +8,23 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower_service::Service;
 
-use crate::bearer::bearer_token;
+use crate::bearer::{bearer_candidate, bearer_token};
 use crate::body::ResponseBody;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::login::Handle;
 use crate::flow::{backchannel, callback, login, logout, refresh};
 use crate::future::{add_session_cookies, answer_into, ResponseFuture};
 use crate::identity::Identity;
+use crate::metrics;
 use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
 use crate::session::sessions::HeldTransactions;
 use crate::session::{Session, SessionRef};
 use crate::shared::{Shared, Tenants};
+use crate::startup::Startup;
 use bytes::Bytes;
+
+mod server_side;
 
 /// The service produced by [`OidcLayer`](crate::OidcLayer); see there.
 ///
@@ -44,12 +48,12 @@ use bytes::Bytes;
 #[derive(Debug, Clone)]
 pub struct OidcService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    startup: Arc<Startup>,
 }
 
 impl<S> OidcService<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+    pub(crate) fn new(inner: S, startup: Arc<Startup>) -> Self {
+        Self { inner, startup }
     }
 
     /// The wrapped service.
@@ -85,7 +89,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let shared = &self.shared;
+        let Some(shared) = self.startup.get() else {
+            return self.call_before_discovery(req);
+        };
         let path = req.uri().path();
         let route = if path == shared.paths.login {
             Some(Route::Login)
@@ -102,14 +108,31 @@ where
             return self.own_route(route, req);
         }
         if shared.config.bearer {
+            // `Authorization: DPoP`: the proof and the binding are checked; never the
+            // Bearer paths below.
             if let Some(token) = crate::dpop::dpop_token(req.headers()) {
                 return self.call_with_dpop(token.map(str::to_owned), req);
+            }
+            // A token seen before: found by its exact bytes, nothing else to read (with
+            // several providers, the one the token names is found on the full path). A
+            // token bound to a DPoP key is never a hit here (see `bearer_hit`): the full
+            // path refuses it.
+            if let Some(identity) = bearer_candidate(req.headers())
+                .filter(|_| shared.tenants.is_empty())
+                .and_then(|raw| shared.bearer_hit(raw))
+            {
+                strip_our_cookies(shared, &mut req, false);
+                req.extensions_mut().insert(identity);
+                return ResponseFuture::inner(self.inner.call(req), Vec::new());
             }
             if let Some(token) = bearer_token(req.headers()) {
                 return self.call_with_bearer(token.map(str::to_owned), req);
             }
         }
 
+        if let Some(server) = &shared.sessions.server {
+            return self.call_server_side(server.clone(), req);
+        }
         let sessions = &shared.sessions;
         let read = sessions.read_session(req.headers());
         let now = shared.now();
@@ -169,7 +192,10 @@ where
             strip_our_cookies(shared, &mut req, read.present);
         }
         let identity = owned.map(|(session, owner)| {
-            session.into_identity(&owner.issuer, &owner.config.compat.roles)
+            session.identity(|s| {
+                s.clone()
+                    .into_identity(&owner.issuer, &owner.config.compat.roles)
+            })
         });
         match admit(shared, &mut req, identity, &set_cookies, held) {
             None => ResponseFuture::inner(self.inner.call(req), set_cookies),
@@ -212,10 +238,11 @@ fn admit<B>(
         return None;
     } else if shared.config.require_login
         && !is_public(&shared.config.public_paths, req.uri().path())
+        && !is_cors_preflight(req)
     {
         return refuse(login::login_required(
             shared,
-            req.uri(),
+            login::original_uri(req.uri(), req.extensions()),
             req.headers(),
             &held,
         ));
@@ -225,6 +252,17 @@ fn admit<B>(
         held,
     });
     None
+}
+
+/// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`): browsers
+/// send it without credentials, so it is never answered "login required"; the CORS layer
+/// answers it.
+fn is_cors_preflight<B>(req: &Request<B>) -> bool {
+    req.method() == Method::OPTIONS
+        && req.headers().contains_key(http::header::ORIGIN)
+        && req
+            .headers()
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 impl<S> OidcService<S> {
@@ -246,7 +284,9 @@ impl<S> OidcService<S> {
         ReqBody: Send + 'static,
         ResBody: Send + 'static,
     {
-        let shared = self.shared.clone();
+        let Some(shared) = self.startup.get().cloned() else {
+            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
+        };
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::deferred(Box::pin(async move {
@@ -319,9 +359,9 @@ fn refused_after_login(shared: &Shared, uri: &http::Uri, headers: &http::HeaderM
         .unwrap_or("/");
     let link = format!(
         "{}?{}",
-        shared.paths.login,
+        shared.paths.public(&shared.paths.login),
         form_urlencoded::Serializer::new(String::new())
-            .append_pair("return_to", return_to)
+            .append_pair("return_to", &shared.paths.public(return_to))
             .finish()
     );
     let err = AuthError::new(
@@ -338,7 +378,50 @@ fn refused_after_login(shared: &Shared, uri: &http::Uri, headers: &http::HeaderM
     )
 }
 
+/// The answer while the provider is not discovered yet: `503` (gRPC `UNAVAILABLE`) by caller
+/// kind, with `Retry-After` until the next attempt.
+fn not_discovered(startup: &Startup, headers: &http::HeaderMap) -> Answer {
+    let err = AuthError::new(
+        AuthErrorKind::ProviderUnavailable,
+        "the identity provider is not discovered yet",
+    );
+    let mut answer = response::reject(caller_kind(headers), err, headers);
+    answer.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(startup.retry_after()),
+    );
+    answer
+}
+
 impl<S> OidcService<S> {
+    /// Before the provider is discovered: when an attempt is due (by the layer's clock) this
+    /// request makes it (or waits for the one in flight) and is then served; otherwise, or
+    /// when it fails, `503` with `Retry-After`.
+    fn call_before_discovery<ReqBody, ResBody>(
+        &mut self,
+        req: Request<ReqBody>,
+    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        ReqBody: http_body::Body + Send + 'static,
+        ReqBody::Data: Send,
+        ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        ResBody: Send + 'static,
+    {
+        if !self.startup.due() {
+            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
+        }
+        let mut service = self.clone();
+        ResponseFuture::deferred(Box::pin(async move {
+            if service.startup.try_ready().await.is_none() {
+                return Ok(answer_into(not_discovered(&service.startup, req.headers())));
+            }
+            service.call(req).await
+        }))
+    }
+
     /// A request with `Authorization: Bearer`: never a login redirect, never the session.
     fn call_with_bearer<ReqBody, ResBody>(
         &mut self,
@@ -360,7 +443,10 @@ impl<S> OidcService<S> {
             }
         };
         // With several providers, the one the token names (its keys then decide).
-        let shared = self.shared.for_jwt(&token);
+        let Some(default) = self.startup.get() else {
+            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
+        };
+        let shared = default.for_jwt(&token);
         strip_our_cookies(&shared, &mut req, false);
         match shared.bearer_cached(&token) {
             Some(Ok(identity)) if identity.dpop_jkt().is_none() => {
@@ -409,7 +495,10 @@ impl<S> OidcService<S> {
             let refusal = crate::dpop::Refusal::Token(err);
             return ResponseFuture::ready(crate::dpop::rejection(refusal, req.headers()));
         };
-        let shared = self.shared.for_jwt(&token);
+        let Some(default) = self.startup.get() else {
+            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
+        };
+        let shared = default.for_jwt(&token);
         strip_our_cookies(&shared, &mut req, false);
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -476,7 +565,9 @@ impl<S> OidcService<S> {
         ReqBody::Data: Send,
         ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let shared = self.shared.clone();
+        let Some(shared) = self.startup.get().cloned() else {
+            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
+        };
         let method = req.method();
         let allowed: &[Method] = match route {
             Route::Login => &[Method::GET, Method::HEAD],
@@ -488,14 +579,39 @@ impl<S> OidcService<S> {
             return ResponseFuture::ready(method_not_allowed(allowed));
         }
         match route {
-            Route::Login => match login::handle(&shared, req.headers(), req.uri().query()) {
-                login::Start::Ready(answer) => ResponseFuture::ready(answer),
-                login::Start::Pushed(future) => ResponseFuture::auth(future),
+            Route::Login => {
+                let span = metrics::route_span("login");
+                let start =
+                    span.in_scope(|| login::handle(&shared, req.headers(), req.uri().query()));
+                match start {
+                    login::Start::Ready(answer) => {
+                        metrics::record(&span, &answer);
+                        ResponseFuture::ready(answer)
+                    }
+                    login::Start::Pushed(future) => {
+                        ResponseFuture::auth(Box::pin(metrics::traced(span, future)))
+                    }
+                }
+            }
+            Route::Logout => match &shared.sessions.server {
+                Some(server) => {
+                    let span = metrics::route_span("logout");
+                    ResponseFuture::auth(Box::pin(metrics::traced(
+                        span,
+                        server_side::logout(shared.clone(), server.clone(), req.headers().clone()),
+                    )))
+                }
+                None => {
+                    let span = metrics::route_span("logout");
+                    let answer = span.in_scope(|| logout::handle(&shared, req.headers()));
+                    metrics::record(&span, &answer);
+                    ResponseFuture::ready(answer)
+                }
             },
-            Route::Logout => ResponseFuture::ready(logout::handle(&shared, req.headers())),
             Route::BackchannelLogout => {
                 let (parts, body) = req.into_parts();
-                ResponseFuture::auth(Box::pin(async move {
+                let span = metrics::route_span("backchannel_logout");
+                ResponseFuture::auth(Box::pin(metrics::traced(span, async move {
                     match read_form(&parts.headers, body).await {
                         Ok(form) => backchannel::handle(&shared, &form).await,
                         Err(why) => response::reject(
@@ -504,29 +620,36 @@ impl<S> OidcService<S> {
                             &parts.headers,
                         ),
                     }
-                }))
+                })))
             }
             Route::Callback(shared) => {
                 let query = req.uri().query().map(str::to_owned);
                 let (parts, body) = req.into_parts();
-                if parts.method != Method::POST {
-                    return ResponseFuture::auth(Box::pin(callback::handle(
-                        shared,
-                        parts.headers,
-                        query,
-                        false,
-                    )));
-                }
-                ResponseFuture::auth(Box::pin(async move {
+                let span = metrics::route_span("callback");
+                let counted = shared.clone();
+                let answer = async move {
+                    if parts.method != Method::POST {
+                        return callback::handle(shared, parts.headers, query, false).await;
+                    }
                     match read_form(&parts.headers, body).await {
                         Ok(form) => callback::handle(shared, parts.headers, Some(form), true).await,
                         Err(why) => response::error_answer(
                             caller_kind(&parts.headers),
                             AuthError::new(AuthErrorKind::InvalidCallback, why),
                             &parts.headers,
-                            Some((&shared.paths.login, "Start the login again")),
+                            Some((
+                                &shared.paths.public(&shared.paths.login),
+                                "Start the login again",
+                            )),
                         ),
                     }
+                };
+                ResponseFuture::auth(Box::pin(async move {
+                    let answer = metrics::traced(span, answer).await;
+                    if let Some(err) = answer.extensions().get::<AuthError>() {
+                        counted.counters.login_failure(err.kind());
+                    }
+                    answer
                 }))
             }
         }

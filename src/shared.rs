@@ -9,9 +9,13 @@ use crate::cache::{Refresher, TokenCache};
 use crate::config::{Config, ResponseMode};
 use crate::dpop::state::DpopState;
 use crate::introspection_limits::IntrospectionLimits;
+use crate::metrics::Counters;
 use crate::provider::Provider;
+use crate::refresh_coordinator::Coordination;
 use crate::session::cookie::{binding, Cookies};
 use crate::session::sessions::Sessions;
+use crate::session::store::ServerSessions;
+use crate::session::verified::VerifiedSessions;
 use crate::session::Session;
 
 /// The layer's own routes.
@@ -23,6 +27,16 @@ pub(crate) struct Paths {
     pub(crate) callback: String,
     pub(crate) logout: String,
     pub(crate) backchannel_logout: String,
+    /// The prefix a reverse proxy strips (`ConfigBuilder::external_prefix`; empty: none).
+    pub(crate) external: String,
+}
+
+impl Paths {
+    /// `path` (of the app, as the layer sees it) as the browser must ask for it: behind the
+    /// external prefix.
+    pub(crate) fn public(&self, path: &str) -> String {
+        format!("{}{path}", self.external)
+    }
 }
 
 /// One provider's state, shared by all clones of the layer and its services.
@@ -38,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) bearer_cache: TokenCache,
     pub(crate) introspections: IntrospectionLimits,
     pub(crate) refresher: Refresher<Session>,
+    /// Refresh coordination with the other replicas, when configured.
+    pub(crate) coordination: Option<Coordination>,
     /// The provider's issuer, shared by every session identity.
     pub(crate) issuer: Arc<str>,
     /// This provider's name among several (empty for a single-provider layer).
@@ -46,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) tenants: Vec<Arc<Shared>>,
     /// DPoP at the resource server: replay cache and server nonces.
     pub(crate) dpop: DpopState,
+    /// What this provider's part of the layer did (see `Metrics`).
+    pub(crate) counters: Counters,
 }
 
 impl Shared {
@@ -57,9 +75,9 @@ impl Shared {
     /// key but not the client cannot open our cookies, nor we its.
     pub(crate) fn new_sessions<'a>(
         config: &Config,
-        providers: impl IntoIterator<Item = &'a Config>,
+        providers: impl IntoIterator<Item = (&'a Config, &'a Provider)>,
     ) -> Sessions {
-        let providers: Vec<&Config> = providers.into_iter().collect();
+        let (providers, discovered): (Vec<&Config>, Vec<&Provider>) = providers.into_iter().unzip();
         let bindings: Vec<Vec<u8>> = providers
             .iter()
             .map(|p| binding(&p.issuer, &p.client_id))
@@ -67,7 +85,10 @@ impl Shared {
         let key = &config.session_key;
         Sessions {
             session_sealer: key.sealer("session", &bindings),
-            issuers: providers.iter().map(|p| p.issuer.clone()).collect(),
+            issuers: discovered
+                .iter()
+                .map(|p| p.metadata.issuer_rule.clone())
+                .collect(),
             tx_sealer: key.sealer("transaction", &[bindings.concat()]),
             cookies: Cookies::new(&config.cookie_name, config.secure_cookies),
             session_lifetime: config.session_lifetime,
@@ -75,8 +96,15 @@ impl Shared {
             transaction_ttl: config.transaction_ttl,
             max_transactions: config.max_transactions,
             revocations: config.revocations.clone(),
+            server: config.session_store.clone().map(|store| {
+                Arc::new(ServerSessions::new(
+                    store,
+                    key.sealer("session-id", &[bindings.concat()]),
+                ))
+            }),
             clock: config.clock.clone(),
             size_warned: AtomicBool::new(false),
+            verified: VerifiedSessions::new(config.session_cache),
         }
     }
 
@@ -86,9 +114,15 @@ impl Shared {
         let prefix = &config.prefix;
         let paths = Paths {
             login: format!("{prefix}/login"),
-            callback: config.redirect_url.path().to_owned(),
+            callback: config
+                .redirect_url
+                .path()
+                .strip_prefix(config.external_prefix.as_str())
+                .unwrap_or(config.redirect_url.path())
+                .to_owned(),
             logout: format!("{prefix}/logout"),
             backchannel_logout: format!("{prefix}/backchannel-logout"),
+            external: config.external_prefix.clone(),
         };
         let fetch_userinfo =
             config.userinfo.unwrap_or(true) && provider.metadata.userinfo_endpoint.is_some();
@@ -103,10 +137,21 @@ impl Shared {
                     .as_deref()
                     .is_some_and(|t| t.contains("{id_token_hint}")),
         );
+        let coordination = config
+            .refresh_coordinator
+            .clone()
+            .map(|coordinator| Coordination {
+                coordinator,
+                sealer: config
+                    .session_key
+                    .sealer("refresh", &[binding(&config.issuer, &config.client_id)]),
+            });
         Shared {
             dpop: DpopState::new(&config),
+            coordination,
             name: String::new(),
             tenants: Vec::new(),
+            counters: Counters::default(),
             store_id_token,
             refresher: Refresher::default(),
             sessions,
@@ -121,6 +166,12 @@ impl Shared {
             provider,
             config,
         }
+    }
+
+    /// The state of a layer with one provider (its own session settings).
+    pub(crate) fn single(config: Config, provider: Provider) -> Self {
+        let sessions = Arc::new(Self::new_sessions(&config, [(&config, &provider)]));
+        Self::new(config, provider, sessions)
     }
 
     /// Unix seconds now, by the layer's clock.
@@ -139,7 +190,8 @@ impl Shared {
 pub(crate) trait Tenants {
     /// The provider named `name` (empty: this, the default).
     fn by_name(&self, name: &str) -> Option<Arc<Shared>>;
-    /// The provider whose issuer is `issuer`.
+    /// The provider whose issuer is `issuer` (for a multi-tenant provider: its template
+    /// filled with an allowed tenant).
     fn by_issuer(&self, issuer: &str) -> Option<Arc<Shared>>;
     /// The provider whose redirect URL has the path `path` (each has its own).
     fn by_callback(&self, path: &str) -> Option<Arc<Shared>>;
@@ -157,10 +209,13 @@ impl Tenants for Arc<Shared> {
     }
 
     fn by_issuer(&self, issuer: &str) -> Option<Arc<Shared>> {
-        if issuer == &*self.issuer {
+        if self.provider.metadata.issuer_rule.accepts(issuer) {
             return Some(self.clone());
         }
-        self.tenants.iter().find(|t| &*t.issuer == issuer).cloned()
+        self.tenants
+            .iter()
+            .find(|t| t.provider.metadata.issuer_rule.accepts(issuer))
+            .cloned()
     }
 
     fn by_callback(&self, path: &str) -> Option<Arc<Shared>> {

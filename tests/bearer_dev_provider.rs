@@ -116,6 +116,27 @@ async fn valid_access_token_is_accepted_and_cached() {
     assert_eq!(s.dev.stats().jwks_requests, jwks_before);
 }
 
+/// The cache finds a token by its exact bytes: a copy of a cached token changed anywhere is
+/// validated anew (and refused), never answered from the cache.
+#[tokio::test]
+async fn changed_copy_of_a_cached_token_is_refused() {
+    let s = setup(|b| b).await;
+    let token = s.access_token().await;
+    assert_eq!(s.get("/whoami", &token, &[]).await.status(), StatusCode::OK);
+    let dot = token.rfind('.').unwrap();
+    for at in [token.len() - 2, dot + 5, dot - 5, 10] {
+        let mut bytes = token.clone().into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let changed = String::from_utf8(bytes).unwrap();
+        assert_invalid_token(s.get("/whoami", &changed, &[]).await, "").await;
+    }
+    // Dropping or adding a character is another token too.
+    assert_invalid_token(s.get("/whoami", &token[..token.len() - 1], &[]).await, "").await;
+    assert_invalid_token(s.get("/whoami", &format!("{token}A"), &[]).await, "").await;
+    // The same bytes still hit.
+    assert_eq!(s.get("/whoami", &token, &[]).await.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn configured_api_audience_is_required() {
     let s = setup(|b| b.api_audience("https://api.example.test")).await;

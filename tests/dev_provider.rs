@@ -1290,3 +1290,51 @@ async fn issuer_host_and_drop_stops_the_server() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn multi_tenant_mode_and_public_origin() {
+    // Multi-tenant mode needs a path segment to stand for the tenant.
+    let err = DevProvider::builder()
+        .multi_tenant(true)
+        .start()
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let p = DevProvider::builder()
+        .issuer_path("/common")
+        .multi_tenant(true)
+        .start()
+        .await
+        .expect("start");
+    let doc: Value = reqwest::get(format!("{}/.well-known/openid-configuration", p.issuer()))
+        .await
+        .expect("discovery")
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).expect("JSON"))
+        .expect("body");
+    let template = p.issuer().replace("/common", "/{tenantid}");
+    assert_eq!(doc["issuer"], template.as_str());
+    assert_eq!(p.tenant_issuer("t1"), template.replace("{tenantid}", "t1"));
+    // A public origin must be an origin.
+    for bad in [
+        "ftp://localhost:1",
+        "https://localhost:1/path",
+        "https://localhost:1/",
+        "nope",
+    ] {
+        let err = DevProvider::builder()
+            .public_origin(bad)
+            .start()
+            .await
+            .expect_err(bad);
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad}");
+    }
+    let p = DevProvider::builder()
+        .public_origin("https://localhost:8443")
+        .issuer_path("/realm")
+        .start()
+        .await
+        .expect("start");
+    assert_eq!(p.issuer(), "https://localhost:8443/realm");
+}

@@ -344,3 +344,44 @@ async fn backchannel_logout_ends_the_app_session() {
     })
     .await;
 }
+
+/// Introspection with credentials of its own (as Zitadel requires of an API application):
+/// the web client's own credentials are refused (`503`, never an accepted token), another
+/// registered client's work.
+#[tokio::test]
+async fn introspection_with_credentials_of_its_own() {
+    const API: (&str, &str) = ("rp-api", "rp-api-secret");
+    let listener = bind_loopback().await;
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let provider = NodeProvider::start(
+        ProviderOptions::new()
+            .client(
+                ClientConfig::confidential(CONFIDENTIAL.0, CONFIDENTIAL.1)
+                    .redirect_uri(&format!("{base}/auth/callback")),
+            )
+            .client(
+                ClientConfig::confidential(API.0, API.1).redirect_uri(&format!("{base}/unused")),
+            ),
+    )
+    .await;
+    let token = client_credentials(&provider, &[]).await;
+    let second_listener = bind_loopback().await;
+    // The web client's secret is not what the provider knows: its own introspection fails.
+    let refused = start_app_on(listener, provider.issuer(), CONFIDENTIAL.0, |b| {
+        b.client_secret("not-the-secret")
+    })
+    .await
+    .expect("app");
+    let (status, _) = call(&refused, "/me", &token).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let api = start_app_on(second_listener, provider.issuer(), CONFIDENTIAL.0, |b| {
+        b.client_secret("not-the-secret")
+            .introspection_client(API.0, API.1)
+    })
+    .await
+    .expect("app");
+    let (status, body) = call(&api, "/whoami", &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", provider.logs());
+    let (status, _) = call(&api, "/me", "made-up-token-value").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

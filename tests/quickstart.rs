@@ -330,3 +330,135 @@ async fn quickstart_refuses_a_profile_it_cannot_meet() {
         assert!(text.contains(reason), "{profile}: {text}");
     }
 }
+
+/// `SESSION_STORE`: `redis` needs `REDIS_URL`, anything but `cookie` or `redis` is refused,
+/// both before anything starts; with both set, sessions are server-side.
+#[tokio::test]
+async fn quickstart_session_store_needs_redis_url_and_a_known_value() {
+    for (value, redis_url, expected) in [
+        ("redis", None, "SESSION_STORE=redis needs REDIS_URL"),
+        (
+            "memcached",
+            Some("redis://127.0.0.1:1/"),
+            "SESSION_STORE must be `cookie` or `redis`",
+        ),
+    ] {
+        let mut command = tokio::process::Command::new(quickstart_binary());
+        command
+            .env("SESSION_STORE", value)
+            .env("APP_URL", "http://127.0.0.1:1/")
+            .env_remove("REDIS_URL")
+            .env_remove("OIDC_ISSUER")
+            .kill_on_drop(true);
+        if let Some(url) = redis_url {
+            command.env("REDIS_URL", url);
+        }
+        let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+            .await
+            .expect("exits at once")
+            .expect("runs");
+        assert!(!output.status.success(), "{value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{value}: {stderr}");
+    }
+
+    let redis = support::redis::RedisServer::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let app = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+    let mut child = tokio::process::Command::new(quickstart_binary())
+        .env("APP_URL", app.as_str())
+        .env("REDIS_URL", redis.url())
+        .env("SESSION_STORE", "redis")
+        .env_remove("OIDC_ISSUER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("quickstart starts");
+    let (ready, printed) = read_until_listening(&mut child).await;
+    assert_eq!(ready, Ok(true), "quickstart output: {printed:?}");
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("Sessions are kept in Redis")),
+        "{printed:?}"
+    );
+    let browser = Browser::new();
+    let page = browser.follow(&app.join("/me").unwrap()).await;
+    assert_eq!(page.status, StatusCode::OK, "the provider's login page");
+    let form = html::forms(&page.body)
+        .into_iter()
+        .find(|f| {
+            f.hidden_fields()
+                .iter()
+                .any(|(k, v)| k == "sub" && v == "alice")
+        })
+        .unwrap_or_else(|| panic!("no login button for alice: {}", page.body));
+    let res = browser
+        .client
+        .post(page.url.join(&form.action).unwrap())
+        .form(&form.hidden_fields())
+        .send()
+        .await
+        .unwrap();
+    let next = page
+        .url
+        .join(res.headers()["location"].to_str().unwrap())
+        .unwrap();
+    let landing = browser.follow(&next).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    assert_eq!(landing.json()["sub"], "alice");
+    let keys = redis.command("KEYS tower-oidc:session:*").await;
+    assert!(keys.starts_with("*1\r\n"), "one session in Redis: {keys}");
+    let _ = child.kill().await;
+}
+
+/// `OIDC_TENANTS` against a multi-tenant provider (Entra-like `…/common`): users of the
+/// listed tenant log in, those of another tenant are refused.
+#[tokio::test]
+async fn quickstart_accepts_the_tenants_of_oidc_tenants() {
+    const ALLOWED: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    let dev = tower_oidc::dev::DevProvider::builder()
+        .issuer_path("/common")
+        .multi_tenant(true)
+        .authorization_response_iss(false)
+        .start()
+        .await
+        .expect("dev provider");
+    dev.set_auto_login(Some("alice"));
+    let client = dev.confidential_client().clone();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let app = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+    let mut child = tokio::process::Command::new(quickstart_binary())
+        .env("APP_URL", app.as_str())
+        .env("OIDC_ISSUER", dev.issuer())
+        .env("OIDC_CLIENT_ID", &client.id)
+        .env(
+            "OIDC_CLIENT_SECRET",
+            client.secret.as_deref().unwrap_or_default(),
+        )
+        .env("OIDC_TENANTS", format!(" {ALLOWED} , other-tenant"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("quickstart starts");
+    let (ready, printed) = read_until_listening(&mut child).await;
+    assert_eq!(ready, Ok(true), "quickstart output: {printed:?}");
+    let me = app.join("/me").unwrap();
+    dev.set_tenant(ALLOWED);
+    let landing = Browser::new().follow(&me).await;
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    assert_eq!(landing.json()["tid"], ALLOWED);
+    dev.set_tenant("ffffffff-0000-4000-8000-000000000009");
+    let landing = Browser::new().follow(&me).await;
+    assert_eq!(landing.status, StatusCode::BAD_REQUEST, "{}", landing.body);
+    let _ = child.kill().await;
+}

@@ -350,3 +350,31 @@ async fn dpop_bound_token_in_metadata_reaches_the_handler_and_a_replay_does_not(
         "bound token sent as Bearer",
     );
 }
+
+/// Roles and groups for gRPC: a token without the role is `PERMISSION_DENIED` (status 7), a
+/// token with it passes, and no token is still `UNAUTHENTICATED`.
+#[tokio::test]
+async fn missing_role_or_group_is_permission_denied() {
+    for (require, claim) in [
+        (RequireLayer::any_role(["greeter"]), "roles"),
+        (RequireLayer::all_roles(["greeter"]), "roles"),
+        (RequireLayer::group("greeters"), "groups"),
+    ] {
+        let s = setup(|b| b, Some(require)).await;
+        let token = s.access_token().await;
+        let status = assert_status(
+            s.hello(Some(&token)).await,
+            Code::PermissionDenied,
+            "token without the role",
+        );
+        assert_eq!(status.message(), "insufficient scope");
+        let mut claims = s.claims();
+        claims[claim] = json!(["greeter", "greeters"]);
+        let allowed = s.dev.sign_jwt("at+jwt", &claims);
+        assert_eq!(
+            s.hello(Some(&allowed)).await.expect("greeting"),
+            "Hello tester, you are alice"
+        );
+        assert_status(s.hello(None).await, Code::Unauthenticated, "no token");
+    }
+}

@@ -11,6 +11,7 @@ use std::process::Command;
 pub(crate) const BENCHES: &[&str] = &[
     "bare/no_cookie",
     "bare/same_cookie",
+    "bare/noop_layer_same_cookie",
     "layer/session_2k",
     "layer/anonymous_public",
     "layer/login_redirect",
@@ -20,6 +21,8 @@ pub(crate) const BENCHES: &[&str] = &[
 /// `(layer benchmark, its baseline)`: the baseline receives the same request bytes.
 const COMPARISONS: &[(&str, &str)] = &[
     ("layer/session_2k", "bare/same_cookie"),
+    ("layer/session_2k", "bare/noop_layer_same_cookie"),
+    ("bare/noop_layer_same_cookie", "bare/same_cookie"),
     ("layer/tampered_cookie", "bare/same_cookie"),
     ("layer/anonymous_public", "bare/no_cookie"),
     ("layer/login_redirect", "bare/no_cookie"),

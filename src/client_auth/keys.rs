@@ -76,6 +76,15 @@ enum Pair {
 pub struct ClientKey {
     pair: Arc<Pair>,
     kid: Option<String>,
+    /// The certificate's thumbprints for the `x5t` and `x5t#S256` headers.
+    thumbprints: Option<Arc<Thumbprints>>,
+}
+
+/// SHA-1 and SHA-256 thumbprints of a certificate's DER encoding, base64url.
+#[derive(Debug)]
+struct Thumbprints {
+    sha1: String,
+    sha256: String,
 }
 
 impl fmt::Debug for ClientKey {
@@ -83,6 +92,7 @@ impl fmt::Debug for ClientKey {
         f.debug_struct("ClientKey")
             .field("alg", &self.alg())
             .field("kid", &self.kid)
+            .field("x5t", &self.thumbprints.as_ref().map(|t| t.sha1.as_str()))
             .field("key", &"[redacted]")
             .finish()
     }
@@ -291,6 +301,44 @@ impl ClientKey {
         self
     }
 
+    /// The X.509 certificate of this key (PEM, `-----BEGIN CERTIFICATE-----`; other blocks
+    /// are skipped): client assertions then carry its thumbprints in the `x5t` (SHA-1) and
+    /// `x5t#S256` (SHA-256) headers, as Microsoft Entra ID requires of apps that registered a
+    /// certificate rather than a key.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_oidc::ClientKey;
+    ///
+    /// let key = ClientKey::from_file("client-key.pem")?
+    ///     .with_certificate(&std::fs::read_to_string("client-cert.pem").expect("certificate"))?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when the text holds no certificate, or the certificate is not
+    /// of this key (its public key is not in it).
+    pub fn with_certificate(mut self, pem: &str) -> Result<Self, ConfigError> {
+        let der = certificate_pem_block(pem)?;
+        let public: &[u8] = match &*self.pair {
+            // The DER `RSAPublicKey` and the EC point appear as they are in the certificate's
+            // `SubjectPublicKeyInfo`.
+            Pair::Rsa(pair) => pair.public().as_ref(),
+            Pair::Es256(pair) => pair.public_key().as_ref(),
+        };
+        if !der.windows(public.len()).any(|w| w == public) {
+            return Err(invalid("the certificate is not of this key"));
+        }
+        let thumbprint = |alg| URL_SAFE_NO_PAD.encode(ring::digest::digest(alg, &der));
+        self.thumbprints = Some(Arc::new(Thumbprints {
+            sha1: thumbprint(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
+            sha256: thumbprint(&ring::digest::SHA256),
+        }));
+        Ok(self)
+    }
+
     /// The JWS algorithm this key signs with: `"RS256"` for RSA, `"ES256"` for EC P-256.
     ///
     /// # Example
@@ -406,6 +454,7 @@ impl ClientKey {
         let key = Self {
             pair: Arc::new(pair),
             kid,
+            thumbprints: None,
         };
         let probe = b"tower-oidc client key check";
         let sig = key
@@ -465,6 +514,10 @@ pub(crate) fn client_assertion(
     if let Some(kid) = &key.kid {
         header.insert("kid".to_owned(), kid.as_str().into());
     }
+    if let Some(thumbprints) = &key.thumbprints {
+        header.insert("x5t".to_owned(), thumbprints.sha1.as_str().into());
+        header.insert("x5t#S256".to_owned(), thumbprints.sha256.as_str().into());
+    }
     let claims = serde_json::json!({
         "iss": client_id,
         "sub": client_id,
@@ -505,6 +558,29 @@ pub(crate) fn signed_jwt(key: &ClientKey, typ: &str, claims: &Value) -> String {
         .sign(signing_input.as_bytes())
         .expect("signing fails only when the random number generator does");
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+/// The DER of the first `CERTIFICATE` PEM block.
+fn certificate_pem_block(pem: &str) -> Result<Vec<u8>, ConfigError> {
+    let mut lines = pem.lines().map(str::trim);
+    while let Some(line) = lines.next() {
+        if line != "-----BEGIN CERTIFICATE-----" {
+            continue;
+        }
+        let mut body = String::new();
+        for line in lines.by_ref() {
+            if line == "-----END CERTIFICATE-----" {
+                return STANDARD
+                    .decode(body)
+                    .map_err(|_| invalid("the certificate's PEM block is not valid base64"));
+            }
+            body.push_str(line);
+        }
+        return Err(invalid("the certificate's PEM block has no END line"));
+    }
+    Err(invalid(
+        "no certificate found (expected `-----BEGIN CERTIFICATE-----`)",
+    ))
 }
 
 /// The first PEM block whose label ends in `PRIVATE KEY`: its label and decoded contents.
@@ -737,6 +813,110 @@ mod tests {
 
     use super::*;
     use crate::jwt::{Alg, JwkSet, Unverified};
+
+    /// Runs the `openssl` CLI in `dir`; its standard output.
+    fn openssl(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl CLI is needed for this test: apt-get install openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The thumbprint `openssl x509 -fingerprint` prints (hex with colons), base64url.
+    fn fingerprint(dir: &Path, cert: &str, digest: &str) -> String {
+        let printed = openssl(
+            dir,
+            &["x509", "-in", cert, "-noout", "-fingerprint", digest],
+        );
+        let hex = printed
+            .trim()
+            .rsplit('=')
+            .next()
+            .unwrap_or_default()
+            .replace(':', "");
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    #[test]
+    fn certificate_thumbprints_go_into_the_x5t_headers() {
+        let dir = std::env::temp_dir().join(format!("tower-oidc-x5t-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, newkey) in [
+            ("rsa", &["-newkey", "rsa:2048"][..]),
+            (
+                "ec",
+                &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
+            ),
+        ] {
+            let (key_file, cert_file) = (format!("{name}-key.pem"), format!("{name}-cert.pem"));
+            let mut args = vec![
+                "req",
+                "-x509",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=client",
+            ];
+            args.extend_from_slice(newkey);
+            args.extend_from_slice(&["-keyout", &key_file, "-out", &cert_file]);
+            openssl(&dir, &args);
+            let key = ClientKey::from_file(dir.join(&key_file)).unwrap();
+            let cert = std::fs::read_to_string(dir.join(&cert_file)).unwrap();
+            // No certificate, no thumbprints.
+            let plain = client_assertion(&key, "c", "https://id.example.com", 1000, 60);
+            let header_json = URL_SAFE_NO_PAD
+                .decode(plain.split('.').next().unwrap())
+                .unwrap();
+            let header: Value = serde_json::from_slice(&header_json).unwrap();
+            assert!(header.get("x5t").is_none() && header.get("x5t#S256").is_none());
+            let key = key.with_certificate(&cert).unwrap();
+            let assertion = client_assertion(&key, "c", "https://id.example.com", 1000, 60);
+            let header_json = URL_SAFE_NO_PAD
+                .decode(assertion.split('.').next().unwrap())
+                .unwrap();
+            let header: Value = serde_json::from_slice(&header_json).unwrap();
+            assert_eq!(
+                header["x5t"],
+                fingerprint(&dir, &cert_file, "-sha1"),
+                "{name}"
+            );
+            assert_eq!(
+                header["x5t#S256"],
+                fingerprint(&dir, &cert_file, "-sha256"),
+                "{name}"
+            );
+        }
+        // Another key's certificate, and text without one, are refused.
+        let rsa = ClientKey::from_file(dir.join("rsa-key.pem")).unwrap();
+        let ec_cert = std::fs::read_to_string(dir.join("ec-cert.pem")).unwrap();
+        assert!(matches!(
+            rsa.clone().with_certificate(&ec_cert),
+            Err(ConfigError::Invalid {
+                field: "client_key",
+                ..
+            })
+        ));
+        assert!(matches!(
+            rsa.with_certificate(EXAMPLE_PEM),
+            Err(ConfigError::Invalid {
+                field: "client_key",
+                ..
+            })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// The P-256 key of the doc examples (made with `openssl genpkey`), as PEM and as JWK.
     const EXAMPLE_PEM: &str = "-----BEGIN PRIVATE KEY-----

@@ -1,6 +1,7 @@
 //! [`ConfigBuilder`]: every setting of a [`Config`], its default and its checks.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -11,13 +12,20 @@ use super::high_security::HighSecurity;
 use super::{ClaimsFilter, Config, ResponseMode, ResponseType, Secret};
 use crate::client_auth::{ClientAuth, ClientKey};
 use crate::error::ConfigError;
+use crate::hook::{Login, LoginHook, LoginRejected};
+use crate::refresh_coordinator::RefreshCoordinator;
 use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::session::cookie::SessionKey;
 use crate::session::sessions::Clock;
+use crate::session::store::SessionStore;
 
 /// Most login-transaction cookie slots (`max_concurrent_logins`): each holds at most about
 /// 600 bytes (a 256-byte `return_to`), all of them travelling with every request.
 const MAX_CONCURRENT_LOGINS: usize = 8;
+/// Default slots of the cache of opened session cookies (`session_cache`).
+const DEFAULT_SESSION_CACHE: usize = 2048;
+/// Most slots of that cache (at most about 14 KB each: far beyond any real need).
+const MAX_SESSION_CACHE: usize = 1 << 20;
 
 /// Builder of [`Config`]; every setter takes and returns `self`.
 ///
@@ -55,6 +63,7 @@ pub struct ConfigBuilder {
     userinfo: Option<bool>,
     auth_params: Vec<(String, String)>,
     max_transactions: usize,
+    session_cache: usize,
     pub(super) transaction_ttl: Duration,
     http_timeout: Duration,
     jwks_refetch_interval: Duration,
@@ -80,9 +89,15 @@ pub struct ConfigBuilder {
     store_access_token: bool,
     store_id_token: Option<bool>,
     revocations: Option<Arc<dyn RevocationStore>>,
+    refresh_coordinator: Option<Arc<dyn RefreshCoordinator>>,
+    session_store: Option<Arc<dyn SessionStore>>,
+    login_hook: Option<LoginHook>,
+    external_prefix: String,
     pub(super) hardening: Hardening,
     pub(super) high_security: HighSecurity,
     pub(super) compat: super::compat::Compat,
+    pub(super) bearer_compat: super::bearer::BearerCompat,
+    pub(super) deployment: super::deployment::Deployment,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -119,6 +134,7 @@ impl ConfigBuilder {
             userinfo: None,
             auth_params: Vec::new(),
             max_transactions: 3,
+            session_cache: DEFAULT_SESSION_CACHE,
             transaction_ttl: Duration::from_secs(600),
             http_timeout: Duration::from_secs(10),
             jwks_refetch_interval: Duration::from_secs(30),
@@ -152,9 +168,15 @@ impl ConfigBuilder {
             store_access_token: true,
             store_id_token: None,
             revocations: None,
+            refresh_coordinator: None,
+            session_store: None,
             hardening: Hardening::default(),
             high_security: HighSecurity::default(),
             compat: Default::default(),
+            login_hook: None,
+            external_prefix: String::new(),
+            bearer_compat: Default::default(),
+            deployment: Default::default(),
         }
     }
 
@@ -363,6 +385,38 @@ impl ConfigBuilder {
         self
     }
 
+    /// How many opened session cookies the layer keeps in memory, so that the requests of an
+    /// active session after its first do not decrypt and decode the cookie again. Default
+    /// 2048 (rounded up to a power of two); 0 turns the cache off.
+    ///
+    /// An entry is found by the cookie's exact bytes (a changed cookie is opened and
+    /// authenticated anew), and expiry, idleness and revocation are checked on every request,
+    /// cached or not. Only live sessions are cached, and a logout forgets its session. Each
+    /// entry holds one session: the cookie and its decrypted contents, tokens included (about
+    /// 5 KB for a typical 2.5 KB cookie; sessions over two cookie chunks are not cached, so at
+    /// most about 14 KB). The default thus holds about 10 MB for typical sessions and never
+    /// more than about 30 MB. Each cookie has one slot (picked by a keyed hash), so a newly
+    /// opened cookie replaces the one in its slot; size the cache above the number of sessions
+    /// active at once.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .client_secret("s3cret")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .session_cache(16_384)
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn session_cache(mut self, sessions: usize) -> Self {
+        self.session_cache = sessions;
+        self
+    }
+
     /// How long a started login stays valid. Default 10 minutes.
     pub fn login_timeout(mut self, ttl: Duration) -> Self {
         self.transaction_ttl = ttl;
@@ -564,6 +618,97 @@ impl ConfigBuilder {
         self
     }
 
+    /// Runs `hook` once per successful login, after every check passed and before the
+    /// session is created: it can refuse the login ([`LoginRejected`], with a page of the
+    /// app's choosing), set the app's own subject and claims for the session (for example the
+    /// app's user id after provisioning the user), and read extra fields of the provider's
+    /// callback ([`Login::callback_param`], e.g. Apple's `user`). An error or a panic in the
+    /// hook fails the login with a generic `500` page (details only in the logs); no session
+    /// is created. See [`on_login_at_refresh`](Self::on_login_at_refresh) to run it at each
+    /// refresh too. With several providers
+    /// ([`OidcLayer::discover_many`](crate::OidcLayer::discover_many)), the hook of the
+    /// configuration of the provider the user logged in with runs.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, Login, LoginRejected, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .on_login(|mut login: Login| async move {
+    ///         if login.claims().get("hd").and_then(|d| d.as_str()) != Some("example.com") {
+    ///             return Err(LoginRejected::page(
+    ///                 http::Response::builder()
+    ///                     .status(403)
+    ///                     .body("This app is for example.com accounts only.")?,
+    ///             ));
+    ///         }
+    ///         login.set_app_claim("tenant", "example".into());
+    ///         Ok(login)
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn on_login<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Login) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Login, LoginRejected>> + Send + 'static,
+    {
+        let at_refresh = self.login_hook.as_ref().is_some_and(|h| h.at_refresh);
+        let mut hook = LoginHook::new(hook);
+        hook.at_refresh = at_refresh;
+        self.login_hook = Some(hook);
+        self
+    }
+
+    /// Runs the [`on_login`](Self::on_login) hook at each refresh of a session too
+    /// ([`Login::is_refresh`] is then true, and the app's subject and claims are the
+    /// session's): a refusal or failure then ends the session. Default off.
+    pub fn on_login_at_refresh(mut self, enabled: bool) -> Self {
+        match &mut self.login_hook {
+            Some(hook) => hook.at_refresh = enabled,
+            None if enabled => {
+                // Remembered until a hook is set.
+                let mut hook = LoginHook::new(|login: Login| async move { Ok(login) });
+                hook.at_refresh = true;
+                self.login_hook = Some(hook);
+            }
+            None => {}
+        }
+        self
+    }
+
+    /// The path prefix a reverse proxy strips before requests reach the app: with
+    /// `external_prefix("/app")`, the browser asks for `https://example.com/app/reports` and
+    /// the app sees `/reports`. The layer's routes are then served at `{prefix}/...` as the app
+    /// sees them, the redirect URL is `https://example.com/app/auth/callback`, and everything
+    /// the layer sends to the browser (the page to return to after login, its links, the
+    /// default post-logout URL) carries the prefix. A `return_to` given to `/auth/login` is a
+    /// path as the browser sees it (with the prefix). Default: none.
+    ///
+    /// For axum's `Router::nest`, which the app itself does, no setting is needed: put the
+    /// layer on the outer router; extractors and [`RequireLayer`](crate::RequireLayer) in a
+    /// nested router return to the URI as the server received it (`OriginalUri`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://id.example.com", "my-client")
+    ///     .external_prefix("/app")
+    ///     .redirect_url("https://example.com/app/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn external_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.external_prefix = prefix.into();
+        self
+    }
+
     /// Keep the ID token in the session, for `id_token_hint` at logout. Default: on when the
     /// provider has an `end_session_endpoint`.
     pub fn store_id_token(mut self, store: bool) -> Self {
@@ -575,6 +720,50 @@ impl ConfigBuilder {
     /// one store between instances (e.g. over Redis) so a logout reaches all of them.
     pub fn revocation_store(mut self, store: impl RevocationStore) -> Self {
         self.revocations = Some(Arc::new(store));
+        self
+    }
+
+    /// Makes the replicas of a fleet refresh each session once between them (one
+    /// token-endpoint call per refresh fleet-wide; see [`RefreshCoordinator`]). Default: each
+    /// replica refreshes on its own (one refresh per refresh token within the replica).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_oidc::ConfigError> {
+    /// let redis = tower_oidc::RedisRevocationStore::connect("redis://127.0.0.1/").await?;
+    /// let config = tower_oidc::Config::builder("https://id.example.com", "my-client")
+    ///     .refresh_coordinator(redis.refresh_coordinator());
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn refresh_coordinator(mut self, coordinator: impl RefreshCoordinator) -> Self {
+        self.refresh_coordinator = Some(Arc::new(coordinator));
+        self
+    }
+
+    /// Server-side sessions: the session cookie carries only a sealed random id (well under
+    /// 200 bytes) and the session lives in `store` until it ends; a logout deletes it
+    /// everywhere at once. Handlers and routes stay the same. When the store is unreachable,
+    /// requests that carry a session answer 503 with `Retry-After` (never a logout). Default:
+    /// sessions live in their (sealed) cookies, no server state. Switching modes logs every
+    /// user out once (the other mode's cookies do not open).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_oidc::ConfigError> {
+    /// let redis = tower_oidc::RedisRevocationStore::connect("redis://127.0.0.1/").await?;
+    /// let config = tower_oidc::Config::builder("https://id.example.com", "my-client")
+    ///     .session_store(redis.session_store())
+    ///     .revocation_store(redis);
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn session_store(mut self, store: impl SessionStore) -> Self {
+        self.session_store = Some(Arc::new(store));
         self
     }
 
@@ -620,7 +809,20 @@ impl ConfigBuilder {
                 reason: "must start with `/`".into(),
             });
         }
-        let callback = format!("{prefix}/callback");
+        let external_prefix = self.external_prefix.trim_end_matches('/').to_owned();
+        if !external_prefix.is_empty()
+            && (!external_prefix.starts_with('/')
+                || external_prefix.starts_with("//")
+                || !external_prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b)))
+        {
+            return Err(ConfigError::Invalid {
+                field: "external_prefix",
+                reason: "must be a path such as `/app` (letters, digits, `-_.~/`)".into(),
+            });
+        }
+        let callback = format!("{external_prefix}{prefix}/callback");
         let below_callback = redirect_url
             .path()
             .strip_prefix(callback.as_str())
@@ -644,7 +846,7 @@ impl ConfigBuilder {
         let post_logout_redirect_url = match &self.post_logout_redirect_url {
             Some(url) => parse_http_url("post_logout_redirect_url", url)?,
             None => redirect_url
-                .join("/")
+                .join(&format!("{external_prefix}/"))
                 .map_err(|e| ConfigError::InvalidUrl {
                     field: "redirect_url",
                     reason: e.to_string(),
@@ -678,6 +880,12 @@ impl ConfigBuilder {
                 })
             }
             _ => {}
+        }
+        if self.session_cache > MAX_SESSION_CACHE {
+            return Err(ConfigError::Invalid {
+                field: "session_cache",
+                reason: format!("must be at most {MAX_SESSION_CACHE}"),
+            });
         }
         if !(1..=MAX_CONCURRENT_LOGINS).contains(&self.max_transactions) {
             return Err(ConfigError::Invalid {
@@ -755,7 +963,15 @@ impl ConfigBuilder {
         let compat = self
             .compat
             .check(&self.client_id, self.hardening.allow_http_provider)?;
+        let bearer_compat = self
+            .bearer_compat
+            .check(compat.tenants.as_ref(), self.hardening.allow_http_provider)?;
+        let deployment = self.deployment.check()?;
         Ok(Config {
+            login_hook: self.login_hook,
+            external_prefix,
+            deployment,
+            bearer_compat,
             compat,
             hardening: self.hardening,
             high_security: self.high_security,
@@ -769,6 +985,8 @@ impl ConfigBuilder {
             revocations: self
                 .revocations
                 .unwrap_or_else(|| Arc::new(MemoryRevocationStore::default())),
+            refresh_coordinator: self.refresh_coordinator,
+            session_store: self.session_store,
             response_type: self.response_type,
             response_mode,
             login_params: self.login_params,
@@ -797,6 +1015,7 @@ impl ConfigBuilder {
             userinfo: self.userinfo,
             auth_params: self.auth_params,
             max_transactions: self.max_transactions,
+            session_cache: self.session_cache,
             transaction_ttl: self.transaction_ttl,
             http_timeout: self.http_timeout,
             jwks_refetch_interval: self.jwks_refetch_interval,

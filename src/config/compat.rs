@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::error::ConfigError;
 use crate::identity::RoleClaims;
+use crate::issuer::{is_tenant_id, TenantPolicy};
 
 use super::ConfigBuilder;
 
@@ -15,6 +16,8 @@ pub(crate) struct Compat {
     pub(crate) session_ends_with_access_token: bool,
     pub(crate) require_userinfo: bool,
     pub(crate) end_session_url: Option<String>,
+    /// The tenants a multi-tenant (`{tenantid}`) issuer accepts; `None`: the issuer is exact.
+    pub(crate) tenants: Option<TenantPolicy>,
     /// Built by [`Compat::check`]: where [`Identity::roles`](crate::Identity::roles) looks.
     pub(crate) roles: Arc<RoleClaims>,
 }
@@ -54,6 +57,22 @@ impl Compat {
                              ConfigBuilder::allow_http_provider for a private development \
                              network)"
                         .into(),
+                });
+            }
+        }
+        if let Some(TenantPolicy::Only(ids)) = &self.tenants {
+            if ids.is_empty() {
+                return Err(ConfigError::Invalid {
+                    field: "tenants",
+                    reason: "no tenant allowed; name at least one (or use any_tenant)".into(),
+                });
+            }
+            if let Some(bad) = ids.iter().find(|id| !is_tenant_id(id)) {
+                return Err(ConfigError::Invalid {
+                    field: "tenants",
+                    reason: format!(
+                        "`{bad}` is not a tenant id (ASCII letters, digits, `-`, `.`, `_`)"
+                    ),
                 });
             }
         }
@@ -242,6 +261,64 @@ impl ConfigBuilder {
     /// ```
     pub fn end_session_url(mut self, template: impl Into<String>) -> Self {
         self.compat.end_session_url = Some(template.into());
+        self
+    }
+
+    /// The tenants accepted from a multi-tenant provider, such as Microsoft Entra ID's
+    /// `https://login.microsoftonline.com/common/v2.0` (or `organizations`), whose discovery
+    /// `issuer` is the template `https://login.microsoftonline.com/{tenantid}/v2.0`.
+    ///
+    /// With tenants set, discovery accepts an `issuer` containing `{tenantid}` when the
+    /// configured issuer is that template with one path segment in its place (`common`).
+    /// Every ID token (and bearer token) must then carry a `tid` claim naming one of these
+    /// tenants, and its `iss` must be the template filled with that same `tid`. A session
+    /// records the concrete issuer of its user's tenant. Without tenants (the default) the
+    /// discovery `issuer` must equal the configured one, and a template is refused.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://login.microsoftonline.com/organizations/v2.0", "app-id")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .tenants(["9188040d-6c67-4c5b-b112-36a304b66dad"])
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    ///
+    /// An empty list, or an id with other characters than ASCII letters, digits, `-`, `.`
+    /// and `_`, is a [`ConfigError`].
+    pub fn tenants<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.compat.tenants = Some(TenantPolicy::Only(
+            ids.into_iter().map(Into::into).collect(),
+        ));
+        self
+    }
+
+    /// Accepts every tenant of a multi-tenant provider (see [`tenants`](Self::tenants)): any
+    /// organisation's users can log in, so the application must decide itself whom it serves
+    /// (e.g. by the `tid` claim). Each token's `iss` must still carry its own `tid`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::{Config, SessionKey};
+    ///
+    /// let config = Config::builder("https://login.microsoftonline.com/common/v2.0", "app-id")
+    ///     .redirect_url("https://app.example.com/auth/callback")
+    ///     .session_key(SessionKey::generate())
+    ///     .any_tenant()
+    ///     .build()?;
+    /// # Ok::<(), tower_oidc::ConfigError>(())
+    /// ```
+    pub fn any_tenant(mut self) -> Self {
+        self.compat.tenants = Some(TenantPolicy::Any);
         self
     }
 }

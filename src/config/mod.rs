@@ -8,9 +8,11 @@ use std::time::Duration;
 use url::Url;
 
 use crate::client_auth::{ClientAuth, ClientKey};
+use crate::refresh_coordinator::RefreshCoordinator;
 use crate::revocation::RevocationStore;
 use crate::session::cookie::SessionKey;
 use crate::session::sessions::Clock;
+use crate::session::store::SessionStore;
 
 /// The authorization response type.
 ///
@@ -117,6 +119,8 @@ pub struct Config {
     pub(crate) userinfo: Option<bool>,
     pub(crate) auth_params: Vec<(String, String)>,
     pub(crate) max_transactions: usize,
+    /// Slots of the cache of opened session cookies (0: off).
+    pub(crate) session_cache: usize,
     pub(crate) transaction_ttl: Duration,
     pub(crate) http_timeout: Duration,
     pub(crate) jwks_refetch_interval: Duration,
@@ -144,9 +148,18 @@ pub struct Config {
     pub(crate) store_access_token: bool,
     pub(crate) store_id_token: Option<bool>,
     pub(crate) revocations: Arc<dyn RevocationStore>,
+    /// Refresh coordination across replicas (`None`: per replica).
+    pub(crate) refresh_coordinator: Option<Arc<dyn RefreshCoordinator>>,
+    /// Server-side sessions (`None`: sessions in cookies).
+    pub(crate) session_store: Option<Arc<dyn SessionStore>>,
     pub(crate) hardening: hardening::Hardening,
     pub(crate) high_security: high_security::HighSecurity,
     pub(crate) compat: compat::Compat,
+    pub(crate) login_hook: Option<crate::hook::LoginHook>,
+    /// The path prefix a reverse proxy strips ("" for none).
+    pub(crate) external_prefix: String,
+    pub(crate) bearer_compat: bearer::BearerCompat,
+    pub(crate) deployment: deployment::Deployment,
 }
 
 impl Config {
@@ -195,11 +208,14 @@ impl fmt::Debug for Config {
     }
 }
 
+mod bearer;
 mod builder;
 mod compat;
+mod deployment;
 pub(crate) use compat::end_session_location;
 mod hardening;
 mod high_security;
+mod presets;
 mod profile;
 pub use builder::ConfigBuilder;
 pub use profile::Profile;

@@ -248,6 +248,19 @@ impl DevProvider {
             .unwrap_or_else(|| panic!("the development provider could not sign"))
     }
 
+    /// Multi-tenant mode ([`DevProviderBuilder::multi_tenant`]): the tenant of the tokens
+    /// issued from now on (`tid`, and `iss` filled with it). Default
+    /// `00000000-0000-4000-8000-00000000000a`.
+    pub fn set_tenant(&self, tid: &str) {
+        self.shared.state().tenant = tid.to_owned();
+    }
+
+    /// The issuer of tenant `tid`: the discovery template filled with it in multi-tenant
+    /// mode, else [`issuer`](Self::issuer).
+    pub fn tenant_issuer(&self, tid: &str) -> String {
+        self.shared.issuer_of(tid)
+    }
+
     /// Counters of requests received so far.
     pub fn stats(&self) -> DevStats {
         let s = &self.shared.stats;
@@ -299,6 +312,8 @@ pub struct DevProviderBuilder {
     opaque_access_tokens: bool,
     require_pushed_authorization_requests: bool,
     dpop_nonce: bool,
+    multi_tenant: bool,
+    public_origin: Option<String>,
 }
 
 impl Default for DevProviderBuilder {
@@ -319,6 +334,8 @@ impl Default for DevProviderBuilder {
             opaque_access_tokens: false,
             require_pushed_authorization_requests: false,
             dpop_nonce: false,
+            multi_tenant: false,
+            public_origin: None,
         }
     }
 }
@@ -347,6 +364,8 @@ impl fmt::Debug for DevProviderBuilder {
                 &self.require_pushed_authorization_requests,
             )
             .field("dpop_nonce", &self.dpop_nonce)
+            .field("multi_tenant", &self.multi_tenant)
+            .field("public_origin", &self.public_origin)
             .finish()
     }
 }
@@ -512,12 +531,56 @@ impl DevProviderBuilder {
         self
     }
 
+    /// The origin the issuer (and so every endpoint) is published under instead of
+    /// `http://{host}:{port}`, for a provider behind a TLS-terminating proxy, e.g.
+    /// `https://localhost:8443` (the server itself still speaks plain HTTP on its bound
+    /// address). An origin that is not an http(s) URL without path makes
+    /// [`start`](Self::start) fail with [`io::ErrorKind::InvalidInput`].
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.public_origin = Some(origin.into());
+        self
+    }
+
+    /// Plays a multi-tenant provider, as Microsoft Entra ID's `common` and `organizations`
+    /// endpoints: discovery's `issuer` is a template with `{tenantid}` in place of the last
+    /// segment of the [`issuer_path`](Self::issuer_path) (required), and every token carries
+    /// the current tenant in `tid` and the template filled with it in `iss` (see
+    /// [`DevProvider::set_tenant`]). Default `false`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_oidc::dev::DevProvider;
+    ///
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let like_entra = DevProvider::builder()
+    ///     .issuer_path("/common")
+    ///     .multi_tenant(true)
+    ///     .start()
+    ///     .await?;
+    /// // Discovery at http://127.0.0.1:PORT/common says `"issuer": "http://127.0.0.1:PORT/{tenantid}"`.
+    /// like_entra.set_tenant("4c1f5e0a-0000-4000-8000-000000000001");
+    /// assert!(like_entra.tenant_issuer("x").ends_with("/x"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn multi_tenant(mut self, enabled: bool) -> Self {
+        self.multi_tenant = enabled;
+        self
+    }
+
     /// Generates the signing key, binds the listener and starts serving on the current
     /// Tokio runtime.
     ///
     /// Fails if the address cannot be bound or the issuer path is invalid.
     pub async fn start(self) -> io::Result<DevProvider> {
         let prefix = normalize_path(&self.issuer_path)?;
+        if self.multi_tenant && prefix.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a multi-tenant provider needs an issuer path (its last segment is the tenant's)",
+            ));
+        }
 
         let mut clients = vec![
             DevClient::confidential(CONFIDENTIAL_ID, CONFIDENTIAL_SECRET),
@@ -560,6 +623,21 @@ impl DevProviderBuilder {
             (None, SocketAddr::V6(a)) if a.ip().is_unspecified() => "[::1]".to_owned(),
             (None, SocketAddr::V6(a)) => format!("[{}]", a.ip()),
         };
+        if let Some(origin) = &self.public_origin {
+            let valid = url::Url::parse(origin).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none()
+                    && !origin.ends_with('/')
+            });
+            if !valid {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "public origin is not an http(s) origin such as https://localhost:8443",
+                ));
+            }
+        }
         let issuer = format!("http://{host}:{}{prefix}", addr.port());
         let valid_host = url::Url::parse(&issuer).is_ok_and(|url| {
             url.host_str()
@@ -579,6 +657,14 @@ impl DevProviderBuilder {
             ));
         }
 
+        let issuer = match &self.public_origin {
+            Some(origin) => format!("{origin}{prefix}"),
+            None => issuer,
+        };
+        let tenant_template = self.multi_tenant.then(|| {
+            let parent = issuer.rsplit_once('/').map_or("", |(p, _)| p);
+            format!("{parent}/{{tenantid}}")
+        });
         let shared = Arc::new(Shared::new(server::Settings {
             issuer,
             prefix,
@@ -594,6 +680,7 @@ impl DevProviderBuilder {
             authorization_response_iss: self.authorization_response_iss,
             require_par: self.require_pushed_authorization_requests,
             dpop_nonce: self.dpop_nonce,
+            tenant_template,
             key,
         }));
         let router = server::router(shared.clone());
@@ -729,6 +816,10 @@ pub struct DevUser {
     pub name: String,
     /// E-mail address (`email`), reported as verified.
     pub email: String,
+    /// More claims (`roles`, `groups`, anything else), put into the user's ID tokens, userinfo
+    /// answers and JWT access tokens whatever the scope. Registered token claims (`iss`,
+    /// `sub`, `aud`, `exp`, `iat`, `nbf`, `nonce`, ...) are never overridden.
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl DevUser {
@@ -738,9 +829,48 @@ impl DevUser {
             sub: sub.into(),
             name: name.into(),
             email: email.into(),
+            claims: serde_json::Map::new(),
         }
     }
+
+    /// Adds a custom claim (see [`DevUser::claims`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::dev::DevUser;
+    ///
+    /// let dana = DevUser::new("dana", "Dana Example", "dana@example.com")
+    ///     .claim("roles", serde_json::json!(["admin"]))
+    ///     .claim("groups", serde_json::json!(["ops"]));
+    /// assert_eq!(dana.claims["roles"], serde_json::json!(["admin"]));
+    /// ```
+    pub fn claim(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
+        self.claims.insert(name.into(), value);
+        self
+    }
 }
+
+/// Claims a [`DevUser`]'s custom claims never replace.
+pub(crate) const REGISTERED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "nonce",
+    "azp",
+    "auth_time",
+    "at_hash",
+    "c_hash",
+    "sid",
+    "client_id",
+    "scope",
+    "typ",
+    "events",
+];
 
 /// Algorithm of the provider's signing key.
 ///
@@ -902,6 +1032,22 @@ pub enum Fault {
         /// The relying party's redirect URI registered at the other provider.
         redirect_uri: String,
     },
+    /// Successful authorization responses carry these extra fields, as Apple posts the
+    /// user's name as `user` (a JSON text) with `form_post` on the first login.
+    ///
+    /// ```no_run
+    /// use tower_oidc::dev::{DevProvider, Fault};
+    ///
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let like_apple = DevProvider::start().await?;
+    /// like_apple.set_fault(Fault::AuthorizationResponseParams(vec![(
+    ///     "user".to_owned(),
+    ///     r#"{"name":{"firstName":"Alice","lastName":"Example"}}"#.to_owned(),
+    /// )]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    AuthorizationResponseParams(Vec<(String, String)>),
     /// The introspection endpoint holds every request back (after counting it) until the
     /// fault is cleared with [`DevProvider::clear_faults`]: calls stay in flight for as long
     /// as a test needs, without timing guesses.
@@ -918,8 +1064,8 @@ pub enum Fault {
     /// The discovery document lacks the member of this name, e.g. `end_session_endpoint`
     /// (as AWS Cognito's and some Auth0 tenants' do).
     DiscoveryWithout(String),
-    /// JWT access tokens carry these claims (a JSON object laid over the usual ones), as
-    /// providers put roles there: Keycloak's `realm_access` and `resource_access` (with
+    /// JWT access tokens carry these claims (a JSON object laid over the usual ones; a `null`
+    /// member removes the usual one), as providers put roles there: Keycloak's `realm_access` and `resource_access` (with
     /// `aud: "account"`, `typ: "Bearer"`), Cognito's `cognito:groups`.
     ///
     /// ```no_run
@@ -937,6 +1083,13 @@ pub enum Fault {
     AccessTokenClaims(serde_json::Value),
     /// The JWKS document carries 2 MiB of padding.
     OversizedJwks,
+    /// JWT access tokens name a signing key (`kid`) that the JWKS does not list, as the
+    /// access tokens of Okta's org authorization server: only introspection can vouch for
+    /// them.
+    UnpublishedAccessTokenKey,
+    /// The introspection endpoint refuses every client but the one with this id (`401
+    /// invalid_client`), as Zitadel lets only API applications introspect.
+    IntrospectionOnlyFor(String),
     /// Active introspection answers carry these members (a JSON object laid over the usual
     /// ones; a `null` member removes the usual one), as other providers shape them: no
     /// `aud`, another `client_id`, Keycloak's `typ: Refresh`, `token_type: refresh_token`...
@@ -1006,6 +1159,9 @@ pub enum IdTokenFault {
     UnknownKid,
     /// `at_hash` does not match the access token.
     WrongAtHash,
+    /// Multi-tenant mode ([`DevProviderBuilder::multi_tenant`]): `iss` names another tenant
+    /// than the token's `tid`.
+    OtherTenantIssuer,
     /// Header `alg: HS256`, MACed with the PEM text of the provider's public key
     /// (the algorithm confusion attack).
     HmacWithPublicKey,

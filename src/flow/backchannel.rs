@@ -100,6 +100,7 @@ async fn logout(shared: &Arc<Shared>, form: &str) -> Result<(), (StatusCode, &'s
         now.saturating_add(sessions.session_lifetime.as_secs())
             .saturating_add(skew),
     );
+    shared.counters.revocations(1);
     Ok(())
 }
 

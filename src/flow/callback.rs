@@ -12,6 +12,7 @@ use crate::dpop::key::DpopKey;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::id_token;
 use crate::flow::provider_calls::{self, Tokens, UserinfoFailure};
+use crate::hook::{AppData, Login};
 use crate::response::{self, caller_kind, Answer};
 use crate::session::cookie::add_set_cookie;
 use crate::session::{SecretBytes, Session, Transaction};
@@ -28,7 +29,12 @@ struct Params {
     id_token: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    /// Other fields (e.g. Apple's `user`), for the post-login hook.
+    extra: Vec<(String, String)>,
 }
+
+/// At most this many extra callback fields are kept for the hook (the rest are ignored).
+const MAX_EXTRA_PARAMS: usize = 16;
 
 impl Params {
     /// RFC 6749 §3.1: a parameter sent twice makes the request invalid.
@@ -42,7 +48,12 @@ impl Params {
                 "id_token" => &mut p.id_token,
                 "error" => &mut p.error,
                 "error_description" => &mut p.error_description,
-                _ => continue,
+                _ => {
+                    if p.extra.len() < MAX_EXTRA_PARAMS && !p.extra.iter().any(|(n, _)| *n == k) {
+                        p.extra.push((k.into_owned(), v.into_owned()));
+                    }
+                    continue;
+                }
             };
             if slot.replace(v.into_owned()).is_some() {
                 return Err("a parameter is repeated");
@@ -99,8 +110,14 @@ pub(crate) async fn handle(
     };
     let Some(found) = shared.sessions.find_transaction(&headers, state) else {
         // Back button or an old tab after a finished login: nothing to do but go on.
-        if shared.sessions.read_session(&headers).session.is_some() {
-            return response::redirect("/");
+        let sessions = &shared.sessions;
+        let logged_in = match &sessions.server {
+            // A session id that opens (the session itself is read by the next request).
+            Some(server) => server.session_id(&sessions.cookies, &headers).0.is_some(),
+            None => sessions.read_session(&headers).session.is_some(),
+        };
+        if logged_in {
+            return response::redirect(&shared.paths.public("/"));
         }
         return fail(
             AuthError::new(
@@ -195,9 +212,11 @@ pub(crate) async fn handle(
     }
     // RFC 9207: when present (and always when advertised), `iss` names our provider; a
     // response with an ID token names it there instead (checked with the token).
-    let issuer = &shared.provider.metadata.issuer;
+    // A multi-tenant provider's `iss` is its template filled with an allowed tenant; the ID
+    // token must then name the same issuer (checked in `complete`).
+    let rule = &shared.provider.metadata.issuer_rule;
     match &params.iss {
-        Some(iss) if iss == issuer => {}
+        Some(iss) if rule.accepts(iss) => {}
         None if !shared.provider.metadata.iss_parameter_supported
             || (tx.hybrid && params.id_token.is_some()) => {}
         _ => {
@@ -216,9 +235,79 @@ pub(crate) async fn handle(
             clear_tx,
         );
     };
-    match complete(&shared, &tx, code, params.id_token.as_deref(), now).await {
-        Ok(session) => finish(&shared, &headers, session, &tx, clear_tx),
-        Err(err) => fail(err, clear_tx),
+    let front = Front {
+        id_token: params.id_token.as_deref(),
+        iss: params.iss.as_deref(),
+    };
+    let session = match complete(&shared, &tx, code, front, now).await {
+        Ok(session) => session,
+        Err(err) => return fail(err, clear_tx),
+    };
+    let session = match run_login_hook(&shared, session, params.extra, false).await {
+        Ok(session) => session,
+        Err(Refused::Page(mut page)) => {
+            tracing::info!("login refused by the app's post-login hook");
+            shared.counters.login_refused_by_app();
+            page.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-store"),
+            );
+            for cookie in clear_tx {
+                add_set_cookie(page.headers_mut(), cookie);
+            }
+            return page;
+        }
+        Err(Refused::Failed(err)) => return fail(err, clear_tx),
+    };
+    let cookies = session_cookies(&shared, &headers, &session).await;
+    finish(&shared, &headers, session, &tx, clear_tx, cookies)
+}
+
+/// How the post-login hook refused.
+pub(crate) enum Refused {
+    /// The app's own answer.
+    Page(Answer),
+    /// An error or a panic in the hook: a generic failure.
+    Failed(AuthError),
+}
+
+/// Runs the app's post-login hook, when there is one (at a refresh only when asked for), and
+/// keeps the app's data it set in the session.
+pub(crate) async fn run_login_hook(
+    shared: &Shared,
+    mut session: Session,
+    callback_params: Vec<(String, String)>,
+    refresh: bool,
+) -> Result<Session, Refused> {
+    let Some(hook) = &shared.config.login_hook else {
+        return Ok(session);
+    };
+    if refresh && !hook.at_refresh {
+        return Ok(session);
+    }
+    let claims: Map<String, Value> = serde_json::from_slice(&session.claims).unwrap_or_default();
+    let login = Login::new(
+        claims,
+        session.issuer.clone(),
+        callback_params,
+        refresh,
+        AppData::decode(&session.app),
+    );
+    match hook.run(login).await {
+        Ok(login) => {
+            session.app = login.into_app().encode();
+            Ok(session)
+        }
+        Err(rejected) => match rejected.into_parts() {
+            Ok(page) => Err(Refused::Page(page)),
+            Err(err) => {
+                tracing::error!(error = %err, refresh, "the post-login hook failed");
+                Err(Refused::Failed(AuthError::new(
+                    AuthErrorKind::Internal,
+                    "the app could not complete the login",
+                )))
+            }
+        },
     }
 }
 
@@ -232,10 +321,11 @@ fn login_link(shared: &Shared, return_to: Option<&str>) -> String {
         query.append_pair("return_to", return_to);
     }
     let query = query.finish();
+    let login = shared.paths.public(&shared.paths.login);
     if query.is_empty() {
-        shared.paths.login.clone()
+        login
     } else {
-        format!("{}?{query}", shared.paths.login)
+        format!("{login}?{query}")
     }
 }
 
@@ -255,14 +345,23 @@ fn log_failure(err: &AuthError) {
     }
 }
 
+/// What the authorization response carried besides the code.
+struct Front<'a> {
+    /// The front-channel ID token (hybrid flow).
+    id_token: Option<&'a str>,
+    /// The RFC 9207 `iss` parameter (already checked to be the provider's).
+    iss: Option<&'a str>,
+}
+
 /// Code exchange, ID token and userinfo checks; the new session.
 async fn complete(
     shared: &Shared,
     tx: &Transaction,
     code: &str,
-    front_channel_id_token: Option<&str>,
+    front_channel: Front<'_>,
     now: u64,
 ) -> Result<Session, AuthError> {
+    let front_channel_id_token = front_channel.id_token;
     // Hybrid flow: the front-channel ID token is validated (with `c_hash` binding it to the
     // code) before the code is used.
     let front = match (tx.hybrid, front_channel_id_token) {
@@ -313,6 +412,16 @@ async fn complete(
             ));
         }
     }
+    if front_channel
+        .iss
+        .is_some_and(|iss| claims.get("iss").and_then(Value::as_str) != Some(iss))
+    {
+        // A multi-tenant provider: the response named one tenant's issuer, the token another.
+        return Err(AuthError::new(
+            AuthErrorKind::InvalidCallback,
+            "the ID token's issuer is not the authorization response's `iss`",
+        ));
+    }
     let subject = claims
         .get("sub")
         .and_then(Value::as_str)
@@ -350,6 +459,13 @@ pub(crate) fn new_session(
 ) -> Result<Session, AuthError> {
     let config = &shared.config;
     let dpop_key = tokens.dpop_key.clone();
+    // The concrete issuer: the session's own on refresh, else the ID token's (for a
+    // multi-tenant provider, its template filled with the user's tenant).
+    let issuer = match (previous, claims.get("iss").and_then(Value::as_str)) {
+        (Some(p), _) => p.issuer.clone(),
+        (None, Some(iss)) => iss.to_owned(),
+        (None, None) => shared.provider.metadata.issuer.clone(),
+    };
     claims.retain(|name, _| !TOKEN_ONLY_CLAIMS.contains(&name.as_str()));
     claims.retain(|name, _| config.claims_filter.keeps(name));
     let subject = claims
@@ -402,7 +518,7 @@ pub(crate) fn new_session(
         access_expires_at,
         access_issued_at: now,
         subject,
-        issuer: shared.provider.metadata.issuer.clone(),
+        issuer,
         claims: serde_json::to_vec(&claims).map_err(|_| {
             AuthError::new(AuthErrorKind::Internal, "claims could not be serialized")
         })?,
@@ -413,6 +529,7 @@ pub(crate) fn new_session(
         last_seen: now,
         sid,
         token_roles,
+        app: previous.map(|p| p.app.clone()).unwrap_or_default(),
         dpop_key: SecretBytes(dpop_key.map(|key| key.pkcs8().to_vec()).unwrap_or_default()),
     })
 }
@@ -443,24 +560,53 @@ pub(crate) fn merge_userinfo(claims: &mut Map<String, Value>, info: Map<String, 
     }
 }
 
+/// The new session's cookies: the sealed session (cookie sessions), or the sealed id of the
+/// session just kept in the store (server-side sessions), clearing older session cookies.
+async fn session_cookies(
+    shared: &Shared,
+    headers: &HeaderMap,
+    session: &Session,
+) -> Result<Vec<String>, AuthError> {
+    let sessions = &shared.sessions;
+    let old_names = sessions.session_cookie_names(headers);
+    let Some(server) = &sessions.server else {
+        return sessions.session_cookies(&old_names, session);
+    };
+    let cookie = server.create(sessions, session).await?;
+    let mut out: Vec<String> = old_names
+        .iter()
+        .filter(|name| **name != sessions.cookies.session)
+        .map(|name| sessions.cookies.session_removal(name))
+        .collect();
+    out.push(cookie);
+    Ok(out)
+}
+
 fn finish(
     shared: &Shared,
     headers: &HeaderMap,
     session: Session,
     tx: &Transaction,
     clear_tx: Vec<String>,
+    cookies: Result<Vec<String>, AuthError>,
 ) -> Answer {
     let subject = session.subject.clone();
     let mut res = response::redirect(&tx.return_to);
-    let cookies = match shared
-        .sessions
-        .session_cookies(&shared.sessions.session_cookie_names(headers), &session)
-    {
+    let cookies = match cookies {
         Ok(cookies) => cookies,
         Err(err) => {
             log_failure(&err);
+            let unavailable = err.kind() == AuthErrorKind::ProviderUnavailable;
             let mut res = response::error_answer(caller_kind(headers), err, headers, None);
-            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            if unavailable {
+                // The session store: the login can be tried again in a moment.
+                res.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
+            } else {
+                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            }
             for cookie in clear_tx {
                 add_set_cookie(res.headers_mut(), cookie);
             }
@@ -470,6 +616,7 @@ fn finish(
     for cookie in clear_tx.into_iter().chain(cookies) {
         add_set_cookie(res.headers_mut(), cookie);
     }
+    shared.counters.login();
     tracing::info!(subject = %subject, "login succeeded");
     res
 }
@@ -757,6 +904,21 @@ mod tests {
         let p = Params::parse("code=a&state=b&iss=https%3A%2F%2Fid&other=1&other=2").unwrap();
         assert_eq!(p.code.as_deref(), Some("a"));
         assert_eq!(p.iss.as_deref(), Some("https://id"));
+    }
+
+    #[test]
+    fn extra_fields_for_the_hook_are_kept_once_and_bounded() {
+        let p = Params::parse("code=a&user=%7B%22n%22%3A1%7D&state=b&user=second&x=1").unwrap();
+        assert_eq!(
+            p.extra,
+            [
+                ("user".to_owned(), "{\"n\":1}".to_owned()),
+                ("x".to_owned(), "1".to_owned())
+            ]
+        );
+        let many: Vec<String> = (0..100).map(|i| format!("f{i}=v")).collect();
+        let p = Params::parse(&many.join("&")).unwrap();
+        assert_eq!(p.extra.len(), MAX_EXTRA_PARAMS);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::error::{AuthError, AuthErrorKind};
+use crate::issuer::IssuerRefusal;
 use crate::jwt::JwtError;
 use crate::provider::VerifyError;
 use crate::shared::Shared;
@@ -98,8 +99,17 @@ fn check_claims(
     let skew = config.clock_skew.as_secs();
 
     let iss = claims.get("iss").and_then(Value::as_str);
-    if iss != Some(shared.provider.metadata.issuer.as_str()) {
-        return Err(invalid("ID token issuer (`iss`) is not the provider"));
+    let tid = claims.get("tid").and_then(Value::as_str);
+    match shared.provider.metadata.issuer_rule.check_token(iss, tid) {
+        Ok(()) => {}
+        Err(IssuerRefusal::Issuer) => {
+            return Err(invalid("ID token issuer (`iss`) is not the provider"))
+        }
+        Err(IssuerRefusal::Tenant) => {
+            return Err(invalid(
+                "ID token tenant (`tid`) is missing or not an allowed tenant",
+            ))
+        }
     }
     match claims.get("sub").and_then(Value::as_str) {
         Some(sub) if !sub.is_empty() => {}

@@ -96,7 +96,10 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap, query: Option<&s
             http::StatusCode::BAD_REQUEST,
             "Unknown identity provider",
             "This login names an identity provider this application does not know.",
-            Some((&shared.paths.login, "Log in with the default provider")),
+            Some((
+                &shared.paths.public(&shared.paths.login),
+                "Log in with the default provider",
+            )),
         ));
     };
     let config = &tenant.config;
@@ -124,7 +127,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap, query: Option<&s
     start(
         &tenant,
         headers,
-        return_to.unwrap_or_else(|| "/".to_owned()),
+        return_to.unwrap_or_else(|| shared.paths.public("/")),
         extra,
     )
 }
@@ -203,7 +206,11 @@ fn login_link(shared: &Shared, return_to: &str) -> String {
         query.append_pair("provider", &shared.name);
     }
     query.append_pair("return_to", return_to);
-    format!("{}?{}", shared.paths.login, query.finish())
+    format!(
+        "{}?{}",
+        shared.paths.public(&shared.paths.login),
+        query.finish()
+    )
 }
 
 /// A login about to start: its transaction, its cookie slot, and the authorization
@@ -393,9 +400,10 @@ pub(crate) fn login_required(
                     headers,
                 );
             }
-            return response::redirect(&login_link(shared, return_to));
+            return response::redirect(&login_link(shared, &shared.paths.public(return_to)));
         }
-        return match prepare(shared, headers, held, return_to.to_owned(), Vec::new()) {
+        let return_to = shared.paths.public(return_to);
+        return match prepare(shared, headers, held, return_to, Vec::new()) {
             Ok(prepared) => finish(shared, prepared, None),
             Err(answer) => *answer,
         };
@@ -423,10 +431,36 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    /// [`login_required`] for this request.
-    pub(crate) fn login_required(&self, uri: &http::Uri, headers: &HeaderMap) -> Answer {
-        login_required(&self.shared, uri, headers, &self.held)
+    /// [`login_required`] for this request; `extensions` may hold the URI as the server
+    /// received it (axum's `OriginalUri`, in a nested router), which then is the place to
+    /// return to.
+    pub(crate) fn login_required(
+        &self,
+        uri: &http::Uri,
+        extensions: &http::Extensions,
+        headers: &HeaderMap,
+    ) -> Answer {
+        login_required(
+            &self.shared,
+            original_uri(uri, extensions),
+            headers,
+            &self.held,
+        )
     }
+}
+
+/// The request's URI before a nested router stripped its prefix (axum's `OriginalUri`), or
+/// `uri` itself.
+pub(crate) fn original_uri<'a>(
+    uri: &'a http::Uri,
+    extensions: &'a http::Extensions,
+) -> &'a http::Uri {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::OriginalUri(original)) = extensions.get() {
+        return original;
+    }
+    let _ = extensions;
+    uri
 }
 
 #[cfg(test)]

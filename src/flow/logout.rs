@@ -10,14 +10,25 @@ use std::sync::Arc;
 use crate::config::end_session_location;
 use crate::response::{self, Answer};
 use crate::session::cookie::add_set_cookie;
+use crate::session::SessionRef;
 use crate::shared::{Shared, Tenants};
 
 /// Handles the logout request.
 pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
-    let sessions = &shared.sessions;
     // Authentic is enough: an idle or expired cookie still ends its session, so that a copy
     // kept alive elsewhere is refused too.
-    let session = sessions.read_session_for_logout(headers);
+    let session = shared.sessions.read_session_for_logout(headers);
+    answer(shared, headers, session)
+}
+
+/// The logout of `session` (the request's, if any): revoked, its cookies cleared, and the
+/// redirect to the provider's end-session endpoint (or the post-logout URL).
+pub(crate) fn answer(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    session: Option<SessionRef>,
+) -> Answer {
+    let sessions = &shared.sessions;
     // The provider that issued the session (one of several tenants, or the only one).
     let tenant = &session
         .as_ref()
@@ -67,6 +78,8 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap) -> Answer {
             // The browser forgets the cookie; a copy of it is refused from now on too, until
             // the session's absolute deadline.
             sessions.revoke(s);
+            sessions.forget_opened(headers);
+            shared.counters.revocations(1);
             tracing::info!(subject = %s.subject(), "logout");
         }
         None => tracing::debug!("logout without a session"),

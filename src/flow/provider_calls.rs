@@ -55,8 +55,18 @@ async fn access_roles(shared: &Shared, token: &str) -> Option<AccessRoles> {
         }
     };
     let claims: Map<String, Value> = serde_json::from_slice(&payload).ok()?;
-    if claims.get("iss").and_then(Value::as_str) != Some(shared.provider.metadata.issuer.as_str()) {
-        tracing::debug!("the access token names another issuer; its roles are not used");
+    let (iss, tid) = (
+        claims.get("iss").and_then(Value::as_str),
+        claims.get("tid").and_then(Value::as_str),
+    );
+    if shared
+        .provider
+        .metadata
+        .issuer_rule
+        .check_token(iss, tid)
+        .is_err()
+    {
+        tracing::debug!("the access token names another issuer or tenant; its roles are not used");
         return None;
     }
     // Roles count only from a live token issued to this client (or for this API): not from
@@ -474,7 +484,8 @@ async fn signed_userinfo(shared: &Shared, body: &[u8]) -> Result<Map<String, Val
     let claims: Map<String, Value> = serde_json::from_slice(&payload)
         .map_err(|_| invalid("signed userinfo claims are not a JSON object".into()))?;
     if let Some(iss) = claims.get("iss") {
-        if iss.as_str() != Some(shared.provider.metadata.issuer.as_str()) {
+        let rule = &shared.provider.metadata.issuer_rule;
+        if !iss.as_str().is_some_and(|iss| rule.accepts(iss)) {
             return Err(invalid("signed userinfo `iss` is not the provider".into()));
         }
     }

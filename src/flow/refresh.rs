@@ -23,8 +23,10 @@ use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::provider_calls::TokenFailure;
 use crate::flow::{callback, id_token, provider_calls};
 use crate::jwt::Unverified;
+use crate::refresh_coordinator::hex_sha256;
 use crate::session::{Session, SessionRef};
 use crate::shared::Shared;
+use crate::{RefreshOutcome, RefreshTurn};
 
 /// A session created this recently (seconds) whose refresh is refused has just come back
 /// from the provider: its navigation gets a page with a "log in again" link instead of
@@ -137,8 +139,68 @@ fn unavailable(message: String) -> AuthError {
     AuthError::new(AuthErrorKind::ProviderUnavailable, message)
 }
 
-/// One refresh at the token endpoint, with the checks of OpenID Connect Core §12.2.
+/// One refresh ([`coordinated`]), counted.
 async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthError> {
+    let counted = shared.clone();
+    let result = coordinated(shared, old).await;
+    counted.counters.refresh(result.is_ok());
+    result
+}
+
+/// One refresh for the fleet: led by this replica (at the token endpoint), or taken from the
+/// replica that led it, when a [`RefreshCoordinator`](crate::RefreshCoordinator) is
+/// configured; at the token endpoint otherwise.
+async fn coordinated(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthError> {
+    let Some(coordination) = &shared.coordination else {
+        return at_provider(&shared, &old).await;
+    };
+    let key = hex_sha256(old.refresh_token.as_deref().unwrap_or_default());
+    let coordinator = &coordination.coordinator;
+    match coordinator.begin(&key).await {
+        RefreshTurn::Lead(lease) => {
+            let result = at_provider(&shared, &old).await;
+            let sealed;
+            let outcome = match &result {
+                Ok(new) => {
+                    sealed = coordination.seal(&key, new);
+                    RefreshOutcome::Refreshed(&sealed)
+                }
+                Err(e) if e.kind() == AuthErrorKind::InvalidToken => RefreshOutcome::Refused,
+                Err(_) => RefreshOutcome::Failed,
+            };
+            coordinator
+                .finish(&key, &lease, outcome, shared.config.refresh_grace)
+                .await;
+            result
+        }
+        RefreshTurn::Done(sealed) => match coordination.open(&key, &sealed, &old) {
+            Some(new) => {
+                tracing::debug!(subject = %new.subject, "session refreshed by another replica");
+                Ok(Arc::new(new))
+            }
+            None => {
+                tracing::error!(
+                    "a refresh result shared by another replica does not open with the session                      key or is not this session's; keeping the session"
+                );
+                Err(unavailable(
+                    "the shared refresh result is unusable".to_owned(),
+                ))
+            }
+        },
+        RefreshTurn::Refused => Err(AuthError::new(
+            AuthErrorKind::InvalidToken,
+            "the provider refused the refresh token (at another replica's refresh)",
+        )),
+        RefreshTurn::Busy => Err(unavailable(
+            "another replica's refresh of this session has not finished".to_owned(),
+        )),
+        // Unavailable, or a turn this version does not know: on this replica alone.
+        _ => at_provider(&shared, &old).await,
+    }
+}
+
+/// One refresh at the token endpoint, with the checks of OpenID Connect Core §12.2.
+async fn at_provider(shared: &Arc<Shared>, old: &Session) -> Result<Arc<Session>, AuthError> {
     let refresh_token = old.refresh_token.as_deref().unwrap_or_default();
     // Tokens bound to the session's DPoP key are refreshed with a proof by it.
     let dpop = if old.dpop_key.0.is_empty() {
@@ -153,7 +215,7 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
             },
         )?))
     };
-    let mut tokens = match provider_calls::refresh_grant(&shared, refresh_token, dpop).await {
+    let mut tokens = match provider_calls::refresh_grant(shared, refresh_token, dpop).await {
         Ok(tokens) => tokens,
         Err(TokenFailure::Unavailable(e)) => return Err(e),
         Err(TokenFailure::Garbled(e)) => {
@@ -189,7 +251,7 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
     let mut claims: Map<String, Value> = match tokens.id_token.as_deref() {
         Some(new_id_token) => {
             let checked = id_token::validate(
-                &shared,
+                shared,
                 new_id_token,
                 id_token::Expect {
                     // Refreshed ID tokens need not carry a nonce.
@@ -209,7 +271,7 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
                     // that cannot be checked (as if the provider had sent none), keep the
                     // claims of the last checked one.
                     tracing::warn!(reason = %e, "refreshed ID token not checked; keeping the session's claims");
-                    if !unverified_same_user(new_id_token, &old) {
+                    if !unverified_same_user(new_id_token, old) {
                         return Err(AuthError::new(
                             AuthErrorKind::InvalidToken,
                             "the refreshed ID token names another user",
@@ -240,7 +302,7 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
     };
     if shared.fetch_userinfo {
         match provider_calls::fetch_userinfo(
-            &shared,
+            shared,
             &tokens.access_token,
             tokens.dpop_key.as_deref(),
             &old.subject,
@@ -270,7 +332,17 @@ async fn run(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, AuthErro
         }
     }
     let now = shared.now();
-    let session = callback::new_session(&shared, old.created_at, now, claims, tokens, Some(&old))?;
+    let session = callback::new_session(shared, old.created_at, now, claims, tokens, Some(old))?;
+    // The app's hook, when asked to run at refresh too: a refusal ends the session.
+    let session = callback::run_login_hook(shared, session, Vec::new(), true)
+        .await
+        .map_err(|refused| {
+            let why = match refused {
+                callback::Refused::Page(_) => "the app refused the refreshed session",
+                callback::Refused::Failed(_) => "the app's post-login hook failed at refresh",
+            };
+            AuthError::new(AuthErrorKind::InvalidToken, why)
+        })?;
     tracing::debug!(subject = %session.subject, "session refreshed");
     Ok(Arc::new(session))
 }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::redis::aio::{MultiplexedConnection, PubSubStream};
-use ::redis::{Client, IntoConnectionInfo as _};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -23,6 +22,9 @@ use super::{
     LiveEntry, LiveKind, MemoryRevocationStore, Revocation, RevocationStore, DEFAULT_CAPACITY,
 };
 use crate::error::{BoxError, ConfigError};
+use crate::redis_link::{bounded, open_client, Commands};
+use crate::refresh_coordinator::RedisRefreshCoordinator;
+use crate::session::store::RedisSessionStore;
 
 /// Writes waiting for the background task; beyond this, writes are coalesced: the task writes
 /// every local entry again (see [`Replicator::flush_all`]).
@@ -86,6 +88,10 @@ pub struct RedisRevocationStore {
     local: Arc<MemoryRevocationStore>,
     writes: mpsc::Sender<Entry>,
     state: Arc<State>,
+    /// The replica's command connection, shared with the store's task (and with a refresh
+    /// coordinator made from this store).
+    commands: Arc<Commands>,
+    key_prefix: String,
 }
 
 /// Settings of a [`RedisRevocationStore`]; from [`RedisRevocationStore::builder`].
@@ -177,6 +183,44 @@ impl RedisRevocationStore {
     /// ```
     pub fn is_connected(&self) -> bool {
         self.state.connected.load(Ordering::Acquire)
+    }
+
+    /// A [`RedisRefreshCoordinator`] on this store's Redis: it shares the store's connection,
+    /// key prefix and timeout, so a replica keeps one command connection to Redis.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_oidc::ConfigError> {
+    /// let redis = tower_oidc::RedisRevocationStore::connect("redis://127.0.0.1/").await?;
+    /// let config = tower_oidc::Config::builder("https://id.example.com", "my-client")
+    ///     .refresh_coordinator(redis.refresh_coordinator())
+    ///     .revocation_store(redis);
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn refresh_coordinator(&self) -> RedisRefreshCoordinator {
+        RedisRefreshCoordinator::new(Arc::clone(&self.commands), &self.key_prefix)
+    }
+
+    /// A [`RedisSessionStore`] on this store's Redis (server-side sessions): it shares the
+    /// store's connection, key prefix and timeout.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_oidc::ConfigError> {
+    /// let redis = tower_oidc::RedisRevocationStore::connect("redis://127.0.0.1/").await?;
+    /// let config = tower_oidc::Config::builder("https://id.example.com", "my-client")
+    ///     .session_store(redis.session_store())
+    ///     .revocation_store(redis);
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn session_store(&self) -> RedisSessionStore {
+        RedisSessionStore::new(Arc::clone(&self.commands), &self.key_prefix)
     }
 
     /// Hands a change to the background task (never waits). When too many writes wait, the
@@ -319,18 +363,7 @@ impl RedisRevocationStoreBuilder {
                 });
             }
         }
-        let info =
-            self.url
-                .as_str()
-                .into_connection_info()
-                .map_err(|err| ConfigError::InvalidUrl {
-                    field: "redis_url",
-                    reason: err.to_string(),
-                })?;
-        let client = Client::open(info).map_err(|err| ConfigError::InvalidUrl {
-            field: "redis_url",
-            reason: err.to_string(),
-        })?;
+        let commands = Arc::new(Commands::new(open_client(&self.url)?, self.timeout));
         let key = format!("{}:revocations", self.key_prefix);
         let state = Arc::new(State {
             connected: AtomicBool::new(false),
@@ -339,9 +372,8 @@ impl RedisRevocationStoreBuilder {
         });
         let local = Arc::new(MemoryRevocationStore::with_capacity(self.capacity));
         let mut sync = Replicator {
-            client,
+            commands: Arc::clone(&commands),
             key,
-            timeout: self.timeout,
             resync_interval: self.resync_interval,
             max_reconnect_delay: self.max_reconnect_delay,
             capacity: self.capacity,
@@ -364,6 +396,8 @@ impl RedisRevocationStoreBuilder {
             local,
             writes,
             state,
+            commands,
+            key_prefix: self.key_prefix,
         })
     }
 }
@@ -556,9 +590,8 @@ enum Lost {
 
 /// The background task's side: keeps the local copy in step with Redis.
 struct Replicator {
-    client: Client,
+    commands: Arc<Commands>,
     key: String,
-    timeout: Duration,
     resync_interval: Duration,
     max_reconnect_delay: Duration,
     capacity: usize,
@@ -576,23 +609,19 @@ impl Replicator {
         what: &str,
         call: impl Future<Output = Result<T, E>>,
     ) -> Result<T, BoxError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result.map_err(Into::into),
-            Err(_) => Err(format!("{what}: no answer within {:?}", self.timeout).into()),
-        }
+        bounded(self.commands.timeout(), what, call).await
     }
 
     /// Connects, subscribes, writes what waited, then reads the whole set; in this order, so
     /// nothing published meanwhile is missed.
     async fn establish(&mut self) -> Result<Link, BoxError> {
         let mut pubsub = self
-            .bounded("subscribe", self.client.get_async_pubsub())
+            .bounded("subscribe", self.commands.client().get_async_pubsub())
             .await?;
         self.bounded("subscribe", pubsub.subscribe(&self.key))
             .await?;
-        let conn = self
-            .bounded("connect", self.client.get_multiplexed_async_connection())
-            .await?;
+        // The replica's shared command connection, made anew with the subscription.
+        let conn = self.commands.reconnect().await?;
         let mut link = Link {
             conn,
             messages: pubsub.into_on_message(),

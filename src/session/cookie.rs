@@ -285,13 +285,17 @@ impl Sealer {
     /// bound to. One AES-GCM attempt per key whose id matches: with one provider and one
     /// secret, exactly one.
     pub(crate) fn open_for(&self, name: &str, value: &str) -> Option<(Bytes, usize)> {
+        self.open_bytes_for(name, value.as_bytes())
+    }
+
+    /// [`Sealer::open_for`] of a value given as bytes (base64url text, or anything else,
+    /// which does not open).
+    pub(crate) fn open_bytes_for(&self, name: &str, value: &[u8]) -> Option<(Bytes, usize)> {
         if value.len() > CHUNK_SIZE * MAX_CHUNKS {
             return None;
         }
         // SIMD base64: on the hot path, decoding costs as much as decrypting.
-        let mut buf = base64_simd::URL_SAFE_NO_PAD
-            .decode_to_vec(value.as_bytes())
-            .ok()?;
+        let mut buf = base64_simd::URL_SAFE_NO_PAD.decode_to_vec(value).ok()?;
         let provider = self.open_in_place(name, &mut buf)?;
         let end = buf.len() - TAG_LEN;
         // The plaintext is a window of the decoded buffer: no copy.
@@ -329,20 +333,57 @@ pub(crate) fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str
     headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .filter_map(header_text)
         .flat_map(pairs)
+}
+
+/// A header value as text, when it is ASCII: the same answer as [`HeaderValue::to_str`] for
+/// every value `http` lets through its checks (tab, visible ASCII and bytes above 127; no
+/// other control characters), but checked a word at a time instead of a byte at a time (a
+/// session cookie is kilobytes long and read on every request).
+fn header_text(value: &HeaderValue) -> Option<&str> {
+    let bytes = value.as_bytes();
+    if bytes.is_ascii() {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        None
+    }
 }
 
 /// The `name=value` pairs of one `Cookie` header value.
 fn pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
-    text.split(';').filter_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        let value = value.trim();
+    byte_pairs(text.as_bytes()).filter_map(|(name, value)| {
+        // Splitting ASCII text at ASCII bytes leaves ASCII text.
+        Some((
+            std::str::from_utf8(name).ok()?,
+            std::str::from_utf8(value).ok()?,
+        ))
+    })
+}
+
+/// The `name=value` pairs of one `Cookie` header value given as bytes (an ASCII value, checked
+/// by the caller): names and values trimmed, a value's double quotes removed.
+fn byte_pairs(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut rest = text;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        // SIMD search: the pair holding the session is kilobytes long.
+        let (pair, tail) = match memchr::memchr(b';', rest) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &[][..]),
+        };
+        rest = tail;
+        let Some(eq) = memchr::memchr(b'=', pair) else {
+            continue;
+        };
+        let (name, value) = (&pair[..eq], pair[eq + 1..].trim_ascii());
         let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
             .unwrap_or(value);
-        Some((name.trim(), value))
+        return Some((name.trim_ascii(), value));
     })
 }
 
@@ -350,17 +391,17 @@ fn pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
 /// Borrows from the request; allocates only for chunked sessions.
 #[derive(Debug, Default)]
 pub(crate) struct FoundCookie<'a> {
-    single: Option<&'a str>,
-    chunks: Vec<(usize, &'a str)>,
+    single: Option<&'a [u8]>,
+    chunks: Vec<(usize, &'a [u8])>,
     /// Names of chunk cookies whose index is out of range (to clear them).
-    stray: Vec<&'a str>,
+    stray: Vec<&'a [u8]>,
     /// Whether the request carries other cookies too.
     pub(crate) others: bool,
 }
 
 impl<'a> FoundCookie<'a> {
     /// The whole value, when complete.
-    pub(crate) fn value(&self) -> Option<Cow<'a, str>> {
+    pub(crate) fn value(&self) -> Option<Cow<'a, [u8]>> {
         if let Some(v) = self.single {
             return Some(Cow::Borrowed(v));
         }
@@ -370,7 +411,7 @@ impl<'a> FoundCookie<'a> {
         let mut chunks = self.chunks.clone();
         chunks.sort_unstable_by_key(|(idx, _)| *idx);
         let contiguous = chunks.iter().enumerate().all(|(i, (idx, _))| i == *idx);
-        contiguous.then(|| Cow::Owned(chunks.iter().map(|(_, v)| *v).collect()))
+        contiguous.then(|| Cow::Owned(chunks.iter().flat_map(|(_, v)| v.iter().copied()).collect()))
     }
 
     /// Whether the request carries any of these cookies.
@@ -382,20 +423,31 @@ impl<'a> FoundCookie<'a> {
     pub(crate) fn names(&self, base: &str) -> Vec<String> {
         let mut names: Vec<String> = self.single.map(|_| base.to_owned()).into_iter().collect();
         names.extend(self.chunks.iter().map(|(i, _)| format!("{base}.{i}")));
-        names.extend(self.stray.iter().map(|n| (*n).to_owned()));
+        // ASCII: read from a header that was checked to be.
+        names.extend(
+            self.stray
+                .iter()
+                .map(|n| String::from_utf8_lossy(n).into_owned()),
+        );
         names
     }
 }
 
 /// Collects the session cookie named `base` (or its chunks `base.0`, `base.1`, ...).
+///
+/// Works on the header's bytes: a header that is not ASCII is skipped (as
+/// [`HeaderValue::to_str`] would refuse it, and [`strip_cookies`] leaves it alone), checked a
+/// word at a time; nothing else reads the kilobytes of a session cookie byte by byte.
 pub(crate) fn find_chunked<'a>(headers: &'a HeaderMap, base: &str) -> FoundCookie<'a> {
     let mut found = FoundCookie::default();
+    let base = base.as_bytes();
     for header in headers.get_all(COOKIE) {
-        let Ok(text) = header.to_str() else {
+        let text = header.as_bytes();
+        if !text.is_ascii() {
             found.others = true;
             continue;
-        };
-        for (name, value) in pairs(text) {
+        }
+        for (name, value) in byte_pairs(text) {
             let Some(rest) = name.strip_prefix(base) else {
                 found.others = true;
                 continue;
@@ -403,7 +455,8 @@ pub(crate) fn find_chunked<'a>(headers: &'a HeaderMap, base: &str) -> FoundCooki
             if rest.is_empty() {
                 found.single = Some(value);
             } else if let Some(idx) = rest
-                .strip_prefix('.')
+                .strip_prefix(b".")
+                .and_then(|idx| std::str::from_utf8(idx).ok())
                 .and_then(|idx| idx.parse::<usize>().ok())
             {
                 if idx < MAX_CHUNKS && !found.chunks.iter().any(|(i, _)| *i == idx) {
@@ -446,7 +499,7 @@ pub(crate) fn strip_cookies(headers: &mut HeaderMap, ours: impl Fn(&str) -> bool
     let mut kept = String::new();
     let mut changed = false;
     for value in headers.get_all(COOKIE).iter() {
-        let Ok(text) = value.to_str() else {
+        let Some(text) = header_text(value) else {
             // Not text: we cannot have parsed anything from it; keep it as it is.
             continue;
         };
@@ -472,7 +525,7 @@ pub(crate) fn strip_cookies(headers: &mut HeaderMap, ours: impl Fn(&str) -> bool
     let non_text: Vec<HeaderValue> = headers
         .get_all(COOKIE)
         .iter()
-        .filter(|v| v.to_str().is_err())
+        .filter(|v| header_text(v).is_none())
         .cloned()
         .collect();
     headers.remove(COOKIE);
@@ -788,7 +841,7 @@ mod tests {
             &format!("s.1={}; b=2", chunks[1].1),
         ]);
         let found = find_chunked(&h, "s");
-        assert_eq!(found.value().as_deref(), Some(value.as_str()));
+        assert_eq!(found.value().as_deref(), Some(value.as_bytes()));
         assert_eq!(found.names("s").len(), 3);
         assert!(chunk("s", &"v".repeat(CHUNK_SIZE * MAX_CHUNKS + 1)).is_none());
         assert_eq!(

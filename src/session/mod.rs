@@ -8,7 +8,10 @@
 //! settings and reads, seals and touches the session cookie with them.
 
 pub(crate) mod cookie;
+pub(crate) mod server;
 pub(crate) mod sessions;
+pub(crate) mod store;
+pub(crate) mod verified;
 
 use std::sync::Arc;
 
@@ -33,14 +36,18 @@ const SESSION_VERSION_3: u8 = 3;
 pub(crate) enum Tag {
     /// [`Session::token_roles`].
     TokenRoles = 1,
+    /// [`Session::app`]: the post-login hook's app subject and claims.
+    AppClaims = 2,
     /// [`Session::dpop_key`].
     DpopKey = 3,
+    // 4 is reserved for server-side (Redis) sessions.
 }
 
 impl Tag {
     fn from_u8(tag: u8) -> Option<Self> {
         match tag {
             1 => Some(Tag::TokenRoles),
+            2 => Some(Tag::AppClaims),
             3 => Some(Tag::DpopKey),
             _ => None,
         }
@@ -85,6 +92,9 @@ pub(crate) struct Session {
     /// Roles from the verified access token, as a JSON array of strings (empty: none). An
     /// optional last field: sessions without it encode as before.
     pub(crate) token_roles: Vec<u8>,
+    /// The app's subject and claims set by the post-login hook (JSON, see
+    /// `hook::AppData`; empty: none).
+    pub(crate) app: Vec<u8>,
     /// The PKCS#8 private key the session's tokens are DPoP-bound to (empty: not bound). A
     /// secret: never logged (see the `Debug` of [`Session`]).
     pub(crate) dpop_key: SecretBytes,
@@ -128,6 +138,7 @@ impl Session {
         w.opt(self.sid.as_deref());
         w.bytes(session_id.as_bytes());
         w.tagged(Tag::TokenRoles, &self.token_roles);
+        w.tagged(Tag::AppClaims, &self.app);
         w.tagged(Tag::DpopKey, &self.dpop_key.0);
         w.0
     }
@@ -162,6 +173,7 @@ pub(crate) struct SessionRef {
     sid: Option<Span>,
     session_id: Span,
     token_roles: Option<Span>,
+    app: Option<Span>,
     dpop_key: Option<Span>,
 }
 
@@ -189,6 +201,7 @@ impl SessionRef {
         let sid = r.opt()?;
         let session_id = r.string()?;
         let mut token_roles = None;
+        let mut app = None;
         let mut dpop_key = None;
         if version == SESSION_VERSION_3 {
             if r.pos < buf.len() {
@@ -205,6 +218,7 @@ impl SessionRef {
                 let value = r.bytes()?;
                 match tag {
                     Tag::TokenRoles => token_roles = Some(value),
+                    Tag::AppClaims => app = Some(value),
                     Tag::DpopKey => dpop_key = Some(value),
                 }
             }
@@ -228,6 +242,7 @@ impl SessionRef {
             sid,
             session_id,
             token_roles,
+            app,
             dpop_key,
             buf,
         })
@@ -286,6 +301,11 @@ impl SessionRef {
                 .as_ref()
                 .map(|s| self.buf[s.clone()].to_vec())
                 .unwrap_or_default(),
+            app: self
+                .app
+                .as_ref()
+                .map(|s| self.buf[s.clone()].to_vec())
+                .unwrap_or_default(),
             dpop_key: SecretBytes(
                 self.dpop_key
                     .as_ref()
@@ -315,6 +335,11 @@ impl SessionRef {
                 Some(key) => token.bound_to(self.buf.slice(key.clone())),
                 None => token,
             });
+        let app = self
+            .app
+            .as_ref()
+            .map(|s| self.buf.slice(s.clone()))
+            .unwrap_or_default();
         Identity::from_parts(
             self.subject().to_owned(),
             issuer,
@@ -331,6 +356,8 @@ impl SessionRef {
                     .unwrap_or_default(),
             },
         )
+        .with_app(app)
+        .with_session_expiry(self.expires_at)
     }
 }
 
@@ -563,6 +590,7 @@ mod tests {
             last_seen: 4,
             sid: Some("sid-1".into()),
             token_roles: Vec::new(),
+            app: Vec::new(),
             dpop_key: Default::default(),
         }
     }
@@ -621,6 +649,38 @@ mod tests {
         assert!(
             Session::decode(&with(&[field(1), field(1)])).is_none(),
             "repeated tag"
+        );
+        let (decoded, _) = Session::decode(&with(&[field(1), field(2)])).expect("both tags");
+        assert_eq!(decoded.app, roles.to_vec());
+        assert!(
+            Session::decode(&with(&[field(2), field(1)])).is_none(),
+            "out of order"
+        );
+    }
+
+    #[test]
+    fn app_claims_travel_in_their_tag_and_reach_the_identity() {
+        let id = new_session_id();
+        let app = br#"{"sub":"u-7","claims":{"plan":"pro"}}"#;
+        let s = Session {
+            app: app.to_vec(),
+            ..session()
+        };
+        let encoded = s.encode(&id);
+        assert_eq!(
+            encoded.len(),
+            session().encode(&id).len() + 1 + 4 + app.len()
+        );
+        assert_eq!(Session::decode(&encoded), Some((s, id)));
+        let identity = SessionRef::parse(Bytes::from(encoded))
+            .expect("session")
+            .into_identity(&Arc::from("https://id.example.com"), &Default::default());
+        assert_eq!(identity.app_subject(), Some("u-7"));
+        assert_eq!(identity.app_claims()["plan"], "pro");
+        assert_eq!(identity.subject(), "alice");
+        assert_eq!(
+            identity.session_expires_at(),
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(2))
         );
     }
 
@@ -753,6 +813,7 @@ mod robustness {
             last_seen: 4,
             sid: None,
             token_roles: br#"["admin"]"#.to_vec(),
+            app: br#"{"sub":"u-1"}"#.to_vec(),
             dpop_key: Default::default(),
         }
         .encode(&new_session_id());

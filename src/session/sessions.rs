@@ -9,10 +9,18 @@ use std::time::{Duration, SystemTime};
 use http::HeaderMap;
 
 use crate::error::{AuthError, AuthErrorKind};
+use crate::issuer::IssuerRule;
 use crate::revocation::RevocationStore;
 use crate::session::cookie::{
-    chunk, fill_random, find_chunked, random_token, request_cookies, Cookies, Sealer,
+    chunk, fill_random, find_chunked, random_token, request_cookies, Cookies, Sealer, CHUNK_SIZE,
 };
+use crate::session::verified::{Verified, VerifiedSessions};
+
+/// Longest session cookie value kept in the cache of opened cookies (two chunks): with its
+/// decrypted copy, an entry then holds at most about 14 KB. Larger sessions are opened on
+/// every request.
+pub(crate) const MAX_CACHED_COOKIE: usize = 2 * CHUNK_SIZE + 600;
+use crate::session::store::ServerSessions;
 use crate::session::{new_session_id, Session, SessionRef, Transaction};
 use subtle::ConstantTimeEq;
 
@@ -33,8 +41,9 @@ pub(crate) struct Sessions {
     /// Seals sessions with a key per provider, bound to its issuer and client id.
     pub(crate) session_sealer: Sealer,
     /// Each provider's issuer, in the order of the session sealer's bindings: a session must
-    /// name the issuer of the provider whose key opened it.
-    pub(crate) issuers: Vec<String>,
+    /// name an issuer of the provider whose key opened it (for a multi-tenant provider, its
+    /// template filled with an allowed tenant).
+    pub(crate) issuers: Vec<IssuerRule>,
     /// Seals login transactions, bound to every provider's issuer and client id.
     pub(crate) tx_sealer: Sealer,
     pub(crate) cookies: Cookies,
@@ -45,9 +54,13 @@ pub(crate) struct Sessions {
     /// Most concurrent logins of one browser: the number of transaction cookie slots.
     pub(crate) max_transactions: usize,
     pub(crate) revocations: Arc<dyn RevocationStore>,
+    /// Server-side sessions, when configured (then the cookie carries only an id).
+    pub(crate) server: Option<Arc<ServerSessions>>,
     pub(crate) clock: Clock,
     /// Whether the "session needs several cookies" warning was logged.
     pub(crate) size_warned: AtomicBool,
+    /// Session cookies already opened.
+    pub(crate) verified: VerifiedSessions,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -64,7 +77,7 @@ impl std::fmt::Debug for Sessions {
 #[derive(Debug, Default)]
 pub(crate) struct SessionRead {
     /// The session, when the cookie opened and is live.
-    pub(crate) session: Option<SessionRef>,
+    pub(crate) session: Option<Arc<Verified>>,
     /// Whether the request carries session cookies at all.
     pub(crate) present: bool,
     /// Whether its `Cookie` headers hold nothing but session cookies.
@@ -95,10 +108,7 @@ impl Sessions {
             return SessionRead::default();
         }
         let now = self.now();
-        let session = found
-            .value()
-            .and_then(|v| self.open_authentic(&v))
-            .filter(|s| self.is_live(s, now));
+        let session = found.value().and_then(|v| self.open_live(&v, now));
         let stale = if session.is_none() {
             found.names(base)
         } else {
@@ -112,14 +122,36 @@ impl Sessions {
         }
     }
 
+    /// Opens a session cookie's value and checks that its session is live, answering from the
+    /// cache of opened cookies when this exact value opened before. Only live sessions are
+    /// cached: a cookie of an ended session is opened (and refused) each time, and never takes
+    /// a live session's slot.
+    fn open_live(&self, value: &[u8], now: u64) -> Option<Arc<Verified>> {
+        if let Some(hit) = self.verified.get(value) {
+            return self.is_live(&hit, now).then_some(hit);
+        }
+        let session = self.open_authentic(value)?;
+        if !self.is_live(&session, now) {
+            return None;
+        }
+        let verified = Verified::new(value, session);
+        Some(if value.len() <= MAX_CACHED_COOKIE {
+            self.verified.insert(verified)
+        } else {
+            Arc::new(verified)
+        })
+    }
+
     /// Opens a session cookie's value checking only that it is authentic: sealed by one of our
     /// keys for this cookie name, naming the issuer of the provider whose key opened it.
     /// Expiry, idleness and revocation are not checked.
-    fn open_authentic(&self, value: &str) -> Option<SessionRef> {
-        let (bytes, provider) = self.session_sealer.open_for(&self.cookies.session, value)?;
+    fn open_authentic(&self, value: &[u8]) -> Option<SessionRef> {
+        let (bytes, provider) = self
+            .session_sealer
+            .open_bytes_for(&self.cookies.session, value)?;
         let session = SessionRef::parse(bytes)?;
         let issuer = self.issuers.get(provider)?;
-        (session.issuer() == issuer).then_some(session)
+        issuer.accepts(session.issuer()).then_some(session)
     }
 
     /// The request's session for a logout: authentic (see [`Sessions::open_authentic`]) but
@@ -136,7 +168,7 @@ impl Sessions {
         find_chunked(headers, &self.cookies.session).names(&self.cookies.session)
     }
 
-    fn is_live(&self, s: &SessionRef, now: u64) -> bool {
+    pub(crate) fn is_live(&self, s: &SessionRef, now: u64) -> bool {
         if s.expires_at <= now {
             return false;
         }
@@ -170,6 +202,14 @@ impl Sessions {
             .revoke_session(s.issuer(), s.session_id(), s.expires_at);
     }
 
+    /// Forgets the opened copy of the request's session cookie (a logout: its tokens need not
+    /// stay in memory; the revocation already refuses it).
+    pub(crate) fn forget_opened(&self, headers: &HeaderMap) {
+        if let Some(value) = find_chunked(headers, &self.cookies.session).value() {
+            self.verified.remove(&value);
+        }
+    }
+
     /// Whether the rolling deadline is near enough that the cookie should be re-issued.
     pub(crate) fn needs_touch(&self, s: &SessionRef, now: u64) -> bool {
         self.idle_timeout
@@ -199,7 +239,7 @@ impl Sessions {
         let provider = self
             .issuers
             .iter()
-            .position(|issuer| *issuer == session.issuer)
+            .position(|issuer| issuer.accepts(&session.issuer))
             .ok_or_else(|| {
                 AuthError::new(
                     AuthErrorKind::Internal,
@@ -382,14 +422,17 @@ mod tests {
     use crate::session::cookie::{binding, SessionKey};
     use http::header::COOKIE;
 
-    const A: &str = "https://a.example.com";
+    pub(super) const A: &str = "https://a.example.com";
     const B: &str = "https://b.example.com";
 
-    fn sessions(key: &SessionKey, providers: &[(&str, &str)]) -> Sessions {
+    pub(super) fn sessions(key: &SessionKey, providers: &[(&str, &str)]) -> Sessions {
         let bindings: Vec<Vec<u8>> = providers.iter().map(|(i, c)| binding(i, c)).collect();
         Sessions {
             session_sealer: key.sealer("session", &bindings),
-            issuers: providers.iter().map(|(i, _)| (*i).to_owned()).collect(),
+            issuers: providers
+                .iter()
+                .map(|(i, _)| IssuerRule::Exact((*i).to_owned()))
+                .collect(),
             tx_sealer: key.sealer("transaction", &[bindings.concat()]),
             cookies: Cookies::new("oidc_session", false),
             session_lifetime: Duration::from_secs(3600),
@@ -397,12 +440,14 @@ mod tests {
             transaction_ttl: Duration::from_secs(600),
             max_transactions: 5,
             revocations: Arc::new(MemoryRevocationStore::default()),
+            server: None,
             clock: Arc::new(SystemTime::now),
             size_warned: AtomicBool::new(false),
+            verified: VerifiedSessions::new(64),
         }
     }
 
-    fn session(issuer: &str, now: u64) -> Session {
+    pub(super) fn session(issuer: &str, now: u64) -> Session {
         Session {
             created_at: now,
             expires_at: now + 3600,
@@ -418,12 +463,13 @@ mod tests {
             last_seen: now,
             sid: None,
             token_roles: Vec::new(),
+            app: Vec::new(),
             dpop_key: Default::default(),
         }
     }
 
     /// The request headers a browser sends back for these `Set-Cookie` values.
-    fn request(set_cookies: &[String]) -> HeaderMap {
+    pub(super) fn request(set_cookies: &[String]) -> HeaderMap {
         let pairs: Vec<&str> = set_cookies
             .iter()
             .filter_map(|c| c.split(';').next())
@@ -498,5 +544,102 @@ mod tests {
         assert!(layer.read_session(&first).session.is_none());
         assert!(layer.read_session(&renewed).session.is_none());
         assert!(layer.read_session(&other).session.is_some());
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::tests::{request, session, sessions, A};
+    use crate::session::cookie::SessionKey;
+    use http::header::COOKIE;
+    use http::HeaderValue;
+
+    fn sessions_with_clock(clock: Clock) -> Sessions {
+        Sessions {
+            clock,
+            ..sessions(&SessionKey::generate(), &[(A, "app")])
+        }
+    }
+
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// A cached session is checked like any other on every request: expiry, idleness and
+    /// revocation end it although its cookie is still in the cache, and a changed cookie is
+    /// opened (and refused) instead of matching the cached one.
+    #[test]
+    fn cached_sessions_are_still_checked_on_every_read() {
+        let secs = Arc::new(AtomicU64::new(1_000_000));
+        let clock_secs = secs.clone();
+        let mut layer = sessions_with_clock(Arc::new(move || {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(clock_secs.load(Ordering::SeqCst))
+        }));
+        layer.idle_timeout = Some(Duration::from_secs(600));
+        let now = layer.now();
+        let mut s = session(A, now);
+        s.expires_at = now + 3600;
+        let headers = request(&layer.session_cookies(&[], &s).unwrap());
+        let first = layer.read_session(&headers).session.expect("opens");
+        let again = layer.read_session(&headers).session.expect("cached");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second read is a cache hit"
+        );
+
+        // Idle: 600 s without a request.
+        secs.fetch_add(600, Ordering::SeqCst);
+        assert!(layer.read_session(&headers).session.is_none(), "idle");
+        secs.fetch_sub(600, Ordering::SeqCst);
+        assert!(layer.read_session(&headers).session.is_some());
+
+        // Past the absolute deadline (last_seen kept fresh by the idle check's own clock).
+        layer.idle_timeout = None;
+        secs.fetch_add(3600, Ordering::SeqCst);
+        assert!(layer.read_session(&headers).session.is_none(), "expired");
+        secs.fetch_sub(3600, Ordering::SeqCst);
+
+        // A changed byte anywhere: never the cached session.
+        let value = headers[COOKIE]
+            .to_str()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
+        for at in [value.len() / 2, value.len() - 1] {
+            let mut bytes = value.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            let mut changed = HeaderMap::new();
+            let header = [b"oidc_session=".as_slice(), &bytes].concat();
+            changed.insert(COOKIE, HeaderValue::from_bytes(&header).unwrap());
+            assert!(layer.read_session(&changed).session.is_none(), "byte {at}");
+        }
+
+        // Revoked (a logout elsewhere): refused although cached.
+        layer.revoke(&first);
+        assert!(layer.read_session(&headers).session.is_none(), "revoked");
+        // The logout that revoked it forgets the opened copy.
+        assert!(layer.verified.get(value.as_bytes()).is_some());
+        layer.forget_opened(&headers);
+        assert!(layer.verified.get(value.as_bytes()).is_none());
+    }
+
+    /// A cookie of an ended session is opened and refused each time, never cached.
+    #[test]
+    fn ended_sessions_are_not_cached() {
+        let layer = sessions(&SessionKey::generate(), &[(A, "app")]);
+        let now = layer.now();
+        let mut s = session(A, now);
+        s.expires_at = now - 1;
+        let headers = request(&layer.session_cookies(&[], &s).unwrap());
+        let value = headers[COOKIE]
+            .to_str()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
+        assert!(layer.read_session(&headers).session.is_none());
+        assert!(layer.verified.get(value.as_bytes()).is_none());
     }
 }

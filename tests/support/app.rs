@@ -81,8 +81,6 @@ pub(crate) async fn start_app_on(
 
 /// Serves the test app behind an already built layer.
 pub(crate) fn serve_app(listener: tokio::net::TcpListener, oidc: OidcLayer) -> TestApp {
-    let addr = listener.local_addr().expect("local address");
-    let base = Url::parse(&format!("http://{addr}/")).expect("base URL");
     let app = Router::new()
         .route("/admin", get(|| async { "admin area" }))
         .route_layer(RequireLayer::scopes(["admin"]))
@@ -163,6 +161,13 @@ pub(crate) fn serve_app(listener: tokio::net::TcpListener, oidc: OidcLayer) -> T
             }),
         )
         .layer(oidc);
+    serve_router(listener, app)
+}
+
+/// Serves any router (with its layers already applied) on `listener`.
+pub(crate) fn serve_router(listener: tokio::net::TcpListener, app: Router) -> TestApp {
+    let addr = listener.local_addr().expect("local address");
+    let base = Url::parse(&format!("http://{addr}/")).expect("base URL");
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve the app");
     });

@@ -764,6 +764,19 @@ impl Session {
         .await
     }
 
+    /// Runs an asynchronous script (it calls its last argument with the result) and returns
+    /// what it passed.
+    pub(crate) async fn execute_async(&self, script: &str) -> Value {
+        let body = json!({ "script": script, "args": [] });
+        self.must(
+            "execute an asynchronous script",
+            Method::POST,
+            "/execute/async",
+            Some(body),
+        )
+        .await
+    }
+
     /// The HTTP status of the current document's response (Navigation Timing), when known.
     pub(crate) async fn response_status(&self) -> Option<u16> {
         let value = self

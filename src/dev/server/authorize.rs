@@ -221,7 +221,7 @@ impl Shared {
             all.push(("state", state.clone()));
         }
         if let Some(iss) = self.authorization_iss() {
-            all.push(("iss", iss.to_owned()));
+            all.push(("iss", iss));
         }
         match target.mode {
             ResponseMode::Query => {
@@ -322,7 +322,20 @@ impl Shared {
                 },
             );
         }
-        self.authorization_response(&req.target, vec![("code", code)])
+        let extra: Vec<(String, String)> = self
+            .state()
+            .faults
+            .iter()
+            .filter_map(|f| match f {
+                Fault::AuthorizationResponseParams(extra) => Some(extra.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let params = std::iter::once(("code", code))
+            .chain(extra.iter().map(|(k, v)| (k.as_str(), v.clone())))
+            .collect();
+        self.authorization_response(&req.target, params)
     }
 
     fn login_page(&self, p: &Params) -> Response {

@@ -23,7 +23,7 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
         grants.push("refresh_token");
     }
     let mut doc = json!({
-        "issuer": s.issuer,
+        "issuer": s.discovery_issuer(),
         "authorization_endpoint": s.endpoint("authorize"),
         "token_endpoint": s.endpoint("token"),
         "userinfo_endpoint": s.endpoint("userinfo"),

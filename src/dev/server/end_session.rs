@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 use url::Url;
 
 use super::keys::{self, PublicKey};
@@ -46,7 +46,9 @@ pub(super) async fn end_session(
             keys.extend(state.retired.iter());
             keys::verify_jws(hint, keys)
         };
-        let Some(claims) = claims.filter(|c| c["iss"] == json!(s.issuer)) else {
+        let Some(claims) =
+            claims.filter(|c| c["iss"].as_str().is_some_and(|iss| s.is_own_issuer(iss)))
+        else {
             return error_page("The id_token_hint was not issued by this provider.");
         };
         match &claims["aud"] {

@@ -50,6 +50,16 @@ fn introspect_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Valu
         ));
     }
     let client = s.authenticate_client(headers, &p)?;
+    if let Some(Fault::IntrospectionOnlyFor(only)) =
+        s.fault(|f| matches!(f, Fault::IntrospectionOnlyFor(_)))
+    {
+        if client.id != only {
+            return Err(TokenError::invalid_client(
+                "this client may not introspect",
+                false,
+            ));
+        }
+    }
     if client.secret.is_none() {
         // RFC 7662 §2.1: the caller must be authorized; public clients are not.
         return Err(TokenError::invalid_client(
@@ -72,9 +82,10 @@ fn introspect_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Valu
     if let Some(extra) = &s.access_token_audience {
         aud.push(json!(extra));
     }
+    let (issuer, tid) = s.token_issuer(&state);
     let mut answer = json!({
         "active": true,
-        "iss": s.issuer,
+        "iss": issuer,
         "sub": record.sub,
         "client_id": record.client_id,
         "scope": record.scope.join(" "),
@@ -84,6 +95,9 @@ fn introspect_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Valu
     });
     if let Some(jkt) = &record.jkt {
         answer["cnf"] = json!({ "jkt": jkt });
+    }
+    if let Some(tid) = tid {
+        answer["tid"] = json!(tid);
     }
     for fault in &state.faults {
         if let (Fault::IntrospectionClaims(Value::Object(extra)), Some(members)) =

@@ -7,11 +7,13 @@ use super::keys::{self, SigningKey};
 use super::response::TokenError;
 use super::{
     now, token_key, AccessRecord, Fault, IdTokenFault, RefreshRecord, Shared, State, OTHER_SUBJECT,
-    WRONG_ISSUER,
+    OTHER_TENANT, WRONG_ISSUER,
 };
 
 /// Audience used by the audience faults.
 const OTHER_AUDIENCE: &str = "some-other-client";
+/// The `kid` of [`Fault::UnpublishedAccessTokenKey`], never in the JWKS.
+const UNPUBLISHED_KID: &str = "org-authorization-server";
 /// The extra audience of [`IdTokenFault::UntrustedAudience`].
 pub(crate) const UNTRUSTED_AUDIENCE: &str = "https://untrusted.example.test";
 
@@ -40,6 +42,20 @@ impl Shared {
             claims["email"] = json!(user.email);
             claims["email_verified"] = json!(true);
         }
+        self.custom_claims(claims, sub);
+    }
+
+    /// The user's custom claims ([`DevUser::claims`](crate::dev::DevUser::claims)), never
+    /// over a registered claim.
+    pub(super) fn custom_claims(&self, claims: &mut Value, sub: &str) {
+        let (Some(user), Some(claims)) = (self.user(sub), claims.as_object_mut()) else {
+            return;
+        };
+        for (name, value) in &user.claims {
+            if !crate::dev::REGISTERED_CLAIMS.contains(&name.as_str()) {
+                claims.insert(name.clone(), value.clone());
+            }
+        }
     }
 
     pub(super) fn issue(&self, state: &mut State, i: Issue<'_>) -> Result<Value, TokenError> {
@@ -53,8 +69,9 @@ impl Shared {
             aud.push(json!(extra));
         }
         let access_exp = now + self.access_token_ttl;
+        let (issuer, tid) = self.token_issuer(state);
         let mut at_claims = json!({
-            "iss": self.issuer,
+            "iss": issuer,
             "sub": i.sub,
             "aud": if aud.len() == 1 { aud[0].clone() } else { Value::Array(aud) },
             "client_id": i.client_id,
@@ -64,6 +81,10 @@ impl Shared {
             "auth_time": i.auth_time,
             "jti": keys::random_token(&self.rng, 16),
         });
+        self.custom_claims(&mut at_claims, i.sub);
+        if let Some(tid) = &tid {
+            at_claims["tid"] = json!(tid);
+        }
         if let Some(jkt) = i.jkt {
             at_claims["cnf"] = json!({ "jkt": jkt });
         }
@@ -72,12 +93,20 @@ impl Shared {
                 (fault, at_claims.as_object_mut())
             {
                 for (name, value) in extra {
-                    claims.insert(name.clone(), value.clone());
+                    if value.is_null() {
+                        claims.remove(name);
+                    } else {
+                        claims.insert(name.clone(), value.clone());
+                    }
                 }
             }
         }
         let access_token = if self.opaque_access_tokens {
             keys::random_token(&self.rng, 32)
+        } else if state.faults.contains(&Fault::UnpublishedAccessTokenKey) {
+            let header = json!({ "typ": "at+jwt", "kid": UNPUBLISHED_KID });
+            key.jws_with_header(&header, &at_claims, &self.rng)
+                .ok_or_else(server_error)?
         } else {
             key.jws("at+jwt", None, &at_claims, &self.rng)
                 .ok_or_else(server_error)?
@@ -116,7 +145,14 @@ impl Shared {
                 })
                 .collect();
             let id_token = self
-                .id_token(&key, &i, &access_token, now, &id_faults)
+                .id_token(
+                    &key,
+                    &i,
+                    &access_token,
+                    now,
+                    (&issuer, tid.as_deref()),
+                    &id_faults,
+                )
                 .ok_or_else(server_error)?;
             response["id_token"] = json!(id_token);
         }
@@ -147,6 +183,7 @@ impl Shared {
         i: &Issue<'_>,
         access_token: &str,
         now: u64,
+        (issuer, tid): (&str, Option<&str>),
         faults: &[IdTokenFault],
     ) -> Option<String> {
         let has = |f: IdTokenFault| faults.contains(&f);
@@ -160,7 +197,7 @@ impl Shared {
             exp = iat + self.id_token_ttl;
         }
         let mut claims = json!({
-            "iss": if has(IdTokenFault::WrongIssuer) { WRONG_ISSUER } else { self.issuer.as_str() },
+            "iss": if has(IdTokenFault::WrongIssuer) { WRONG_ISSUER } else { issuer },
             "sub": if has(IdTokenFault::OtherSubject) { OTHER_SUBJECT } else { i.sub },
             "aud": if has(IdTokenFault::WrongAudience) { OTHER_AUDIENCE } else { i.client_id },
             "exp": exp,
@@ -174,6 +211,12 @@ impl Shared {
                 keys::left_half_hash(access_token)
             },
         });
+        if let Some(tid) = tid {
+            claims["tid"] = json!(tid);
+        }
+        if has(IdTokenFault::OtherTenantIssuer) {
+            claims["iss"] = json!(self.issuer_of(OTHER_TENANT));
+        }
         if has(IdTokenFault::UntrustedAudience) {
             claims["aud"] = json!([claims["aud"].clone(), UNTRUSTED_AUDIENCE]);
         }
@@ -459,6 +502,32 @@ mod tests {
         let mut claims = json!({});
         s.user_claims(&mut claims, "nobody", &scope("openid profile email"));
         assert_eq!(claims, json!({}));
+    }
+
+    #[test]
+    fn custom_user_claims_go_everywhere_but_never_over_registered_ones() {
+        let mut s = shared();
+        s.users[0] = crate::dev::DevUser::new("alice", "Alice", "alice@example.test")
+            .claim("roles", json!(["admin"]))
+            .claim("sub", json!("mallory"))
+            .claim("aud", json!("someone-else"));
+        let mut claims = json!({ "sub": "alice" });
+        s.user_claims(&mut claims, "alice", &scope("openid"));
+        assert_eq!(claims, json!({ "sub": "alice", "roles": ["admin"] }));
+        let response = mint(&s, &scope("openid"), Some("n-1"));
+        for token in ["id_token", "access_token"] {
+            let token = response[token].as_str().unwrap();
+            let payload = token.split('.').nth(1).unwrap();
+            let payload: Value = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(payload["roles"], json!(["admin"]), "{token}");
+            assert_eq!(payload["sub"], json!("alice"), "{token}");
+            assert_ne!(payload["aud"], json!("someone-else"), "{token}");
+        }
     }
 
     #[test]

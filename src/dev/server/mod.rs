@@ -53,8 +53,15 @@ pub(crate) struct Settings {
     pub(crate) authorization_response_iss: bool,
     pub(crate) require_par: bool,
     pub(crate) dpop_nonce: bool,
+    /// Multi-tenant (Entra-like): discovery's `issuer` is this template (with `{tenantid}`).
+    pub(crate) tenant_template: Option<String>,
     pub(crate) key: SigningKey,
 }
+
+/// The tenant of tokens from a multi-tenant provider until [`Shared::set_tenant`].
+pub(crate) const DEFAULT_TENANT: &str = "00000000-0000-4000-8000-00000000000a";
+/// The tenant that [`IdTokenFault::OtherTenantIssuer`] puts into `iss`.
+const OTHER_TENANT: &str = "00000000-0000-4000-8000-00000000000f";
 
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -85,6 +92,7 @@ pub(crate) struct Shared {
     require_par: bool,
     /// RFC 9449 §8: DPoP proofs must carry this nonce (`None`: no nonce needed).
     dpop_nonce: Option<String>,
+    tenant_template: Option<String>,
     rng: SystemRandom,
     pub(crate) stats: Counters,
     /// Woken when faults are cleared (see [`Fault::HoldIntrospection`]).
@@ -105,6 +113,8 @@ impl fmt::Debug for Shared {
 pub(crate) struct State {
     pub(crate) auto_login: Option<String>,
     pub(crate) faults: Vec<Fault>,
+    /// The tenant of the tokens issued now (multi-tenant mode).
+    pub(crate) tenant: String,
     key: Arc<SigningKey>,
     retired: Vec<PublicKey>,
     codes: HashMap<String, Code>,
@@ -189,12 +199,14 @@ impl Shared {
             dpop_nonce: s
                 .dpop_nonce
                 .then(|| keys::random_token(&SystemRandom::new(), 16)),
+            tenant_template: s.tenant_template,
             rng: SystemRandom::new(),
             stats: Counters::default(),
             released: tokio::sync::Notify::new(),
             state: Mutex::new(State {
                 auto_login: s.auto_login,
                 faults: Vec::new(),
+                tenant: DEFAULT_TENANT.to_owned(),
                 key: Arc::new(s.key),
                 retired: Vec::new(),
                 codes: HashMap::new(),
@@ -278,18 +290,48 @@ impl Shared {
         })
     }
 
+    /// Discovery's `issuer`: the tenant template in multi-tenant mode.
+    pub(crate) fn discovery_issuer(&self) -> &str {
+        self.tenant_template.as_deref().unwrap_or(&self.issuer)
+    }
+
+    /// The issuer of tenant `tid` (the plain issuer when not multi-tenant).
+    pub(crate) fn issuer_of(&self, tid: &str) -> String {
+        match &self.tenant_template {
+            Some(template) => template.replace("{tenantid}", tid),
+            None => self.issuer.clone(),
+        }
+    }
+
+    /// `iss` and `tid` of the tokens issued now (`tid` only in multi-tenant mode).
+    pub(crate) fn token_issuer(&self, state: &State) -> (String, Option<String>) {
+        let tid = self.tenant_template.as_ref().map(|_| state.tenant.clone());
+        (self.issuer_of(&state.tenant), tid)
+    }
+
+    /// Whether `iss` names this provider (any tenant in multi-tenant mode).
+    pub(crate) fn is_own_issuer(&self, iss: &str) -> bool {
+        match &self.tenant_template {
+            Some(template) => template
+                .split_once("{tenantid}")
+                .and_then(|(p, s)| iss.strip_prefix(p)?.strip_suffix(s))
+                .is_some_and(|tid| !tid.is_empty() && !tid.contains('/')),
+            None => iss == self.issuer,
+        }
+    }
+
     fn endpoint(&self, name: &str) -> String {
         format!("{}/{name}", self.issuer)
     }
 
     /// The `iss` of authorization responses; `None` for a provider without RFC 9207.
-    fn authorization_iss(&self) -> Option<&str> {
+    fn authorization_iss(&self) -> Option<String> {
         if !self.authorization_response_iss {
             None
         } else if self.has_fault(&Fault::WrongAuthorizationIss) {
-            Some(WRONG_ISSUER)
+            Some(WRONG_ISSUER.to_owned())
         } else {
-            Some(&self.issuer)
+            Some(self.token_issuer(&self.state()).0)
         }
     }
 }
@@ -392,6 +434,7 @@ mod tests {
             authorization_response_iss: true,
             require_par: false,
             dpop_nonce: false,
+            tenant_template: None,
             key: SigningKey::generate(DevSigningAlg::Es256, &SystemRandom::new())
                 .expect("key generation"),
         })
@@ -457,9 +500,9 @@ mod tests {
         assert_eq!(s.user("bob").map(|u| u.name.as_str()), Some("Bob Example"));
         assert!(s.user("carol").is_none());
         assert_eq!(s.endpoint("token"), "https://op.test/token");
-        assert_eq!(s.authorization_iss(), Some(ISSUER));
+        assert_eq!(s.authorization_iss().as_deref(), Some(ISSUER));
         s.state().faults.push(Fault::WrongAuthorizationIss);
-        assert_eq!(s.authorization_iss(), Some(WRONG_ISSUER));
+        assert_eq!(s.authorization_iss().as_deref(), Some(WRONG_ISSUER));
         s.authorization_response_iss = false;
         assert_eq!(s.authorization_iss(), None);
     }

@@ -151,7 +151,11 @@ pub(super) async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
             .get(&token_key(token))
             .map(|r| r.client_id.clone())
             .unwrap_or_default();
-        claims["iss"] = json!(s.issuer);
+        let (issuer, tid) = s.token_issuer(&s.state());
+        claims["iss"] = json!(issuer);
+        if let Some(tid) = tid {
+            claims["tid"] = json!(tid);
+        }
         claims["aud"] = json!(client_id);
         let Some(mut jwt) = s.sign_jwt("JWT", &claims) else {
             return bearer_error(StatusCode::INTERNAL_SERVER_ERROR, None, "signing failed");

@@ -1,0 +1,106 @@
+//! The layer's side of server-side sessions: reading, keeping and deleting a session in the
+//! [`SessionStore`](crate::SessionStore) with the session-wide settings of [`Sessions`]
+//! (sealers, cookies, lifetimes, clock).
+
+use std::time::Duration;
+
+use crate::error::{AuthError, AuthErrorKind};
+use crate::session::sessions::Sessions;
+use crate::session::store::{store_key, unavailable, value_name, ServerSessions};
+use crate::session::{new_session_id, Session, SessionRef};
+
+impl ServerSessions {
+    /// The `Set-Cookie` value carrying `id`, for the session's remaining life.
+    pub(crate) fn cookie(&self, sessions: &Sessions, id: &str, session: &Session) -> String {
+        let name = &sessions.cookies.session;
+        let sealed = self.id_sealer.seal(name, id.as_bytes());
+        sessions
+            .cookies
+            .session_cookie(name, &sealed, remaining(sessions, session))
+    }
+
+    /// The session kept for `id`: authentic (sealed by one of our keys for this key, naming
+    /// the issuer of the provider whose key opened it, carrying this id); `None` when there
+    /// is none. Liveness (expiry, idleness, revocation) is the caller's to check.
+    pub(crate) async fn load(
+        &self,
+        sessions: &Sessions,
+        id: &str,
+    ) -> Result<Option<SessionRef>, AuthError> {
+        let key = store_key(id);
+        let Some(value) = self.store.load(&key).await.map_err(|e| unavailable(&e))? else {
+            return Ok(None);
+        };
+        let opened = sessions
+            .session_sealer
+            .open_for(&value_name(&key), &value)
+            .and_then(|(bytes, provider)| {
+                let session = SessionRef::parse(bytes)?;
+                let issuer = sessions.issuers.get(provider)?;
+                (issuer.accepts(session.issuer()) && session.session_id() == id).then_some(session)
+            });
+        if opened.is_none() {
+            // After a key rotation that dropped its key, or a value not written by us: no
+            // session (a debug line: this can be every request of such a user).
+            tracing::debug!("a stored session does not open with the session key; ignored");
+        }
+        Ok(opened)
+    }
+
+    /// Keeps `session` under `id` for its remaining life.
+    pub(crate) async fn save(
+        &self,
+        sessions: &Sessions,
+        id: &str,
+        session: &Session,
+    ) -> Result<(), AuthError> {
+        let provider = sessions
+            .issuers
+            .iter()
+            .position(|issuer| issuer.accepts(&session.issuer))
+            .ok_or_else(|| {
+                AuthError::new(
+                    AuthErrorKind::Internal,
+                    "the session's issuer is not a provider of this layer",
+                )
+            })?;
+        let key = store_key(id);
+        let value =
+            sessions
+                .session_sealer
+                .seal_for(provider, &value_name(&key), &session.encode(id));
+        let ttl = Duration::from_secs(remaining(sessions, session).max(1));
+        self.store
+            .save(&key, value, ttl)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    /// A new session: kept under a new random id; the `Set-Cookie` value carrying the id.
+    pub(crate) async fn create(
+        &self,
+        sessions: &Sessions,
+        session: &Session,
+    ) -> Result<String, AuthError> {
+        let id = new_session_id();
+        self.save(sessions, &id, session).await?;
+        Ok(self.cookie(sessions, &id, session))
+    }
+
+    /// Removes the session of `id` (a logout).
+    pub(crate) async fn delete(&self, id: &str) -> Result<(), AuthError> {
+        self.store
+            .delete(&store_key(id))
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+}
+
+/// Seconds until the session's deadline (absolute, or idle when sooner), by the layer's clock.
+fn remaining(sessions: &Sessions, session: &Session) -> u64 {
+    let mut deadline = session.expires_at;
+    if let Some(idle) = sessions.idle_timeout {
+        deadline = deadline.min(session.last_seen.saturating_add(idle.as_secs()));
+    }
+    deadline.saturating_sub(sessions.now())
+}
