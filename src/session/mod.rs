@@ -714,6 +714,50 @@ mod tests {
     }
 
     #[test]
+    fn roles_app_claims_and_dpop_key_are_written_in_tag_order_and_all_read_back() {
+        let id = new_session_id();
+        let key = crate::dpop::key::DpopKey::generate().expect("key");
+        let roles = br#"["admin"]"#;
+        let app = br#"{"sub":"u-7"}"#;
+        let s = Session {
+            token_roles: roles.to_vec(),
+            app: app.to_vec(),
+            access_token: Some("the-token".into()),
+            dpop_key: SecretBytes(key.pkcs8().to_vec()),
+            ..session()
+        };
+        let encoded = s.encode(&id);
+        // The tagged fields follow the fields of `session()` (with the access token), in
+        // increasing tag order: 1 roles, 2 app claims, 3 DPoP key.
+        let plain = Session {
+            access_token: Some("the-token".into()),
+            ..session()
+        }
+        .encode(&id);
+        let mut expected = plain.clone();
+        for (tag, value) in [(1u8, &roles[..]), (2, &app[..]), (3, key.pkcs8())] {
+            expected.push(tag);
+            expected.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            expected.extend_from_slice(value);
+        }
+        assert_eq!(encoded, expected);
+        assert_eq!(Session::decode(&encoded), Some((s, id)));
+        let identity = SessionRef::parse(Bytes::from(encoded))
+            .expect("parsed")
+            .into_identity(&Arc::from("https://id.example.com"), &Default::default());
+        assert_eq!(identity.app_subject(), Some("u-7"));
+        assert!(identity.access_token().expect("token").is_dpop_bound());
+        // The DPoP key before the app claims is out of order: no session.
+        let mut swapped = plain;
+        for (tag, value) in [(1u8, &roles[..]), (3, key.pkcs8()), (2, &app[..])] {
+            swapped.push(tag);
+            swapped.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            swapped.extend_from_slice(value);
+        }
+        assert!(Session::decode(&swapped).is_none());
+    }
+
+    #[test]
     fn version_3_sessions_are_still_read() {
         let id = new_session_id();
         let s = Session {
