@@ -8,6 +8,7 @@
 //! | `session` | `decode`: `parse_session` on `encoded_session(700, 900, 800)` | `json_borrowed`: `serde_json` parse of the same ~0.7 KB claims into borrowed `&str` fields (a reference, not a floor: what a JSON session would cost at least) |
 //! | `caller_kind` | detection on a browser navigation, a `fetch` API call and a gRPC call | `floor_lookup`: one `HeaderMap::get` on the navigation headers |
 //! | `verify` | `Verifier::verify` (token parse, key lookup, signature) of an RS256 token from the dev provider and of an ES256 token signed with a `ring` key | `ring_rs256`, `ring_es256`: `ring` verify of the same signing input and signature with the same key |
+//! | `dpop` | `hit`: a DPoP-bound access token seen before (cached), sent as `Authorization: DPoP` with a fresh ES256 proof on each request (proof signed untimed): one proof check (ES256 verify, claims, replay cache) on top of the cached token | `bearer/hit` + `verify/ring_es256`: the plain bearer cache hit plus one `ring` ES256 verify |
 //! | `bearer` | `hit`: the same valid access token on every request through the layer; `miss`: a different valid token on each request (a pool of [`MISS_TOKENS`] pre-signed tokens with distinct `jti`, cycled) | `bare_hit`, `bare_miss`: the hello-world router without the layer receiving the same `Authorization` headers |
 //!
 //! The bearer rows drive an axum `Router` with `tower::ServiceExt::oneshot` on a
@@ -614,6 +615,60 @@ fn bench_bearer(c: &mut Criterion, t: &Bearer<'_>, layered: &Router) -> usize {
     layers
 }
 
+/// `dpop/hit`: a cached DPoP-bound token with a new proof per request (signed untimed).
+fn bench_dpop(c: &mut Criterion, t: &Bearer<'_>, router: &Router, dpop: &Dpop) {
+    let mut g = c.benchmark_group("dpop");
+    g.bench_function("hit", |b| {
+        b.iter_custom(|iters| {
+            t.rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let req = dpop.request();
+                    let began = Instant::now();
+                    black_box(call(router, req).await);
+                    total += began.elapsed();
+                }
+                total
+            })
+        })
+    });
+    g.finish();
+}
+
+/// A DPoP client of the bench: its key and its bound token.
+struct Dpop {
+    prover: internals::DpopProver,
+    token: String,
+    authorization: HeaderValue,
+}
+
+impl Dpop {
+    fn new(provider: &Provider) -> Self {
+        let prover = internals::DpopProver::new();
+        let mut claims = access_claims(provider.dev.issuer(), "dpop");
+        claims["cnf"] = serde_json::json!({ "jkt": prover.thumbprint() });
+        let token = provider.dev.sign_jwt("at+jwt", &claims);
+        let authorization = HeaderValue::from_str(&format!("DPoP {token}")).expect("header value");
+        Self {
+            prover,
+            token,
+            authorization,
+        }
+    }
+
+    /// A request with the token and a fresh proof for `GET /` on the layer's public URL.
+    fn request(&self) -> Request<Body> {
+        let mut req = bearer_request(&self.authorization);
+        let proof = self.prover.proof("GET", DPOP_URL, &self.token);
+        req.headers_mut()
+            .insert("dpop", HeaderValue::from_str(&proof).expect("header value"));
+        req
+    }
+}
+
+/// The public URL of the bench layer's `/` (the origin of its redirect URL).
+const DPOP_URL: &str = "http://127.0.0.1:9/";
+
 /// Not a benchmark: how much of a pool of twice the cache's capacity is still cached one
 /// turn later. A new layer sees the pool once (filling and evicting), then the pool again,
 /// timed request by request; those faster than `threshold` came from the cache.
@@ -735,6 +790,12 @@ fn rows() -> Vec<Row> {
         &["bearer/bare_hit".into()],
     ));
     rows.push(row(
+        "DPoP-bound bearer through the layer, token cached, fresh ES256 proof",
+        "dpop/hit",
+        "bearer cache hit + ring ECDSA P-256 verify",
+        &["bearer/hit".into(), "verify/ring_es256".into()],
+    ));
+    rows.push(row(
         "bearer through the layer, cache miss (RS256)",
         "bearer/miss",
         "bare router, same headers",
@@ -813,6 +874,7 @@ fn main() {
             .map(|t| bearer_header(t))
             .collect(),
     };
+    let dpop = Dpop::new(&p);
     let setup = began.elapsed();
     let layered = rt.block_on(async {
         let layered = p.fresh_router(&bearer.hit).await;
@@ -824,7 +886,8 @@ fn main() {
             stranger
         );
         let last = bearer_request(&bearer.pool[pool_len - 1]);
-        assert_eq!(call(&layered, last).await, alice);
+        assert_eq!(call(&layered, last).await, alice.clone());
+        assert_eq!(call(&layered, dpop.request()).await, alice);
         layered
     });
 
@@ -858,6 +921,7 @@ fn main() {
     bench_caller_kind(&mut c);
     bench_verify(&mut c, &hit_token, &p.jwks);
     let layers = bench_bearer(&mut c, &bearer, &layered);
+    bench_dpop(&mut c, &bearer, &layered, &dpop);
     c.final_summary();
 
     if measured {

@@ -20,6 +20,9 @@
 //! | `OIDC_CLIENT_AUTH`   | `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none` |
 //! | `OIDC_PRIVATE_KEY_FILE` | the client's private key (PKCS#8 PEM or JWK) for `private_key_jwt` |
 //! | `OIDC_USERINFO`      | `1` fetches userinfo at login, `0` does not                      |
+//! | `OIDC_PROFILE`       | `fapi2`: the FAPI 2.0 Security Profile (PAR, DPoP, `private_key_jwt` with `OIDC_PRIVATE_KEY_FILE`, `iss` required) |
+//! | `OIDC_DPOP`          | `1` gets DPoP-bound tokens for sessions (RFC 9449), each session with its own key |
+//! | `OIDC_PAR`           | `1` pushes authorization requests (RFC 9126), `0` never (default: when discovery requires it) |
 //! | `OIDC_AUTH_PARAMS`   | extra authorization parameters, e.g. `prompt=login&ui_locales=nb-NO` |
 //! | `OIDC_API_AUDIENCE`  | audience that bearer JWT access tokens must carry (default: the client id) |
 //! | `REDIS_URL`          | share revocations (logouts) and coordinate token refreshes with other replicas through this Redis (unset: in this process only) |
@@ -155,6 +158,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
             "form_post" => ResponseMode::FormPost,
             other => return Err(format!("OIDC_RESPONSE_MODE `{other}` is not supported").into()),
         });
+    }
+    if let Some(profile) = var("OIDC_PROFILE") {
+        config = match profile.as_str() {
+            "fapi2" => config.profile(tower_oidc::Profile::Fapi2Security),
+            other => return Err(format!("OIDC_PROFILE `{other}` is not supported").into()),
+        };
+    }
+    if let Some(flag) = var("OIDC_DPOP") {
+        config = config.dpop(flag == "1");
+    }
+    if let Some(flag) = var("OIDC_PAR") {
+        config = config.pushed_authorization_requests(flag == "1");
     }
     if let Some(flag) = var("OIDC_USERINFO") {
         config = config.userinfo(flag != "0");

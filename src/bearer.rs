@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::cache::{BearerKey, Entry};
 use crate::error::{AuthError, AuthErrorKind};
-use crate::identity::{scope_of, Identity, RoleSource, Source};
+use crate::identity::{confirmation_jkt, scope_of, Identity, RoleSource, Source};
 use crate::issuer::IssuerRefusal;
 use crate::jwt::{Alg, JwtError, Unverified};
 use crate::provider::VerifyError;
@@ -257,12 +257,17 @@ impl Shared {
     }
 
     /// The identity of a valid token seen before, found by the token's exact bytes (`raw`,
-    /// from [`bearer_candidate`]): the hot path of bearer requests. Anything else (a token
-    /// not cached, or known to be invalid) is `None`, for the full path (which counts the
-    /// lookup itself).
+    /// from [`bearer_candidate`]): the hot path of bearer requests. Only an identity usable
+    /// as plain Bearer is returned: a token bound to a DPoP key (`cnf.jkt`) is `None` here,
+    /// so the full path refuses it as it does when the token is first seen. Anything else (a
+    /// token not cached, or known to be invalid) is `None` too, for the full path (which
+    /// counts the lookup itself).
     pub(crate) fn bearer_hit(&self, raw: &[u8]) -> Option<Identity> {
         let key = self.bearer_cache.key(raw)?;
         let identity = self.bearer_cache.get(&key, self.now())??;
+        if identity.dpop_jkt().is_some() {
+            return None;
+        }
         self.counters.bearer_cache(true);
         Some(identity)
     }
@@ -546,6 +551,7 @@ impl Shared {
             .as_deref()
             .unwrap_or(&self.provider.metadata.issuer);
         let scope = scope_of(&claims_json);
+        let bound = confirmation_jkt(&claims_json);
         Ok(Identity::from_parts(
             subject.to_owned(),
             issuer.into(),
@@ -557,7 +563,8 @@ impl Shared {
                 claims: self.config.compat.roles.clone(),
                 granted: bytes::Bytes::new(),
             },
-        ))
+        )
+        .with_dpop_jkt(bound))
     }
 
     /// RFC 7662 introspection, authenticated as this client.
@@ -609,7 +616,8 @@ impl Shared {
         }
         // The provider vouches for the token being active, not for it being an access token:
         // a refresh or ID token it knows is active too.
-        let access_type = |t: &Text<'_>| t.is("access_token") || t.is("Bearer");
+        // RFC 9449 §6.2: a DPoP-bound token introspects as `DPoP` (with `cnf.jkt`).
+        let access_type = |t: &Text<'_>| t.is("access_token") || t.is("Bearer") || t.is("DPoP");
         if claims.names_another_kind()
             || claims.token_type.as_ref().is_some_and(|t| !access_type(t))
         {

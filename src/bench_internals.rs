@@ -53,6 +53,7 @@ pub fn encoded_session(claims_len: usize, id_token_len: usize, access_token_len:
         sid: Some("sid".into()),
         token_roles: Vec::new(),
         app: Vec::new(),
+        dpop_key: Default::default(),
     }
     .encode(&crate::session::new_session_id())
 }
@@ -90,5 +91,35 @@ impl Verifier {
     pub fn verify(&self, token: &str) -> bool {
         const ALGS: &[Alg] = &[Alg::Rs256, Alg::Es256];
         Unverified::parse(token).is_ok_and(|t| t.verify(&self.0, ALGS).is_ok())
+    }
+}
+
+/// A DPoP client key (ES256) making proofs for the DPoP bearer-path benchmark.
+pub struct DpopProver(crate::dpop::key::DpopKey);
+
+impl DpopProver {
+    pub fn new() -> Self {
+        Self(crate::dpop::key::DpopKey::generate().expect("a DPoP key"))
+    }
+
+    /// The JWK thumbprint to put into a token's `cnf.jkt`.
+    pub fn thumbprint(&self) -> String {
+        self.0.thumbprint().to_owned()
+    }
+
+    /// A fresh proof (new `jti`, `iat` now) for `method` `url` with `ath` of `token`.
+    pub fn proof(&self, method: &str, url: &str, token: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.0
+            .proof(method, url, Some(token), None, now)
+            .expect("a proof")
+    }
+}
+
+impl Default for DpopProver {
+    fn default() -> Self {
+        Self::new()
     }
 }

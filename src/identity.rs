@@ -66,6 +66,8 @@ struct Inner {
     /// Where roles are read from, and roles granted elsewhere (the access token's).
     role_source: RoleSource,
     roles: OnceLock<Vec<String>>,
+    /// The JWK thumbprint a bearer token is bound to (`cnf.jkt`, RFC 9449 §6).
+    dpop_jkt: OnceLock<Box<str>>,
     /// The post-login hook's app subject and claims, serialized (empty: none).
     app_json: Bytes,
     app: OnceLock<AppData>,
@@ -139,6 +141,7 @@ impl Identity {
                 access_token: None,
                 role_source: RoleSource::default(),
                 roles: OnceLock::new(),
+                dpop_jkt: OnceLock::new(),
                 app_json: Bytes::new(),
                 app: OnceLock::new(),
                 session_expires_at: 0,
@@ -167,11 +170,27 @@ impl Identity {
                 access_token,
                 role_source,
                 roles: OnceLock::new(),
+                dpop_jkt: OnceLock::new(),
                 app_json: Bytes::new(),
                 app: OnceLock::new(),
                 session_expires_at: 0,
             }),
         }
+    }
+
+    /// Marks a bearer identity as DPoP-bound to the key with this JWK thumbprint (its token's
+    /// `cnf.jkt`); `None` leaves it unbound.
+    pub(crate) fn with_dpop_jkt(self, jkt: Option<String>) -> Self {
+        if let Some(jkt) = jkt {
+            // A fresh identity: the cell is empty, so the binding is always recorded.
+            let _ = self.inner.dpop_jkt.set(jkt.into_boxed_str());
+        }
+        self
+    }
+
+    /// The JWK thumbprint the bearer token is bound to, for a DPoP-bound token.
+    pub(crate) fn dpop_jkt(&self) -> Option<&str> {
+        self.inner.dpop_jkt.get().map(|jkt| &**jkt)
     }
 
     /// With the app's data of a session (set by the post-login hook).
@@ -506,6 +525,9 @@ pub struct AccessToken {
     /// UTF-8 (checked where it was read).
     token: Bytes,
     expires_at: u64,
+    /// The PKCS#8 private key the token is DPoP-bound to (RFC 9449); read only when a proof
+    /// is made.
+    dpop_key: Option<Bytes>,
 }
 
 impl AccessToken {
@@ -513,7 +535,98 @@ impl AccessToken {
         Self {
             token: token.into(),
             expires_at,
+            dpop_key: None,
         }
+    }
+
+    /// The token, DPoP-bound to the key of this PKCS#8 document.
+    pub(crate) fn bound_to(mut self, pkcs8: Bytes) -> Self {
+        self.dpop_key = Some(pkcs8);
+        self
+    }
+
+    /// Whether the token is DPoP-bound (RFC 9449; see
+    /// [`ConfigBuilder::dpop`](crate::ConfigBuilder::dpop)): an API then wants it as
+    /// `Authorization: DPoP <token>` with a `DPoP` proof from
+    /// [`dpop_proof`](Self::dpop_proof), and refuses it as `Bearer`.
+    pub fn is_dpop_bound(&self) -> bool {
+        self.dpop_key.is_some()
+    }
+
+    /// The `Authorization` header value for a call with this token: `DPoP <token>` when it is
+    /// DPoP-bound (send [`dpop_proof`](Self::dpop_proof) along), else `Bearer <token>`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::AccessToken;
+    ///
+    /// fn headers(token: &AccessToken, url: &str) -> Result<Vec<(&'static str, String)>, tower_oidc::AuthError> {
+    ///     let mut headers = vec![("authorization", token.authorization())];
+    ///     if token.is_dpop_bound() {
+    ///         headers.push(("dpop", token.dpop_proof("GET", url)?));
+    ///     }
+    ///     Ok(headers)
+    /// }
+    /// ```
+    pub fn authorization(&self) -> String {
+        let scheme = if self.is_dpop_bound() {
+            "DPoP"
+        } else {
+            "Bearer"
+        };
+        format!("{scheme} {}", self.secret())
+    }
+
+    /// A DPoP proof (RFC 9449 §4) for one call with this token to `url` with `method`: a
+    /// JWT signed with the session's key, with a fresh `jti`, `iat` now (system clock), `htu`
+    /// the URL without query and fragment, and `ath` the token's hash. Make a new one for
+    /// every request; send it as the `DPoP` header next to
+    /// [`authorization`](Self::authorization).
+    ///
+    /// # Errors
+    ///
+    /// An [`AuthError`](crate::AuthError) of kind `Internal` when the token is not
+    /// DPoP-bound, `url` is not an absolute URL, or the key cannot sign.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_oidc::AccessToken;
+    ///
+    /// fn proof_for(token: &AccessToken) -> Option<String> {
+    ///     token.dpop_proof("GET", "https://api.example.com/orders").ok()
+    /// }
+    /// ```
+    pub fn dpop_proof(&self, method: &str, url: &str) -> Result<String, crate::AuthError> {
+        self.dpop_proof_with_nonce(method, url, None)
+    }
+
+    /// [`dpop_proof`](Self::dpop_proof) with the API's nonce (from its `DPoP-Nonce` answer
+    /// header, after a `401` with `error="use_dpop_nonce"`).
+    ///
+    /// # Errors
+    ///
+    /// As [`dpop_proof`](Self::dpop_proof).
+    pub fn dpop_proof_with_nonce(
+        &self,
+        method: &str,
+        url: &str,
+        nonce: Option<&str>,
+    ) -> Result<String, crate::AuthError> {
+        let internal =
+            |message: &'static str| crate::AuthError::new(crate::AuthErrorKind::Internal, message);
+        let pkcs8 = self
+            .dpop_key
+            .as_ref()
+            .ok_or_else(|| internal("the access token is not DPoP-bound"))?;
+        let key = crate::dpop::key::DpopKey::from_pkcs8(pkcs8)
+            .ok_or_else(|| internal("the session's DPoP key is unreadable"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        key.proof(method, url, Some(self.secret()), nonce, now)
+            .ok_or_else(|| internal("the DPoP proof could not be made (is the URL absolute?)"))
     }
 
     /// The token, to send as `Authorization: Bearer`. Never log it.
@@ -539,6 +652,7 @@ impl fmt::Debug for AccessToken {
         f.debug_struct("AccessToken")
             .field("token", &"[redacted]")
             .field("expires_at", &self.expires_at)
+            .field("dpop_bound", &self.is_dpop_bound())
             .finish()
     }
 }
@@ -625,6 +739,27 @@ pub(crate) fn roles_in(claims: &Map<String, Value>, spec: &RoleClaims, roles: &m
     }
     if let Some(value) = spec.extra.as_deref().and_then(|p| at_path(claims, p)) {
         roles_of(value, roles);
+    }
+}
+
+/// The key a token is bound to by DPoP (RFC 9449 §6.1): `cnf.jkt` of its claims (a JWT's or
+/// an introspection answer's). A `cnf` whose `jkt` is not a string binds to no key at all
+/// (`Some("")`, which no proof matches): such a token is never taken as a plain bearer token.
+pub(crate) fn confirmation_jkt(claims_json: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Confirmed {
+        #[serde(default)]
+        cnf: Option<Map<String, Value>>,
+    }
+    let cnf = match serde_json::from_slice::<Confirmed>(claims_json) {
+        Ok(c) => c.cnf?,
+        // Claims were parsed before; a `cnf` that is not an object binds to nothing.
+        Err(_) => return Some(String::new()),
+    };
+    match cnf.get("jkt") {
+        None => None,
+        Some(Value::String(jkt)) => Some(jkt.clone()),
+        Some(_) => Some(String::new()),
     }
 }
 

@@ -360,6 +360,13 @@ impl JwkSet {
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
+
+    /// A set of the one signing key `jwk` (a JSON object), e.g. a DPoP proof's own key;
+    /// `None` when it is no usable public key.
+    pub(crate) fn single(jwk: serde_json::Value) -> Option<Self> {
+        let raw: RawKey = serde_json::from_value(jwk).ok()?;
+        Self::convert(raw).map(|key| Self { keys: vec![key] })
+    }
 }
 
 #[cfg(test)]

@@ -103,6 +103,7 @@ mod body;
 mod cache;
 mod client_auth;
 mod config;
+mod dpop;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -136,7 +137,7 @@ pub mod dev;
 
 pub use body::ResponseBody;
 pub use client_auth::{AssertionAudience, ClientAuth, ClientKey};
-pub use config::{Config, ConfigBuilder, ResponseMode, ResponseType};
+pub use config::{Config, ConfigBuilder, Profile, ResponseMode, ResponseType};
 pub use error::{AuthError, AuthErrorKind, ConfigError};
 #[cfg(feature = "axum")]
 pub use extract::{Forbidden, LoginRequired};

@@ -36,6 +36,12 @@ struct ExtraMetadata {
     code_challenge_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     authorization_response_iss_parameter_supported: Option<bool>,
+    #[serde(default)]
+    pushed_authorization_request_endpoint: Option<Url>,
+    #[serde(default)]
+    require_pushed_authorization_requests: Option<bool>,
+    #[serde(default)]
+    require_signed_request_object: Option<bool>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}
@@ -76,6 +82,12 @@ pub(crate) struct Metadata {
     /// Discovery lists `scopes_supported` without `offline_access` (Google): refresh tokens
     /// are asked for with `access_type=offline` instead.
     pub(crate) offline_access_by_parameter: bool,
+    /// The PAR endpoint (RFC 9126), when logins push their parameters there: configured, or
+    /// required by the provider.
+    pub(crate) par_endpoint: Option<Url>,
+    /// Whether authorization requests are signed request objects (RFC 9101): configured, or
+    /// required by the provider.
+    pub(crate) signed_requests: bool,
 }
 
 fn names<T: Serialize>(values: &[T]) -> Vec<String> {
@@ -149,6 +161,7 @@ impl Metadata {
             ("userinfo_endpoint", &self.userinfo_endpoint),
             ("end_session_endpoint", &self.end_session_endpoint),
             ("introspection_endpoint", &self.introspection_endpoint),
+            ("pushed_authorization_request_endpoint", &self.par_endpoint),
         ];
         for (name, url) in optional {
             if let Some(url) = url {
@@ -199,10 +212,41 @@ impl Metadata {
             }
             _ => false,
         };
+        let par_endpoint = choose_par(config, extra)?;
+        let signed_requests = match (
+            config.high_security.signed_request_objects,
+            extra.require_signed_request_object == Some(true),
+        ) {
+            (Some(false), true) => {
+                return Err(unsupported(
+                    "the provider requires signed request objects \
+                     (require_signed_request_object), but they are turned off",
+                ))
+            }
+            (None, true) if config.client_key.is_none() => {
+                return Err(unsupported(
+                    "the provider requires signed request objects \
+                     (require_signed_request_object): set a client key",
+                ))
+            }
+            (Some(sign), _) => sign,
+            (None, required) => required,
+        };
+        let iss_parameter_supported = extra
+            .authorization_response_iss_parameter_supported
+            .unwrap_or(false);
+        if config.high_security.profile.is_some() && !iss_parameter_supported {
+            return Err(unsupported(
+                "the FAPI 2.0 Security Profile requires the `iss` authorization response \
+                 parameter (RFC 9207), which the provider does not advertise",
+            ));
+        }
         let offline_access_by_parameter = m
             .scopes_supported()
             .is_some_and(|scopes| !scopes.iter().any(|s| s.as_str() == "offline_access"));
         Ok(Self {
+            signed_requests,
+            par_endpoint,
             pkce_plain,
             offline_access_by_parameter,
             issuer: m.issuer().as_str().to_owned(),
@@ -215,10 +259,35 @@ impl Metadata {
             introspection_endpoint: extra.introspection_endpoint.clone(),
             id_token_algs,
             client_auth,
-            iss_parameter_supported: extra
-                .authorization_response_iss_parameter_supported
-                .unwrap_or(false),
+            iss_parameter_supported,
         })
+    }
+}
+
+/// The PAR endpoint when logins push their parameters: as configured, or when the provider
+/// requires it (`require_pushed_authorization_requests`).
+fn choose_par(config: &Config, extra: &ExtraMetadata) -> Result<Option<Url>, ConfigError> {
+    let required = extra.require_pushed_authorization_requests == Some(true);
+    let endpoint = extra.pushed_authorization_request_endpoint.clone();
+    match (config.high_security.pushed_authorization_requests, endpoint) {
+        (Some(false), _) if required => Err(ConfigError::UnsupportedProvider(
+            "the provider requires pushed authorization requests \
+             (require_pushed_authorization_requests), but they are turned off"
+                .into(),
+        )),
+        (Some(false), _) => Ok(None),
+        (Some(true), None) => Err(ConfigError::UnsupportedProvider(
+            "pushed authorization requests are on, but the provider has no \
+             pushed_authorization_request_endpoint"
+                .into(),
+        )),
+        (None, None) if required => Err(ConfigError::UnsupportedProvider(
+            "the provider requires pushed authorization requests but names no \
+             pushed_authorization_request_endpoint"
+                .into(),
+        )),
+        (Some(true), endpoint) => Ok(endpoint),
+        (None, endpoint) => Ok(endpoint.filter(|_| required)),
     }
 }
 
@@ -496,6 +565,21 @@ impl Provider {
         url: &Url,
         params: &[(&str, &str)],
     ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
+        self.authenticated_post_with(config, now, url, params, None)
+            .await
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// [`authenticated_post`](Self::authenticated_post) with a `DPoP` proof header when
+    /// given; also returns the answer's headers (for `DPoP-Nonce`).
+    pub(crate) async fn authenticated_post_with(
+        &self,
+        config: &Config,
+        now: u64,
+        url: &Url,
+        params: &[(&str, &str)],
+        dpop_proof: Option<&str>,
+    ) -> Result<(http::StatusCode, http::HeaderMap, Vec<u8>), AuthError> {
         let client = Credentials {
             client_id: &config.client_id,
             secret: config.client_secret.as_ref().map(|s| s.0.as_str()),
@@ -515,7 +599,7 @@ impl Provider {
             .metadata
             .client_auth
             .authenticate(&client, audience, now)?;
-        self.post_form(url, params, auth).await
+        self.post_form(url, params, auth, dpop_proof).await
     }
 
     /// A form POST to a provider endpoint with HTTP Basic credentials of their own (an
@@ -533,15 +617,20 @@ impl Provider {
             key: None,
         };
         let auth = ClientAuth::ClientSecretBasic.authenticate(&client, "", 0)?;
-        self.post_form(url, params, auth).await
+        self.post_form(url, params, auth, None)
+            .await
+            .map(|(status, _, body)| (status, body))
     }
 
+    /// The form POST itself, with a `DPoP` proof header when given; returns the status, the
+    /// answer's headers and its body.
     async fn post_form(
         &self,
         url: &Url,
         params: &[(&str, &str)],
         auth: crate::client_auth::Authentication,
-    ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
+        dpop_proof: Option<&str>,
+    ) -> Result<(http::StatusCode, http::HeaderMap, Vec<u8>), AuthError> {
         let unavailable =
             |message: String| AuthError::new(AuthErrorKind::ProviderUnavailable, message);
         let mut req = self
@@ -551,6 +640,9 @@ impl Provider {
             .header("accept", "application/json");
         if let Some(authorization) = auth.authorization {
             req = req.header("authorization", authorization);
+        }
+        if let Some(proof) = dpop_proof {
+            req = req.header("dpop", proof);
         }
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(params.iter().copied())
@@ -562,10 +654,11 @@ impl Provider {
             .await
             .map_err(|e| unavailable(format!("{url} unreachable: {e}")))?;
         let status = res.status();
+        let headers = res.headers().clone();
         let body = read_limited(res)
             .await
             .map_err(|e| unavailable(format!("{url} answer unreadable: {e}")))?;
-        Ok((status, body))
+        Ok((status, headers, body))
     }
 }
 
@@ -743,6 +836,89 @@ mod tests {
         assert!(p.metadata.iss_parameter_supported);
         assert_eq!(p.metadata.client_auth, ClientAuth::ClientSecretBasic);
         assert!(p.metadata.end_session_endpoint.is_some());
+    }
+
+    #[test]
+    fn the_fapi2_profile_needs_rfc_9207_iss_and_a_par_endpoint() {
+        use base64::Engine;
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &ring::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+        );
+        let c = Config::builder("https://id.example.com", "c")
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(SessionKey::generate())
+            .profile(crate::Profile::Fapi2Security)
+            .client_key(crate::ClientKey::from_pem(&pem).unwrap())
+            .build()
+            .unwrap();
+        let complete = serde_json::json!({
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "pushed_authorization_request_endpoint": "https://id.example.com/par",
+            "authorization_response_iss_parameter_supported": true,
+        });
+        let p = Provider::from_documents(&c, &discovery(complete.clone()), None).unwrap();
+        assert!(p.metadata.iss_parameter_supported);
+        assert!(p.metadata.par_endpoint.is_some());
+        let without = |name: &str| {
+            let mut doc = complete.clone();
+            doc.as_object_mut().unwrap().remove(name);
+            Provider::from_documents(&c, &discovery(doc), None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(without("authorization_response_iss_parameter_supported").contains("RFC 9207"));
+        assert!(without("pushed_authorization_request_endpoint")
+            .contains("pushed_authorization_request_endpoint"));
+        assert!(without("token_endpoint_auth_methods_supported").contains("private_key_jwt"));
+    }
+
+    #[test]
+    fn a_provider_requiring_signed_request_objects_needs_them_and_a_key() {
+        let required = discovery(serde_json::json!({ "require_signed_request_object": true }));
+        let off = Config::builder("https://id.example.com", "c")
+            .client_secret("s")
+            .signed_request_objects(false)
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(SessionKey::generate())
+            .build()
+            .unwrap();
+        let e = Provider::from_documents(&off, &required, None)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("turned off"), "{e}");
+        let keyless = config(Some("s"), None);
+        let e = Provider::from_documents(&keyless, &required, None)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("client key"), "{e}");
+        let not_required =
+            Provider::from_documents(&keyless, &discovery(serde_json::json!({})), None).unwrap();
+        assert!(!not_required.metadata.signed_requests);
+        // Asked for without a key: refused at build.
+        let e = Config::builder("https://id.example.com", "c")
+            .signed_request_objects(true)
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(SessionKey::generate())
+            .build()
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    field: "signed_request_objects",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[tokio::test]

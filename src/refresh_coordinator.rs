@@ -235,6 +235,7 @@ mod tests {
             sid: None,
             token_roles: Vec::new(),
             app: Vec::new(),
+            dpop_key: Default::default(),
         }
     }
 

@@ -108,8 +108,15 @@ where
             return self.own_route(route, req);
         }
         if shared.config.bearer {
+            // `Authorization: DPoP`: the proof and the binding are checked; never the
+            // Bearer paths below.
+            if let Some(token) = crate::dpop::dpop_token(req.headers()) {
+                return self.call_with_dpop(token.map(str::to_owned), req);
+            }
             // A token seen before: found by its exact bytes, nothing else to read (with
-            // several providers, the one the token names is found on the full path).
+            // several providers, the one the token names is found on the full path). A
+            // token bound to a DPoP key is never a hit here (see `bearer_hit`): the full
+            // path refuses it.
             if let Some(identity) = bearer_candidate(req.headers())
                 .filter(|_| shared.tenants.is_empty())
                 .and_then(|raw| shared.bearer_hit(raw))
@@ -442,10 +449,11 @@ impl<S> OidcService<S> {
         let shared = default.for_jwt(&token);
         strip_our_cookies(&shared, &mut req, false);
         match shared.bearer_cached(&token) {
-            Some(Ok(identity)) => {
+            Some(Ok(identity)) if identity.dpop_jkt().is_none() => {
                 req.extensions_mut().insert(identity);
                 ResponseFuture::inner(self.inner.call(req), Vec::new())
             }
+            Some(Ok(_)) => ResponseFuture::ready(crate::dpop::bound_as_bearer(req.headers())),
             Some(Err(err)) => ResponseFuture::ready(bearer_rejection(err, req.headers())),
             None => {
                 // Keep the service that was polled ready; leave a clone in its place.
@@ -453,16 +461,60 @@ impl<S> OidcService<S> {
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::deferred(Box::pin(async move {
                     match shared.validate_bearer(&token).await {
-                        Ok(identity) => {
+                        Ok(identity) if identity.dpop_jkt().is_none() => {
                             req.extensions_mut().insert(identity);
                             let res = inner.call(req).await?;
                             Ok(res.map(ResponseBody::inner))
                         }
+                        Ok(_) => Ok(answer_into(crate::dpop::bound_as_bearer(req.headers()))),
                         Err(err) => Ok(answer_into(bearer_rejection(err, req.headers()))),
                     }
                 }))
             }
         }
+    }
+}
+
+impl<S> OidcService<S> {
+    /// A request with `Authorization: DPoP`: the proof and the token's binding are checked
+    /// (see `dpop`); never a login redirect, never the session.
+    fn call_with_dpop<ReqBody, ResBody>(
+        &mut self,
+        token: Result<String, ()>,
+        mut req: Request<ReqBody>,
+    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        ReqBody: Send + 'static,
+        ResBody: Send + 'static,
+    {
+        let Ok(token) = token else {
+            let err = AuthError::new(AuthErrorKind::InvalidToken, "the token is malformed");
+            let refusal = crate::dpop::Refusal::Token(err);
+            return ResponseFuture::ready(crate::dpop::rejection(refusal, req.headers()));
+        };
+        let Some(default) = self.startup.get() else {
+            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
+        };
+        let shared = default.for_jwt(&token);
+        strip_our_cookies(&shared, &mut req, false);
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::deferred(Box::pin(async move {
+            let checked =
+                crate::dpop::authenticate(&shared, req.method(), req.uri(), req.headers(), &token)
+                    .await;
+            match checked {
+                Ok(identity) => {
+                    req.extensions_mut().insert(identity);
+                    let res = inner.call(req).await?;
+                    Ok(res.map(ResponseBody::inner))
+                }
+                Err(refusal) => Ok(answer_into(crate::dpop::rejection(refusal, req.headers()))),
+            }
+        }))
     }
 }
 
@@ -529,10 +581,17 @@ impl<S> OidcService<S> {
         match route {
             Route::Login => {
                 let span = metrics::route_span("login");
-                let answer =
+                let start =
                     span.in_scope(|| login::handle(&shared, req.headers(), req.uri().query()));
-                metrics::record(&span, &answer);
-                ResponseFuture::ready(answer)
+                match start {
+                    login::Start::Ready(answer) => {
+                        metrics::record(&span, &answer);
+                        ResponseFuture::ready(answer)
+                    }
+                    login::Start::Pushed(future) => {
+                        ResponseFuture::auth(Box::pin(metrics::traced(span, future)))
+                    }
+                }
             }
             Route::Logout => match &shared.sessions.server {
                 Some(server) => {

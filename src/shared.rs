@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::cache::{Refresher, TokenCache};
 use crate::config::{Config, ResponseMode};
+use crate::dpop::state::DpopState;
 use crate::introspection_limits::IntrospectionLimits;
 use crate::metrics::Counters;
 use crate::provider::Provider;
@@ -59,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     /// The other providers of a multi-provider layer (only on the default one).
     pub(crate) tenants: Vec<Arc<Shared>>,
+    /// DPoP at the resource server: replay cache and server nonces.
+    pub(crate) dpop: DpopState,
     /// What this provider's part of the layer did (see `Metrics`).
     pub(crate) counters: Counters,
 }
@@ -144,6 +147,7 @@ impl Shared {
                     .sealer("refresh", &[binding(&config.issuer, &config.client_id)]),
             });
         Shared {
+            dpop: DpopState::new(&config),
             coordination,
             name: String::new(),
             tenants: Vec::new(),

@@ -284,6 +284,7 @@ pub fn session_cookie(layer: &OidcLayer, identity: &Identity) -> Result<String, 
         sid: None,
         token_roles: Vec::new(),
         app: app.to_vec(),
+        dpop_key: Default::default(),
     };
     let cookies = sessions.session_cookies_with_id(&[], &session, &new_session_id())?;
     Ok(cookies

@@ -245,6 +245,92 @@ async fn quickstart_binds_to_bind_addr_and_shares_logouts_through_redis_url() {
     let _ = child.kill().await;
 }
 
+/// `OIDC_PAR=1` and `OIDC_DPOP=1` against the embedded development provider: the login goes
+/// through the PAR endpoint (only `client_id` and `request_uri` in the browser) and the
+/// session's tokens are DPoP-bound.
+#[tokio::test]
+async fn quickstart_logs_in_with_par_and_dpop() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let app = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+    let mut child = tokio::process::Command::new(quickstart_binary())
+        .env("APP_URL", app.as_str())
+        .env_remove("OIDC_ISSUER")
+        .env("OIDC_PAR", "1")
+        .env("OIDC_DPOP", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("quickstart starts");
+    let (ready, printed) = read_until_listening(&mut child).await;
+    assert_eq!(ready, Ok(true), "quickstart output: {printed:?}");
+    let me = app.join("/me").unwrap();
+    let browser = Browser::new();
+    let page = browser.follow(&me).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let authorize = page
+        .visited
+        .iter()
+        .find(|u| u.path() == "/authorize")
+        .unwrap_or_else(|| panic!("no authorization request: {:?}", page.visited));
+    let names: Vec<String> = authorize
+        .query_pairs()
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    assert_eq!(names, ["client_id", "request_uri"]);
+    let form = html::forms(&page.body)
+        .into_iter()
+        .find(|f| {
+            f.hidden_fields()
+                .iter()
+                .any(|(k, v)| k == "sub" && v == "alice")
+        })
+        .unwrap_or_else(|| panic!("no login button for alice: {}", page.body));
+    let action = page.url.join(&form.action).unwrap();
+    let res = browser
+        .client
+        .post(action)
+        .form(&form.hidden_fields())
+        .send()
+        .await
+        .unwrap();
+    let next = page
+        .url
+        .join(res.headers()["location"].to_str().unwrap())
+        .unwrap();
+    let landing = browser.follow(&next).await;
+    assert_eq!(landing.url.as_str(), me.as_str());
+    assert_eq!(landing.json()["sub"], "alice");
+}
+
+/// `OIDC_PROFILE=fapi2` needs `private_key_jwt`, which the embedded development provider does
+/// not offer: the quickstart stops with the reason instead of running a weaker profile; an
+/// unknown profile is refused too.
+#[tokio::test]
+async fn quickstart_refuses_a_profile_it_cannot_meet() {
+    for (profile, reason) in [("fapi2", "private_key_jwt"), ("fapi9", "OIDC_PROFILE")] {
+        let output = tokio::process::Command::new(quickstart_binary())
+            .env("APP_URL", "http://127.0.0.1:9/")
+            .env_remove("OIDC_ISSUER")
+            .env("OIDC_PROFILE", profile)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("quickstart runs");
+        assert!(!output.status.success(), "{profile}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(text.contains(reason), "{profile}: {text}");
+    }
+}
+
 /// `SESSION_STORE`: `redis` needs `REDIS_URL`, anything but `cookie` or `redis` is refused,
 /// both before anything starts; with both set, sessions are server-side.
 #[tokio::test]

@@ -132,6 +132,23 @@ impl Setup {
             .map(|reply| reply.into_inner().message)
     }
 
+    /// `SayHello` with `authorization: DPoP <token>` and a `dpop` proof in the metadata.
+    async fn hello_dpop(&self, token: &str, proof: &str) -> Result<String, Status> {
+        let mut client = GreeterClient::new(self.channel().await);
+        let mut request = Request::new(HelloRequest {
+            name: "tester".into(),
+        });
+        let value = format!("DPoP {token}").parse().expect("metadata value");
+        request.metadata_mut().insert("authorization", value);
+        request
+            .metadata_mut()
+            .insert("dpop", proof.parse().expect("metadata value"));
+        client
+            .say_hello(request)
+            .await
+            .map(|reply| reply.into_inner().message)
+    }
+
     /// A real access token from the provider's token endpoint.
     async fn access_token(&self) -> String {
         dev_tokens(&self.dev, self.dev.confidential_client(), "openid profile").await
@@ -298,6 +315,40 @@ async fn grpc_call_is_never_redirected() {
         .expect("response");
     assert_eq!(res.status(), http::StatusCode::FOUND);
     assert!(res.headers().get("grpc-status").is_none());
+}
+
+#[tokio::test]
+async fn dpop_bound_token_in_metadata_reaches_the_handler_and_a_replay_does_not() {
+    let s = setup(|b| b, None).await;
+    let key = support::dpop::TestDpopKey::new();
+    let mut claims = s.claims();
+    claims["cnf"] = json!({ "jkt": key.thumbprint() });
+    let token = s.dev.sign_jwt("at+jwt", &claims);
+    // gRPC is an HTTP POST to the method's path.
+    let url = format!("http://{}/greeter.Greeter/SayHello", s.addr);
+    let proof = key.proof("POST", &url, &token);
+    let message = s.hello_dpop(&token, &proof).await.expect("call accepted");
+    assert_eq!(message, "Hello tester, you are alice");
+    let status = assert_status(
+        s.hello_dpop(&token, &proof).await,
+        Code::Unauthenticated,
+        "replayed proof",
+    );
+    assert!(status.metadata().get("www-authenticate").is_some_and(|v| v
+        .to_str()
+        .is_ok_and(|v| v.starts_with("DPoP error=\"invalid_dpop_proof\""))));
+    let other = support::dpop::TestDpopKey::new();
+    assert_status(
+        s.hello_dpop(&token, &other.proof("POST", &url, &token))
+            .await,
+        Code::Unauthenticated,
+        "proof by another key",
+    );
+    assert_status(
+        s.hello(Some(&token)).await,
+        Code::Unauthenticated,
+        "bound token sent as Bearer",
+    );
 }
 
 /// Roles and groups for gRPC: a token without the role is `PERMISSION_DENIED` (status 7), a

@@ -537,6 +537,29 @@ pub(crate) fn client_assertion(
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
+/// A compact JWS of `claims` signed with `key`, header `typ` as given (and the key's `kid`).
+///
+/// # Panics
+///
+/// Only if the operating system's random number generator fails.
+pub(crate) fn signed_jwt(key: &ClientKey, typ: &str, claims: &Value) -> String {
+    let mut header = Map::new();
+    header.insert("alg".to_owned(), key.alg().into());
+    header.insert("typ".to_owned(), typ.into());
+    if let Some(kid) = &key.kid {
+        header.insert("kid".to_owned(), kid.as_str().into());
+    }
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+    );
+    let sig = key
+        .sign(signing_input.as_bytes())
+        .expect("signing fails only when the random number generator does");
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
 /// The DER of the first `CERTIFICATE` PEM block.
 fn certificate_pem_block(pem: &str) -> Result<Vec<u8>, ConfigError> {
     let mut lines = pem.lines().map(str::trim);

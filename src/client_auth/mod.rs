@@ -9,6 +9,7 @@ use base64::Engine;
 
 use crate::error::{AuthError, AuthErrorKind};
 
+pub(crate) use keys::signed_jwt;
 pub use keys::ClientKey;
 
 /// How the client authenticates at the token endpoint.

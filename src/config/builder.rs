@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use url::Url;
 
 use super::hardening::Hardening;
+use super::high_security::HighSecurity;
 use super::{ClaimsFilter, Config, ResponseMode, ResponseType, Secret};
 use crate::client_auth::{ClientAuth, ClientKey};
 use crate::error::ConfigError;
@@ -47,9 +48,9 @@ const MAX_SESSION_CACHE: usize = 1 << 20;
 pub struct ConfigBuilder {
     issuer: String,
     client_id: String,
-    client_secret: Option<String>,
-    client_auth: Option<ClientAuth>,
-    client_key: Option<ClientKey>,
+    pub(super) client_secret: Option<String>,
+    pub(super) client_auth: Option<ClientAuth>,
+    pub(super) client_key: Option<ClientKey>,
     redirect_url: Option<String>,
     scopes: Vec<String>,
     session_key: Option<SessionKey>,
@@ -63,7 +64,7 @@ pub struct ConfigBuilder {
     auth_params: Vec<(String, String)>,
     max_transactions: usize,
     session_cache: usize,
-    transaction_ttl: Duration,
+    pub(super) transaction_ttl: Duration,
     http_timeout: Duration,
     jwks_refetch_interval: Duration,
     jwks_max_age: Duration,
@@ -76,10 +77,10 @@ pub struct ConfigBuilder {
     introspection_cache_ttl: Duration,
     require_access_token_type: bool,
     csrf_header: Option<String>,
-    response_type: ResponseType,
+    pub(super) response_type: ResponseType,
     response_mode: Option<ResponseMode>,
     login_params: Vec<String>,
-    allow_pkce_plain: bool,
+    pub(super) allow_pkce_plain: bool,
     idle_timeout: Option<Duration>,
     refresh_margin: Duration,
     refresh_grace: Duration,
@@ -93,6 +94,7 @@ pub struct ConfigBuilder {
     login_hook: Option<LoginHook>,
     external_prefix: String,
     pub(super) hardening: Hardening,
+    pub(super) high_security: HighSecurity,
     pub(super) compat: super::compat::Compat,
     pub(super) bearer_compat: super::bearer::BearerCompat,
     pub(super) deployment: super::deployment::Deployment,
@@ -169,6 +171,7 @@ impl ConfigBuilder {
             refresh_coordinator: None,
             session_store: None,
             hardening: Hardening::default(),
+            high_security: HighSecurity::default(),
             compat: Default::default(),
             login_hook: None,
             external_prefix: String::new(),
@@ -776,6 +779,7 @@ impl ConfigBuilder {
     ///
     /// A [`ConfigError`] naming the first setting that is wrong.
     pub fn build(self) -> Result<Config, ConfigError> {
+        self.check_profile()?;
         let issuer_url = parse_http_url("issuer", &self.issuer)?;
         if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
             return Err(ConfigError::InvalidUrl {
@@ -849,6 +853,13 @@ impl ConfigBuilder {
                 })?,
         };
         let secret = self.client_secret.filter(|s| !s.is_empty());
+        if self.high_security.signed_request_objects == Some(true) && self.client_key.is_none() {
+            return Err(ConfigError::Invalid {
+                field: "signed_request_objects",
+                reason: "signed request objects need a client key (ConfigBuilder::client_key)"
+                    .into(),
+            });
+        }
         if self.client_auth == Some(ClientAuth::PrivateKeyJwt) && self.client_key.is_none() {
             return Err(ConfigError::Invalid {
                 field: "client_auth",
@@ -948,6 +959,7 @@ impl ConfigBuilder {
             });
         }
         self.hardening.check()?;
+        self.high_security.check()?;
         let compat = self
             .compat
             .check(&self.client_id, self.hardening.allow_http_provider)?;
@@ -962,6 +974,7 @@ impl ConfigBuilder {
             bearer_compat,
             compat,
             hardening: self.hardening,
+            high_security: self.high_security,
             idle_timeout: self.idle_timeout.filter(|t| !t.is_zero()),
             refresh_margin: self.refresh_margin,
             refresh_grace: self.refresh_grace,

@@ -153,6 +153,7 @@ pub struct Config {
     /// Server-side sessions (`None`: sessions in cookies).
     pub(crate) session_store: Option<Arc<dyn SessionStore>>,
     pub(crate) hardening: hardening::Hardening,
+    pub(crate) high_security: high_security::HighSecurity,
     pub(crate) compat: compat::Compat,
     pub(crate) login_hook: Option<crate::hook::LoginHook>,
     /// The path prefix a reverse proxy strips ("" for none).
@@ -213,5 +214,8 @@ mod compat;
 mod deployment;
 pub(crate) use compat::end_session_location;
 mod hardening;
+mod high_security;
 mod presets;
+mod profile;
 pub use builder::ConfigBuilder;
+pub use profile::Profile;

@@ -7,8 +7,8 @@
 //! It implements the authorization code flow (OpenID Connect Core 1.0, RFC 6749) with PKCE
 //! (RFC 7636), the `iss` authorization response parameter (RFC 9207), discovery (OpenID
 //! Connect Discovery 1.0), JWT access tokens (RFC 9068), refresh token rotation, userinfo,
-//! token introspection (RFC 7662) and RP-initiated logout (OpenID Connect RP-Initiated Logout
-//! 1.0).
+//! token introspection (RFC 7662), RP-initiated logout (OpenID Connect RP-Initiated Logout
+//! 1.0), pushed authorization requests (RFC 9126) and DPoP-bound tokens (RFC 9449).
 //!
 //! # Example
 //!
@@ -125,7 +125,8 @@ impl DevProvider {
     ///
     /// The endpoints live below it: `{issuer}/.well-known/openid-configuration`,
     /// `{issuer}/authorize`, `{issuer}/token`, `{issuer}/userinfo`, `{issuer}/jwks`,
-    /// `{issuer}/introspect` and `{issuer}/end_session`.
+    /// `{issuer}/introspect`, `{issuer}/par` (pushed authorization requests, RFC 9126) and
+    /// `{issuer}/end_session`.
     pub fn issuer(&self) -> &str {
         &self.shared.issuer
     }
@@ -309,6 +310,8 @@ pub struct DevProviderBuilder {
     access_token_audience: Option<String>,
     authorization_response_iss: bool,
     opaque_access_tokens: bool,
+    require_pushed_authorization_requests: bool,
+    dpop_nonce: bool,
     multi_tenant: bool,
     public_origin: Option<String>,
 }
@@ -329,6 +332,8 @@ impl Default for DevProviderBuilder {
             access_token_audience: None,
             authorization_response_iss: true,
             opaque_access_tokens: false,
+            require_pushed_authorization_requests: false,
+            dpop_nonce: false,
             multi_tenant: false,
             public_origin: None,
         }
@@ -354,6 +359,11 @@ impl fmt::Debug for DevProviderBuilder {
                 &self.authorization_response_iss,
             )
             .field("opaque_access_tokens", &self.opaque_access_tokens)
+            .field(
+                "require_pushed_authorization_requests",
+                &self.require_pushed_authorization_requests,
+            )
+            .field("dpop_nonce", &self.dpop_nonce)
             .field("multi_tenant", &self.multi_tenant)
             .field("public_origin", &self.public_origin)
             .finish()
@@ -470,6 +480,54 @@ impl DevProviderBuilder {
     /// endpoint `{issuer}/introspect`) instead of JWTs. Default `false`.
     pub fn opaque_access_tokens(mut self, opaque: bool) -> Self {
         self.opaque_access_tokens = opaque;
+        self
+    }
+
+    /// Whether authorization requests must be pushed first (RFC 9126): discovery then says
+    /// `require_pushed_authorization_requests`, and `{issuer}/authorize` refuses requests
+    /// without a `request_uri` from `{issuer}/par`. Default `false` (the PAR endpoint is
+    /// always there, and always advertised).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_oidc::dev::DevProvider;
+    ///
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let strict = DevProvider::builder()
+    ///     .require_pushed_authorization_requests(true)
+    ///     .start()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn require_pushed_authorization_requests(mut self, required: bool) -> Self {
+        self.require_pushed_authorization_requests = required;
+        self
+    }
+
+    /// Whether DPoP proofs (RFC 9449) at the token and userinfo endpoints must carry the
+    /// provider's nonce; default `false`. A proof without it is answered with
+    /// `use_dpop_nonce` and a `DPoP-Nonce` header (`400` at the token endpoint, `401` at
+    /// userinfo), as providers that demand nonces do.
+    ///
+    /// Whatever this setting, a token request with a valid `DPoP` proof gets DPoP-bound
+    /// tokens: `token_type: DPoP`, the access token's `cnf.jkt` (also in introspection), and
+    /// a refresh token usable only with a proof by the same key. Proofs are checked (type,
+    /// algorithm, signature, `htm`, `htu`, `iat`, `ath` at userinfo) but not remembered.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_oidc::dev::DevProvider;
+    ///
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let demanding = DevProvider::builder().dpop_nonce(true).start().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dpop_nonce(mut self, required: bool) -> Self {
+        self.dpop_nonce = required;
         self
     }
 
@@ -620,6 +678,8 @@ impl DevProviderBuilder {
             opaque_access_tokens: self.opaque_access_tokens,
             auto_login: self.auto_login,
             authorization_response_iss: self.authorization_response_iss,
+            require_par: self.require_pushed_authorization_requests,
+            dpop_nonce: self.dpop_nonce,
             tenant_template,
             key,
         }));
@@ -997,6 +1057,10 @@ pub enum Fault {
     DiscoveryField(String, String),
     /// The discovery document carries 2 MiB of padding.
     OversizedDiscovery,
+    /// The pushed authorization request endpoint (`{issuer}/par`) refuses every request
+    /// with `400` and this OAuth error code (e.g. `invalid_request`, or
+    /// `temporarily_unavailable`).
+    ParError(String),
     /// The discovery document lacks the member of this name, e.g. `end_session_endpoint`
     /// (as AWS Cognito's and some Auth0 tenants' do).
     DiscoveryWithout(String),

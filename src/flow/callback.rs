@@ -8,13 +8,14 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
+use crate::dpop::key::DpopKey;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::id_token;
 use crate::flow::provider_calls::{self, Tokens, UserinfoFailure};
 use crate::hook::{AppData, Login};
 use crate::response::{self, caller_kind, Answer};
 use crate::session::cookie::add_set_cookie;
-use crate::session::{Session, Transaction};
+use crate::session::{SecretBytes, Session, Transaction};
 use crate::shared::Shared;
 
 /// Claims that describe the token rather than the user; not kept in the session.
@@ -380,7 +381,15 @@ async fn complete(
         ),
         _ => None,
     };
-    let tokens = provider_calls::exchange_code(shared, code, &tx.pkce_verifier).await?;
+    // With DPoP, the session's own key pair (RFC 9449): its tokens are bound to it.
+    let dpop = if shared.config.high_security.dpop_sessions {
+        Some(Arc::new(DpopKey::generate().ok_or_else(|| {
+            AuthError::new(AuthErrorKind::Internal, "no DPoP key could be generated")
+        })?))
+    } else {
+        None
+    };
+    let tokens = provider_calls::exchange_code(shared, code, &tx.pkce_verifier, dpop).await?;
     let id_token = tokens.id_token.as_deref().unwrap_or_default();
     let mut claims = id_token::validate(
         shared,
@@ -419,7 +428,14 @@ async fn complete(
         .unwrap_or_default()
         .to_owned();
     if shared.fetch_userinfo {
-        match provider_calls::fetch_userinfo(shared, &tokens.access_token, &subject).await {
+        match provider_calls::fetch_userinfo(
+            shared,
+            &tokens.access_token,
+            tokens.dpop_key.as_deref(),
+            &subject,
+        )
+        .await
+        {
             Ok(info) => merge_userinfo(&mut claims, info),
             Err(UserinfoFailure::Unusable(e)) if !shared.config.compat.require_userinfo => {
                 // Enrichment only: the ID token's claims stand.
@@ -442,6 +458,7 @@ pub(crate) fn new_session(
     previous: Option<&Session>,
 ) -> Result<Session, AuthError> {
     let config = &shared.config;
+    let dpop_key = tokens.dpop_key.clone();
     // The concrete issuer: the session's own on refresh, else the ID token's (for a
     // multi-tenant provider, its template filled with the user's tenant).
     let issuer = match (previous, claims.get("iss").and_then(Value::as_str)) {
@@ -513,6 +530,7 @@ pub(crate) fn new_session(
         sid,
         token_roles,
         app: previous.map(|p| p.app.clone()).unwrap_or_default(),
+        dpop_key: SecretBytes(dpop_key.map(|key| key.pkcs8().to_vec()).unwrap_or_default()),
     })
 }
 

@@ -6,12 +6,14 @@ use base64::Engine;
 use http::HeaderMap;
 
 use crate::config::{ResponseMode, ResponseType};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::{AuthError, AuthErrorKind};
 use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, random_token};
-use crate::session::sessions::{HeldTransactions, Sessions};
+use crate::session::sessions::{HeldTransactions, Sessions, TxSlot};
 use crate::session::Transaction;
 use crate::shared::{Shared, Tenants};
 
@@ -82,7 +84,7 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// `GET {prefix}/login?return_to=/path&prompt=...`: start a login, with the allow-listed
 /// per-login authorization parameters.
-pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap, query: Option<&str>) -> Answer {
+pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap, query: Option<&str>) -> Start {
     let provider = query
         .into_iter()
         .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
@@ -90,7 +92,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap, query: Option<&s
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     let Some(tenant) = shared.by_name(&provider) else {
-        return response::html_page(
+        return Start::Ready(response::html_page(
             http::StatusCode::BAD_REQUEST,
             "Unknown identity provider",
             "This login names an identity provider this application does not know.",
@@ -98,7 +100,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, headers: &HeaderMap, query: Option<&s
                 &shared.paths.public(&shared.paths.login),
                 "Log in with the default provider",
             )),
-        );
+        ));
     };
     let config = &tenant.config;
     let mut return_to = None;
@@ -142,48 +144,117 @@ fn is_top_level_navigation(headers: &HeaderMap) -> bool {
     is("sec-fetch-mode", b"navigate") && is("sec-fetch-dest", b"document")
 }
 
-/// Starts a login: a fresh transaction cookie and a redirect to the provider; refused
-/// (without a cookie) when the request is no top-level navigation. `headers` still carry the
-/// layer's cookies.
+/// A login start: an answer now, or one after the authorization request was pushed to the
+/// provider (RFC 9126).
+pub(crate) enum Start {
+    Ready(Answer),
+    Pushed(Pin<Box<dyn Future<Output = Answer> + Send>>),
+}
+
+/// Starts a login: a fresh transaction cookie and a redirect to the provider (after pushing
+/// the request, with PAR); refused (without a cookie) when the request is no top-level
+/// navigation. `headers` still carry the layer's cookies.
 pub(crate) fn start(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     headers: &HeaderMap,
     return_to: String,
     extra: Vec<(String, String)>,
-) -> Answer {
+) -> Start {
     let held = HeldTransactions::of(&shared.sessions.cookies, headers);
-    start_holding(shared, headers, &held, return_to, extra)
+    let prepared = match prepare(shared, headers, &held, return_to, extra) {
+        Ok(prepared) => prepared,
+        Err(answer) => return Start::Ready(*answer),
+    };
+    let Some(endpoint) = shared.provider.metadata.par_endpoint.clone() else {
+        return Start::Ready(finish(shared, prepared, None));
+    };
+    let shared = shared.clone();
+    Start::Pushed(Box::pin(async move {
+        let params: Vec<(&str, &str)> = prepared
+            .params
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        match super::par::push(&shared, &endpoint, &params).await {
+            Ok(request_uri) => finish(&shared, prepared, Some(&request_uri)),
+            Err(err) => {
+                match err.kind() {
+                    AuthErrorKind::ProviderUnavailable => {
+                        tracing::error!(reason = %err, "login not started: pushed authorization request failed")
+                    }
+                    _ => {
+                        tracing::warn!(reason = %err, "login not started: pushed authorization request refused")
+                    }
+                }
+                // Nothing was stored: the same link starts the same login again.
+                let again = login_link(&shared, &prepared.tx.return_to);
+                response::error_answer(
+                    CallerKind::Navigation,
+                    err,
+                    &HeaderMap::new(),
+                    Some((&again, "Try again")),
+                )
+            }
+        }
+    }))
 }
 
-/// [`start`] for a request whose transaction cookies (`held`) were taken before the layer
-/// stripped its cookies.
-fn start_holding(
+/// The layer's login route that returns to `return_to`.
+fn login_link(shared: &Shared, return_to: &str) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if !shared.name.is_empty() {
+        query.append_pair("provider", &shared.name);
+    }
+    query.append_pair("return_to", return_to);
+    format!(
+        "{}?{}",
+        shared.paths.public(&shared.paths.login),
+        query.finish()
+    )
+}
+
+/// A login about to start: its transaction, its cookie slot, and the authorization
+/// request's parameters.
+struct Prepared {
+    tx: Transaction,
+    slot: TxSlot,
+    params: Vec<(String, String)>,
+}
+
+/// The transaction and authorization request of a new login; `Err` is the answer when the
+/// request is no top-level navigation (boxed: it is the rare path).
+fn prepare(
     shared: &Shared,
     headers: &HeaderMap,
     held: &HeldTransactions,
     return_to: String,
     extra: Vec<(String, String)>,
-) -> Answer {
+) -> Result<Prepared, Box<Answer>> {
     if !is_top_level_navigation(headers) {
         tracing::debug!("login refused: the request is no top-level navigation");
-        return response::reject(
+        return Err(Box::new(response::reject(
             caller_kind(headers),
             AuthError::new(
                 AuthErrorKind::LoginRequired,
                 "a login starts only from a top-level navigation",
             ),
             headers,
-        );
+        )));
     }
     let config = &shared.config;
-    let params: Vec<(&str, &str)> = config
+    let user_params: Vec<(&str, &str)> = config
         .auth_params
         .iter()
         .filter(|(name, _)| !RESERVED_PARAMS.contains(&name.as_str()))
         .chain(extra.iter())
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let param = |name: &str| {
+        user_params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    };
     let sessions = &shared.sessions;
     let slot = sessions.choose_tx_slot(held);
     let tx = Transaction {
@@ -220,33 +291,63 @@ fn start_holding(
     } else {
         config.scopes.join(" ")
     };
-    let mut url = meta.authorization_endpoint.clone();
+    let response_type = if tx.hybrid { "code id_token" } else { "code" };
+    let mut params: Vec<(&str, &str)> = vec![("response_type", response_type)];
+    if tx.form_post {
+        params.push(("response_mode", "form_post"));
+    }
+    params.extend([
+        ("client_id", config.client_id.as_str()),
+        ("redirect_uri", config.redirect_url.as_str()),
+        ("scope", &scope),
+        ("state", &tx.state),
+        ("nonce", &tx.nonce),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", method),
+    ]);
+    params.extend(user_params.iter().copied());
+    if offline_by_parameter {
+        if param("access_type").is_none() {
+            params.push(("access_type", "offline"));
+        }
+        if param("prompt").is_none() {
+            params.push(("prompt", "consent"));
+        }
+    }
+    let mut params: Vec<(String, String)> = params
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    if meta.signed_requests {
+        params = super::jar::sign_request(shared, params).map_err(|err| {
+            tracing::error!(reason = %err, "login not started: the request object could not be signed");
+            Box::new(response::error_answer(caller_kind(headers), err, headers, None))
+        })?;
+    }
+    Ok(Prepared { tx, slot, params })
+}
+
+/// The redirect to the provider with the transaction cookie: the authorization request in
+/// the URL, or only `client_id` and the pushed request's `request_uri`.
+fn finish(shared: &Shared, prepared: Prepared, request_uri: Option<&str>) -> Answer {
+    let config = &shared.config;
+    let mut url = shared.provider.metadata.authorization_endpoint.clone();
     {
         let mut q = url.query_pairs_mut();
-        let response_type = if tx.hybrid { "code id_token" } else { "code" };
-        q.append_pair("response_type", response_type);
-        if tx.form_post {
-            q.append_pair("response_mode", "form_post");
-        }
-        q.append_pair("client_id", &config.client_id)
-            .append_pair("redirect_uri", config.redirect_url.as_str())
-            .append_pair("scope", &scope)
-            .append_pair("state", &tx.state)
-            .append_pair("nonce", &tx.nonce)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", method);
-        for (name, value) in &params {
-            q.append_pair(name, value);
-        }
-        if offline_by_parameter {
-            if param("access_type").is_none() {
-                q.append_pair("access_type", "offline");
+        match request_uri {
+            Some(uri) => {
+                q.append_pair("client_id", &config.client_id)
+                    .append_pair("request_uri", uri);
             }
-            if param("prompt").is_none() {
-                q.append_pair("prompt", "consent");
+            None => {
+                for (name, value) in &prepared.params {
+                    q.append_pair(name, value);
+                }
             }
         }
     }
+    let Prepared { tx, slot, .. } = prepared;
+    let sessions = &shared.sessions;
     let mut res = response::redirect(url.as_str());
     let cookies = &sessions.cookies;
     for name in &slot.stray {
@@ -266,7 +367,7 @@ fn start_holding(
             shared.tx_cross_site(),
         ),
     );
-    tracing::debug!("login started");
+    tracing::debug!(pushed = request_uri.is_some(), "login started");
     res
 }
 
@@ -286,8 +387,26 @@ pub(crate) fn login_required(
             .map(|pq| pq.as_str())
             .and_then(sanitize_return_to)
             .unwrap_or("/");
+        if shared.provider.metadata.par_endpoint.is_some() {
+            // The request must be pushed first (a call to the provider): the login route
+            // does that.
+            if !is_top_level_navigation(headers) {
+                return response::reject(
+                    caller,
+                    AuthError::new(
+                        AuthErrorKind::LoginRequired,
+                        "a login starts only from a top-level navigation",
+                    ),
+                    headers,
+                );
+            }
+            return response::redirect(&login_link(shared, &shared.paths.public(return_to)));
+        }
         let return_to = shared.paths.public(return_to);
-        return start_holding(shared, headers, held, return_to, Vec::new());
+        return match prepare(shared, headers, held, return_to, Vec::new()) {
+            Ok(prepared) => finish(shared, prepared, None),
+            Err(answer) => *answer,
+        };
     }
     response::reject(
         caller,
@@ -347,6 +466,91 @@ pub(crate) fn original_uri<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A layer signing its authorization requests (no PAR) for a provider at `https://id.example.com`.
+    fn jar_layer(key: crate::ClientKey) -> crate::OidcLayer {
+        let discovery = serde_json::json!({
+            "issuer": "https://id.example.com",
+            "authorization_endpoint": "https://id.example.com/authorize",
+            "token_endpoint": "https://id.example.com/token",
+            "jwks_uri": "https://id.example.com/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        });
+        let config = crate::Config::builder("https://id.example.com", "app")
+            .client_key(key)
+            .signed_request_objects(true)
+            .redirect_url("https://app.example.com/auth/callback")
+            .session_key(crate::SessionKey::generate())
+            .build()
+            .expect("config");
+        crate::OidcLayer::from_provider_metadata(config, discovery.to_string().as_bytes(), None)
+            .expect("layer")
+    }
+
+    #[tokio::test]
+    async fn a_signed_request_object_carries_the_whole_request() {
+        use base64::Engine as _;
+        use tower::ServiceExt as _;
+        use tower_layer::Layer as _;
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &ring::rand::SystemRandom::new(),
+        )
+        .expect("key");
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+        );
+        let key = crate::ClientKey::from_pem(&pem)
+            .expect("PEM")
+            .with_kid("k1");
+        let public = key.public_jwk();
+        let svc = jar_layer(key).layer(tower::service_fn(|_req: http::Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }));
+        let req = http::Request::get("/auth/login?return_to=%2Fme&max_age=300")
+            .body(String::new())
+            .expect("request");
+        let res = svc.oneshot(req).await.expect("answer");
+        assert_eq!(res.status(), http::StatusCode::FOUND);
+        let location = res.headers()[http::header::LOCATION]
+            .to_str()
+            .expect("text");
+        let url = url::Url::parse(location).expect("URL");
+        let names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        assert_eq!(names, ["client_id", "request", "response_type", "scope"]);
+        let request = url
+            .query_pairs()
+            .find(|(k, _)| k == "request")
+            .map(|(_, v)| v.into_owned())
+            .expect("request");
+        let jws = crate::jwt::Unverified::parse(&request).expect("a JWS");
+        assert_eq!(jws.header.typ.as_deref(), Some("oauth-authz-req+jwt"));
+        assert_eq!(jws.header.kid.as_deref(), Some("k1"));
+        let keys = crate::jwt::JwkSet::single(public).expect("public key");
+        jws.verify(&keys, &[crate::jwt::Alg::Es256])
+            .expect("signed with the client key");
+        let claims: serde_json::Value =
+            serde_json::from_slice(&jws.into_payload()).expect("claims");
+        assert_eq!(claims["iss"], "app");
+        assert_eq!(claims["aud"], "https://id.example.com");
+        assert_eq!(claims["client_id"], "app");
+        assert_eq!(claims["response_type"], "code");
+        assert_eq!(
+            claims["redirect_uri"],
+            "https://app.example.com/auth/callback"
+        );
+        assert_eq!(claims["code_challenge_method"], "S256");
+        assert_eq!(claims["max_age"], 300, "max_age is a number");
+        for name in ["state", "nonce", "code_challenge", "jti"] {
+            assert!(claims[name].is_string(), "{name}");
+        }
+        let iat = claims["iat"].as_u64().expect("iat");
+        assert_eq!(claims["exp"].as_u64(), Some(iat + 60));
+    }
 
     #[test]
     fn random_return_to_never_panics_and_stays_relative() {

@@ -5,7 +5,9 @@
 pub(crate) mod backchannel;
 pub(crate) mod callback;
 pub(crate) mod id_token;
+pub(crate) mod jar;
 pub(crate) mod login;
 pub(crate) mod logout;
+pub(crate) mod par;
 pub(crate) mod provider_calls;
 pub(crate) mod refresh;

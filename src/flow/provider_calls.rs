@@ -4,6 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
+use crate::dpop::key::DpopKey;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::identity::roles_in;
 use crate::jwt::{JwtError, Unverified};
@@ -24,6 +27,8 @@ pub(crate) struct Tokens {
     pub(crate) id_token: Option<String>,
     /// The roles in the access token, when it is a JWT the layer verified.
     pub(crate) access_roles: Option<AccessRoles>,
+    /// The key the tokens are DPoP-bound to (`token_type: DPoP`).
+    pub(crate) dpop_key: Option<Arc<DpopKey>>,
 }
 
 /// Roles found in a verified JWT access token, and whose they are.
@@ -143,14 +148,17 @@ impl TokenFailure {
     }
 }
 
-/// Exchanges an authorization code (with its PKCE verifier) for tokens.
+/// Exchanges an authorization code (with its PKCE verifier) for tokens, DPoP-bound to
+/// `dpop` when given.
 pub(crate) async fn exchange_code(
     shared: &Shared,
     code: &str,
     pkce_verifier: &str,
+    dpop: Option<Arc<DpopKey>>,
 ) -> Result<Tokens, AuthError> {
     let tokens = token_request(
         shared,
+        dpop,
         &[
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -174,9 +182,11 @@ pub(crate) async fn exchange_code(
 pub(crate) async fn refresh_grant(
     shared: &Shared,
     refresh_token: &str,
+    dpop: Option<Arc<DpopKey>>,
 ) -> Result<Tokens, TokenFailure> {
     token_request(
         shared,
+        dpop,
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
@@ -185,22 +195,73 @@ pub(crate) async fn refresh_grant(
     .await
 }
 
-/// A token endpoint request with client authentication.
-async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Tokens, TokenFailure> {
-    let (status, body) = shared
-        .provider
-        .authenticated_post(
-            &shared.config,
-            shared.now(),
-            &shared.provider.metadata.token_endpoint,
-            params,
-        )
-        .await
-        .map_err(|e| match e.kind() {
-            AuthErrorKind::ProviderUnavailable => TokenFailure::Unavailable(e),
-            // The client assertion could not be made: a fault here, not the grant's.
-            _ => TokenFailure::Garbled(e),
-        })?;
+/// The `DPoP-Nonce` an answer asks for (RFC 9449 §8): a `400`/`401` with the error
+/// `use_dpop_nonce` and the header.
+fn nonce_asked(
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    error: Option<&str>,
+) -> Option<String> {
+    let asked = (status == http::StatusCode::BAD_REQUEST
+        || status == http::StatusCode::UNAUTHORIZED)
+        && error == Some("use_dpop_nonce");
+    let nonce = headers.get("dpop-nonce")?.to_str().ok()?;
+    (asked && !nonce.is_empty() && nonce.len() <= 512).then(|| nonce.to_owned())
+}
+
+/// A token endpoint request with client authentication, and a DPoP proof by `dpop` when
+/// given (sent once more with the provider's nonce when it asks for one).
+async fn token_request(
+    shared: &Shared,
+    dpop: Option<Arc<DpopKey>>,
+    params: &[(&str, &str)],
+) -> Result<Tokens, TokenFailure> {
+    let endpoint = &shared.provider.metadata.token_endpoint;
+    let post = |nonce: Option<String>| {
+        let dpop = dpop.clone();
+        async move {
+            let proof = match &dpop {
+                Some(key) => Some(
+                    key.proof(
+                        "POST",
+                        endpoint.as_str(),
+                        None,
+                        nonce.as_deref(),
+                        shared.now(),
+                    )
+                    .ok_or_else(|| {
+                        AuthError::new(AuthErrorKind::Internal, "the DPoP proof could not be made")
+                    })?,
+                ),
+                None => None,
+            };
+            shared
+                .provider
+                .authenticated_post_with(
+                    &shared.config,
+                    shared.now(),
+                    endpoint,
+                    params,
+                    proof.as_deref(),
+                )
+                .await
+        }
+    };
+    let failure = |e: AuthError| match e.kind() {
+        AuthErrorKind::ProviderUnavailable => TokenFailure::Unavailable(e),
+        // The client assertion or proof could not be made: a fault here, not the grant's.
+        _ => TokenFailure::Garbled(e),
+    };
+    let (mut status, headers, mut body) = post(None).await.map_err(failure)?;
+    if dpop.is_some() {
+        let error = serde_json::from_slice::<RawError>(&body)
+            .ok()
+            .map(|e| e.error);
+        if let Some(nonce) = nonce_asked(status, &headers, error.as_deref()) {
+            tracing::debug!("the token endpoint asked for a DPoP nonce; sending the request again");
+            (status, _, body) = post(Some(nonce)).await.map_err(failure)?;
+        }
+    }
     let garbled = |message: String| {
         TokenFailure::Garbled(AuthError::new(AuthErrorKind::InvalidCallback, message))
     };
@@ -237,11 +298,17 @@ async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Token
     }
     let raw: RawTokens = serde_json::from_slice(&body)
         .map_err(|e| garbled(format!("the token response is not valid: {e}")))?;
-    if !raw.token_type.eq_ignore_ascii_case("bearer") {
+    // RFC 9449 §5: `DPoP` for a bound token, only when a proof was sent.
+    let bound = dpop.is_some() && raw.token_type.eq_ignore_ascii_case("dpop");
+    if !bound && !raw.token_type.eq_ignore_ascii_case("bearer") {
         return Err(garbled(format!(
-            "the token response has token_type `{}`, not `Bearer`",
-            printable(&raw.token_type)
+            "the token response has token_type `{}`, not `Bearer`{}",
+            printable(&raw.token_type),
+            if dpop.is_some() { " or `DPoP`" } else { "" }
         )));
+    }
+    if dpop.is_some() && !bound {
+        tracing::warn!("the provider did not DPoP-bind the tokens (token_type Bearer)");
     }
     // A lifetime beyond ten years is nonsense; clamp it so time arithmetic stays sane.
     const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
@@ -253,6 +320,7 @@ async fn token_request(shared: &Shared, params: &[(&str, &str)]) -> Result<Token
     .map(|s| s.min(MAX_EXPIRES_IN));
     let access_roles = access_roles(shared, &raw.access_token).await;
     Ok(Tokens {
+        dpop_key: dpop.filter(|_| bound),
         access_roles,
         access_token: raw.access_token,
         expires_in,
@@ -290,21 +358,58 @@ impl UserinfoFailure {
 pub(crate) async fn fetch_userinfo(
     shared: &Shared,
     access_token: &str,
+    dpop: Option<&DpopKey>,
     subject: &str,
 ) -> Result<Map<String, Value>, UserinfoFailure> {
     let unusable = UserinfoFailure::Unusable;
     let Some(url) = &shared.provider.metadata.userinfo_endpoint else {
         return Ok(Map::new());
     };
-    let res = shared
-        .provider
-        .http
-        .get(url.clone())
-        .bearer_auth(access_token)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| unusable(unavailable(format!("userinfo endpoint unreachable: {e}"))))?;
+    let send = |nonce: Option<String>| async move {
+        let mut req = shared
+            .provider
+            .http
+            .get(url.clone())
+            .header("accept", "application/json");
+        match dpop {
+            Some(key) => {
+                let proof = key
+                    .proof(
+                        "GET",
+                        url.as_str(),
+                        Some(access_token),
+                        nonce.as_deref(),
+                        shared.now(),
+                    )
+                    .ok_or_else(|| {
+                        unusable(AuthError::new(
+                            AuthErrorKind::Internal,
+                            "the DPoP proof could not be made",
+                        ))
+                    })?;
+                req = req
+                    .header("authorization", format!("DPoP {access_token}"))
+                    .header("dpop", proof);
+            }
+            None => req = req.bearer_auth(access_token),
+        }
+        req.send()
+            .await
+            .map_err(|e| unusable(unavailable(format!("userinfo endpoint unreachable: {e}"))))
+    };
+    let mut res = send(None).await?;
+    if dpop.is_some() {
+        // RFC 9449 §9: a resource server asks for its nonce with a `DPoP` challenge.
+        let asks = res
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce")));
+        let error = asks.then_some("use_dpop_nonce");
+        if let Some(nonce) = nonce_asked(res.status(), res.headers(), error) {
+            res = send(Some(nonce)).await?;
+        }
+    }
     let status = res.status();
     let is_jwt = res
         .headers()

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::cache::{token_key, RefreshRules, TokenKey};
+use crate::dpop::key::DpopKey;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::provider_calls::TokenFailure;
 use crate::flow::{callback, id_token, provider_calls};
@@ -201,7 +202,20 @@ async fn coordinated(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, 
 /// One refresh at the token endpoint, with the checks of OpenID Connect Core §12.2.
 async fn at_provider(shared: &Arc<Shared>, old: &Session) -> Result<Arc<Session>, AuthError> {
     let refresh_token = old.refresh_token.as_deref().unwrap_or_default();
-    let mut tokens = match provider_calls::refresh_grant(shared, refresh_token).await {
+    // Tokens bound to the session's DPoP key are refreshed with a proof by it.
+    let dpop = if old.dpop_key.0.is_empty() {
+        None
+    } else {
+        Some(Arc::new(DpopKey::from_pkcs8(&old.dpop_key.0).ok_or_else(
+            || {
+                AuthError::new(
+                    AuthErrorKind::InvalidToken,
+                    "the session's DPoP key is unreadable",
+                )
+            },
+        )?))
+    };
+    let mut tokens = match provider_calls::refresh_grant(shared, refresh_token, dpop).await {
         Ok(tokens) => tokens,
         Err(TokenFailure::Unavailable(e)) => return Err(e),
         Err(TokenFailure::Garbled(e)) => {
@@ -287,7 +301,14 @@ async fn at_provider(shared: &Arc<Shared>, old: &Session) -> Result<Arc<Session>
         None => old_claims(),
     };
     if shared.fetch_userinfo {
-        match provider_calls::fetch_userinfo(shared, &tokens.access_token, &old.subject).await {
+        match provider_calls::fetch_userinfo(
+            shared,
+            &tokens.access_token,
+            tokens.dpop_key.as_deref(),
+            &old.subject,
+        )
+        .await
+        {
             Ok(info) => callback::merge_userinfo(&mut claims, info),
             Err(provider_calls::UserinfoFailure::Unusable(e))
                 if e.kind() == AuthErrorKind::ProviderUnavailable

@@ -38,7 +38,9 @@ pub(crate) enum Tag {
     TokenRoles = 1,
     /// [`Session::app`]: the post-login hook's app subject and claims.
     AppClaims = 2,
-    // 3 is reserved for the DPoP key, 4 for server-side (Redis) sessions.
+    /// [`Session::dpop_key`].
+    DpopKey = 3,
+    // 4 is reserved for server-side (Redis) sessions.
 }
 
 impl Tag {
@@ -46,6 +48,7 @@ impl Tag {
         match tag {
             1 => Some(Tag::TokenRoles),
             2 => Some(Tag::AppClaims),
+            3 => Some(Tag::DpopKey),
             _ => None,
         }
     }
@@ -92,6 +95,19 @@ pub(crate) struct Session {
     /// The app's subject and claims set by the post-login hook (JSON, see
     /// `hook::AppData`; empty: none).
     pub(crate) app: Vec<u8>,
+    /// The PKCS#8 private key the session's tokens are DPoP-bound to (empty: not bound). A
+    /// secret: never logged (see the `Debug` of [`Session`]).
+    pub(crate) dpop_key: SecretBytes,
+}
+
+/// Secret bytes (a private key) that print as `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct SecretBytes(pub(crate) Vec<u8>);
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl Session {
@@ -123,6 +139,7 @@ impl Session {
         w.bytes(session_id.as_bytes());
         w.tagged(Tag::TokenRoles, &self.token_roles);
         w.tagged(Tag::AppClaims, &self.app);
+        w.tagged(Tag::DpopKey, &self.dpop_key.0);
         w.0
     }
 
@@ -157,6 +174,7 @@ pub(crate) struct SessionRef {
     session_id: Span,
     token_roles: Option<Span>,
     app: Option<Span>,
+    dpop_key: Option<Span>,
 }
 
 impl SessionRef {
@@ -184,6 +202,7 @@ impl SessionRef {
         let session_id = r.string()?;
         let mut token_roles = None;
         let mut app = None;
+        let mut dpop_key = None;
         if version == SESSION_VERSION_3 {
             if r.pos < buf.len() {
                 token_roles = Some(r.bytes()?);
@@ -200,6 +219,7 @@ impl SessionRef {
                 match tag {
                     Tag::TokenRoles => token_roles = Some(value),
                     Tag::AppClaims => app = Some(value),
+                    Tag::DpopKey => dpop_key = Some(value),
                 }
             }
         }
@@ -223,6 +243,7 @@ impl SessionRef {
             session_id,
             token_roles,
             app,
+            dpop_key,
             buf,
         })
     }
@@ -285,6 +306,12 @@ impl SessionRef {
                 .as_ref()
                 .map(|s| self.buf[s.clone()].to_vec())
                 .unwrap_or_default(),
+            dpop_key: SecretBytes(
+                self.dpop_key
+                    .as_ref()
+                    .map(|s| self.buf[s.clone()].to_vec())
+                    .unwrap_or_default(),
+            ),
         }
     }
 
@@ -303,7 +330,11 @@ impl SessionRef {
         let access_token = self
             .access_token
             .as_ref()
-            .map(|s| AccessToken::new(self.buf.slice(s.clone()), self.access_expires_at));
+            .map(|s| AccessToken::new(self.buf.slice(s.clone()), self.access_expires_at))
+            .map(|token| match &self.dpop_key {
+                Some(key) => token.bound_to(self.buf.slice(key.clone())),
+                None => token,
+            });
         let app = self
             .app
             .as_ref()
@@ -560,6 +591,7 @@ mod tests {
             sid: Some("sid-1".into()),
             token_roles: Vec::new(),
             app: Vec::new(),
+            dpop_key: Default::default(),
         }
     }
 
@@ -576,6 +608,7 @@ mod tests {
         // the access token's roles: an optional last field
         let with_roles = Session {
             token_roles: br#"["admin"]"#.to_vec(),
+            dpop_key: Default::default(),
             ..s.clone()
         };
         let encoded = with_roles.encode(&id);
@@ -652,10 +685,84 @@ mod tests {
     }
 
     #[test]
+    fn the_dpop_key_round_trips_as_tag_3_and_reaches_the_access_token() {
+        let id = new_session_id();
+        let key = crate::dpop::key::DpopKey::generate().expect("key");
+        let s = Session {
+            token_roles: br#"["admin"]"#.to_vec(),
+            access_token: Some("the-token".into()),
+            dpop_key: SecretBytes(key.pkcs8().to_vec()),
+            ..session()
+        };
+        let encoded = s.encode(&id);
+        let (decoded, _) = Session::decode(&encoded).expect("decoded");
+        assert_eq!(decoded, s);
+        assert!(!format!("{decoded:?}").contains(&format!("{:?}", key.pkcs8())));
+        let identity = SessionRef::parse(Bytes::from(encoded))
+            .expect("parsed")
+            .into_identity(&Arc::from("https://id.example.com"), &Default::default());
+        let token = identity.access_token().expect("token");
+        assert!(token.is_dpop_bound());
+        let unbound = Session {
+            dpop_key: SecretBytes::default(),
+            ..s
+        };
+        let identity = SessionRef::parse(Bytes::from(unbound.encode(&id)))
+            .expect("parsed")
+            .into_identity(&Arc::from("https://id.example.com"), &Default::default());
+        assert!(!identity.access_token().expect("token").is_dpop_bound());
+    }
+
+    #[test]
+    fn roles_app_claims_and_dpop_key_are_written_in_tag_order_and_all_read_back() {
+        let id = new_session_id();
+        let key = crate::dpop::key::DpopKey::generate().expect("key");
+        let roles = br#"["admin"]"#;
+        let app = br#"{"sub":"u-7"}"#;
+        let s = Session {
+            token_roles: roles.to_vec(),
+            app: app.to_vec(),
+            access_token: Some("the-token".into()),
+            dpop_key: SecretBytes(key.pkcs8().to_vec()),
+            ..session()
+        };
+        let encoded = s.encode(&id);
+        // The tagged fields follow the fields of `session()` (with the access token), in
+        // increasing tag order: 1 roles, 2 app claims, 3 DPoP key.
+        let plain = Session {
+            access_token: Some("the-token".into()),
+            ..session()
+        }
+        .encode(&id);
+        let mut expected = plain.clone();
+        for (tag, value) in [(1u8, &roles[..]), (2, &app[..]), (3, key.pkcs8())] {
+            expected.push(tag);
+            expected.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            expected.extend_from_slice(value);
+        }
+        assert_eq!(encoded, expected);
+        assert_eq!(Session::decode(&encoded), Some((s, id)));
+        let identity = SessionRef::parse(Bytes::from(encoded))
+            .expect("parsed")
+            .into_identity(&Arc::from("https://id.example.com"), &Default::default());
+        assert_eq!(identity.app_subject(), Some("u-7"));
+        assert!(identity.access_token().expect("token").is_dpop_bound());
+        // The DPoP key before the app claims is out of order: no session.
+        let mut swapped = plain;
+        for (tag, value) in [(1u8, &roles[..]), (3, key.pkcs8()), (2, &app[..])] {
+            swapped.push(tag);
+            swapped.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            swapped.extend_from_slice(value);
+        }
+        assert!(Session::decode(&swapped).is_none());
+    }
+
+    #[test]
     fn version_3_sessions_are_still_read() {
         let id = new_session_id();
         let s = Session {
             token_roles: br#"["admin"]"#.to_vec(),
+            dpop_key: Default::default(),
             ..session()
         };
         // Version 3: the same fields, then the roles untagged.
@@ -751,6 +858,7 @@ mod robustness {
             sid: None,
             token_roles: br#"["admin"]"#.to_vec(),
             app: br#"{"sub":"u-1"}"#.to_vec(),
+            dpop_key: Default::default(),
         }
         .encode(&new_session_id());
         let sealer = SessionKey::new([9; 32]).unwrap().sealer("session", &[]);

@@ -464,6 +464,7 @@ mod tests {
             sid: None,
             token_roles: Vec::new(),
             app: Vec::new(),
+            dpop_key: Default::default(),
         }
     }
 

@@ -190,6 +190,7 @@ mod tests {
             sid: None,
             token_roles: Vec::new(),
             app: Vec::new(),
+            dpop_key: Default::default(),
         };
         SessionRef::parse(Bytes::from(session.encode(&new_session_id()))).unwrap()
     }

@@ -221,6 +221,19 @@ const providerConfig = {
     },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    dPoP: {
+      enabled: true,
+      nonceSecret: config.dpop_nonce ? crypto.randomBytes(32) : undefined,
+      requireNonce: () => config.dpop_nonce ?? false,
+    },
+    requestObjects: {
+      enabled: true,
+      requireSignedRequestObject: config.require_signed_request_object ?? false,
+    },
+    pushedAuthorizationRequests: {
+      enabled: true,
+      requirePushedAuthorizationRequests: config.require_par ?? false,
+    },
     clientCredentials: { enabled: true },
     backchannelLogout: { enabled: true },
     resourceIndicators: {

@@ -89,6 +89,25 @@ pub(crate) fn serve_app(listener: tokio::net::TcpListener, oidc: OidcLayer) -> T
             get(|token: tower_oidc::AccessToken| async move { token.secret().to_owned() }),
         )
         .route(
+            "/dpop-proof",
+            get(
+                |token: tower_oidc::AccessToken,
+                 axum::extract::RawQuery(url): axum::extract::RawQuery| async move {
+                    // `?<url>`: the headers for a GET of that URL with the session's token.
+                    let url = url.unwrap_or_default();
+                    let url = form_urlencoded::parse(url.as_bytes())
+                        .next()
+                        .map(|(k, _)| k.into_owned())
+                        .unwrap_or_default();
+                    Json(serde_json::json!({
+                        "bound": token.is_dpop_bound(),
+                        "authorization": token.authorization(),
+                        "proof": token.dpop_proof("GET", &url).ok(),
+                    }))
+                },
+            ),
+        )
+        .route(
             "/action",
             axum::routing::post(|id: Identity| async move { format!("done for {}", id.subject()) }),
         )

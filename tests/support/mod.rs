@@ -7,6 +7,7 @@ pub(crate) mod app;
 pub(crate) mod apt;
 pub(crate) mod browser;
 pub(crate) mod clock;
+pub(crate) mod dpop;
 pub(crate) mod html;
 pub(crate) mod oidc_provider;
 pub(crate) mod redis;

@@ -24,20 +24,20 @@ enum ResponseMode {
 }
 
 /// Where authorization responses go once client and redirect URI are known to be good.
-struct Target {
+pub(super) struct Target {
     redirect_uri: String,
     state: Option<String>,
     mode: ResponseMode,
 }
 
-enum AuthzFailure {
+pub(super) enum AuthzFailure {
     /// The client or redirect URI cannot be trusted: show a page, never redirect.
     Page(String),
     /// An error response sent to the redirect URI.
     Redirect(Target, String, String),
 }
 
-struct AuthzRequest {
+pub(super) struct AuthzRequest {
     target: Target,
     client_id: String,
     scope: Vec<String>,
@@ -53,7 +53,7 @@ pub(super) fn is_pkce_value(v: &str) -> bool {
 }
 
 impl Shared {
-    fn validate_authorization(&self, p: &Params) -> Result<AuthzRequest, AuthzFailure> {
+    pub(super) fn validate_authorization(&self, p: &Params) -> Result<AuthzRequest, AuthzFailure> {
         if p.is_repeated("client_id") {
             return Err(AuthzFailure::Page("client_id is repeated.".into()));
         }
@@ -400,6 +400,13 @@ pub(super) async fn authorize(
     if let Some(relay) = s.fault(|f| matches!(f, Fault::MixUpRelay { .. })) {
         return mix_up_relay(&relay, &p);
     }
+    let p = match s.resolve_pushed(p) {
+        Ok(p) => p,
+        Err(message) => {
+            tracing::debug!(%message, "development provider refused an authorization request");
+            return error_page(&message);
+        }
+    };
     let req = match s.validate_authorization(&p) {
         Ok(req) => req,
         Err(failure) => return s.failure_response(failure),

@@ -30,6 +30,8 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
         "jwks_uri": s.endpoint("jwks"),
         "end_session_endpoint": s.endpoint("end_session"),
         "introspection_endpoint": s.endpoint("introspect"),
+        "pushed_authorization_request_endpoint": s.endpoint("par"),
+        "dpop_signing_alg_values_supported": ["ES256", "PS256", "RS256", "EdDSA"],
         "introspection_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post"],
         "response_types_supported": ["code"],
@@ -50,6 +52,9 @@ pub(super) async fn discovery(AxState(s): St) -> Response {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
     });
+    if s.require_par {
+        doc["require_pushed_authorization_requests"] = true.into();
+    }
     if s.authorization_response_iss {
         doc["authorization_response_iss_parameter_supported"] = true.into();
     }

@@ -91,8 +91,11 @@ fn introspect_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Valu
         "scope": record.scope.join(" "),
         "aud": if aud.len() == 1 { aud[0].clone() } else { Value::Array(aud) },
         "exp": record.exp,
-        "token_type": "Bearer",
+        "token_type": if record.jkt.is_some() { "DPoP" } else { "Bearer" },
     });
+    if let Some(jkt) = &record.jkt {
+        answer["cnf"] = json!({ "jkt": jkt });
+    }
     if let Some(tid) = tid {
         answer["tid"] = json!(tid);
     }
@@ -168,6 +171,7 @@ mod tests {
                     auth_time: 1,
                     sid: "sid",
                     grant: 7,
+                    jkt: None,
                 },
             )
             .ok()

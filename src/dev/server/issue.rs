@@ -26,6 +26,8 @@ pub(super) struct Issue<'a> {
     pub(super) sid: &'a str,
     pub(super) nonce: Option<&'a str>,
     pub(super) grant: u64,
+    /// The DPoP key thumbprint to bind the tokens to (RFC 9449 §6).
+    pub(super) jkt: Option<&'a str>,
 }
 
 impl Shared {
@@ -83,6 +85,9 @@ impl Shared {
         if let Some(tid) = &tid {
             at_claims["tid"] = json!(tid);
         }
+        if let Some(jkt) = i.jkt {
+            at_claims["cnf"] = json!({ "jkt": jkt });
+        }
         for fault in &state.faults {
             if let (Fault::AccessTokenClaims(Value::Object(extra)), Some(claims)) =
                 (fault, at_claims.as_object_mut())
@@ -110,6 +115,7 @@ impl Shared {
         state.access.insert(
             token_key(&access_token),
             AccessRecord {
+                jkt: i.jkt.map(str::to_owned),
                 sub: i.sub.to_owned(),
                 client_id: i.client_id.to_owned(),
                 scope: i.scope.to_vec(),
@@ -120,7 +126,7 @@ impl Shared {
 
         let mut response = json!({
             "access_token": access_token,
-            "token_type": "Bearer",
+            "token_type": if i.jkt.is_some() { "DPoP" } else { "Bearer" },
             "expires_in": self.access_token_ttl,
             "scope": i.scope.join(" "),
         });
@@ -156,6 +162,7 @@ impl Shared {
             state.refresh.insert(
                 token_key(&refresh),
                 RefreshRecord {
+                    jkt: i.jkt.map(str::to_owned),
                     client_id: i.client_id.to_owned(),
                     sub: i.sub.to_owned(),
                     scope: i.scope.to_vec(),
@@ -287,6 +294,7 @@ mod tests {
             sid: "sid-1",
             nonce,
             grant: 7,
+            jkt: None,
         };
         s.issue(&mut state, issue).ok().expect("tokens are issued")
     }

@@ -22,10 +22,12 @@ use super::{DevClient, DevSigningAlg, DevUser, Fault, IdTokenFault};
 mod authorize;
 mod client_auth;
 mod discovery;
+mod dpop;
 mod end_session;
 mod introspect;
 mod issue;
 mod jwks;
+mod par;
 mod params;
 mod response;
 mod token;
@@ -49,6 +51,8 @@ pub(crate) struct Settings {
     pub(crate) opaque_access_tokens: bool,
     pub(crate) auto_login: Option<String>,
     pub(crate) authorization_response_iss: bool,
+    pub(crate) require_par: bool,
+    pub(crate) dpop_nonce: bool,
     /// Multi-tenant (Entra-like): discovery's `issuer` is this template (with `{tenantid}`).
     pub(crate) tenant_template: Option<String>,
     pub(crate) key: SigningKey,
@@ -84,6 +88,10 @@ pub(crate) struct Shared {
     /// RFC 9207: `iss` in authorization responses, advertised in discovery.
     authorization_response_iss: bool,
     opaque_access_tokens: bool,
+    /// RFC 9126: authorization requests must be pushed first.
+    require_par: bool,
+    /// RFC 9449 §8: DPoP proofs must carry this nonce (`None`: no nonce needed).
+    dpop_nonce: Option<String>,
     tenant_template: Option<String>,
     rng: SystemRandom,
     pub(crate) stats: Counters,
@@ -116,6 +124,8 @@ pub(crate) struct State {
     refresh: HashMap<String, RefreshRecord>,
     revoked_grants: HashSet<u64>,
     next_grant: u64,
+    /// Pushed authorization requests by their `request_uri`.
+    pushed: HashMap<String, par::Pushed>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -139,6 +149,8 @@ struct Code {
 }
 
 struct AccessRecord {
+    /// The DPoP key thumbprint the token is bound to.
+    jkt: Option<String>,
     sub: String,
     client_id: String,
     scope: Vec<String>,
@@ -147,6 +159,8 @@ struct AccessRecord {
 }
 
 struct RefreshRecord {
+    /// The DPoP key thumbprint the refresh token is bound to.
+    jkt: Option<String>,
     client_id: String,
     sub: String,
     scope: Vec<String>,
@@ -181,6 +195,10 @@ impl Shared {
             access_token_audience: s.access_token_audience,
             authorization_response_iss: s.authorization_response_iss,
             opaque_access_tokens: s.opaque_access_tokens,
+            require_par: s.require_par,
+            dpop_nonce: s
+                .dpop_nonce
+                .then(|| keys::random_token(&SystemRandom::new(), 16)),
             tenant_template: s.tenant_template,
             rng: SystemRandom::new(),
             stats: Counters::default(),
@@ -196,6 +214,7 @@ impl Shared {
                 refresh: HashMap::new(),
                 revoked_grants: HashSet::new(),
                 next_grant: 1,
+                pushed: HashMap::new(),
             }),
         }
     }
@@ -334,6 +353,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             axum::routing::post(authorize::authorize_login),
         )
         .route(&format!("{p}/token"), axum::routing::post(token::token))
+        .route(&format!("{p}/par"), axum::routing::post(par::par))
         .route(
             &format!("{p}/introspect"),
             axum::routing::post(introspect::introspect),
@@ -412,6 +432,8 @@ mod tests {
             opaque_access_tokens: false,
             auto_login: None,
             authorization_response_iss: true,
+            require_par: false,
+            dpop_nonce: false,
             tenant_template: None,
             key: SigningKey::generate(DevSigningAlg::Es256, &SystemRandom::new())
                 .expect("key generation"),

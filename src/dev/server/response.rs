@@ -32,6 +32,8 @@ pub(super) struct TokenError {
     pub(super) description: String,
     /// Whether the client tried HTTP Basic, so the answer carries a `Basic` challenge.
     pub(super) basic: bool,
+    /// The nonce to send as `DPoP-Nonce` (with `use_dpop_nonce`).
+    pub(super) dpop_nonce: Option<String>,
 }
 
 impl TokenError {
@@ -41,6 +43,7 @@ impl TokenError {
             error: error.to_owned(),
             description: description.into(),
             basic: false,
+            dpop_nonce: None,
         }
     }
 
@@ -50,6 +53,7 @@ impl TokenError {
             error: "invalid_client".to_owned(),
             description: description.to_owned(),
             basic,
+            dpop_nonce: None,
         }
     }
 
@@ -61,6 +65,9 @@ impl TokenError {
             body["error_description"] = Value::String(self.description);
         }
         let mut response = json_response(self.status, &body);
+        if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::try_from(n).ok()) {
+            response.headers_mut().insert("dpop-nonce", nonce);
+        }
         if self.basic {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -57,10 +57,11 @@ fn token_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value, To
         ));
     }
     let client = s.authenticate_client(headers, &p)?;
+    let jkt = s.dpop_jkt(headers, "POST", &s.endpoint("token"), None)?;
     match p.get("grant_type") {
         None => Err(TokenError::new("invalid_request", "grant_type is missing")),
-        Some("authorization_code") => s.code_grant(client, &p),
-        Some("refresh_token") if s.refresh_tokens => s.refresh_grant(client, &p),
+        Some("authorization_code") => s.code_grant(client, &p, jkt),
+        Some("refresh_token") if s.refresh_tokens => s.refresh_grant(client, &p, jkt),
         Some(_) => Err(TokenError::new(
             "unsupported_grant_type",
             "supported grant types: authorization_code, refresh_token",
@@ -69,7 +70,12 @@ fn token_inner(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value, To
 }
 
 impl Shared {
-    fn code_grant(&self, client: &DevClient, p: &Params) -> Result<Value, TokenError> {
+    fn code_grant(
+        &self,
+        client: &DevClient,
+        p: &Params,
+        jkt: Option<String>,
+    ) -> Result<Value, TokenError> {
         let Some(code_text) = p.get("code") else {
             return Err(TokenError::new("invalid_request", "code is missing"));
         };
@@ -160,11 +166,17 @@ impl Shared {
                 sid: &sid,
                 nonce: nonce.as_deref(),
                 grant,
+                jkt: jkt.as_deref(),
             },
         )
     }
 
-    fn refresh_grant(&self, client: &DevClient, p: &Params) -> Result<Value, TokenError> {
+    fn refresh_grant(
+        &self,
+        client: &DevClient,
+        p: &Params,
+        jkt: Option<String>,
+    ) -> Result<Value, TokenError> {
         let Some(token) = p.get("refresh_token") else {
             return Err(TokenError::new(
                 "invalid_request",
@@ -181,6 +193,12 @@ impl Shared {
             return Err(TokenError::new(
                 "invalid_grant",
                 "the refresh token was issued to another client",
+            ));
+        }
+        if record.jkt.is_some() && record.jkt != jkt {
+            return Err(TokenError::new(
+                "invalid_grant",
+                "the refresh token is DPoP-bound to another key",
             ));
         }
         let grant = record.grant;
@@ -239,6 +257,7 @@ impl Shared {
                 sid: &sid,
                 nonce: None,
                 grant,
+                jkt: jkt.as_deref(),
             },
         )
     }

@@ -27,6 +27,23 @@ fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> R
     response
 }
 
+/// A `401` with a `DPoP` challenge (RFC 9449 §7.1), and `DPoP-Nonce` when given.
+fn dpop_error(nonce: Option<String>, error: &str, description: &str) -> Response {
+    let mut response = StatusCode::UNAUTHORIZED.into_response();
+    let challenge = format!(
+        "DPoP error=\"{error}\", error_description=\"{description}\", algs=\"ES256 PS256 RS256 EdDSA\""
+    );
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    if let Some(nonce) = nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+        response.headers_mut().insert("dpop-nonce", nonce);
+    }
+    response
+}
+
 pub(super) async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
     s.stats.userinfo.fetch_add(1, Ordering::Relaxed);
     if let Some(r) = s.gate().await {
@@ -52,18 +69,26 @@ pub(super) async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
     let (Some(value), None) = (values.next(), values.next()) else {
         return bearer_error(StatusCode::UNAUTHORIZED, None, "");
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+    let scheme_token = value.to_str().ok().and_then(|v| v.split_once(' '));
+    let dpop = scheme_token.is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("dpop"));
+    let token = scheme_token
+        .filter(|(scheme, _)| dpop || scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     let Some(token) = token else {
         return bearer_error(
             StatusCode::BAD_REQUEST,
             Some("invalid_request"),
-            "expected a Bearer token",
+            "expected a Bearer or DPoP token",
         );
+    };
+    let proof_jkt = if dpop {
+        match s.dpop_jkt(&headers, "GET", &s.endpoint("userinfo"), Some(token)) {
+            Ok(Some(jkt)) => Some(jkt),
+            Ok(None) => return dpop_error(None, "invalid_dpop_proof", "the DPoP proof is missing"),
+            Err(e) => return dpop_error(e.dpop_nonce, &e.error, &e.description),
+        }
+    } else {
+        None
     };
     let now = now();
     let (sub, scope, mismatch) = {
@@ -75,6 +100,14 @@ pub(super) async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
                 "unknown access token",
             );
         };
+        if record.jkt != proof_jkt {
+            // A bound token as Bearer, a proof by another key, or an unbound token as DPoP.
+            return dpop_error(
+                None,
+                "invalid_token",
+                "the token's DPoP binding does not match the request",
+            );
+        }
         if record.exp < now {
             return bearer_error(
                 StatusCode::UNAUTHORIZED,
@@ -164,6 +197,7 @@ mod tests {
             sid: "sid",
             nonce: None,
             grant: 1,
+            jkt: None,
         };
         let response = s.issue(&mut state, issue).ok().expect("tokens");
         response["access_token"].as_str().unwrap().to_owned()

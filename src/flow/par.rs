@@ -1,0 +1,95 @@
+//! Pushed authorization requests (RFC 9126): the authorization request's parameters are
+//! POSTed to the provider, authenticated as the client, and the browser carries only the
+//! `request_uri` the provider answers.
+
+use serde::Deserialize;
+use url::Url;
+
+use super::provider_calls::printable;
+use crate::client_auth::ClientAuth;
+use crate::error::{AuthError, AuthErrorKind};
+use crate::shared::Shared;
+
+/// Longest `request_uri` accepted from the provider (it goes into a redirect URL).
+const MAX_REQUEST_URI: usize = 1024;
+
+#[derive(Deserialize)]
+struct Pushed {
+    request_uri: String,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// Pushes `params` to `endpoint`; the provider's `request_uri` for them.
+///
+/// Failures: [`AuthErrorKind::ProviderUnavailable`] when there is no answer, a server error,
+/// `429`/`408` or an OAuth `temporarily_unavailable`/`server_error`;
+/// [`AuthErrorKind::ProviderError`] when the provider refuses the request (RFC 9126 §2.3) or
+/// answers something that is no pushed request.
+pub(crate) async fn push(
+    shared: &Shared,
+    endpoint: &Url,
+    params: &[(&str, &str)],
+) -> Result<String, AuthError> {
+    // Client authentication other than HTTP Basic puts `client_id` into the body itself: the
+    // request's own would be a repeated parameter.
+    let basic = shared.provider.metadata.client_auth == ClientAuth::ClientSecretBasic;
+    let params: Vec<(&str, &str)> = params
+        .iter()
+        .copied()
+        .filter(|(name, _)| basic || *name != "client_id")
+        .collect();
+    let (status, body) = shared
+        .provider
+        .authenticated_post(&shared.config, shared.now(), endpoint, &params)
+        .await?;
+    let unavailable = |message: String| AuthError::new(AuthErrorKind::ProviderUnavailable, message);
+    let refused = |message: String| AuthError::new(AuthErrorKind::ProviderError, message);
+    if status.is_server_error()
+        || status == http::StatusCode::TOO_MANY_REQUESTS
+        || status == http::StatusCode::REQUEST_TIMEOUT
+    {
+        return Err(unavailable(format!(
+            "the pushed authorization request endpoint answered HTTP {status}"
+        )));
+    }
+    if !status.is_success() {
+        return Err(match serde_json::from_slice::<RawError>(&body) {
+            Ok(e) if ["temporarily_unavailable", "server_error"].contains(&e.error.as_str()) => {
+                unavailable(format!(
+                    "the pushed authorization request endpoint is unavailable: {}",
+                    printable(&e.error)
+                ))
+            }
+            Ok(e) => refused(match e.error_description {
+                Some(description) => format!(
+                    "the identity provider refused the login request: {} ({})",
+                    printable(&e.error),
+                    printable(&description)
+                ),
+                None => format!(
+                    "the identity provider refused the login request: {}",
+                    printable(&e.error)
+                ),
+            }),
+            Err(_) => refused(format!(
+                "the identity provider refused the login request (HTTP {status})"
+            )),
+        });
+    }
+    let pushed: Pushed = serde_json::from_slice(&body).map_err(|_| {
+        refused("the pushed authorization request answer has no request_uri".into())
+    })?;
+    let uri = pushed.request_uri;
+    if uri.is_empty() || uri.len() > MAX_REQUEST_URI || uri.chars().any(char::is_control) {
+        return Err(refused(
+            "the pushed authorization request answer has an unusable request_uri".into(),
+        ));
+    }
+    Ok(uri)
+}
