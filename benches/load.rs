@@ -22,6 +22,7 @@
 //! | `bare+bearer` | no layer | `GET /` with the `Authorization: Bearer` header |
 //! | `layer+session` | layer | `GET /` with the session cookie: 200 `hello alice` |
 //! | `layer+session-nocache` | layer with `session_cache(0)` | the same: the cookie is decoded, decrypted and parsed on every request |
+//! | `layer+session-redis` | layer with a `RedisRevocationStore` (a `redis-server` the bench starts on a free loopback port, holding 1 000 revocations of other sessions) | the same session cookie: its revocation is looked up in the replica's local copy, never in Redis |
 //! | `layer+bearer` | layer | `GET /` with the access token: 200 `hello alice` |
 //! | `layer+redirect` | layer, `require_login(true)` | navigation without cookie: 302 |
 //!
@@ -53,6 +54,7 @@ use tokio::net::TcpStream;
 mod login;
 
 use login::{Login, SESSION_COOKIE};
+use tower_oidc::{OidcLayer, RedisRevocationStore, Revocation, RevocationStore};
 
 /// Concurrent keep-alive connections per variant.
 const CONNECTIONS: usize = 32;
@@ -464,11 +466,12 @@ fn outcome(name: &'static str, slices: Vec<Slice>, measure: Duration, hz: u64) -
     }
 }
 
-fn variants(login: &Login) -> Vec<Variant> {
+fn variants(login: &Login, with_redis: &OidcLayer) -> Vec<Variant> {
     let bare = login::app();
     let layered = login::app().layer(login.layer.clone());
     let guarded = login::app().layer(login.guarded.clone());
     let uncached = login::app().layer(login.uncached.clone());
+    let redis = login::app().layer(with_redis.clone());
     let cookie = format!("cookie: {SESSION_COOKIE}={}\r\n", login.sealed);
     let bearer = format!("authorization: Bearer {}\r\n", login.access_token);
     let v = |name, router: &Router, headers: &str, status, body, baseline, same_headers| Variant {
@@ -516,6 +519,15 @@ fn variants(login: &Login) -> Vec<Variant> {
             200,
             "hello alice",
             Some("bare+cookie"),
+            Some("bare+cookie"),
+        ),
+        v(
+            "layer+session-redis",
+            &redis,
+            &cookie,
+            200,
+            "hello alice",
+            Some("layer+session"),
             Some("bare+cookie"),
         ),
         v(
@@ -585,6 +597,81 @@ fn table(variants: &[Variant], outcomes: &[Outcome]) -> String {
     out
 }
 
+/// A `redis-server` on a free loopback port, without persistence, stopped when dropped.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "redis-server could not start ({e}): `cargo test` installs it, or \
+                     `apt-get update && apt-get install -y redis-server`"
+                )
+            });
+        let server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The login's layer, with its revocations in Redis: 1 000 revocations of other sessions of
+/// the same provider, so that a session's check is a real lookup in the local copy.
+async fn redis_layer(login: &Login, url: &str) -> OidcLayer {
+    let store = RedisRevocationStore::connect(url)
+        .await
+        .expect("connect to redis-server");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    for i in 0..1000 {
+        store.revoke(
+            Revocation {
+                issuer: login.settings.issuer.clone(),
+                sid: Some(format!("other-session-{i}")),
+                sub: None,
+                at: now,
+            },
+            now + 3600,
+        );
+    }
+    let config = login
+        .settings
+        .builder()
+        .revocation_store(store)
+        .build()
+        .expect("config");
+    OidcLayer::discover(config).await.expect("discovery")
+}
+
 /// The CPU's model name and the instruction-set extensions the crypto depends on, from
 /// `/proc/cpuinfo`.
 fn cpu_model() -> String {
@@ -633,9 +720,11 @@ fn main() {
 
     let setup = login::setup_runtime();
     let login = setup.block_on(login::log_in());
-    // The layers keep the provider's keys; nothing reaches the provider while measuring.
-    drop(setup);
-    let variants = variants(&login);
+    let redis_server = RedisServer::start();
+    let with_redis = setup.block_on(redis_layer(&login, &redis_server.url()));
+    // The layers keep the provider's keys; nothing reaches the provider while measuring (the
+    // runtime stays, idle, for the Redis store's connection).
+    let variants = variants(&login, &with_redis);
 
     let cpus = allowed_cpus();
     let have_taskset = Command::new("taskset")

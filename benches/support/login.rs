@@ -65,6 +65,33 @@ pub(crate) struct Login {
     /// A JWT access token for `alice` from the token endpoint.
     #[allow(dead_code)] // Not every bench sends bearer tokens.
     pub(crate) access_token: String,
+    /// What another layer for the same provider, client and session key needs.
+    #[allow(dead_code)] // Only `load.rs` builds more layers.
+    pub(crate) settings: Settings,
+}
+
+/// The provider, client and session key of the login, to build other layers that open its
+/// session cookie.
+#[allow(dead_code)] // Only `load.rs` builds more layers.
+pub(crate) struct Settings {
+    pub(crate) issuer: String,
+    pub(crate) client_id: String,
+    pub(crate) secret: String,
+    pub(crate) callback: String,
+    pub(crate) key: SessionKey,
+}
+
+impl Settings {
+    /// A builder with the settings of the login's layer (public routes, the API audience).
+    #[allow(dead_code)] // Only `load.rs` builds more layers.
+    pub(crate) fn builder(&self) -> tower_oidc::ConfigBuilder {
+        Config::builder(&self.issuer, &self.client_id)
+            .client_secret(self.secret.clone())
+            .redirect_url(self.callback.clone())
+            .cookie_name(SESSION_COOKIE)
+            .session_key(self.key.clone())
+            .api_audience(API_AUDIENCE)
+    }
 }
 
 /// Starts the dev provider, logs in as `alice` through the app served on a loopback port
@@ -119,11 +146,19 @@ pub(crate) async fn log_in() -> Login {
     server.abort();
 
     let access_token = token_by_hand(&dev, &client.id, &secret, &callback).await;
+    let settings = Settings {
+        issuer: dev.issuer().to_owned(),
+        client_id: client.id.clone(),
+        secret: secret.clone(),
+        callback: callback.clone(),
+        key: key.clone(),
+    };
     Login {
         dev,
         layer,
         guarded,
         uncached,
+        settings,
         sealed,
         access_token,
     }
