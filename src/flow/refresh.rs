@@ -180,7 +180,8 @@ async fn coordinated(shared: Arc<Shared>, old: Session) -> Result<Arc<Session>, 
             }
             None => {
                 tracing::error!(
-                    "a refresh result shared by another replica does not open with the session                      key or is not this session's; keeping the session"
+                    "a refresh result shared by another replica does not open with the session \
+                     key or is not this session's; keeping the session"
                 );
                 Err(unavailable(
                     "the shared refresh result is unusable".to_owned(),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::error::{AuthError, AuthErrorKind};
+use crate::error::AuthError;
 use crate::session::sessions::Sessions;
 use crate::session::store::{store_key, unavailable, value_name, ServerSessions};
 use crate::session::{new_session_id, Session, SessionRef};
@@ -54,16 +54,7 @@ impl ServerSessions {
         id: &str,
         session: &Session,
     ) -> Result<(), AuthError> {
-        let provider = sessions
-            .issuers
-            .iter()
-            .position(|issuer| issuer.accepts(&session.issuer))
-            .ok_or_else(|| {
-                AuthError::new(
-                    AuthErrorKind::Internal,
-                    "the session's issuer is not a provider of this layer",
-                )
-            })?;
+        let provider = sessions.provider_of(session)?;
         let key = store_key(id);
         let value =
             sessions

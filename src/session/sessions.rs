@@ -227,6 +227,19 @@ impl Sessions {
         self.session_cookies_with_id(old_names, session, &new_session_id())
     }
 
+    /// The index of the provider (and of its sealing key) whose issuer `session` names.
+    pub(crate) fn provider_of(&self, session: &Session) -> Result<usize, AuthError> {
+        self.issuers
+            .iter()
+            .position(|issuer| issuer.accepts(&session.issuer))
+            .ok_or_else(|| {
+                AuthError::new(
+                    AuthErrorKind::Internal,
+                    "the session's issuer is not a provider of this layer",
+                )
+            })
+    }
+
     /// `Set-Cookie` values for a session that goes on (refreshed, renewed) under its id.
     pub(crate) fn session_cookies_with_id(
         &self,
@@ -236,16 +249,7 @@ impl Sessions {
     ) -> Result<Vec<String>, AuthError> {
         let base = &self.cookies.session;
         // Sealed with the key of the provider that issued it.
-        let provider = self
-            .issuers
-            .iter()
-            .position(|issuer| issuer.accepts(&session.issuer))
-            .ok_or_else(|| {
-                AuthError::new(
-                    AuthErrorKind::Internal,
-                    "the session's issuer is not a provider of this layer",
-                )
-            })?;
+        let provider = self.provider_of(session)?;
         let sealed = self
             .session_sealer
             .seal_for(provider, base, &session.encode(session_id));
