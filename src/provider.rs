@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::client_auth::{AssertionAudience, ClientAuth, Credentials};
+use crate::config::hardening::is_loopback;
 use crate::config::Config;
 use crate::error::{AuthError, AuthErrorKind, BoxError, ConfigError};
 use crate::issuer::{IssuerRule, TENANT_PLACEHOLDER};
@@ -659,17 +660,6 @@ impl Provider {
             .await
             .map_err(|e| unavailable(format!("{url} answer unreadable: {e}")))?;
         Ok((status, headers, body))
-    }
-}
-
-/// Whether `url` is on a loopback host: `localhost` itself or a loopback address. Names
-/// below `localhost` (RFC 6761) are not: not every resolver keeps them on the machine.
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 

@@ -36,12 +36,7 @@ impl BearerCompat {
             let example = issuer.replace(TENANT_PLACEHOLDER, "tenant");
             let url = url::Url::parse(&example)
                 .map_err(|e| invalid(format!("`{issuer}`: {e} (an absolute URL is required)")))?;
-            let loopback = match url.host() {
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
+            let loopback = super::hardening::is_loopback(&url);
             let https_or_local =
                 url.scheme() == "https" || (url.scheme() == "http" && (loopback || allow_http));
             if !https_or_local || url.host().is_none() {

@@ -7,6 +7,7 @@ use crate::error::ConfigError;
 use crate::identity::RoleClaims;
 use crate::issuer::{is_tenant_id, TenantPolicy};
 
+use super::hardening::is_loopback;
 use super::ConfigBuilder;
 
 /// The settings of this module, with their defaults (see each [`ConfigBuilder`] method).
@@ -81,19 +82,6 @@ impl Compat {
             extra: self.roles_claim.clone(),
         });
         Ok(self)
-    }
-}
-
-/// Whether `url` is on a loopback host (`localhost`, names below it, loopback addresses).
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
-        }
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 
@@ -389,6 +377,11 @@ mod tests {
             .end_session_url("http://localhost:8080/logout?hint={id_token_hint}")
             .build()
             .unwrap();
+        // A name below `localhost` is not this machine for every resolver: refused.
+        base()
+            .end_session_url("http://id.localhost/logout?hint={id_token_hint}")
+            .build()
+            .unwrap_err();
         base()
             .end_session_url("http://x.example/logout?hint={id_token_hint}")
             .allow_http_provider(true)

@@ -8,6 +8,18 @@ use crate::error::ConfigError;
 
 use super::ConfigBuilder;
 
+/// Whether `url` is on this machine, where plain http is allowed without
+/// `allow_http_provider`: `localhost` itself or a loopback address. Names below `localhost`
+/// (`id.localhost`) are not: not every resolver keeps them on the machine.
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// The settings of this module, with their defaults (see each [`ConfigBuilder`] method).
 #[derive(Debug, Clone)]
 pub(crate) struct Hardening {

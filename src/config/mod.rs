@@ -213,7 +213,7 @@ mod builder;
 mod compat;
 mod deployment;
 pub(crate) use compat::end_session_location;
-mod hardening;
+pub(crate) mod hardening;
 mod high_security;
 mod presets;
 mod profile;
