@@ -113,14 +113,15 @@ where
             if let Some(token) = crate::dpop::dpop_token(req.headers()) {
                 return self.call_with_dpop(token.map(str::to_owned), req);
             }
-            // A token seen before: found by its exact bytes, nothing else to read (with
-            // several providers, the one the token names is found on the full path). A
-            // token bound to a DPoP key is never a hit here (see `bearer_hit`): the full
-            // path refuses it.
-            if let Some(identity) = bearer_candidate(req.headers())
-                .filter(|_| shared.tenants.is_empty())
-                .and_then(|raw| shared.bearer_hit(raw))
-            {
+            // A token seen before: found by its exact bytes, nothing else to read. With
+            // several providers, a hit in a provider's cache means that provider validated
+            // this very token. A token bound to a DPoP key is never a hit here (see
+            // `bearer_hit`): the full path refuses it.
+            if let Some(identity) = bearer_candidate(req.headers()).and_then(|raw| {
+                std::iter::once(shared)
+                    .chain(&shared.tenants)
+                    .find_map(|provider| provider.bearer_hit(raw))
+            }) {
                 strip_our_cookies(shared, &mut req, false);
                 req.extensions_mut().insert(identity);
                 return ResponseFuture::inner(self.inner.call(req), Vec::new());
@@ -134,8 +135,9 @@ where
             return self.call_server_side(server.clone(), req);
         }
         let sessions = &shared.sessions;
-        let read = sessions.read_session(req.headers());
+        // One clock read for the whole request.
         let now = shared.now();
+        let read = sessions.read_session_at(req.headers(), now);
         // The provider that issued the session (one of several tenants, or the only one);
         // a session of a provider no longer configured is no session.
         let had_session = read.session.is_some();
@@ -413,7 +415,10 @@ impl<S> OidcService<S> {
         if !self.startup.due() {
             return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
         }
-        let mut service = self.clone();
+        // Keep the service that was polled ready (its inner service may have reserved a slot
+        // for this call); leave a clone in its place.
+        let clone = self.clone();
+        let mut service = std::mem::replace(self, clone);
         ResponseFuture::deferred(Box::pin(async move {
             if service.startup.try_ready().await.is_none() {
                 return Ok(answer_into(not_discovered(&service.startup, req.headers())));

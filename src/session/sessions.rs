@@ -102,12 +102,17 @@ impl Sessions {
     /// sharing the key (no key of ours opens it) or one naming another provider's issuer than
     /// the one whose key opened it.
     pub(crate) fn read_session(&self, headers: &HeaderMap) -> SessionRead {
+        self.read_session_at(headers, self.now())
+    }
+
+    /// [`Sessions::read_session`] at `now` (unix seconds), for a caller that has read the
+    /// clock already.
+    pub(crate) fn read_session_at(&self, headers: &HeaderMap, now: u64) -> SessionRead {
         let base = &self.cookies.session;
         let found = find_chunked(headers, base);
         if !found.any() {
             return SessionRead::default();
         }
-        let now = self.now();
         let session = found.value().and_then(|v| self.open_live(&v, now));
         let stale = if session.is_none() {
             found.names(base)
