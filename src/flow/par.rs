@@ -86,10 +86,33 @@ pub(crate) async fn push(
         refused("the pushed authorization request answer has no request_uri".into())
     })?;
     let uri = pushed.request_uri;
-    if uri.is_empty() || uri.len() > MAX_REQUEST_URI || uri.chars().any(char::is_control) {
+    if !usable_request_uri(&uri) {
         return Err(refused(
             "the pushed authorization request answer has an unusable request_uri".into(),
         ));
     }
     Ok(uri)
+}
+
+/// Whether a pushed request's `request_uri` can go into the browser's authorization URL: not
+/// empty, bounded, no control characters.
+fn usable_request_uri(uri: &str) -> bool {
+    !uri.is_empty() && uri.len() <= MAX_REQUEST_URI && !uri.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_request_uris_are_refused() {
+        assert!(usable_request_uri("urn:ietf:params:oauth:request_uri:abc"));
+        assert!(usable_request_uri(&"u".repeat(MAX_REQUEST_URI)));
+        assert!(!usable_request_uri(""));
+        assert!(!usable_request_uri(&"u".repeat(MAX_REQUEST_URI + 1)));
+        assert!(!usable_request_uri(
+            "urn:x\r\nLocation: https://evil.example"
+        ));
+        assert!(!usable_request_uri("urn:\u{7f}"));
+    }
 }
