@@ -216,7 +216,9 @@ impl LoginRejected {
     }
 
     /// Refuses because something failed (a database down...): logged as an error, answered
-    /// with a generic `500` page.
+    /// with a generic `500` page. At a refresh (see
+    /// [`on_login_at_refresh`](crate::ConfigBuilder::on_login_at_refresh)) it ends the
+    /// session, like a refusal.
     pub fn failed(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self {
             why: Why::Failed(error.into()),

@@ -666,6 +666,12 @@ impl ConfigBuilder {
     /// Runs the [`on_login`](Self::on_login) hook at each refresh of a session too
     /// ([`Login::is_refresh`] is then true, and the app's subject and claims are the
     /// session's): a refusal or failure then ends the session. Default off.
+    ///
+    /// A failure ([`LoginRejected::failed`](crate::LoginRejected::failed), an `Err` from `?`,
+    /// a panic) ends it too, and, with a shared
+    /// [`RefreshCoordinator`](crate::RefreshCoordinator), on every replica: a hook that may
+    /// fail for a passing reason (its database briefly down) should keep the session instead,
+    /// by answering `Ok(login)` with the app data unchanged and logging the failure itself.
     pub fn on_login_at_refresh(mut self, enabled: bool) -> Self {
         match &mut self.login_hook {
             Some(hook) => hook.at_refresh = enabled,
