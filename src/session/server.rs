@@ -95,3 +95,68 @@ fn remaining(sessions: &Sessions, session: &Session) -> u64 {
     }
     deadline.saturating_sub(sessions.now())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::session::cookie::SessionKey;
+    use crate::session::sessions::tests::{session, sessions, A};
+    use crate::session::store::{BackendFuture, SessionStore, StoreError};
+
+    #[derive(Default)]
+    struct Memory(Mutex<HashMap<String, String>>);
+
+    impl SessionStore for Memory {
+        fn load<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> BackendFuture<'a, Result<Option<String>, StoreError>> {
+            let value = self.0.lock().unwrap().get(key).cloned();
+            Box::pin(async move { Ok(value) })
+        }
+
+        fn save<'a>(
+            &'a self,
+            key: &'a str,
+            value: String,
+            _ttl: Duration,
+        ) -> BackendFuture<'a, Result<(), StoreError>> {
+            self.0.lock().unwrap().insert(key.to_owned(), value);
+            Box::pin(async { Ok(()) })
+        }
+
+        fn delete<'a>(&'a self, key: &'a str) -> BackendFuture<'a, Result<(), StoreError>> {
+            self.0.lock().unwrap().remove(key);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// A stored session opens only under the id it carries: a value sealed for id A's key
+    /// but holding the session of id B (what a bug in a store could produce) is no session.
+    #[tokio::test]
+    async fn a_stored_session_of_another_id_is_no_session() {
+        let layer = sessions(&SessionKey::generate(), &[(A, "app")]);
+        let memory = Arc::new(Memory::default());
+        let server = ServerSessions {
+            store: memory.clone(),
+            id_sealer: layer.tx_sealer.clone(),
+        };
+        let s = session(A, layer.now());
+        server.save(&layer, "id-a", &s).await.unwrap();
+        let opened = server.load(&layer, "id-a").await.unwrap();
+        assert_eq!(
+            opened.map(|r| r.session_id().to_owned()).as_deref(),
+            Some("id-a")
+        );
+
+        let key = store_key("id-a");
+        let other = layer
+            .session_sealer
+            .seal_for(0, &value_name(&key), &s.encode("id-b"));
+        memory.0.lock().unwrap().insert(key, other);
+        assert!(server.load(&layer, "id-a").await.unwrap().is_none());
+    }
+}

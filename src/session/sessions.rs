@@ -425,16 +425,16 @@ impl Sessions {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::revocation::MemoryRevocationStore;
     use crate::session::cookie::{binding, SessionKey};
     use http::header::COOKIE;
 
-    pub(super) const A: &str = "https://a.example.com";
+    pub(crate) const A: &str = "https://a.example.com";
     const B: &str = "https://b.example.com";
 
-    pub(super) fn sessions(key: &SessionKey, providers: &[(&str, &str)]) -> Sessions {
+    pub(crate) fn sessions(key: &SessionKey, providers: &[(&str, &str)]) -> Sessions {
         let bindings: Vec<Vec<u8>> = providers.iter().map(|(i, c)| binding(i, c)).collect();
         Sessions {
             session_sealer: key.sealer("session", &bindings),
@@ -456,7 +456,7 @@ mod tests {
         }
     }
 
-    pub(super) fn session(issuer: &str, now: u64) -> Session {
+    pub(crate) fn session(issuer: &str, now: u64) -> Session {
         Session {
             created_at: now,
             expires_at: now + 3600,
