@@ -113,7 +113,7 @@ pub struct RedisRevocationStore {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisRevocationStoreBuilder {
     url: String,
     key_prefix: String,
@@ -121,6 +121,19 @@ pub struct RedisRevocationStoreBuilder {
     resync_interval: Duration,
     max_reconnect_delay: Duration,
     capacity: usize,
+}
+
+impl std::fmt::Debug for RedisRevocationStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the URL: it may carry a password.
+        f.debug_struct("RedisRevocationStoreBuilder")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("resync_interval", &self.resync_interval)
+            .field("max_reconnect_delay", &self.max_reconnect_delay)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisRevocationStore {
@@ -918,6 +931,14 @@ impl Replicator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_builders_debug_output_has_no_url_and_so_no_password() {
+        let builder = RedisRevocationStore::builder("redis://app:hunter2@10.0.0.5:6379/2");
+        let printed = format!("{builder:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("key_prefix"), "{printed}");
+    }
 
     #[test]
     fn records_round_trip_as_members_and_messages() {
