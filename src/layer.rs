@@ -291,10 +291,16 @@ impl OidcLayer {
         &self.startup.config
     }
 
-    /// The shared state, for the crate's unit tests and test helpers.
-    #[cfg(any(test, feature = "testing"))]
+    /// The shared state, for the crate's unit tests (of a discovered layer).
+    #[cfg(test)]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         self.startup.get().expect("a discovered layer")
+    }
+
+    /// The shared state, once the provider is discovered (for the test helpers).
+    #[cfg(feature = "testing")]
+    pub(crate) fn discovered(&self) -> Option<&Arc<Shared>> {
+        self.startup.get()
     }
 }
 

@@ -248,22 +248,26 @@ pub fn access_token(secret: impl Into<String>, expires_at: Option<SystemTime>) -
 ///
 /// # Errors
 ///
-/// [`AuthError`] when the issuer is not one of the layer's providers, or the session does
-/// not fit into cookies.
+/// [`AuthError`] when the issuer is not one of the layer's providers (a tenant of a
+/// multi-tenant provider counts), the layer is not discovered yet, it keeps its sessions
+/// server-side (`session_store`), or the session does not fit into cookies.
 pub fn session_cookie(layer: &OidcLayer, identity: &Identity) -> Result<String, AuthError> {
-    let shared = layer.shared();
+    let shared = layer.discovered().ok_or_else(|| {
+        AuthError::new(
+            AuthErrorKind::ProviderUnavailable,
+            "the layer's provider is not discovered yet",
+        )
+    })?;
     let sessions = &shared.sessions;
-    let now = sessions.now();
-    let (claims, scope, app) = identity.stored_parts();
-    let known = std::iter::once(shared)
-        .chain(shared.tenants.iter())
-        .any(|s| s.provider.metadata.issuer == identity.issuer());
-    if !known {
+    if sessions.server.is_some() {
+        // The cookie would carry a session id, and the session would have to be in the store.
         return Err(AuthError::new(
             AuthErrorKind::Internal,
-            "the identity's issuer is not a provider of this layer",
+            "session_cookie mints cookie sessions; this layer keeps its sessions server-side",
         ));
     }
+    let now = sessions.now();
+    let (claims, scope, app) = identity.stored_parts();
     let access_token = identity.access_token();
     let session = Session {
         created_at: now,
