@@ -106,6 +106,10 @@ impl ConfigBuilder {
     /// port of the [`redirect_url`](ConfigBuilder::redirect_url), so it works behind a proxy),
     /// and carrying the hash of the token (`ath`). Sent as `Bearer`, such a token is refused.
     ///
+    /// Proofs seen are remembered per process: with several replicas, a captured proof could
+    /// be replayed once on each other replica within this age. Keep it short, or require
+    /// [`dpop_nonce`](ConfigBuilder::dpop_nonce) with sticky routing.
+    ///
     /// # Example
     ///
     /// ```
@@ -128,8 +132,9 @@ impl ConfigBuilder {
     /// fresh nonce is answered `401` with `WWW-Authenticate: DPoP error="use_dpop_nonce"` and
     /// a `DPoP-Nonce` header; the client retries with it. Nonces are stateless (an HMAC of the
     /// time slot with a key of this process) and stay fresh for one to two minutes by the
-    /// layer's clock; each replica has its own key, so behind a load balancer without
-    /// affinity a client may be asked for a nonce more often.
+    /// layer's clock. Each replica has its own key, so a nonce from one replica is not fresh
+    /// on another: behind a load balancer, route a client to one replica (sticky sessions),
+    /// or its retries may keep being asked for a new nonce.
     pub fn dpop_nonce(mut self, required: bool) -> Self {
         self.high_security.dpop_nonce = required;
         self

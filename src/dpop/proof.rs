@@ -250,8 +250,17 @@ pub(crate) fn thumbprint(jwk: &Value) -> Option<String> {
 /// forgetting live ones (which would allow a replay).
 #[derive(Debug)]
 pub(crate) struct ReplayCache {
-    seen: Mutex<HashMap<[u8; 32], u64>>,
+    seen: Mutex<Recorded>,
     capacity: usize,
+}
+
+/// The proofs recorded, each with the last second it is live.
+#[derive(Debug)]
+struct Recorded {
+    live_until: HashMap<[u8; 32], u64>,
+    /// The smallest of them (`u64::MAX` when none): while it is not past, a full cache has
+    /// nothing to drop, and is answered full without a scan.
+    earliest: u64,
 }
 
 /// Whether a proof may be used.
@@ -268,7 +277,10 @@ pub(crate) enum Seen {
 impl ReplayCache {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Recorded {
+                live_until: HashMap::new(),
+                earliest: u64::MAX,
+            }),
             capacity: capacity.max(1),
         }
     }
@@ -286,18 +298,23 @@ impl ReplayCache {
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(live) = seen.get(&key) {
+        if let Some(live) = seen.live_until.get(&key) {
             if *live >= now {
                 return Seen::Replay;
             }
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, until| *until >= now);
-            if seen.len() >= self.capacity {
+        if seen.live_until.len() >= self.capacity {
+            if seen.earliest >= now {
+                return Seen::Full;
+            }
+            seen.live_until.retain(|_, until| *until >= now);
+            seen.earliest = seen.live_until.values().copied().min().unwrap_or(u64::MAX);
+            if seen.live_until.len() >= self.capacity {
                 return Seen::Full;
             }
         }
-        seen.insert(key, until);
+        seen.live_until.insert(key, until);
+        seen.earliest = seen.earliest.min(until);
         Seen::Fresh
     }
 }
@@ -352,6 +369,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_advertised_algs_are_the_accepted_ones() {
+        let advertised: Vec<Alg> = ALGS_PARAM
+            .split(' ')
+            .map(|name| Alg::from_name(name).unwrap_or_else(|| panic!("unknown {name}")))
+            .collect();
+        assert_eq!(advertised, PROOF_ALGS);
+    }
     use crate::dpop::key::DpopKey;
 
     const TOKEN: &str = "the-access-token";
