@@ -19,10 +19,9 @@ use crate::metrics;
 use crate::response::{self, caller_kind, Answer, CallerKind};
 use crate::session::cookie::{add_set_cookie, request_cookies, strip_cookies};
 use crate::session::sessions::HeldTransactions;
-use crate::session::{Session, SessionRef};
+use crate::session::Session;
 use crate::shared::{Shared, Tenants};
 use crate::startup::Startup;
-use bytes::Bytes;
 
 mod server_side;
 
@@ -105,13 +104,13 @@ where
             None
         };
         if let Some(route) = route {
-            return self.own_route(route, req);
+            return self.own_route(shared.clone(), route, req);
         }
         if shared.config.bearer {
             // `Authorization: DPoP`: the proof and the binding are checked; never the
             // Bearer paths below.
             if let Some(token) = crate::dpop::dpop_token(req.headers()) {
-                return self.call_with_dpop(token.map(str::to_owned), req);
+                return self.call_with_dpop(shared.clone(), token.map(str::to_owned), req);
             }
             // A token seen before: found by its exact bytes, nothing else to read. With
             // several providers, a hit in a provider's cache means that provider validated
@@ -127,12 +126,12 @@ where
                 return ResponseFuture::inner(self.inner.call(req), Vec::new());
             }
             if let Some(token) = bearer_token(req.headers()) {
-                return self.call_with_bearer(token.map(str::to_owned), req);
+                return self.call_with_bearer(shared.clone(), token.map(str::to_owned), req);
             }
         }
 
         if let Some(server) = &shared.sessions.server {
-            return self.call_server_side(server.clone(), req);
+            return self.call_server_side(shared.clone(), server.clone(), req);
         }
         let sessions = &shared.sessions;
         // One clock read for the whole request.
@@ -151,7 +150,14 @@ where
                 let held = HeldTransactions::of(&sessions.cookies, req.headers());
                 strip_our_cookies(shared, &mut req, true);
                 let id = session.session_id().to_owned();
-                return self.call_refreshing(owner, session.to_session(), id, (names, held), req);
+                return self.call_refreshing(
+                    shared.clone(),
+                    owner,
+                    session.to_session(),
+                    id,
+                    (names, held),
+                    req,
+                );
             }
             other => other,
         };
@@ -273,6 +279,7 @@ impl<S> OidcService<S> {
     /// send its cookie on the response.
     fn call_refreshing<ReqBody, ResBody>(
         &mut self,
+        shared: Arc<Shared>,
         owner: Arc<Shared>,
         session: Session,
         session_id: String,
@@ -286,19 +293,11 @@ impl<S> OidcService<S> {
         ReqBody: Send + 'static,
         ResBody: Send + 'static,
     {
-        let Some(shared) = self.startup.get().cloned() else {
-            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
-        };
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::deferred(Box::pin(async move {
-            let issuer = owner.issuer.clone();
-            let roles = owner.config.compat.roles.clone();
-            // The identity is read back from the encoding, by the one path every request uses.
-            let identity_of = |s: &Session| {
-                SessionRef::parse(Bytes::from(s.encode(&session_id)))
-                    .map(|r| r.into_identity(&issuer, &roles))
-            };
+            let provider = owner.clone();
+            let identity_of = |s: &Session| server_side::identity_of(&provider, s, &session_id);
             let (identity, set_cookies) = match refresh::refresh(owner, session.clone()).await {
                 Ok(new) => {
                     // The same session goes on: its id stays (a logout still reaches it).
@@ -430,6 +429,7 @@ impl<S> OidcService<S> {
     /// A request with `Authorization: Bearer`: never a login redirect, never the session.
     fn call_with_bearer<ReqBody, ResBody>(
         &mut self,
+        default: Arc<Shared>,
         token: Result<String, ()>,
         mut req: Request<ReqBody>,
     ) -> ResponseFuture<S::Future, ResBody, S::Error>
@@ -448,9 +448,6 @@ impl<S> OidcService<S> {
             }
         };
         // With several providers, the one the token names (its keys then decide).
-        let Some(default) = self.startup.get() else {
-            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
-        };
         let shared = default.for_jwt(&token);
         strip_our_cookies(&shared, &mut req, false);
         match shared.bearer_cached(&token) {
@@ -485,6 +482,7 @@ impl<S> OidcService<S> {
     /// (see `dpop`); never a login redirect, never the session.
     fn call_with_dpop<ReqBody, ResBody>(
         &mut self,
+        default: Arc<Shared>,
         token: Result<String, ()>,
         mut req: Request<ReqBody>,
     ) -> ResponseFuture<S::Future, ResBody, S::Error>
@@ -499,9 +497,6 @@ impl<S> OidcService<S> {
             let err = AuthError::new(AuthErrorKind::InvalidToken, "the token is malformed");
             let refusal = crate::dpop::Refusal::Token(err);
             return ResponseFuture::ready(crate::dpop::rejection(refusal, req.headers()));
-        };
-        let Some(default) = self.startup.get() else {
-            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
         };
         let shared = default.for_jwt(&token);
         strip_our_cookies(&shared, &mut req, false);
@@ -562,6 +557,7 @@ fn strip_our_cookies<B>(shared: &Shared, req: &mut Request<B>, known_present: bo
 impl<S> OidcService<S> {
     fn own_route<ReqBody, ResBody, F, E>(
         &mut self,
+        shared: Arc<Shared>,
         route: Route,
         req: Request<ReqBody>,
     ) -> ResponseFuture<F, ResBody, E>
@@ -570,9 +566,6 @@ impl<S> OidcService<S> {
         ReqBody::Data: Send,
         ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let Some(shared) = self.startup.get().cloned() else {
-            return ResponseFuture::ready(not_discovered(&self.startup, req.headers()));
-        };
         let method = req.method();
         let allowed: &[Method] = match route {
             Route::Login => &[Method::GET, Method::HEAD],

@@ -36,7 +36,7 @@ pub(crate) fn store_unavailable(err: AuthError, headers: &HeaderMap) -> Answer {
 
 /// The identity of `session` under `id`, read back from its encoding (the one path every
 /// request uses).
-fn identity_of(owner: &Shared, session: &Session, id: &str) -> Option<Identity> {
+pub(super) fn identity_of(owner: &Shared, session: &Session, id: &str) -> Option<Identity> {
     SessionRef::parse(Bytes::from(session.encode(id)))
         .map(|r| r.into_identity(&owner.issuer, &owner.config.compat.roles))
 }
@@ -132,6 +132,7 @@ impl<S> OidcService<S> {
     /// A request when sessions are server-side.
     pub(super) fn call_server_side<ReqBody, ResBody>(
         &mut self,
+        shared: Arc<Shared>,
         server: Arc<ServerSessions>,
         mut req: Request<ReqBody>,
     ) -> ResponseFuture<S::Future, ResBody, S::Error>
@@ -142,9 +143,6 @@ impl<S> OidcService<S> {
         ReqBody: Send + 'static,
         ResBody: Send + 'static,
     {
-        let Some(shared) = self.startup.get().cloned() else {
-            return ResponseFuture::ready(super::not_discovered(&self.startup, req.headers()));
-        };
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::deferred(Box::pin(async move {
