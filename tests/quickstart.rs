@@ -214,13 +214,16 @@ async fn quickstart_binds_to_bind_addr_and_shares_logouts_through_redis_url() {
         .url
         .join(res.headers()["location"].to_str().unwrap())
         .unwrap();
+    let mut visited = Vec::new();
     loop {
+        assert!(visited.len() < 5, "a login loop: {visited:?}");
         let landing = browser
             .follow_until(&to_replica(next).unwrap(), |u| {
                 u.port() == Some(public_port)
             })
             .await;
         if landing.status.is_redirection() {
+            visited.push(landing.url.to_string());
             next = landing.url;
             continue;
         }
@@ -318,8 +321,10 @@ async fn quickstart_refuses_a_profile_it_cannot_meet() {
             .env("OIDC_PROFILE", profile)
             .stdin(Stdio::null())
             .kill_on_drop(true)
-            .output()
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(30), output)
             .await
+            .unwrap_or_else(|_| panic!("{profile}: the quickstart should stop at once"))
             .expect("quickstart runs");
         assert!(!output.status.success(), "{profile}");
         let text = format!(
