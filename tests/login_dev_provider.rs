@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use serde_json::json;
 use support::app::{set_cookies, start_app, Browser, Landing, TestApp};
 use tower_oidc::dev::{DevProvider, Fault, IdTokenFault};
 use tower_oidc::{ClientAuth, ConfigBuilder, ConfigError};
@@ -864,4 +865,12 @@ async fn signed_userinfo_is_verified() {
 #[tokio::test]
 async fn signed_userinfo_with_a_bad_signature_is_refused() {
     assert_login_refused(Fault::SignedUserinfoBadSignature, StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn signed_userinfo_of_another_issuer_or_for_another_client_is_refused() {
+    let other_issuer = Fault::SignedUserinfoClaims(json!({ "iss": "https://evil.example.com" }));
+    assert_login_refused(other_issuer, StatusCode::BAD_REQUEST).await;
+    let other_client = Fault::SignedUserinfoClaims(json!({ "aud": ["someone-else"] }));
+    assert_login_refused(other_client, StatusCode::BAD_REQUEST).await;
 }

@@ -942,6 +942,9 @@ pub enum Fault {
     SignedUserinfo,
     /// Like [`Fault::SignedUserinfo`], but the signature is broken.
     SignedUserinfoBadSignature,
+    /// Like [`Fault::SignedUserinfo`], with these claims set over the signed ones (another
+    /// `iss` or `aud`, say).
+    SignedUserinfoClaims(serde_json::Value),
     /// The token endpoint answers `400` with `{"error": <code>}`.
     TokenError(String),
     /// The authorization endpoint redirects back with `error=<code>` (plus `state` and

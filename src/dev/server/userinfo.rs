@@ -6,7 +6,7 @@ use axum::extract::State as AxState;
 use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::response::{fixed_answer, json_response};
 use super::{now, token_key, Fault, St};
@@ -128,11 +128,16 @@ pub(super) async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
             state.faults.contains(&Fault::UserinfoSubMismatch),
         )
     };
-    let (signed, broken) = {
+    let (signed, broken, overrides) = {
         let state = s.state();
+        let overrides = state.faults.iter().find_map(|f| match f {
+            Fault::SignedUserinfoClaims(Value::Object(claims)) => Some(claims.clone()),
+            _ => None,
+        });
         (
-            state.faults.contains(&Fault::SignedUserinfo),
+            state.faults.contains(&Fault::SignedUserinfo) || overrides.is_some(),
             state.faults.contains(&Fault::SignedUserinfoBadSignature),
+            overrides,
         )
     };
     if !scope.iter().any(|s| s == "openid") {
@@ -157,6 +162,9 @@ pub(super) async fn userinfo(AxState(s): St, headers: HeaderMap) -> Response {
             claims["tid"] = json!(tid);
         }
         claims["aud"] = json!(client_id);
+        for (name, value) in overrides.into_iter().flatten() {
+            claims[name] = value;
+        }
         let Some(mut jwt) = s.sign_jwt("JWT", &claims) else {
             return bearer_error(StatusCode::INTERNAL_SERVER_ERROR, None, "signing failed");
         };
