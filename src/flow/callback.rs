@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::dpop::key::DpopKey;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::flow::id_token;
+use crate::flow::login::login_link;
 use crate::flow::provider_calls::{self, Tokens, UserinfoFailure};
 use crate::hook::{AppData, Login};
 use crate::response::{self, caller_kind, Answer};
@@ -308,24 +309,6 @@ pub(crate) async fn run_login_hook(
                 )))
             }
         },
-    }
-}
-
-/// A link that starts a login at this provider (named when it is one of several).
-fn login_link(shared: &Shared, return_to: Option<&str>) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    if !shared.name.is_empty() {
-        query.append_pair("provider", &shared.name);
-    }
-    if let Some(return_to) = return_to {
-        query.append_pair("return_to", return_to);
-    }
-    let query = query.finish();
-    let login = shared.paths.public(&shared.paths.login);
-    if query.is_empty() {
-        login
-    } else {
-        format!("{login}?{query}")
     }
 }
 

@@ -187,7 +187,7 @@ pub(crate) fn start(
                     }
                 }
                 // Nothing was stored: the same link starts the same login again.
-                let again = login_link(&shared, &prepared.tx.return_to);
+                let again = login_link(&shared, Some(&prepared.tx.return_to));
                 response::error_answer(
                     CallerKind::Navigation,
                     err,
@@ -199,18 +199,23 @@ pub(crate) fn start(
     }))
 }
 
-/// The layer's login route that returns to `return_to`.
-fn login_link(shared: &Shared, return_to: &str) -> String {
+/// A link that starts a login at this provider (named when it is one of several), back to
+/// `return_to` when given; the public path (with the external prefix).
+pub(crate) fn login_link(shared: &Shared, return_to: Option<&str>) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     if !shared.name.is_empty() {
         query.append_pair("provider", &shared.name);
     }
-    query.append_pair("return_to", return_to);
-    format!(
-        "{}?{}",
-        shared.paths.public(&shared.paths.login),
-        query.finish()
-    )
+    if let Some(return_to) = return_to {
+        query.append_pair("return_to", return_to);
+    }
+    let query = query.finish();
+    let login = shared.paths.public(&shared.paths.login);
+    if query.is_empty() {
+        login
+    } else {
+        format!("{login}?{query}")
+    }
 }
 
 /// A login about to start: its transaction, its cookie slot, and the authorization
@@ -400,7 +405,7 @@ pub(crate) fn login_required(
                     headers,
                 );
             }
-            return response::redirect(&login_link(shared, &shared.paths.public(return_to)));
+            return response::redirect(&login_link(shared, Some(&shared.paths.public(return_to))));
         }
         let return_to = shared.paths.public(return_to);
         return match prepare(shared, headers, held, return_to, Vec::new()) {
