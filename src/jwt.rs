@@ -130,6 +130,10 @@ pub(crate) struct Header {
     /// header has the member, even `null`.
     #[serde(default, deserialize_with = "present")]
     crit: Option<serde::de::IgnoredAny>,
+    /// The public key the signer embedded (DPoP proofs, RFC 9449 §4.2); never used to verify
+    /// anything else.
+    #[serde(default)]
+    pub(crate) jwk: Option<serde_json::Value>,
 }
 
 /// `Some` for a member that is present, whatever its value.

@@ -89,12 +89,6 @@ pub(crate) struct Expected<'a> {
 }
 
 #[derive(Deserialize)]
-struct ProofHeader {
-    #[serde(default)]
-    jwk: Option<Value>,
-}
-
-#[derive(Deserialize)]
 struct Claims {
     #[serde(default)]
     jti: Option<String>,
@@ -132,13 +126,7 @@ pub(crate) fn check(
         return Err(ProofError::Type);
     }
     jws.alg(PROOF_ALGS).map_err(|_| ProofError::Alg)?;
-    let header_part = proof.split('.').next().unwrap_or_default();
-    let header: ProofHeader = URL_SAFE_NO_PAD
-        .decode(header_part)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or(ProofError::Malformed)?;
-    let jwk = header.jwk.ok_or(ProofError::Key)?;
+    let jwk = jws.header.jwk.clone().ok_or(ProofError::Key)?;
     let object = jwk.as_object().ok_or(ProofError::Key)?;
     if PRIVATE_MEMBERS.iter().any(|m| object.contains_key(*m)) {
         return Err(ProofError::Key);
