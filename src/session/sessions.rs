@@ -151,9 +151,13 @@ impl Sessions {
     /// keys for this cookie name, naming the issuer of the provider whose key opened it.
     /// Expiry, idleness and revocation are not checked.
     fn open_authentic(&self, value: &[u8]) -> Option<SessionRef> {
-        let (bytes, provider) = self
-            .session_sealer
-            .open_bytes_for(&self.cookies.session, value)?;
+        self.open_sealed(&self.cookies.session, value)
+    }
+
+    /// A session sealed under `name` (a cookie's, or a stored session's): opened by one of our
+    /// keys, naming the issuer of the provider whose key opened it.
+    pub(crate) fn open_sealed(&self, name: &str, value: &[u8]) -> Option<SessionRef> {
+        let (bytes, provider) = self.session_sealer.open_bytes_for(name, value)?;
         let session = SessionRef::parse(bytes)?;
         let issuer = self.issuers.get(provider)?;
         issuer.accepts(session.issuer()).then_some(session)
