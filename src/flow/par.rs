@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use url::Url;
 
-use super::provider_calls::printable;
+use super::provider_calls::{printable, status_not_now, OAuthError};
 use crate::client_auth::ClientAuth;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::shared::Shared;
@@ -16,13 +16,6 @@ const MAX_REQUEST_URI: usize = 1024;
 #[derive(Deserialize)]
 struct Pushed {
     request_uri: String,
-}
-
-#[derive(Deserialize)]
-struct RawError {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
 }
 
 /// Pushes `params` to `endpoint`; the provider's `request_uri` for them.
@@ -50,34 +43,33 @@ pub(crate) async fn push(
         .await?;
     let unavailable = |message: String| AuthError::new(AuthErrorKind::ProviderUnavailable, message);
     let refused = |message: String| AuthError::new(AuthErrorKind::ProviderError, message);
-    if status.is_server_error()
-        || status == http::StatusCode::TOO_MANY_REQUESTS
-        || status == http::StatusCode::REQUEST_TIMEOUT
-    {
+    if status_not_now(status) {
         return Err(unavailable(format!(
             "the pushed authorization request endpoint answered HTTP {status}"
         )));
     }
     if !status.is_success() {
-        return Err(match serde_json::from_slice::<RawError>(&body) {
-            Ok(e) if ["temporarily_unavailable", "server_error"].contains(&e.error.as_str()) => {
-                unavailable(format!(
-                    "the pushed authorization request endpoint is unavailable: {}",
-                    printable(&e.error)
-                ))
-            }
-            Ok(e) => refused(match e.error_description {
-                Some(description) => format!(
-                    "the identity provider refused the login request: {} ({})",
-                    printable(&e.error),
-                    printable(&description)
-                ),
-                None => format!(
-                    "the identity provider refused the login request: {}",
-                    printable(&e.error)
-                ),
-            }),
-            Err(_) => refused(format!(
+        return Err(match OAuthError::of(&body) {
+            OAuthError::NotNow(code) => unavailable(format!(
+                "the pushed authorization request endpoint is unavailable: {}",
+                printable(&code)
+            )),
+            OAuthError::Refused {
+                code,
+                description: Some(description),
+            } => refused(format!(
+                "the identity provider refused the login request: {} ({})",
+                printable(&code),
+                printable(&description)
+            )),
+            OAuthError::Refused {
+                code,
+                description: None,
+            } => refused(format!(
+                "the identity provider refused the login request: {}",
+                printable(&code)
+            )),
+            OAuthError::Unreadable => refused(format!(
                 "the identity provider refused the login request (HTTP {status})"
             )),
         });

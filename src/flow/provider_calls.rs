@@ -120,6 +120,42 @@ struct RawTokens {
 #[derive(Deserialize)]
 struct RawError {
     error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// Whether an HTTP status says "not now" (a server error, `429`, `408`): the request may
+/// succeed later, so nothing is concluded from it.
+pub(crate) fn status_not_now(status: http::StatusCode) -> bool {
+    status.is_server_error()
+        || status == http::StatusCode::TOO_MANY_REQUESTS
+        || status == http::StatusCode::REQUEST_TIMEOUT
+}
+
+/// What an OAuth endpoint's error answer (not 2xx, not [`status_not_now`]) says.
+pub(crate) enum OAuthError {
+    /// `temporarily_unavailable` or `server_error`: try again later.
+    NotNow(String),
+    /// Any other OAuth error: the provider refuses the request.
+    Refused {
+        code: String,
+        description: Option<String>,
+    },
+    /// No OAuth error object.
+    Unreadable,
+}
+
+impl OAuthError {
+    pub(crate) fn of(body: &[u8]) -> Self {
+        match serde_json::from_slice::<RawError>(body) {
+            Ok(e) if NOT_NOW.contains(&e.error.as_str()) => Self::NotNow(e.error),
+            Ok(e) => Self::Refused {
+                code: e.error,
+                description: e.error_description,
+            },
+            Err(_) => Self::Unreadable,
+        }
+    }
 }
 
 fn unavailable(message: String) -> AuthError {
@@ -265,33 +301,28 @@ async fn token_request(
     let garbled = |message: String| {
         TokenFailure::Garbled(AuthError::new(AuthErrorKind::InvalidCallback, message))
     };
-    if status.is_server_error()
-        || status == http::StatusCode::TOO_MANY_REQUESTS
-        || status == http::StatusCode::REQUEST_TIMEOUT
-    {
+    if status_not_now(status) {
         return Err(TokenFailure::Unavailable(unavailable(format!(
             "token endpoint answered HTTP {status}"
         ))));
     }
     if !status.is_success() {
-        return Err(match serde_json::from_slice::<RawError>(&body) {
-            Ok(e) if NOT_NOW.contains(&e.error.as_str()) => {
-                TokenFailure::Unavailable(unavailable(format!(
-                    "the token endpoint is unavailable: {} (HTTP {status})",
-                    printable(&e.error)
-                )))
-            }
-            Ok(e) => TokenFailure::Refused {
+        return Err(match OAuthError::of(&body) {
+            OAuthError::NotNow(code) => TokenFailure::Unavailable(unavailable(format!(
+                "the token endpoint is unavailable: {} (HTTP {status})",
+                printable(&code)
+            ))),
+            OAuthError::Refused { code, .. } => TokenFailure::Refused {
                 error: AuthError::new(
                     AuthErrorKind::InvalidCallback,
                     format!(
                         "the token endpoint refused the request: {}",
-                        printable(&e.error)
+                        printable(&code)
                     ),
                 ),
-                code: e.error,
+                code,
             },
-            Err(_) => garbled(format!(
+            OAuthError::Unreadable => garbled(format!(
                 "the token endpoint refused the request: HTTP {status}"
             )),
         });
@@ -419,10 +450,7 @@ pub(crate) async fn fetch_userinfo(
     let body = read_limited(res)
         .await
         .map_err(|e| unusable(unavailable(format!("userinfo answer unreadable: {e}"))))?;
-    if status.is_server_error()
-        || status == http::StatusCode::TOO_MANY_REQUESTS
-        || status == http::StatusCode::REQUEST_TIMEOUT
-    {
+    if status_not_now(status) {
         return Err(unusable(unavailable(format!(
             "userinfo endpoint answered HTTP {status}"
         ))));
